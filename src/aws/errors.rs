@@ -1,0 +1,76 @@
+//! SDK errors -> [`Failure`]: the AWS error code and message when the service answered,
+//! a transport message naming the endpoint when it did not.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::Failure;
+
+impl<E, R> From<SdkError<E, R>> for Failure
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        let (code, message) = match &err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                (
+                    e.code().unwrap_or("Unknown").to_string(),
+                    format!(
+                        "{}: {}",
+                        e.code().unwrap_or("Unknown"),
+                        e.message().unwrap_or("(no message)")
+                    ),
+                )
+            }
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
+                "Transport".to_string(),
+                format!(
+                    "could not reach AWS ({}); check the endpoint, the network and AWS_ENDPOINT_URL",
+                    chain(&err)
+                ),
+            ),
+            SdkError::ConstructionFailure(_) => (
+                "Credentials".to_string(),
+                format!(
+                    "could not sign or build the request ({}); check the AWS credentials (AWS_PROFILE, `aws sso login`, AWS_ACCESS_KEY_ID)",
+                    chain(&err)
+                ),
+            ),
+            _ => ("Sdk".to_string(), chain(&err)),
+        };
+        Failure {
+            code,
+            message,
+            source: Some(Box::new(err)),
+        }
+    }
+}
+
+/// The error and its causes on one line.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Codes meaning "it is not there", across the services used here.
+pub fn is_not_found(f: &Failure) -> bool {
+    f.code.ends_with(".NotFound")
+        || f.code.ends_with("NotFound")
+        || matches!(
+            f.code.as_str(),
+            "NotFoundException" | "NoSuchEntity" | "ResourceNotFoundException"
+        )
+}

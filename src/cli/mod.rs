@@ -1,0 +1,215 @@
+//! Command-line parsing and the thin subcommands. Raw arguments and the process
+//! environment are read here, once, into settings.
+
+mod apply;
+mod graph;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::exit;
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tap-provision",
+    version,
+    about = "Builds, checks and repairs the AWS infrastructure of the TAP payment platform",
+    long_about = "Builds, checks and repairs the AWS infrastructure of the TAP payment platform by calling \
+the AWS APIs directly. Live AWS is the only state: resources are found again by their tags.\n\n\
+Exit codes: 0 success or no changes, 1 error, 2 changes or drift present (plan, drift), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print one JSON object per line on stdout (events and the result), nothing else there
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print progress as plain lines even on a terminal (no live view, no colour)
+    #[arg(long, global = true)]
+    pub plain: bool,
+
+    /// More log detail on stderr (-v: info, -vv: debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EnvArgs {
+    /// Environment name: reads <config-dir>/<env>.toml
+    #[arg(short, long, value_name = "NAME")]
+    pub env: String,
+
+    /// Directory holding the environment files
+    #[arg(long, value_name = "DIR", default_value = "config")]
+    pub config_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Most nodes issuing AWS calls at once (readiness waits do not count)
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build or converge the environment; a converged environment is left untouched
+    Up {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Remove the environment in reverse dependency order, keeping data unless told otherwise
+    Down {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Also destroy data: schedule the KMS key's deletion (after encryption.key_deletion_window_days)
+        #[arg(long)]
+        destroy_data: bool,
+        /// Turn off deletion protection on protected resources before deleting them
+        #[arg(long)]
+        disable_protection: bool,
+    },
+    /// Show what `up` would change (not available yet)
+    Plan {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Report differences between live AWS and the config; exit 2 when there are any (not available yet)
+    Drift {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Put back whatever drifted (not available yet)
+    Repair {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Show the environment's endpoints and health (not available yet)
+    Status {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Check the environment file offline; makes no AWS call
+    Validate {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Print the step graph: solid edges need identifiers, dashed edges readiness
+    Graph {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// Everything resolved from arguments and the process environment.
+pub struct Settings {
+    pub format: Format,
+    /// Standard input and standard error are a terminal: prompts and live progress allowed.
+    pub interactive: bool,
+    /// `AWS_ENDPOINT_URL`, which wins over the environment file's `endpoint`.
+    pub endpoint_env: Option<String>,
+}
+
+impl Settings {
+    fn resolve(cli: &Cli) -> Settings {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let format = if cli.json {
+            Format::Json
+        } else if cli.plain || !stderr_tty || dumb {
+            Format::Plain
+        } else {
+            Format::Human
+        };
+        Settings {
+            format,
+            interactive: stderr_tty && std::io::stdin().is_terminal(),
+            endpoint_env: std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "tap_provision=info",
+        _ => "tap_provision=debug,aws_smithy_runtime=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parses the arguments, runs the command and returns the exit code.
+pub fn main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let settings = Settings::resolve(&cli);
+    match cli.command {
+        Command::Validate { env } => validate::run(&env, &settings),
+        Command::Graph { env, format } => graph::run(&env, format),
+        Command::Plan { .. } => not_yet("plan", "drift detection"),
+        Command::Drift { .. } => not_yet("drift", "drift detection"),
+        Command::Repair { .. } => not_yet("repair", "drift detection"),
+        Command::Status { .. } => not_yet("status", "the data tier"),
+        Command::Up { env, run } => runtime()?.block_on(apply::up(&env, &run, &settings)),
+        Command::Down {
+            env,
+            run,
+            destroy_data,
+            disable_protection,
+        } => runtime()?.block_on(apply::down(
+            &env,
+            &run,
+            apply::DownOptions {
+                destroy_data,
+                disable_protection,
+            },
+            &settings,
+        )),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn not_yet(verb: &str, with: &str) -> anyhow::Result<i32> {
+    anyhow::bail!(
+        "`tap-provision {verb}` is not available yet: it arrives with {with} (see \"Roadmap\" in README.md). \
+Nothing was read or changed. `up` converges an environment and reports every change it makes."
+    );
+    #[allow(unreachable_code)]
+    Ok(exit::ERROR)
+}

@@ -1,0 +1,196 @@
+//! Environment configuration: `config/<env>.toml` -> a validated [`EnvConfig`].
+//!
+//! Pure: no AWS SDK, no tokio. Every problem in a file is reported at once, each naming the
+//! file, the key and what is expected, before the first AWS call is made.
+
+mod cidr;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use cidr::Ipv4Cidr;
+
+/// One problem found in an environment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `services.backend.image`; empty for whole-file problems.
+    pub key: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+/// Every problem found in one environment file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {} problem{} in the environment file",
+            self.file.display(),
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            if p.key.is_empty() {
+                write!(f, "\n  - {}", p.message)?;
+            } else {
+                write!(f, "\n  - {}: {}", p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A validated environment: everything the step graph is built from.
+#[derive(Debug, Clone)]
+pub struct EnvConfig {
+    /// The file this came from, for messages.
+    pub file: PathBuf,
+    /// Environment name, e.g. `prod` (the file's stem).
+    pub env: String,
+    /// Project name, e.g. `tap`.
+    pub project: String,
+    pub region: String,
+    /// Endpoint override from the file (an emulator); `AWS_ENDPOINT_URL` wins over it.
+    pub endpoint: Option<String>,
+    pub cost_center: String,
+    /// A protected environment asks before `up` on a terminal and needs NAT per AZ.
+    pub protected: bool,
+    pub domain: String,
+    pub alert_emails: Vec<String>,
+    pub network: Network,
+    pub encryption: Encryption,
+    pub services: Services,
+    /// Upper bound for any single readiness wait.
+    pub wait_timeout: Duration,
+}
+
+impl EnvConfig {
+    /// `<project>-<env>`, the environment's identity on every resource.
+    pub fn full_name(&self) -> String {
+        format!("{}-{}", self.project, self.env)
+    }
+
+    /// The KMS alias of the environment's customer-managed key.
+    pub fn kms_alias(&self) -> String {
+        format!("alias/{}", self.full_name())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc_cidr: Ipv4Cidr,
+    pub zones: Vec<Zone>,
+    /// 1, or one per zone.
+    pub nat_gateways: usize,
+    pub flow_logs_retention_days: i32,
+}
+
+impl Network {
+    /// The zone whose NAT gateway serves `zone_index`'s private subnet.
+    pub fn nat_zone_for(&self, zone_index: usize) -> usize {
+        if self.nat_gateways >= self.zones.len() {
+            zone_index
+        } else {
+            0
+        }
+    }
+}
+
+/// One availability zone and the three subnets the environment has in it.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// AZ name, e.g. `eu-west-1a`.
+    pub name: String,
+    /// Position letter used in node ids (`a`, `b`, ...), independent of the AZ's own letter.
+    pub suffix: char,
+    pub public: Ipv4Cidr,
+    pub private: Ipv4Cidr,
+    pub isolated: Ipv4Cidr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// Waiting period when `down --destroy-data` schedules the key's deletion (7..=30).
+    pub key_deletion_window_days: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub frontend: Service,
+    pub backend: Service,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub image: String,
+    pub min_tasks: u32,
+    pub max_tasks: u32,
+}
+
+/// Reads and validates `<dir>/<env>.toml`.
+pub fn load(dir: &Path, env: &str) -> Result<EnvConfig, ConfigError> {
+    let file = dir.join(format!("{env}.toml"));
+    let fail = |message: String| ConfigError {
+        file: file.clone(),
+        problems: vec![Problem {
+            key: String::new(),
+            message,
+        }],
+    };
+    if !valid_env_name(env) {
+        return Err(fail(format!(
+            "environment name `{env}` is not valid: use 1-20 lowercase letters, digits or `-`"
+        )));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        let hint = match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let p = e.path();
+                        (p.extension()? == "toml")
+                            .then(|| p.file_stem()?.to_str().map(str::to_owned))
+                            .flatten()
+                    })
+                    .collect();
+                names.sort();
+                format!("; environments in {}: {}", dir.display(), names.join(", "))
+            }
+            Err(_) => format!("; pass --config-dir to say where the environment files are"),
+        };
+        fail(format!("cannot read the file: {e}{hint}"))
+    })?;
+    parse(&file, env, &text)
+}
+
+/// Parses and validates the text of an environment file (pure; used by `load` and tests).
+pub fn parse(file: &Path, env: &str, text: &str) -> Result<EnvConfig, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        problems: vec![raw::problem_from_toml(&e)],
+    })?;
+    validate::validate(file, env, raw).map_err(|problems| ConfigError {
+        file: file.to_path_buf(),
+        problems,
+    })
+}
+
+fn valid_env_name(env: &str) -> bool {
+    (1..=20).contains(&env.len())
+        && env
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !env.starts_with('-')
+        && !env.ends_with('-')
+}

@@ -1,0 +1,138 @@
+//! The file's shape as serde reads it: unknown keys rejected, defaults applied.
+
+use serde::Deserialize;
+
+use super::Problem;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub project: String,
+    pub region: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub cost_center: String,
+    #[serde(default)]
+    pub protected: bool,
+    pub domain: String,
+    #[serde(default)]
+    pub alert_emails: Vec<String>,
+    pub network: RawNetwork,
+    #[serde(default)]
+    pub encryption: RawEncryption,
+    pub services: RawServices,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    #[serde(default = "default_vpc_cidr")]
+    pub vpc_cidr: String,
+    #[serde(default = "default_az_count")]
+    pub availability_zones: i64,
+    /// Explicit AZ names; default: the region's first letters (`<region>a`, `<region>b`, ...).
+    #[serde(default)]
+    pub zone_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub nat_gateways: Option<i64>,
+    #[serde(default)]
+    pub public_subnets: Option<Vec<String>>,
+    #[serde(default)]
+    pub private_subnets: Option<Vec<String>>,
+    #[serde(default)]
+    pub isolated_subnets: Option<Vec<String>>,
+    #[serde(default = "default_retention")]
+    pub flow_logs_retention_days: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    #[serde(default = "default_deletion_window")]
+    pub key_deletion_window_days: i64,
+}
+
+impl Default for RawEncryption {
+    fn default() -> Self {
+        RawEncryption {
+            key_deletion_window_days: default_deletion_window(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServices {
+    pub frontend: RawService,
+    pub backend: RawService,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub image: String,
+    #[serde(default = "default_min_tasks")]
+    pub min_tasks: i64,
+    #[serde(default = "default_max_tasks")]
+    pub max_tasks: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    #[serde(default = "default_wait")]
+    pub wait_seconds: i64,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        RawTimeouts {
+            wait_seconds: default_wait(),
+        }
+    }
+}
+
+fn default_vpc_cidr() -> String {
+    "10.0.0.0/16".into()
+}
+fn default_az_count() -> i64 {
+    3
+}
+fn default_retention() -> i64 {
+    30
+}
+fn default_deletion_window() -> i64 {
+    30
+}
+fn default_min_tasks() -> i64 {
+    3
+}
+fn default_max_tasks() -> i64 {
+    20
+}
+fn default_wait() -> i64 {
+    1200
+}
+
+/// Turns a TOML or shape error into a problem naming the key where toml says which.
+pub fn problem_from_toml(e: &toml::de::Error) -> Problem {
+    // toml's Display carries the line, a caret under the offending text and the message.
+    let message = e.message().to_string();
+    let key = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
+        .unwrap_or("")
+        .to_string();
+    let expected = if message.starts_with("unknown field") {
+        "; remove it or check its spelling (see the config reference in README.md)"
+    } else {
+        ""
+    };
+    Problem {
+        key,
+        message: format!("{}{expected}", e.to_string().trim_end()),
+    }
+}

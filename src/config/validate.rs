@@ -1,0 +1,507 @@
+//! Semantic checks on a parsed file. Collects every problem instead of stopping at the first.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawService};
+use super::{EnvConfig, Ipv4Cidr, Network, Problem, Service, Services, Zone};
+
+/// Retention values CloudWatch Logs accepts (PutRetentionPolicy).
+const LOG_RETENTION_DAYS: &[i64] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Tags that name a moving target rather than one build.
+const MUTABLE_TAGS: &[&str] = &[
+    "latest",
+    "stable",
+    "main",
+    "master",
+    "dev",
+    "develop",
+    "edge",
+    "nightly",
+    "prod",
+    "production",
+    "staging",
+    "current",
+    "release",
+    "head",
+    "test",
+    "canary",
+    "beta",
+    "alpha",
+    "lts",
+    "mainline",
+    "unstable",
+];
+
+struct Collector(Vec<Problem>);
+
+impl Collector {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec<Problem>> {
+    let mut p = Collector(Vec::new());
+
+    if !is_dns_label(&raw.project) || raw.project.len() > 12 {
+        p.add(
+            "project",
+            format!(
+                "`{}` is not a valid project name: use 1-12 lowercase letters, digits or `-`",
+                raw.project
+            ),
+        );
+    }
+    if !is_region(&raw.region) {
+        p.add(
+            "region",
+            format!(
+                "`{}` is not an AWS region name: expected something like `eu-west-1`",
+                raw.region
+            ),
+        );
+    }
+    if let Some(endpoint) = &raw.endpoint {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            p.add(
+                "endpoint",
+                format!("`{endpoint}` is not a URL: expected http://host:port or https://host"),
+            );
+        }
+    }
+    if raw.cost_center.trim().is_empty() || raw.cost_center.len() > 256 {
+        p.add(
+            "cost_center",
+            "must be 1-256 characters (it becomes the CostCenter tag)",
+        );
+    }
+    if !is_domain(&raw.domain) {
+        p.add(
+            "domain",
+            format!(
+                "`{}` is not a domain name: expected lowercase labels separated by dots, e.g. pay.example.com",
+                raw.domain
+            ),
+        );
+    }
+    for (i, email) in raw.alert_emails.iter().enumerate() {
+        if !is_email(email) {
+            p.add(
+                &format!("alert_emails[{i}]"),
+                format!("`{email}` is not an email address: expected name@domain"),
+            );
+        }
+    }
+
+    let network = validate_network(&mut p, &raw, file);
+
+    let window = raw.encryption.key_deletion_window_days;
+    if !(7..=30).contains(&window) {
+        p.add(
+            "encryption.key_deletion_window_days",
+            format!("{window} is out of range: KMS accepts 7 to 30 days"),
+        );
+    }
+
+    let frontend = validate_service(&mut p, "services.frontend", &raw.services.frontend);
+    let backend = validate_service(&mut p, "services.backend", &raw.services.backend);
+
+    let wait = raw.timeouts.wait_seconds;
+    if !(10..=7200).contains(&wait) {
+        p.add(
+            "timeouts.wait_seconds",
+            format!("{wait} is out of range: expected 10 to 7200 seconds"),
+        );
+    }
+
+    match (network, p.0.is_empty()) {
+        (Some(network), true) => Ok(EnvConfig {
+            file: file.to_path_buf(),
+            env: env.to_string(),
+            project: raw.project,
+            region: raw.region,
+            endpoint: raw.endpoint,
+            cost_center: raw.cost_center,
+            protected: raw.protected,
+            domain: raw.domain,
+            alert_emails: raw.alert_emails,
+            network,
+            encryption: super::Encryption {
+                key_deletion_window_days: window as i32,
+            },
+            services: Services { frontend, backend },
+            wait_timeout: Duration::from_secs(wait as u64),
+        }),
+        _ => Err(p.0),
+    }
+}
+
+fn validate_service(p: &mut Collector, key: &str, raw: &RawService) -> Service {
+    if let Err(e) = check_image(&raw.image) {
+        p.add(&format!("{key}.image"), e);
+    }
+    if raw.min_tasks < 1 {
+        p.add(
+            &format!("{key}.min_tasks"),
+            format!("{} must be at least 1", raw.min_tasks),
+        );
+    }
+    if raw.max_tasks > 1000 {
+        p.add(
+            &format!("{key}.max_tasks"),
+            format!("{} must be at most 1000", raw.max_tasks),
+        );
+    }
+    if raw.min_tasks > raw.max_tasks {
+        p.add(
+            &format!("{key}.min_tasks"),
+            format!(
+                "min_tasks ({}) is greater than max_tasks ({}): expected min_tasks <= max_tasks",
+                raw.min_tasks, raw.max_tasks
+            ),
+        );
+    }
+    Service {
+        image: raw.image.clone(),
+        min_tasks: raw.min_tasks.clamp(0, u32::MAX.into()) as u32,
+        max_tasks: raw.max_tasks.clamp(0, u32::MAX.into()) as u32,
+    }
+}
+
+/// Accepts `repo@sha256:<64 hex>` and `repo:<version>` where the version is semver-like
+/// (`1.2.3`, `v1.2.3-alpine`) or a commit id (7-40 hex digits). Everything else names a tag
+/// that can move under a running service.
+pub fn check_image(image: &str) -> Result<(), String> {
+    if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+        return Err(format!("`{image}` is not an image reference"));
+    }
+    if let Some((_, digest)) = image.split_once('@') {
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        return if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{image}` has a malformed digest: expected @sha256: followed by 64 hex digits"
+            ))
+        };
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let Some((_, tag)) = last.split_once(':') else {
+        return Err(format!(
+            "`{image}` has no tag, which means `latest`: pin a version (e.g. `{image}:1.4.2`) or a digest (`@sha256:...`)"
+        ));
+    };
+    if MUTABLE_TAGS.contains(&tag.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "`{image}` uses the mutable tag `{tag}`: pin a version (e.g. `:1.4.2`) or a digest (`@sha256:...`)"
+        ));
+    }
+    if is_semver_like(tag) || is_commit_id(tag) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{image}` has the tag `{tag}`, which does not look like a version: use MAJOR.MINOR.PATCH (e.g. `:1.4.2`), a commit id, or a digest (`@sha256:...`)"
+        ))
+    }
+}
+
+fn is_semver_like(tag: &str) -> bool {
+    let t = tag.strip_prefix('v').unwrap_or(tag);
+    let end = t.find(['-', '+']).unwrap_or(t.len());
+    let (core, rest) = t.split_at(end);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && rest
+            .chars()
+            .skip(1)
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && (rest.is_empty() || rest.len() > 1)
+}
+
+fn is_commit_id(tag: &str) -> bool {
+    (7..=40).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn validate_network(p: &mut Collector, raw: &RawConfig, _file: &Path) -> Option<Network> {
+    let n = &raw.network;
+    let before = p.0.len();
+    let vpc: Option<Ipv4Cidr> = match n.vpc_cidr.parse::<Ipv4Cidr>() {
+        Ok(c) if (16..=24).contains(&c.prefix()) => Some(c),
+        Ok(c) => {
+            p.add(
+                "network.vpc_cidr",
+                format!("{c} has prefix /{}: a VPC takes /16 to /24", c.prefix()),
+            );
+            None
+        }
+        Err(e) => {
+            p.add("network.vpc_cidr", e);
+            None
+        }
+    };
+    let count = n.availability_zones;
+    if !(2..=6).contains(&count) {
+        p.add(
+            "network.availability_zones",
+            format!("{count} is out of range: expected 2 to 6 availability zones"),
+        );
+        return None;
+    }
+    let count = count as usize;
+
+    let zone_names: Vec<String> = match &n.zone_names {
+        Some(names) => {
+            if names.len() != count {
+                p.add(
+                    "network.zone_names",
+                    format!(
+                        "lists {} zones but availability_zones is {count}: give exactly one name per zone",
+                        names.len()
+                    ),
+                );
+            }
+            for (i, z) in names.iter().enumerate() {
+                if !z.starts_with(&raw.region) || z.len() <= raw.region.len() {
+                    p.add(
+                        &format!("network.zone_names[{i}]"),
+                        format!("`{z}` is not a zone of region `{}`", raw.region),
+                    );
+                }
+            }
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted.len() != names.len() {
+                p.add(
+                    "network.zone_names",
+                    "lists a zone twice: each subnet tier needs distinct zones",
+                );
+            }
+            names.clone()
+        }
+        None => (0..count)
+            .map(|i| format!("{}{}", raw.region, (b'a' + i as u8) as char))
+            .collect(),
+    };
+
+    let nat = n.nat_gateways.unwrap_or(count as i64);
+    if nat != 1 && nat != count as i64 {
+        p.add(
+            "network.nat_gateways",
+            format!("{nat} is not allowed: expected {count} (one per zone) or 1"),
+        );
+    } else if raw.protected && nat != count as i64 {
+        p.add(
+            "network.nat_gateways",
+            format!(
+                "a protected environment needs one NAT gateway per zone ({count}), so losing a zone does not cut the others off"
+            ),
+        );
+    }
+
+    if !LOG_RETENTION_DAYS.contains(&n.flow_logs_retention_days) {
+        p.add(
+            "network.flow_logs_retention_days",
+            format!(
+                "{} is not a CloudWatch Logs retention: expected one of {LOG_RETENTION_DAYS:?}",
+                n.flow_logs_retention_days
+            ),
+        );
+    }
+
+    let vpc = vpc?;
+    // Default layout, stable when the zone count changes: public /24 #0-5, private /24 #6-11,
+    // isolated /26s packed into /24 #12-13.
+    let tiers: [(&str, &Option<Vec<String>>, u8, u32); 3] = [
+        ("public_subnets", &n.public_subnets, 24, 0),
+        ("private_subnets", &n.private_subnets, 24, 6),
+        ("isolated_subnets", &n.isolated_subnets, 26, 12 * 4),
+    ];
+    let mut blocks: Vec<Vec<Ipv4Cidr>> = Vec::new();
+    let mut all: Vec<(String, Ipv4Cidr)> = Vec::new();
+    for (name, given, prefix, offset) in tiers {
+        let key = format!("network.{name}");
+        let mut tier = Vec::new();
+        match given {
+            Some(list) => {
+                if list.len() != count {
+                    p.add(
+                        &key,
+                        format!(
+                            "lists {} blocks but there are {count} zones: give one per zone",
+                            list.len()
+                        ),
+                    );
+                }
+                for (i, s) in list.iter().enumerate() {
+                    match s.parse::<Ipv4Cidr>() {
+                        Ok(c) => {
+                            tier.push(c);
+                            all.push((format!("{key}[{i}]"), c));
+                        }
+                        Err(e) => p.add(&format!("{key}[{i}]"), e),
+                    }
+                }
+            }
+            None => {
+                for i in 0..count {
+                    match vpc.nth_subnet(prefix, offset + i as u32) {
+                        Some(c) => {
+                            tier.push(c);
+                            all.push((format!("{key}[{i}]"), c));
+                        }
+                        None => {
+                            p.add(
+                                &key,
+                                format!(
+                                    "the default layout does not fit in {vpc}: use a /20 or larger VPC, or list the blocks explicitly"
+                                ),
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        blocks.push(tier);
+    }
+    for (key, c) in &all {
+        if !vpc.contains(c) {
+            p.add(key, format!("{c} is not inside the VPC block {vpc}"));
+        }
+        if c.prefix() > 28 {
+            p.add(key, format!("{c} is too small: a subnet takes /16 to /28"));
+        }
+    }
+    for (i, (ka, a)) in all.iter().enumerate() {
+        for (kb, b) in &all[i + 1..] {
+            if a.overlaps(b) {
+                p.add(
+                    kb,
+                    format!("{b} overlaps {a} ({ka}): subnet blocks must not overlap"),
+                );
+            }
+        }
+    }
+    if p.0.len() != before || blocks.iter().any(|t| t.len() != count) || zone_names.len() != count {
+        return None;
+    }
+    let zones = (0..count)
+        .map(|i| Zone {
+            name: zone_names[i].clone(),
+            suffix: (b'a' + i as u8) as char,
+            public: blocks[0][i],
+            private: blocks[1][i],
+            isolated: blocks[2][i],
+        })
+        .collect();
+    Some(Network {
+        vpc_cidr: vpc,
+        zones,
+        nat_gateways: nat as usize,
+        flow_logs_retention_days: n.flow_logs_retention_days as i32,
+    })
+}
+
+fn is_dns_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| is_dns_label(l))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+fn is_email(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+                && is_domain(&domain.to_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images() {
+        for ok in [
+            "nginx:1.27.3",
+            "nginx:1.27.3-alpine",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tap/backend:v2.4.0",
+            "registry:5000/app:1.0.0",
+            "app:3f2c1ab",
+            "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            assert_eq!(check_image(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("nginx:latest", "mutable tag `latest`"),
+            ("nginx:LATEST", "mutable tag"),
+            ("nginx", "no tag"),
+            ("registry:5000/app", "no tag"),
+            ("nginx:stable", "mutable tag"),
+            ("nginx:1.27", "does not look like a version"),
+            ("nginx:mytag", "does not look like a version"),
+            ("nginx@sha256:abc", "malformed digest"),
+            ("", "not an image"),
+        ] {
+            let e = check_image(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_domain("pay.example.com"));
+        assert!(!is_domain("example"));
+        assert!(!is_domain("-a.example.com"));
+        assert!(!is_domain("Pay.example.com"));
+        assert!(is_email("oncall+tap@example.com"));
+        assert!(!is_email("oncall@"));
+        assert!(!is_email("oncall example.com"));
+        assert!(is_region("eu-west-1"));
+        assert!(is_region("us-gov-west-1"));
+        assert!(!is_region("europe"));
+    }
+}

@@ -1,0 +1,253 @@
+//! The step graph: nodes, typed dependency edges, cycle check, rendering.
+//!
+//! Pure: no AWS SDK, no tokio. The payload `T` is whatever the executor runs (resource nodes
+//! in the product, `()` in tests).
+
+mod queue;
+mod render;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use queue::{DependencyQueue, Milestone};
+pub use render::{to_dot, to_mermaid};
+
+/// What a dependent needs from its dependency before it may start.
+///
+/// PLATFORM.md, "When a dependent call may start", says which edge is which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Needs {
+    /// The dependency's identifiers (id, ARN, name): met as soon as its create call returned.
+    Id,
+    /// The dependency's readiness: met after its waiter saw the ready state.
+    Ready,
+}
+
+impl fmt::Display for Needs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Needs::Id => "id",
+            Needs::Ready => "ready",
+        })
+    }
+}
+
+/// Index of a node in its graph.
+pub type NodeIx = usize;
+
+#[derive(Debug)]
+pub struct Node<T> {
+    /// Stable id within the environment, e.g. `nat-a`; also the value of the node tag.
+    pub id: String,
+    /// Resource kind, e.g. `nat_gateway`.
+    pub kind: &'static str,
+    /// Dependencies: (dependency, what is needed of it).
+    pub deps: Vec<(NodeIx, Needs)>,
+    pub payload: T,
+}
+
+/// A validated, acyclic graph.
+#[derive(Debug)]
+pub struct Graph<T> {
+    nodes: Vec<Node<T>>,
+}
+
+/// A problem found while building a graph; every one is collected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("node `{0}` is defined twice")]
+    Duplicate(String),
+    #[error("node `{node}` depends on `{missing}`, which is not in the graph")]
+    Missing { node: String, missing: String },
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+}
+
+/// Collects nodes by id, then checks and freezes them into a [`Graph`].
+pub struct Builder<T> {
+    nodes: Vec<(String, &'static str, Vec<(String, Needs)>, T)>,
+}
+
+impl<T> Default for Builder<T> {
+    fn default() -> Self {
+        Builder { nodes: Vec::new() }
+    }
+}
+
+impl<T> Builder<T> {
+    pub fn add(
+        &mut self,
+        id: impl Into<String>,
+        kind: &'static str,
+        deps: Vec<(String, Needs)>,
+        payload: T,
+    ) {
+        self.nodes.push((id.into(), kind, deps, payload));
+    }
+
+    /// Resolves ids, reports every duplicate and missing dependency, then looks for a cycle.
+    pub fn build(self) -> Result<Graph<T>, Vec<GraphError>> {
+        let mut errors = Vec::new();
+        let mut index = HashMap::new();
+        for (i, (id, ..)) in self.nodes.iter().enumerate() {
+            if index.insert(id.clone(), i).is_some() {
+                errors.push(GraphError::Duplicate(id.clone()));
+            }
+        }
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for (id, kind, deps, payload) in self.nodes {
+            let mut resolved = Vec::new();
+            for (dep, needs) in deps {
+                match index.get(&dep) {
+                    Some(&ix) => resolved.push((ix, needs)),
+                    None => errors.push(GraphError::Missing {
+                        node: id.clone(),
+                        missing: dep,
+                    }),
+                }
+            }
+            nodes.push(Node {
+                id,
+                kind,
+                deps: resolved,
+                payload,
+            });
+        }
+        if errors.is_empty() {
+            if let Some(cycle) = find_cycle(&nodes) {
+                errors.push(GraphError::Cycle(cycle));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Graph { nodes })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl<T> Graph<T> {
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn nodes(&self) -> &[Node<T>] {
+        &self.nodes
+    }
+
+    pub fn node(&self, ix: NodeIx) -> &Node<T> {
+        &self.nodes[ix]
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<NodeIx> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// Dependency edges as (dependent, dependency, needs).
+    pub fn edges(&self) -> impl Iterator<Item = (NodeIx, NodeIx, Needs)> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.deps.iter().map(move |&(d, needs)| (i, d, needs)))
+    }
+
+    /// The queue for building: a node starts when its dependencies' milestones are met.
+    pub fn up_queue(&self) -> DependencyQueue {
+        DependencyQueue::new(self.nodes.len(), self.edges().map(|(n, d, k)| (n, d, k)))
+    }
+
+    /// The queue for tearing down: a node is deleted after every node that depends on it is
+    /// gone, so all edges are reversed and need the dependent's completion.
+    pub fn down_queue(&self) -> DependencyQueue {
+        DependencyQueue::new(
+            self.nodes.len(),
+            self.edges().map(|(n, d, _)| (d, n, Needs::Ready)),
+        )
+    }
+}
+
+/// Depth-first search for a cycle; returns its path (first node repeated at the end).
+fn find_cycle<T>(nodes: &[Node<T>]) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    fn visit<T>(
+        i: usize,
+        nodes: &[Node<T>],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        marks[i] = Mark::OnStack;
+        stack.push(i);
+        for &(d, _) in &nodes[i].deps {
+            match marks[d] {
+                Mark::OnStack => {
+                    let start = stack.iter().position(|&s| s == d).unwrap_or(0);
+                    let mut path: Vec<String> = stack[start..]
+                        .iter()
+                        .map(|&s| nodes[s].id.clone())
+                        .collect();
+                    path.push(nodes[d].id.clone());
+                    return Some(path);
+                }
+                Mark::New => {
+                    if let Some(p) = visit(d, nodes, marks, stack) {
+                        return Some(p);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; nodes.len()];
+    let mut stack = Vec::new();
+    (0..nodes.len()).find_map(|i| {
+        if marks[i] == Mark::New {
+            visit(i, nodes, &mut marks, &mut stack)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(id: &str, needs: Needs) -> (String, Needs) {
+        (id.to_string(), needs)
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let mut b = Builder::default();
+        b.add("a", "k", vec![dep("missing", Needs::Id)], ());
+        b.add("a", "k", vec![], ());
+        let errs = b.build().unwrap_err();
+        assert!(errs.contains(&GraphError::Duplicate("a".into())));
+        assert!(errs
+            .iter()
+            .any(|e| matches!(e, GraphError::Missing { missing, .. } if missing == "missing")));
+    }
+
+    #[test]
+    fn prints_cycle_path() {
+        let mut b = Builder::default();
+        b.add("a", "k", vec![dep("b", Needs::Id)], ());
+        b.add("b", "k", vec![dep("c", Needs::Ready)], ());
+        b.add("c", "k", vec![dep("a", Needs::Id)], ());
+        let errs = b.build().unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].to_string(), "dependency cycle: a -> b -> c -> a");
+    }
+}

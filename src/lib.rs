@@ -1,0 +1,13 @@
+//! tap-provision: builds, checks and repairs the TAP payment platform's AWS infrastructure
+//! by calling the AWS APIs directly, with live AWS (found by tags) as the only state.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod executor;
+pub mod graph;
+pub mod output;
+pub mod resources;
+pub mod stack;

@@ -1,0 +1,364 @@
+//! Security groups with exactly the rules the config gives: a rule added by hand is drift
+//! and `up` revokes it.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, ResourceType, SecurityGroup as AwsSg, UserIdGroupPair,
+};
+
+use super::{single, Ids, NodeCx, Resource};
+use crate::aws::inventory::of_node;
+use crate::aws::tags;
+use crate::diff::{Change, Changes};
+use crate::error::Failure;
+
+/// Where a rule lets traffic come from (ingress) or go to (egress).
+#[derive(Debug, Clone)]
+pub enum Peer {
+    Cidr(String),
+    /// Another security group of the environment, by node id.
+    Group(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub protocol: &'static str,
+    pub port: u16,
+    pub peer: Peer,
+    pub description: &'static str,
+}
+
+pub struct SecurityGroup {
+    pub vpc: String,
+    /// Group name suffix: the group is named `<project>-<env>-<name>`.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub ingress: Vec<Rule>,
+    /// `None` keeps AWS's default allow-all egress; `Some(vec![])` allows no egress.
+    pub egress: Option<Vec<Rule>>,
+}
+
+/// A rule as compared: protocol, port range and peer id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RuleKey {
+    protocol: String,
+    from: Option<i32>,
+    to: Option<i32>,
+    peer: String,
+}
+
+impl fmt::Display for RuleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.protocol.as_str(), self.from, self.to) {
+            ("-1", ..) => write!(f, "all traffic {}", self.peer),
+            (p, Some(a), Some(b)) if a == b => write!(f, "{p}/{a} {}", self.peer),
+            (p, Some(a), Some(b)) => write!(f, "{p}/{a}-{b} {}", self.peer),
+            (p, ..) => write!(f, "{p} {}", self.peer),
+        }
+    }
+}
+
+fn flatten(perms: &[IpPermission]) -> Vec<RuleKey> {
+    let mut out = Vec::new();
+    for p in perms {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        let (from, to) = if protocol == "-1" {
+            (None, None)
+        } else {
+            (p.from_port(), p.to_port())
+        };
+        let key = |peer: String| RuleKey {
+            protocol: protocol.clone(),
+            from,
+            to,
+            peer,
+        };
+        out.extend(
+            p.ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip())
+                .map(|c| key(c.to_string())),
+        );
+        out.extend(
+            p.ipv6_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ipv6())
+                .map(|c| key(c.to_string())),
+        );
+        out.extend(
+            p.user_id_group_pairs()
+                .iter()
+                .filter_map(|g| g.group_id())
+                .map(|g| key(g.to_string())),
+        );
+        out.extend(
+            p.prefix_list_ids()
+                .iter()
+                .filter_map(|l| l.prefix_list_id())
+                .map(|l| key(l.to_string())),
+        );
+    }
+    out.sort();
+    out
+}
+
+fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
+    let mut b = IpPermission::builder().ip_protocol(&rule.protocol);
+    if rule.protocol != "-1" {
+        b = b.set_from_port(rule.from).set_to_port(rule.to);
+    }
+    if rule.peer.starts_with("sg-") {
+        b.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(&rule.peer)
+                .set_description(description.map(String::from))
+                .build(),
+        )
+        .build()
+    } else if rule.peer.starts_with("pl-") {
+        b.prefix_list_ids(
+            aws_sdk_ec2::types::PrefixListId::builder()
+                .prefix_list_id(&rule.peer)
+                .build(),
+        )
+        .build()
+    } else if rule.peer.contains(':') {
+        b.ipv6_ranges(
+            aws_sdk_ec2::types::Ipv6Range::builder()
+                .cidr_ipv6(&rule.peer)
+                .build(),
+        )
+        .build()
+    } else {
+        b.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(&rule.peer)
+                .set_description(description.map(String::from))
+                .build(),
+        )
+        .build()
+    }
+}
+
+impl SecurityGroup {
+    fn group_name(&self, cx: &NodeCx<'_>) -> String {
+        format!("{}-{}", cx.env_full(), self.name)
+    }
+
+    fn resolve(
+        &self,
+        cx: &NodeCx<'_>,
+        rules: &[Rule],
+    ) -> Result<Vec<(RuleKey, &'static str)>, Failure> {
+        let mut out: Vec<(RuleKey, &'static str)> = rules
+            .iter()
+            .map(|r| {
+                let peer = match &r.peer {
+                    Peer::Cidr(c) => c.clone(),
+                    Peer::Group(node) => cx.ids_of(node)?.id,
+                };
+                let port = i32::from(r.port);
+                Ok((
+                    RuleKey {
+                        protocol: r.protocol.to_string(),
+                        from: Some(port),
+                        to: Some(port),
+                        peer,
+                    },
+                    r.description,
+                ))
+            })
+            .collect::<Result<_, Failure>>()?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn want_egress(&self, cx: &NodeCx<'_>) -> Result<Vec<(RuleKey, &'static str)>, Failure> {
+        match &self.egress {
+            Some(rules) => self.resolve(cx, rules),
+            None => Ok(vec![(
+                RuleKey {
+                    protocol: "-1".into(),
+                    from: None,
+                    to: None,
+                    peer: "0.0.0.0/0".into(),
+                },
+                "all outbound",
+            )]),
+        }
+    }
+
+    /// Authorizes what is missing and revokes what is extra, in both directions.
+    async fn converge(
+        &self,
+        cx: &NodeCx<'_>,
+        id: &str,
+        ingress: &[RuleKey],
+        egress: &[RuleKey],
+    ) -> Result<(), Failure> {
+        let ec2 = &cx.cx.clients.ec2;
+        let want_in = self.resolve(cx, &self.ingress)?;
+        let want_out = self.want_egress(cx)?;
+        let add_in: Vec<IpPermission> = want_in
+            .iter()
+            .filter(|(k, _)| !ingress.contains(k))
+            .map(|(k, d)| permission(k, Some(d)))
+            .collect();
+        let del_in: Vec<IpPermission> = ingress
+            .iter()
+            .filter(|h| !want_in.iter().any(|(k, _)| k == *h))
+            .map(|h| permission(h, None))
+            .collect();
+        let add_out: Vec<IpPermission> = want_out
+            .iter()
+            .filter(|(k, _)| !egress.contains(k))
+            .map(|(k, d)| permission(k, Some(d)))
+            .collect();
+        let del_out: Vec<IpPermission> = egress
+            .iter()
+            .filter(|h| !want_out.iter().any(|(k, _)| k == *h))
+            .map(|h| permission(h, None))
+            .collect();
+        if !add_in.is_empty() {
+            ec2.authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(add_in))
+                .send()
+                .await
+                .map_err(|e| Failure::from(e).context("authorizing ingress"))?;
+        }
+        if !del_in.is_empty() {
+            ec2.revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(del_in))
+                .send()
+                .await
+                .map_err(|e| Failure::from(e).context("revoking ingress"))?;
+        }
+        if !add_out.is_empty() {
+            ec2.authorize_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(Some(add_out))
+                .send()
+                .await
+                .map_err(|e| Failure::from(e).context("authorizing egress"))?;
+        }
+        if !del_out.is_empty() {
+            ec2.revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(Some(del_out))
+                .send()
+                .await
+                .map_err(|e| Failure::from(e).context("revoking egress"))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for SecurityGroup {
+    type Observed = AwsSg;
+    const KIND: &'static str = "security_group";
+
+    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {
+        let all = cx.cx.ec2.security_groups().await?;
+        Ok(single(
+            cx,
+            Self::KIND,
+            of_node(all, AwsSg::tags, &cx.env_full(), cx.node),
+        )
+        .cloned())
+    }
+
+    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsSg) -> Result<Ids, Failure> {
+        Ok(Ids::id(
+            have.group_id()
+                .ok_or_else(|| Failure::missing("security group id"))?,
+        ))
+    }
+
+    fn diff(&self, cx: &NodeCx<'_>, have: &AwsSg) -> Result<Vec<Change>, Failure> {
+        let vpc = cx.ids_of(&self.vpc)?;
+        let mut c = Changes::default();
+        c.immutable("vpc_id", vpc.id.as_str(), have.vpc_id().unwrap_or(""));
+        c.immutable(
+            "group_name",
+            self.group_name(cx).as_str(),
+            have.group_name().unwrap_or(""),
+        );
+        let want_in: Vec<RuleKey> = self
+            .resolve(cx, &self.ingress)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let want_out: Vec<RuleKey> = self.want_egress(cx)?.into_iter().map(|(k, _)| k).collect();
+        c.set("ingress", &want_in, &flatten(have.ip_permissions()));
+        c.set("egress", &want_out, &flatten(have.ip_permissions_egress()));
+        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(c.into_vec())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
+        let vpc = cx.ids_of(&self.vpc)?;
+        let out = cx
+            .cx
+            .clients
+            .ec2
+            .create_security_group()
+            .group_name(self.group_name(cx))
+            .description(self.description)
+            .vpc_id(vpc.id)
+            .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, &cx.tags()))
+            .send()
+            .await?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| Failure::missing("security group id"))?
+            .to_string();
+        // A new group has AWS's default allow-all egress rule and no ingress.
+        let default_egress = flatten(&[IpPermission::builder()
+            .ip_protocol("-1")
+            .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+            .build()]);
+        self.converge(cx, &id, &[], &default_egress).await?;
+        Ok(Ids::id(id))
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        have: &AwsSg,
+        changes: &[Change],
+    ) -> Result<(), Failure> {
+        let id = have
+            .group_id()
+            .ok_or_else(|| Failure::missing("security group id"))?;
+        self.converge(
+            cx,
+            id,
+            &flatten(have.ip_permissions()),
+            &flatten(have.ip_permissions_egress()),
+        )
+        .await?;
+        super::retag_ec2(cx, id, changes).await
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, have: &AwsSg) -> Result<(), Failure> {
+        let id = have
+            .group_id()
+            .ok_or_else(|| Failure::missing("security group id"))?;
+        let ec2 = &cx.cx.clients.ec2;
+        // ENIs of services and load balancers release their groups a little after deletion.
+        super::ec2_delete(Duration::from_secs(300), &[], || async move {
+            ec2.delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+                .map_err(Failure::from)
+        })
+        .await
+    }
+}
