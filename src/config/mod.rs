@@ -167,7 +167,7 @@ pub fn load(dir: &Path, env: &str) -> Result<EnvConfig, ConfigError> {
                 names.sort();
                 format!("; environments in {}: {}", dir.display(), names.join(", "))
             }
-            Err(_) => format!("; pass --config-dir to say where the environment files are"),
+            Err(_) => "; pass --config-dir to say where the environment files are".to_string(),
         };
         fail(format!("cannot read the file: {e}{hint}"))
     })?;

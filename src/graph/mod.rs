@@ -65,8 +65,11 @@ pub enum GraphError {
 
 /// Collects nodes by id, then checks and freezes them into a [`Graph`].
 pub struct Builder<T> {
-    nodes: Vec<(String, &'static str, Vec<(String, Needs)>, T)>,
+    nodes: Vec<Pending<T>>,
 }
+
+/// A node before its dependency ids are resolved: (id, kind, deps by id, payload).
+type Pending<T> = (String, &'static str, Vec<(String, Needs)>, T);
 
 impl<T> Default for Builder<T> {
     fn default() -> Self {
@@ -157,7 +160,7 @@ impl<T> Graph<T> {
 
     /// The queue for building: a node starts when its dependencies' milestones are met.
     pub fn up_queue(&self) -> DependencyQueue {
-        DependencyQueue::new(self.nodes.len(), self.edges().map(|(n, d, k)| (n, d, k)))
+        DependencyQueue::new(self.nodes.len(), self.edges())
     }
 
     /// The queue for tearing down: a node is deleted after every node that depends on it is

@@ -187,6 +187,11 @@ pub trait Resource: Send + Sync + 'static {
     /// Creates it, tagged, and returns as soon as its identifiers are known.
     async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure>;
 
+    /// True when the found resource is already ready, so `up` need not poll it again.
+    fn is_ready(&self, _have: &Self::Observed) -> bool {
+        true
+    }
+
     /// Waits until it is ready for dependents that need readiness. Default: ready at once.
     async fn wait_ready(&self, _cx: &NodeCx<'_>, _ids: &Ids) -> Result<(), Failure> {
         Ok(())
@@ -295,7 +300,12 @@ impl<R: Resource> Node for Adapter<R> {
                     Ok(c) => c,
                     Err(e) => return node_error::<R>(cx, Step::Find, e),
                 };
-                if changes.is_empty() {
+                if changes.is_empty() && r.is_ready(&have) {
+                    cx.cx.publish(cx.node, ids.clone());
+                    drop(permit);
+                    ids_known();
+                    return Outcome::Unchanged(ids);
+                } else if changes.is_empty() {
                     (ids, Outcome::Unchanged)
                 } else if needs_replacement(&changes) {
                     let what: Vec<String> = changes

@@ -124,6 +124,10 @@ impl Resource for NatGateway {
         Ok(Ids::id(id))
     }
 
+    fn is_ready(&self, have: &AwsNat) -> bool {
+        have.state() == Some(&NatGatewayState::Available)
+    }
+
     /// A NAT gateway takes one to a few minutes to become `available`; routes to it are
     /// accepted before that, so dependents only need its id.
     async fn wait_ready(&self, cx: &NodeCx<'_>, ids: &Ids) -> Result<(), Failure> {

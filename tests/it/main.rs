@@ -1,1 +1,6 @@
+//! The one integration-test binary (the AWS SDK is linked once). A module per area:
+//! `cargo test --test it network::` runs one.
 
+mod common;
+mod config;
+mod network;

@@ -1,0 +1,207 @@
+//! The emulator the suite runs against, and helpers to run the binary and inspect AWS.
+//!
+//! By default one test emulator (tests/emulator/launch.py: moto server plus the handlers
+//! the product needs) is started per test binary on a free loopback port; it is installed
+//! into `.venv-emulator/` when missing and exits when this process ends (it watches its
+//! standard input). Set `TAP_TEST_ENDPOINT=http://127.0.0.1:4566` to use an emulator that is
+//! already running instead. Each test uses its own 12-digit access key, hence its own
+//! account: tests share the server and never see each other's resources.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const REGION: &str = "us-east-1";
+/// Cap on one CLI run in tests (the local config waits at most 120 s for anything).
+const RUN_CAP: Duration = Duration::from_secs(180);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Emulator {
+    endpoint: String,
+    _process: Option<Mutex<(Child, ChildStdin)>>,
+}
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TAP_EMULATOR_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv-emulator");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "could not create {}: is python3 (with venv) installed?",
+            venv.display()
+        );
+    }
+    let has_moto = Command::new(&py)
+        .args(["-c", "import moto.server"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_moto {
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "-r"])
+            .arg(repo().join("tests/emulator/requirements.txt"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "could not install the emulator (pip install -r tests/emulator/requirements.txt)"
+        );
+    }
+    py
+}
+
+fn emulator() -> &'static Emulator {
+    static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+    EMULATOR.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("TAP_TEST_ENDPOINT") {
+            return Emulator {
+                endpoint,
+                _process: None,
+            };
+        }
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/emulator/launch.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--parent-watch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tests/emulator/launch.py");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the emulator did not start within 60 s");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"));
+        let stdin = child.stdin.take().expect("emulator stdin");
+        Emulator {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _process: Some(Mutex::new((child, stdin))),
+        }
+    })
+}
+
+pub fn endpoint() -> &'static str {
+    &emulator().endpoint
+}
+
+/// A fresh 12-digit account for one test.
+pub fn account() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("{:06}{:06}", std::process::id() % 1_000_000, n)
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// JSON lines of stdout.
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn finished(&self) -> Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "run_finished")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no run_finished event\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            })
+    }
+
+    pub fn outcome(&self, node: &str) -> String {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "node_finished" && e["node"] == node)
+            .map(|e| e["outcome"].as_str().unwrap_or("").to_string())
+            .unwrap_or_else(|| panic!("no outcome for {node}"))
+    }
+}
+
+/// Runs the binary with `args`, credentials of `account` and `endpoint` as AWS_ENDPOINT_URL.
+pub async fn run_with(args: &[&str], account: &str, endpoint: &str, dir: &Path) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tap-provision"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", account)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_CAP, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("tap-provision {args:?} ran longer than {RUN_CAP:?}"))
+        .expect("running tap-provision");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary against the test emulator from the repository root.
+pub async fn run(args: &[&str], account: &str) -> Run {
+    run_with(args, account, endpoint(), &repo()).await
+}
+
+/// An SDK configuration for inspecting the emulator as `account`.
+pub async fn sdk(account: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            account, "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A config directory holding `local.toml` with `edit` applied, for variant configs.
+pub fn config_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text =
+        std::fs::read_to_string(repo().join("config/local.toml")).expect("config/local.toml");
+    std::fs::write(dir.path().join("local.toml"), edit(text)).expect("writing config");
+    dir
+}
