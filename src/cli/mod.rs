@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::error::exit;
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -206,10 +205,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn not_yet(verb: &str, with: &str) -> anyhow::Result<i32> {
-    anyhow::bail!(
+    Err(anyhow::anyhow!(
         "`tap-provision {verb}` is not available yet: it arrives with {with} (see \"Roadmap\" in README.md). \
 Nothing was read or changed. `up` converges an environment and reports every change it makes."
-    );
-    #[allow(unreachable_code)]
-    Ok(exit::ERROR)
+    ))
 }

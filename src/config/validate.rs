@@ -101,7 +101,7 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
         }
     }
 
-    let network = validate_network(&mut p, &raw, file);
+    let network = validate_network(&mut p, &raw);
 
     let window = raw.encryption.key_deletion_window_days;
     if !(7..=30).contains(&window) {
@@ -233,7 +233,7 @@ fn is_commit_id(tag: &str) -> bool {
     (7..=40).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn validate_network(p: &mut Collector, raw: &RawConfig, _file: &Path) -> Option<Network> {
+fn validate_network(p: &mut Collector, raw: &RawConfig) -> Option<Network> {
     let n = &raw.network;
     let before = p.0.len();
     let vpc: Option<Ipv4Cidr> = match n.vpc_cidr.parse::<Ipv4Cidr>() {
