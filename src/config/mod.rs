@@ -194,3 +194,122 @@ fn valid_env_name(env: &str) -> bool {
         && !env.starts_with('-')
         && !env.ends_with('-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROD: &str = include_str!("../../config/prod.toml");
+
+    fn problems(text: &str) -> Vec<Problem> {
+        parse(Path::new("config/prod.toml"), "prod", text)
+            .unwrap_err()
+            .problems
+    }
+
+    fn keys(text: &str) -> Vec<String> {
+        problems(text).into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn shipped_prod_derives_the_layout() {
+        let env = parse(Path::new("config/prod.toml"), "prod", PROD).unwrap();
+        assert_eq!(env.full_name(), "tap-prod");
+        assert_eq!(env.kms_alias(), "alias/tap-prod");
+        let zones: Vec<String> = env
+            .network
+            .zones
+            .iter()
+            .map(|z| format!("{} {} {} {}", z.name, z.public, z.private, z.isolated))
+            .collect();
+        assert_eq!(
+            zones,
+            vec![
+                "eu-west-1a 10.0.0.0/24 10.0.6.0/24 10.0.12.0/26",
+                "eu-west-1b 10.0.1.0/24 10.0.7.0/24 10.0.12.64/26",
+                "eu-west-1c 10.0.2.0/24 10.0.8.0/24 10.0.12.128/26",
+            ]
+        );
+        assert_eq!(env.network.nat_zone_for(2), 2);
+    }
+
+    #[test]
+    fn rules_that_span_keys() {
+        // A protected environment needs a NAT per zone.
+        assert_eq!(
+            keys(&PROD.replace("nat_gateways = 3", "nat_gateways = 1")),
+            vec!["network.nat_gateways"]
+        );
+        // 2 NATs for 3 zones is neither layout.
+        assert_eq!(
+            keys(&PROD.replace("nat_gateways = 3", "nat_gateways = 2")),
+            vec!["network.nat_gateways"]
+        );
+        // The derived layout needs a /20.
+        assert!(keys(&PROD.replace("10.0.0.0/16", "10.0.0.0/22"))
+            .contains(&"network.private_subnets".to_string()));
+        // Explicit blocks must not overlap and must sit inside the VPC.
+        let text = PROD.replace(
+            "flow_logs_retention_days = 30",
+            "flow_logs_retention_days = 30\npublic_subnets = [\"10.0.0.0/24\", \"10.0.0.128/25\", \"10.9.0.0/24\"]",
+        );
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "network.public_subnets[1]" && p.message.contains("overlaps")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.key == "network.public_subnets[2]" && p.message.contains("not inside")),
+            "{p:?}"
+        );
+        // Retention must be one CloudWatch accepts; the key window 7..=30.
+        let p = keys(
+            &PROD
+                .replace(
+                    "flow_logs_retention_days = 30",
+                    "flow_logs_retention_days = 31",
+                )
+                .replace(
+                    "key_deletion_window_days = 30",
+                    "key_deletion_window_days = 3",
+                ),
+        );
+        assert_eq!(
+            p,
+            vec![
+                "network.flow_logs_retention_days",
+                "encryption.key_deletion_window_days"
+            ]
+        );
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let p = problems(&PROD.replace("cost_center = \"payments-platform\"\n", ""));
+        assert_eq!(p[0].key, "cost_center");
+        assert!(p[0].message.contains("missing field"), "{}", p[0].message);
+        let e = ConfigError {
+            file: "config/prod.toml".into(),
+            problems: p,
+        };
+        assert!(e
+            .to_string()
+            .starts_with("config/prod.toml: 1 problem in the environment file"));
+    }
+
+    #[test]
+    fn env_names_are_checked_before_reading() {
+        let e = load(Path::new("config"), "../etc/passwd").unwrap_err();
+        assert!(e.problems[0].message.contains("not valid"));
+        let e = load(Path::new("config"), "nope").unwrap_err();
+        assert!(
+            e.problems[0]
+                .message
+                .contains("environments in config: local, prod, staging"),
+            "{}",
+            e.problems[0].message
+        );
+    }
+}
