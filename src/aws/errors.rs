@@ -74,3 +74,44 @@ pub fn is_not_found(f: &Failure) -> bool {
             "NotFoundException" | "NoSuchEntity" | "ResourceNotFoundException"
         )
 }
+
+/// "Not there" as a value: `Ok(None)` when AWS answers with a not-found code, so finds and
+/// deletes (where absent means done) need no match of their own.
+pub trait OrAbsent<T> {
+    fn or_absent(self) -> Result<Option<T>, Failure>;
+}
+
+impl<T, E> OrAbsent<T> for Result<T, E>
+where
+    Failure: From<E>,
+{
+    fn or_absent(self) -> Result<Option<T>, Failure> {
+        match self.map_err(Failure::from) {
+            Ok(v) => Ok(Some(v)),
+            Err(f) if is_not_found(&f) => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_codes_become_none() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "NatGatewayNotFound",
+            "NoSuchEntity",
+            "NotFoundException",
+            "ResourceNotFoundException",
+        ] {
+            let r: Result<(), Failure> = Err(Failure::new(code, "gone"));
+            assert_eq!(r.or_absent().unwrap(), None, "{code}");
+        }
+        let r: Result<(), Failure> = Err(Failure::new("DependencyViolation", "in use"));
+        assert_eq!(r.or_absent().unwrap_err().code, "DependencyViolation");
+        assert_eq!(Ok::<_, Failure>(3).or_absent().unwrap(), Some(3));
+    }
+}

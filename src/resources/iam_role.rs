@@ -9,7 +9,8 @@ use aws_sdk_iam::types::Tag;
 use serde_json::{json, Value};
 
 use super::{Ids, NodeCx, Resource};
-use crate::aws::{errors, retry};
+use crate::aws::errors::OrAbsent;
+use crate::aws::retry;
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
 
@@ -108,37 +109,21 @@ impl Resource for IamRole {
     async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.cx.clients.iam;
         let name = self.name(cx);
-        let role = match iam.get_role().role_name(&name).send().await {
-            Ok(out) => out
-                .role()
-                .cloned()
-                .ok_or_else(|| Failure::missing("role"))?,
-            Err(e) => {
-                let f = Failure::from(e);
-                return if errors::is_not_found(&f) {
-                    Ok(None)
-                } else {
-                    Err(f)
-                };
-            }
+        let Some(out) = iam.get_role().role_name(&name).send().await.or_absent()? else {
+            return Ok(None);
         };
-        let policy = match iam
+        let role = out
+            .role()
+            .cloned()
+            .ok_or_else(|| Failure::missing("role"))?;
+        let policy = iam
             .get_role_policy()
             .role_name(&name)
             .policy_name(POLICY_NAME)
             .send()
             .await
-        {
-            Ok(p) => Some(decode_policy(p.policy_document())),
-            Err(e) => {
-                let f = Failure::from(e);
-                if errors::is_not_found(&f) {
-                    None
-                } else {
-                    return Err(f);
-                }
-            }
-        };
+            .or_absent()?
+            .map(|p| decode_policy(p.policy_document()));
         Ok(Some(Observed {
             arn: role.arn().to_string(),
             trust: role
@@ -270,17 +255,12 @@ impl Resource for IamRole {
             Duration::from_secs(60),
             |f| f.code == "DeleteConflict",
             || async {
-                match iam.delete_role().role_name(&name).send().await {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let f = Failure::from(e);
-                        if errors::is_not_found(&f) {
-                            Ok(())
-                        } else {
-                            Err(f)
-                        }
-                    }
-                }
+                iam.delete_role()
+                    .role_name(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map(|_| ())
             },
         )
         .await

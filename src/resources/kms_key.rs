@@ -11,7 +11,7 @@ use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType, Tag};
 use serde_json::{json, Value};
 
 use super::{Ids, NodeCx, Resource};
-use crate::aws::errors;
+use crate::aws::errors::OrAbsent;
 use crate::aws::tags::{ENV_TAG, NODE_TAG};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
@@ -109,20 +109,18 @@ impl KmsKey {
     /// stopped between CreateKey and CreateAlias). Keys pending deletion are skipped there.
     async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<(KeyMetadata, bool, bool)>, Failure> {
         let kms = &cx.cx.clients.kms;
-        match kms.describe_key().key_id(cx.env().kms_alias()).send().await {
-            Ok(out) => {
-                let meta = out
-                    .key_metadata()
-                    .cloned()
-                    .ok_or_else(|| Failure::missing("key metadata"))?;
-                return Ok(Some((meta, true, true)));
-            }
-            Err(e) => {
-                let f = Failure::from(e);
-                if !errors::is_not_found(&f) {
-                    return Err(f);
-                }
-            }
+        if let Some(out) = kms
+            .describe_key()
+            .key_id(cx.env().kms_alias())
+            .send()
+            .await
+            .or_absent()?
+        {
+            let meta = out
+                .key_metadata()
+                .cloned()
+                .ok_or_else(|| Failure::missing("key metadata"))?;
+            return Ok(Some((meta, true, true)));
         }
         let env_full = cx.env_full();
         let mut keys = kms.list_keys().into_paginator().items().send();
@@ -379,17 +377,11 @@ impl Resource for KmsKey {
             .send()
             .await?;
         if have.alias_ok {
-            if let Err(e) = kms
-                .delete_alias()
+            kms.delete_alias()
                 .alias_name(cx.env().kms_alias())
                 .send()
                 .await
-            {
-                let f = Failure::from(e);
-                if !errors::is_not_found(&f) {
-                    return Err(f);
-                }
-            }
+                .or_absent()?;
         }
         cx.cx.reporter.note(&format!(
             "KMS key {} scheduled for deletion in {window} days (cancel with `aws kms cancel-key-deletion --key-id {}`)",

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
 
 use super::{Ids, NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
 use crate::aws::retry;
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
@@ -182,24 +183,14 @@ impl Resource for LogGroup {
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
-        match cx
-            .cx
+        cx.cx
             .clients
             .logs
             .delete_log_group()
             .log_group_name(self.name(cx))
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let f = Failure::from(e);
-                if crate::aws::errors::is_not_found(&f) {
-                    Ok(())
-                } else {
-                    Err(f)
-                }
-            }
-        }
+            .or_absent()?;
+        Ok(())
     }
 }

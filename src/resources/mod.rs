@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::aws::errors::OrAbsent;
 use crate::aws::inventory::Ec2Inventory;
 use crate::aws::{client_token, tags, Clients};
 use crate::config::EnvConfig;
@@ -418,13 +419,7 @@ where
         |f| f.code == "DependencyViolation" || retry_codes.contains(&f.code.as_str()),
         || {
             let fut = call();
-            async move {
-                match fut.await {
-                    Ok(_) => Ok(()),
-                    Err(f) if crate::aws::errors::is_not_found(&f) => Ok(()),
-                    Err(f) => Err(f),
-                }
-            }
+            async move { fut.await.or_absent().map(|_| ()) }
         },
     )
     .await

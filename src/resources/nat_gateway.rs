@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGateway as AwsNat, NatGatewayState, ResourceType};
 
 use super::{single, Ids, NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
 use crate::aws::inventory::of_node;
 use crate::aws::tags;
 use crate::aws::wait::{self, Poll};
@@ -46,18 +47,9 @@ async fn describe(cx: &NodeCx<'_>, id: &str) -> Result<Option<AwsNat>, Failure> 
         .describe_nat_gateways()
         .nat_gateway_ids(id)
         .send()
-        .await;
-    match out {
-        Ok(o) => Ok(o.nat_gateways().first().cloned()),
-        Err(e) => {
-            let f = Failure::from(e);
-            if f.code == "NatGatewayNotFound" || f.code == "InvalidNatGatewayID.NotFound" {
-                Ok(None)
-            } else {
-                Err(f)
-            }
-        }
-    }
+        .await
+        .or_absent()?;
+    Ok(out.and_then(|o| o.nat_gateways().first().cloned()))
 }
 
 #[async_trait]
@@ -170,23 +162,14 @@ impl Resource for NatGateway {
         let id = have
             .nat_gateway_id()
             .ok_or_else(|| Failure::missing("NAT gateway id"))?;
-        match cx
-            .cx
+        cx.cx
             .clients
             .ec2
             .delete_nat_gateway()
             .nat_gateway_id(id)
             .send()
             .await
-        {
-            Ok(_) => {}
-            Err(e) => {
-                let f = Failure::from(e);
-                if !crate::aws::errors::is_not_found(&f) {
-                    return Err(f);
-                }
-            }
-        }
+            .or_absent()?;
         wait::until(
             &format!("NAT gateway {id} to be deleted"),
             cx.env().wait_timeout,
