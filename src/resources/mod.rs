@@ -275,80 +275,77 @@ fn node_error<R: Resource>(cx: &NodeCx<'_>, step: Step, failure: Failure) -> Out
     })
 }
 
+/// What the converge step did, before readiness.
+enum Converged {
+    Created,
+    Unchanged,
+    Updated(Vec<Change>),
+}
+
+impl<R: Resource> Adapter<R> {
+    /// Find, then create or update. Returns the ids, what happened, and whether the
+    /// resource is already known to be ready (found unchanged and ready: no poll needed).
+    async fn converge(&self, cx: &NodeCx<'_>) -> Result<(Ids, Converged, bool), (Step, Failure)> {
+        let r = &self.0;
+        let Some(have) = r.find(cx).await.map_err(|e| (Step::Find, e))? else {
+            cx.progress("creating");
+            let ids = r.create(cx).await.map_err(|e| (Step::Create, e))?;
+            return Ok((ids, Converged::Created, false));
+        };
+        let ids = r.ids(cx, &have).map_err(|e| (Step::Find, e))?;
+        let changes = r.diff(cx, &have).map_err(|e| (Step::Find, e))?;
+        if changes.is_empty() {
+            return Ok((ids, Converged::Unchanged, r.is_ready(&have)));
+        }
+        if needs_replacement(&changes) {
+            let what: Vec<String> = changes
+                .iter()
+                .filter(|c| c.replace)
+                .map(ToString::to_string)
+                .collect();
+            return Err((
+                Step::Update,
+                Failure::new(
+                    "NeedsReplacement",
+                    format!(
+                        "{} ({}) differs in a way AWS cannot change in place: {}; restore the config value, or remove the resource and run `up` again",
+                        cx.node,
+                        ids.id,
+                        what.join("; ")
+                    ),
+                ),
+            ));
+        }
+        cx.progress(format!("updating {} field(s)", changes.len()));
+        r.update(cx, &have, &changes)
+            .await
+            .map_err(|e| (Step::Update, e))?;
+        Ok((ids, Converged::Updated(changes), false))
+    }
+}
+
 #[async_trait]
 impl<R: Resource> Node for Adapter<R> {
     async fn up(&self, cx: &NodeCx<'_>, ids_known: &(dyn Fn() + Send + Sync)) -> Outcome {
-        let r = &self.0;
         let permit = cx.cx.permits.acquire().await;
-        let found = match r.find(cx).await {
-            Ok(f) => f,
-            Err(e) => return node_error::<R>(cx, Step::Find, e),
+        let (ids, converged, ready) = match self.converge(cx).await {
+            Ok(done) => done,
+            Err((step, e)) => return node_error::<R>(cx, step, e),
         };
-        let (ids, outcome): (Ids, fn(Ids) -> Outcome) = match found {
-            None => {
-                cx.progress("creating");
-                match r.create(cx).await {
-                    Ok(ids) => (ids, Outcome::Created),
-                    Err(e) => return node_error::<R>(cx, Step::Create, e),
-                }
-            }
-            Some(have) => {
-                let ids = match r.ids(cx, &have) {
-                    Ok(ids) => ids,
-                    Err(e) => return node_error::<R>(cx, Step::Find, e),
-                };
-                let changes = match r.diff(cx, &have) {
-                    Ok(c) => c,
-                    Err(e) => return node_error::<R>(cx, Step::Find, e),
-                };
-                if changes.is_empty() && r.is_ready(&have) {
-                    cx.cx.publish(cx.node, ids.clone());
-                    drop(permit);
-                    ids_known();
-                    return Outcome::Unchanged(ids);
-                } else if changes.is_empty() {
-                    (ids, Outcome::Unchanged)
-                } else if needs_replacement(&changes) {
-                    let what: Vec<String> = changes
-                        .iter()
-                        .filter(|c| c.replace)
-                        .map(ToString::to_string)
-                        .collect();
-                    return node_error::<R>(
-                        cx,
-                        Step::Update,
-                        Failure::new(
-                            "NeedsReplacement",
-                            format!(
-                                "{} ({}) differs in a way AWS cannot change in place: {}; restore the config value, or remove the resource and run `up` again",
-                                cx.node,
-                                ids.id,
-                                what.join("; ")
-                            ),
-                        ),
-                    );
-                } else {
-                    cx.progress(format!("updating {} field(s)", changes.len()));
-                    if let Err(e) = r.update(cx, &have, &changes).await {
-                        return node_error::<R>(cx, Step::Update, e);
-                    }
-                    cx.cx.publish(cx.node, ids.clone());
-                    drop(permit);
-                    ids_known();
-                    if let Err(e) = r.wait_ready(cx, &ids).await {
-                        return node_error::<R>(cx, Step::Wait, e);
-                    }
-                    return Outcome::Updated(ids, changes);
-                }
-            }
-        };
+        // Identifiers are known: Needs::Id dependents may start while this one waits.
         cx.cx.publish(cx.node, ids.clone());
         drop(permit);
         ids_known();
-        if let Err(e) = r.wait_ready(cx, &ids).await {
-            return node_error::<R>(cx, Step::Wait, e);
+        if !ready {
+            if let Err(e) = self.0.wait_ready(cx, &ids).await {
+                return node_error::<R>(cx, Step::Wait, e);
+            }
         }
-        outcome(ids)
+        match converged {
+            Converged::Created => Outcome::Created(ids),
+            Converged::Unchanged => Outcome::Unchanged(ids),
+            Converged::Updated(changes) => Outcome::Updated(ids, changes),
+        }
     }
 
     async fn down(&self, cx: &NodeCx<'_>) -> Outcome {
