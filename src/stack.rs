@@ -9,6 +9,11 @@ use serde_json::json;
 
 use crate::config::EnvConfig;
 use crate::graph::{Builder, Graph, GraphError, Needs};
+use crate::resources::aurora_cluster::{self, AuroraCluster};
+use crate::resources::aurora_instance::AuroraInstance;
+use crate::resources::backup_plan::BackupPlan;
+use crate::resources::backup_vault::{self, BackupVault};
+use crate::resources::db_subnet_group::DbSubnetGroup;
 use crate::resources::flow_log::FlowLog;
 use crate::resources::iam_role::IamRole;
 use crate::resources::internet_gateway::InternetGateway;
@@ -230,7 +235,147 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
         },
     );
 
+    database(&mut s, env);
     s.0.build()
+}
+
+pub const DB_SUBNET_GROUP: &str = "db-subnet-group";
+pub const DB_CLUSTER: &str = "db-cluster";
+pub const DB_MONITORING_ROLE: &str = "db-monitoring-role";
+pub const BACKUP_VAULT: &str = "backup-vault";
+pub const BACKUP_ROLE: &str = "backup-role";
+
+pub fn db_instance_id(number: usize) -> String {
+    format!("db-instance-{number}")
+}
+
+/// The data tier: subnet group, cluster, writer and readers, AWS Backup.
+fn database(s: &mut Stack, env: &EnvConfig) {
+    use Needs::Id;
+    let zones = &env.network.zones;
+    let isolated: Vec<String> = zones
+        .iter()
+        .map(|z| subnet_id("isolated", z.suffix))
+        .collect();
+    let deps: Vec<(&str, Needs)> = isolated.iter().map(|i| (i.as_str(), Id)).collect();
+    s.add(
+        DB_SUBNET_GROUP,
+        &deps,
+        DbSubnetGroup {
+            subnets: isolated.clone(),
+        },
+    );
+
+    let region = env.region.clone();
+    s.add(
+        DB_MONITORING_ROLE,
+        &[],
+        IamRole {
+            suffix: "rds-monitoring",
+            service: "monitoring.rds.amazonaws.com",
+            description: "RDS enhanced monitoring of the Aurora instances (tap-provision)",
+            // The statements of AWS's AmazonRDSEnhancedMonitoringRole, scoped to this account.
+            policy: Box::new(move |cx| {
+                let groups = format!("arn:{}:logs:{region}:{}:log-group:RDS*", cx.cx.partition, cx.cx.account_id);
+                json!({
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy"], "Resource": [groups.clone()]},
+                        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents"], "Resource": [format!("{groups}:log-stream:*")]}
+                    ]
+                })
+            }),
+        },
+    );
+    // Secrets Manager: RDS manages the master secret under the CMK (no node of ours).
+    s.add(
+        DB_CLUSTER,
+        &[(DB_SUBNET_GROUP, Id), ("sg-db", Id), (KMS_KEY, Id)],
+        AuroraCluster {
+            subnet_group: DB_SUBNET_GROUP.into(),
+            security_group: "sg-db".into(),
+            key: KMS_KEY.into(),
+        },
+    );
+    // PLATFORM.md: CreateDBInstance is accepted while the cluster is `creating` (identifiers
+    // only); calls on one cluster go one after another, so each instance waits for the
+    // previous one's identifiers, never for its readiness.
+    for number in 1..=1 + env.database.readers {
+        let id = db_instance_id(number);
+        let previous = db_instance_id(number - 1);
+        let mut deps: Vec<(&str, Needs)> =
+            vec![(DB_CLUSTER, Id), (KMS_KEY, Id), (DB_MONITORING_ROLE, Id)];
+        if number > 1 {
+            deps.push((previous.as_str(), Id));
+        }
+        s.add(
+            id,
+            &deps,
+            AuroraInstance {
+                number,
+                zone: zones[(number - 1) % zones.len()].name.clone(),
+                cluster: DB_CLUSTER.into(),
+                key: KMS_KEY.into(),
+                monitoring_role: DB_MONITORING_ROLE.into(),
+            },
+        );
+    }
+
+    s.add(
+        BACKUP_VAULT,
+        &[(KMS_KEY, Id)],
+        BackupVault {
+            key: KMS_KEY.into(),
+        },
+    );
+    let alias = env.kms_alias();
+    let cluster = aurora_cluster::cluster_name(&env.full_name());
+    let vault = backup_vault::vault_name(&env.full_name());
+    s.add(
+        BACKUP_ROLE,
+        &[],
+        IamRole {
+            suffix: "backup",
+            service: "backup.amazonaws.com",
+            description: "AWS Backup of the Aurora cluster (tap-provision)",
+            policy: Box::new(move |cx| {
+                json!({
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["rds:CreateDBClusterSnapshot", "rds:DescribeDBClusters", "rds:DescribeDBClusterSnapshots",
+                                       "rds:AddTagsToResource", "rds:ListTagsForResource", "rds:CopyDBClusterSnapshot",
+                                       "rds:DeleteDBClusterSnapshot", "rds:ModifyDBClusterSnapshotAttribute"],
+                            "Resource": [cx.arn("rds", &format!("cluster:{cluster}")), cx.arn("rds", "cluster-snapshot:*")]
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey*", "kms:Decrypt", "kms:ReEncrypt*"],
+                            "Resource": cx.arn("kms", "key/*"),
+                            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["backup:DescribeBackupVault", "backup:CopyIntoBackupVault"],
+                            "Resource": cx.arn("backup", &format!("backup-vault:{vault}"))
+                        },
+                        {"Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"}
+                    ]
+                })
+            }),
+        },
+    );
+    // PLATFORM.md: a new backup role may not be assumable yet; the selection retries.
+    s.add(
+        "backup-plan",
+        &[(BACKUP_VAULT, Id), (BACKUP_ROLE, Id), (DB_CLUSTER, Id)],
+        BackupPlan {
+            vault: BACKUP_VAULT.into(),
+            role: BACKUP_ROLE.into(),
+            cluster: DB_CLUSTER.into(),
+        },
+    );
 }
 
 #[cfg(test)]
@@ -256,7 +401,7 @@ mod tests {
         assert_eq!(kinds("elastic_ip"), 3);
         assert_eq!(kinds("route_table"), 5);
         assert_eq!(kinds("security_group"), 3);
-        assert_eq!(g.len(), 29);
+        assert_eq!(g.len(), 29 + 8);
         // Every edge of this layer needs identifiers only: nothing waits for a NAT.
         assert!(g.edges().all(|(_, _, n)| n == Needs::Id));
         // Each private table routes to its own zone's NAT.
@@ -279,6 +424,29 @@ mod tests {
             deps.contains(&IGW),
             "a NAT needs the attached internet gateway"
         );
+    }
+
+    #[test]
+    fn instances_follow_each_other_by_identifiers_only() {
+        let g = build(&env(3)).unwrap();
+        let deps = |id: &str| -> Vec<(String, Needs)> {
+            let ix = g.index_of(id).unwrap();
+            g.node(ix)
+                .deps
+                .iter()
+                .map(|(d, n)| (g.node(*d).id.clone(), *n))
+                .collect()
+        };
+        assert!(
+            deps("db-instance-1").contains(&(DB_CLUSTER.to_string(), Needs::Id)),
+            "no wait for the cluster"
+        );
+        assert!(
+            deps("db-instance-2").contains(&("db-instance-1".to_string(), Needs::Id)),
+            "one call after another"
+        );
+        assert!(deps(DB_CLUSTER).contains(&("sg-db".to_string(), Needs::Id)));
+        assert!(deps("backup-plan").contains(&(DB_CLUSTER.to_string(), Needs::Id)));
     }
 
     #[test]

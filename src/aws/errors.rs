@@ -27,6 +27,13 @@ where
                     ),
                 )
             }
+            SdkError::DispatchFailure(_) if chain(&err).contains("loading credentials") => (
+                "Credentials".to_string(),
+                format!(
+                    "no usable AWS credentials ({}); set AWS_PROFILE (and `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    chain(&err)
+                ),
+            ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
                 "Transport".to_string(),
                 format!(
@@ -67,8 +74,8 @@ pub fn chain(err: &(dyn StdError + 'static)) -> String {
 
 /// Codes meaning "it is not there", across the services used here.
 pub fn is_not_found(f: &Failure) -> bool {
-    f.code.ends_with(".NotFound")
-        || f.code.ends_with("NotFound")
+    f.code.ends_with("NotFound")
+        || f.code.ends_with("NotFoundFault")
         || matches!(
             f.code.as_str(),
             "NotFoundException" | "NoSuchEntity" | "ResourceNotFoundException"

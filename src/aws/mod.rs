@@ -36,6 +36,8 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub backup: aws_sdk_backup::Client,
     pub calls: ApiCalls,
 }
 
@@ -84,6 +86,16 @@ impl Clients {
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(&sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            backup: aws_sdk_backup::Client::from_conf(
+                aws_sdk_backup::config::Builder::from(&sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -3,6 +3,7 @@
 
 mod apply;
 mod graph;
+mod status;
 mod validate;
 
 use std::io::IsTerminal;
@@ -75,10 +76,12 @@ pub enum Command {
         env: EnvArgs,
         #[command(flatten)]
         run: RunArgs,
-        /// Also destroy data: schedule the KMS key's deletion (after encryption.key_deletion_window_days)
+        /// Also destroy data: no final DB snapshot, delete the backup vault and its recovery
+        /// points, schedule the KMS key's deletion (after encryption.key_deletion_window_days)
         #[arg(long)]
         destroy_data: bool,
-        /// Turn off deletion protection on protected resources before deleting them
+        /// Turn off deletion protection (the Aurora cluster) before deleting; without it a
+        /// protected resource stops `down` before anything is deleted
         #[arg(long)]
         disable_protection: bool,
     },
@@ -97,7 +100,7 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Show the environment's endpoints and health (not available yet)
+    /// Show the database's endpoints, instances and secret ARN (never the secret's value)
     Status {
         #[command(flatten)]
         env: EnvArgs,
@@ -179,7 +182,7 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Plan { .. } => not_yet("plan", "drift detection"),
         Command::Drift { .. } => not_yet("drift", "drift detection"),
         Command::Repair { .. } => not_yet("repair", "drift detection"),
-        Command::Status { .. } => not_yet("status", "the data tier"),
+        Command::Status { env } => runtime()?.block_on(status::run(&env, &settings)),
         Command::Up { env, run } => runtime()?.block_on(apply::up(&env, &run, &settings)),
         Command::Down {
             env,
@@ -189,7 +192,7 @@ pub fn main() -> anyhow::Result<i32> {
         } => runtime()?.block_on(apply::down(
             &env,
             &run,
-            apply::DownOptions {
+            crate::resources::RunFlags {
                 destroy_data,
                 disable_protection,
             },

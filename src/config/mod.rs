@@ -70,6 +70,8 @@ pub struct EnvConfig {
     pub network: Network,
     pub encryption: Encryption,
     pub services: Services,
+    pub database: Database,
+    pub backup: Backup,
     /// Upper bound for any single readiness wait.
     pub wait_timeout: Duration,
 }
@@ -116,6 +118,30 @@ pub struct Zone {
     pub public: Ipv4Cidr,
     pub private: Ipv4Cidr,
     pub isolated: Ipv4Cidr,
+}
+
+/// Aurora PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub engine_version: String,
+    pub instance_class: String,
+    /// Reader instances beside the writer, spread over the zones.
+    pub readers: usize,
+    /// Default: on when the environment is protected.
+    pub deletion_protection: bool,
+    pub backup_retention_days: i32,
+    pub master_username: String,
+    pub database_name: String,
+}
+
+/// AWS Backup of the cluster.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    /// A `cron(...)` expression (AWS Backup rejects `rate()`).
+    pub schedule: String,
+    pub start_window_minutes: i64,
+    pub completion_window_minutes: i64,
+    pub retention_days: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -22,7 +22,57 @@ pub struct RawConfig {
     pub encryption: RawEncryption,
     pub services: RawServices,
     #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub backup: RawBackup,
+    #[serde(default)]
     pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDatabase {
+    pub engine_version: String,
+    pub instance_class: String,
+    pub readers: i64,
+    pub deletion_protection: Option<bool>,
+    pub backup_retention_days: i64,
+    pub master_username: String,
+    pub database_name: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            engine_version: "16.6".into(),
+            instance_class: "db.r6g.xlarge".into(),
+            readers: 1,
+            deletion_protection: None,
+            backup_retention_days: 30,
+            master_username: "tap_admin".into(),
+            database_name: "tap".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBackup {
+    pub schedule: String,
+    pub start_window_minutes: i64,
+    pub completion_window_minutes: i64,
+    pub retention_days: i64,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        RawBackup {
+            schedule: "cron(0 */6 * * ? *)".into(),
+            start_window_minutes: 60,
+            completion_window_minutes: 120,
+            retention_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

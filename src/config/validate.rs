@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawService};
-use super::{EnvConfig, Ipv4Cidr, Network, Problem, Service, Services, Zone};
+use super::{Backup, Database, EnvConfig, Ipv4Cidr, Network, Problem, Service, Services, Zone};
 
 /// Retention values CloudWatch Logs accepts (PutRetentionPolicy).
 const LOG_RETENTION_DAYS: &[i64] = &[
@@ -114,6 +114,9 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
     let frontend = validate_service(&mut p, "services.frontend", &raw.services.frontend);
     let backend = validate_service(&mut p, "services.backend", &raw.services.backend);
 
+    let database = validate_database(&mut p, &raw);
+    let backup = validate_backup(&mut p, &raw);
+
     let wait = raw.timeouts.wait_seconds;
     if !(10..=7200).contains(&wait) {
         p.add(
@@ -138,9 +141,144 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
                 key_deletion_window_days: window as i32,
             },
             services: Services { frontend, backend },
+            database,
+            backup,
             wait_timeout: Duration::from_secs(wait as u64),
         }),
         _ => Err(p.0),
+    }
+}
+
+fn validate_database(p: &mut Collector, raw: &RawConfig) -> Database {
+    let d = &raw.database;
+    let version_ok = d
+        .engine_version
+        .split_once('.')
+        .is_some_and(|(major, minor)| {
+            matches!(major, "16" | "17")
+                && !minor.is_empty()
+                && minor.chars().all(|c| c.is_ascii_digit())
+        });
+    if !version_ok {
+        p.add(
+            "database.engine_version",
+            format!(
+                "`{}` is not a supported Aurora PostgreSQL version here: expected 16.x or 17.x (e.g. 16.6)",
+                d.engine_version
+            ),
+        );
+    }
+    let class_ok = d.instance_class.starts_with("db.")
+        && d.instance_class.split('.').count() == 3
+        && d.instance_class.split('.').all(|part| !part.is_empty());
+    if !class_ok {
+        p.add(
+            "database.instance_class",
+            format!(
+                "`{}` is not an instance class: expected e.g. db.r6g.xlarge",
+                d.instance_class
+            ),
+        );
+    }
+    if !(0..=15).contains(&d.readers) {
+        p.add(
+            "database.readers",
+            format!(
+                "{} is out of range: Aurora takes 0 to 15 readers",
+                d.readers
+            ),
+        );
+    }
+    if !(1..=35).contains(&d.backup_retention_days) {
+        p.add(
+            "database.backup_retention_days",
+            format!(
+                "{} is out of range: expected 1 to 35 days",
+                d.backup_retention_days
+            ),
+        );
+    }
+    let name_ok = |s: &str, max: usize| {
+        (1..=max).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !name_ok(&d.master_username, 16)
+        || ["admin", "postgres", "rdsadmin"].contains(&d.master_username.as_str())
+    {
+        p.add(
+            "database.master_username",
+            format!("`{}` is not allowed: 1-16 letters, digits or `_`, starting with a letter, not a reserved name", d.master_username),
+        );
+    }
+    if !name_ok(&d.database_name, 63) {
+        p.add(
+            "database.database_name",
+            format!(
+                "`{}` is not a database name: letters, digits or `_`, starting with a letter",
+                d.database_name
+            ),
+        );
+    }
+    Database {
+        engine_version: d.engine_version.clone(),
+        instance_class: d.instance_class.clone(),
+        readers: d.readers.clamp(0, 15) as usize,
+        deletion_protection: d.deletion_protection.unwrap_or(raw.protected),
+        backup_retention_days: d.backup_retention_days.clamp(1, 35) as i32,
+        master_username: d.master_username.clone(),
+        database_name: d.database_name.clone(),
+    }
+}
+
+fn validate_backup(p: &mut Collector, raw: &RawConfig) -> Backup {
+    let b = &raw.backup;
+    if b.schedule.starts_with("rate(") {
+        p.add(
+            "backup.schedule",
+            format!("`{}`: AWS Backup rejects rate() expressions; use cron(...), e.g. cron(0 */6 * * ? *)", b.schedule),
+        );
+    } else if !(b.schedule.starts_with("cron(")
+        && b.schedule.ends_with(')')
+        && b.schedule.split_whitespace().count() == 6)
+    {
+        p.add(
+            "backup.schedule",
+            format!("`{}` is not a cron expression: expected cron(minutes hours day month weekday year)", b.schedule),
+        );
+    }
+    if b.start_window_minutes < 60 {
+        p.add(
+            "backup.start_window_minutes",
+            format!(
+                "{} is too short: AWS Backup needs at least 60",
+                b.start_window_minutes
+            ),
+        );
+    }
+    if b.completion_window_minutes < b.start_window_minutes + 60 {
+        p.add(
+            "backup.completion_window_minutes",
+            format!(
+                "{} must be at least 60 more than start_window_minutes ({})",
+                b.completion_window_minutes, b.start_window_minutes
+            ),
+        );
+    }
+    if !(1..=36500).contains(&b.retention_days) {
+        p.add(
+            "backup.retention_days",
+            format!(
+                "{} is out of range: expected 1 to 36500 days",
+                b.retention_days
+            ),
+        );
+    }
+    Backup {
+        schedule: b.schedule.clone(),
+        start_window_minutes: b.start_window_minutes,
+        completion_window_minutes: b.completion_window_minutes,
+        retention_days: b.retention_days,
     }
 }
 

@@ -182,3 +182,16 @@ pub async fn run(
         elapsed: start.elapsed(),
     }
 }
+
+/// Every resource whose deletion protection would stop `down`, named and described.
+/// Reads only the protectable kinds.
+pub async fn protected(graph: &StepGraph, cx: &Arc<Cx>) -> Result<Vec<String>, NodeError> {
+    let mut found = Vec::new();
+    for node in graph.nodes() {
+        let ncx = NodeCx { cx, node: &node.id };
+        if let Some(what) = node.payload.protection(&ncx).await? {
+            found.push(format!("{} ({what})", node.id));
+        }
+    }
+    Ok(found)
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::aws::calls::CallSummary;
 use crate::executor::RunReport;
+use crate::resources::aurora_cluster::DatabaseStatus;
 use crate::resources::{Ids, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Reporter {
     start: std::time::Instant,
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Notes, repeated in the summary so where kept data is does not scroll away.
+    notes: Mutex<Vec<String>>,
 }
 
 /// Writes one line to stdout; a closed pipe is not an error worth failing a run for.
@@ -49,6 +52,7 @@ impl Reporter {
             start: std::time::Instant::now(),
             multi,
             bars: Mutex::new(HashMap::new()),
+            notes: Mutex::new(Vec::new()),
         }
     }
 
@@ -190,6 +194,9 @@ impl Reporter {
 
     /// Something the user should know after the run (where kept data is, what is scheduled).
     pub fn note(&self, message: &str) {
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.push(message.to_string());
+        }
         match self.format {
             Format::Json => self.json(json!({"event": "note", "message": message})),
             _ => self.line(&format!("note: {message}")),
@@ -262,6 +269,9 @@ impl Reporter {
                 _ => {}
             }
         }
+        for note in self.notes.lock().map(|n| n.clone()).unwrap_or_default() {
+            stdout_line(&format!("  note     {note}"));
+        }
         stdout_line(&format!(
             "  API calls: {} reads, {} writes",
             calls.reads, calls.writes
@@ -302,4 +312,11 @@ pub fn outputs(published: &BTreeMap<String, Ids>) -> BTreeMap<String, Value> {
         }
     }
     out
+}
+
+/// The database's outputs: endpoints and the master secret's ARN.
+pub fn database_outputs(out: &mut BTreeMap<String, Value>, db: &DatabaseStatus) {
+    out.insert("db_writer_endpoint".into(), json!(db.writer_endpoint));
+    out.insert("db_reader_endpoint".into(), json!(db.reader_endpoint));
+    out.insert("db_secret_arn".into(), json!(db.secret_arn));
 }

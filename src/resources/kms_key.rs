@@ -357,7 +357,7 @@ impl Resource for KmsKey {
                 have.key_id()
             ));
         }
-        (!cx.cx.destroy_data).then(|| {
+        (!cx.cx.flags.destroy_data).then(|| {
             format!(
                 "KMS key {} ({}) kept: it encrypts the environment's data; `down --destroy-data` schedules its deletion",
                 cx.env().kms_alias(),

@@ -1,6 +1,11 @@
 //! One module per resource kind, all the same shape: the [`Resource`] trait. The executor
 //! sees them only through the object-safe [`Node`] adapter.
 
+pub mod aurora_cluster;
+pub mod aurora_instance;
+pub mod backup_plan;
+pub mod backup_vault;
+pub mod db_subnet_group;
 pub mod flow_log;
 pub mod iam_role;
 pub mod internet_gateway;
@@ -55,6 +60,15 @@ impl Ids {
     }
 }
 
+/// What `down` was told about data and protection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFlags {
+    /// `--destroy-data`: no final snapshot; the KMS key, backup vault and recovery points go.
+    pub destroy_data: bool,
+    /// `--disable-protection`: turn deletion protection off, then delete.
+    pub disable_protection: bool,
+}
+
 /// Everything a run shares: clients, the environment, the account, batched finds, the ids
 /// published so far, the reporter.
 pub struct Cx {
@@ -64,9 +78,10 @@ pub struct Cx {
     /// `aws`, `aws-cn`, `aws-us-gov`: from the caller's ARN.
     pub partition: String,
     pub ec2: Ec2Inventory,
+    /// The cluster's instances, described once per run for every instance node.
+    pub db_instances: tokio::sync::OnceCell<Vec<aws_sdk_rds::types::DbInstance>>,
     pub reporter: Arc<Reporter>,
-    /// `down --destroy-data`: the KMS key is scheduled for deletion instead of kept.
-    pub destroy_data: bool,
+    pub flags: RunFlags,
     /// Bounds the number of nodes issuing API calls at once (`--parallelism`).
     pub permits: Arc<Semaphore>,
     board: Mutex<HashMap<String, Ids>>,
@@ -80,7 +95,7 @@ impl Cx {
         account_id: String,
         partition: String,
         reporter: Arc<Reporter>,
-        destroy_data: bool,
+        flags: RunFlags,
         parallelism: usize,
     ) -> Cx {
         let ec2 = Ec2Inventory::new(clients.ec2.clone(), env.full_name());
@@ -90,8 +105,9 @@ impl Cx {
             account_id,
             partition,
             ec2,
+            db_instances: tokio::sync::OnceCell::new(),
             reporter,
-            destroy_data,
+            flags,
             permits: Arc::new(Semaphore::new(parallelism.max(1))),
             board: Mutex::new(HashMap::new()),
         }
@@ -176,6 +192,9 @@ pub trait Resource: Send + Sync + 'static {
     /// Kind name for messages and the graph, e.g. `nat_gateway`.
     const KIND: &'static str;
 
+    /// True for kinds that can carry deletion protection (see `protection`).
+    const PROTECTABLE: bool = false;
+
     /// The live resource, by tags or deterministic name; `None` when absent.
     async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Self::Observed>, Failure>;
 
@@ -208,6 +227,12 @@ pub trait Resource: Send + Sync + 'static {
 
     /// Deletes it and waits until it is gone. A resource already gone is success.
     async fn delete(&self, cx: &NodeCx<'_>, have: &Self::Observed) -> Result<(), Failure>;
+
+    /// Deletion protection that stops `down` before it deletes anything, unless
+    /// `--disable-protection`: what is protected, in words.
+    fn protection(&self, _cx: &NodeCx<'_>, _have: &Self::Observed) -> Option<String> {
+        None
+    }
 
     /// Why `down` keeps it (data, unless `--destroy-data`); `None` to delete.
     fn keep_on_down(&self, _cx: &NodeCx<'_>, _have: &Self::Observed) -> Option<String> {
@@ -260,6 +285,8 @@ pub trait Node: Send + Sync {
     async fn up(&self, cx: &NodeCx<'_>, ids_known: &(dyn Fn() + Send + Sync)) -> Outcome;
     /// Remove: find, then delete (or keep data), waiting until it is gone.
     async fn down(&self, cx: &NodeCx<'_>) -> Outcome;
+    /// What deletion protection would stop `down` here (finds only protectable kinds).
+    async fn protection(&self, cx: &NodeCx<'_>) -> Result<Option<String>, NodeError>;
 }
 
 /// Adapts any [`Resource`] to [`Node`], attaching node and step to every failure.
@@ -345,6 +372,23 @@ impl<R: Resource> Node for Adapter<R> {
             Converged::Created => Outcome::Created(ids),
             Converged::Unchanged => Outcome::Unchanged(ids),
             Converged::Updated(changes) => Outcome::Updated(ids, changes),
+        }
+    }
+
+    async fn protection(&self, cx: &NodeCx<'_>) -> Result<Option<String>, NodeError> {
+        if !R::PROTECTABLE {
+            return Ok(None);
+        }
+        match self.0.find(cx).await {
+            Ok(Some(have)) => Ok(self.0.protection(cx, &have)),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(NodeError {
+                env: cx.env_full(),
+                node: cx.node.to_string(),
+                kind: R::KIND,
+                step: Step::Find,
+                failure,
+            }),
         }
     }
 

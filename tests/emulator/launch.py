@@ -8,7 +8,13 @@ that moto 5.2 does not do by itself.
 - Readiness that takes time: a NAT gateway is `pending` for TAP_EMULATOR_NAT_SECONDS
   (default 2) before `available`, and `deleting` as long before `deleted`, so the
   product's waiters are exercised; on deletion it releases its Elastic IP association and
-  network interface, as AWS does.
+  network interface, as AWS does. An Aurora cluster is `creating` for
+  TAP_EMULATOR_DB_CLUSTER_SECONDS (default 1), an instance for TAP_EMULATOR_DB_SECONDS
+  (default 3).
+- AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
+  DeleteBackupSelection, StartBackupJob (makes a recovery point at once),
+  ListRecoveryPointsByBackupVault, DeleteRecoveryPoint; DeleteBackupVault refuses a vault
+  that still holds recovery points, as AWS does.
 
 Usage: launch.py [--host 127.0.0.1] [--port 0]
 Prints `READY <port>` on stdout once it serves. With --parent-watch it exits when its
@@ -23,6 +29,8 @@ import threading
 import time
 
 NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
+DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
+DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 
 
 def patch_accounts():
@@ -75,6 +83,203 @@ def patch_nat_gateways():
     NatGateway.state = property(get_state, set_state)
 
 
+def patch_rds():
+    from moto.rds.models import DBCluster, DBInstance
+
+    def cluster_status(self):
+        since = self.__dict__.setdefault("_tap_since", time.monotonic())
+        if self._status == "creating" and time.monotonic() - since >= DB_CLUSTER_SECONDS:
+            self._status = "available"
+        return self._status
+
+    def set_cluster_status(self, value):
+        self._status = value
+        self.__dict__["_tap_since"] = time.monotonic()
+
+    DBCluster.status = property(cluster_status, set_cluster_status)
+
+    def instance_status(self):
+        value = self.__dict__.get("_tap_status", "available")
+        created = self.__dict__.get("_tap_created", 0.0)
+        if value == "available" and time.monotonic() - created < DB_SECONDS:
+            return "creating"
+        return value
+
+    def set_instance_status(self, value):
+        self.__dict__.setdefault("_tap_created", time.monotonic())
+        self.__dict__["_tap_status"] = value
+
+    DBInstance.status = property(instance_status, set_instance_status)
+
+    # moto 5.2 drops Performance Insights settings; keep them as AWS does.
+    from moto.rds.models import RDSBackend
+
+    def keep_insights(database, kwargs):
+        if kwargs.get("enable_performance_insights") is not None:
+            database.performance_insights_enabled = kwargs["enable_performance_insights"] in (True, "true")
+        if kwargs.get("performance_insights_kms_key_id"):
+            database.performance_insights_kms_key_id = kwargs["performance_insights_kms_key_id"]
+        return database
+
+    original_create = RDSBackend.create_db_instance
+    original_modify = RDSBackend.modify_db_instance
+
+    def create_db_instance(self, db_kwargs):
+        return keep_insights(original_create(self, db_kwargs), db_kwargs)
+
+    def modify_db_instance(self, db_instance_identifier, db_kwargs):
+        return keep_insights(original_modify(self, db_instance_identifier, db_kwargs), db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
+    RDSBackend.modify_db_instance = modify_db_instance
+
+
+def patch_backup():
+    import json
+    import uuid
+    from urllib.parse import unquote
+
+    from moto.backup import urls
+    from moto.backup.models import BackupBackend
+    from moto.backup.responses import BackupResponse
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.utils import unix_time
+
+    urls.url_paths.update(
+        {
+            "{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/?$": BackupResponse.dispatch,
+            "{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/(?P<arn>.+)$": BackupResponse.dispatch,
+            "{0}/backup-jobs/?$": BackupResponse.dispatch,
+        }
+    )
+
+    def selections(backend):
+        return backend.__dict__.setdefault("_tap_selections", {})
+
+    def points(backend):
+        return backend.__dict__.setdefault("_tap_points", {})
+
+    def not_found(what):
+        return JsonRESTError("ResourceNotFoundException", f"{what} not found")
+
+    def plan_and_selection(path):
+        rest = path.split("/plans/", 1)[1].strip("/").split("/")
+        return rest[0], (rest[2] if len(rest) > 2 else None)
+
+    def create_backup_selection(self):
+        plan_id, _ = plan_and_selection(self.path)
+        if plan_id not in self.backup_backend.plans:
+            raise not_found(f"Backup plan {plan_id}")
+        body = json.loads(self.body)
+        request = body.get("CreatorRequestId")
+        store = selections(self.backup_backend)
+        for sel in store.values():
+            if request and sel["CreatorRequestId"] == request and sel["BackupPlanId"] == plan_id:
+                return json.dumps({k: sel[k] for k in ("SelectionId", "BackupPlanId", "CreationDate")})
+        sel = {
+            "SelectionId": str(uuid.uuid4()),
+            "BackupPlanId": plan_id,
+            "CreationDate": unix_time(),
+            "CreatorRequestId": request,
+            "BackupSelection": body["BackupSelection"],
+        }
+        store[sel["SelectionId"]] = sel
+        return json.dumps({k: sel[k] for k in ("SelectionId", "BackupPlanId", "CreationDate")})
+
+    def get_backup_selection(self):
+        plan_id, selection_id = plan_and_selection(self.path)
+        sel = selections(self.backup_backend).get(selection_id)
+        if sel is None or sel["BackupPlanId"] != plan_id:
+            raise not_found(f"Backup selection {selection_id}")
+        return json.dumps(sel)
+
+    def list_backup_selections(self):
+        plan_id, _ = plan_and_selection(self.path)
+        listed = [
+            {
+                "SelectionId": sel["SelectionId"],
+                "SelectionName": sel["BackupSelection"].get("SelectionName"),
+                "BackupPlanId": plan_id,
+                "CreationDate": sel["CreationDate"],
+                "IamRoleArn": sel["BackupSelection"].get("IamRoleArn"),
+            }
+            for sel in selections(self.backup_backend).values()
+            if sel["BackupPlanId"] == plan_id
+        ]
+        return json.dumps({"BackupSelectionsList": listed})
+
+    def delete_backup_selection(self):
+        _, selection_id = plan_and_selection(self.path)
+        if selections(self.backup_backend).pop(selection_id, None) is None:
+            raise not_found(f"Backup selection {selection_id}")
+        return "{}"
+
+    def start_backup_job(self):
+        body = json.loads(self.body)
+        vault = body["BackupVaultName"]
+        if vault not in self.backup_backend.vaults:
+            raise not_found(f"Backup vault {vault}")
+        backend = self.backup_backend
+        arn = f"arn:aws:backup:{backend.region_name}:{backend.account_id}:recovery-point:{uuid.uuid4()}"
+        points(backend).setdefault(vault, {})[arn] = {
+            "RecoveryPointArn": arn,
+            "BackupVaultName": vault,
+            "ResourceArn": body.get("ResourceArn"),
+            "IamRoleArn": body.get("IamRoleArn"),
+            "Status": "COMPLETED",
+            "CreationDate": unix_time(),
+        }
+        return json.dumps({"BackupJobId": str(uuid.uuid4()), "RecoveryPointArn": arn, "CreationDate": unix_time()})
+
+    def vault_from_path(path):
+        return unquote(path.split("/backup-vaults/", 1)[1].split("/")[0])
+
+    def list_recovery_points_by_backup_vault(self):
+        vault = vault_from_path(self.path)
+        if vault not in self.backup_backend.vaults:
+            raise not_found(f"Backup vault {vault}")
+        listed = list(points(self.backup_backend).get(vault, {}).values())
+        return json.dumps({"RecoveryPoints": listed})
+
+    def delete_recovery_point(self):
+        vault = vault_from_path(self.path)
+        arn = unquote(self.path.split("/recovery-points/", 1)[1].strip("/"))
+        if points(self.backup_backend).get(vault, {}).pop(arn, None) is None:
+            raise not_found(f"Recovery point {arn}")
+        return "{}"
+
+    def list_tags(self):
+        # moto takes the ARN from a trailing-slash path only (boto3's); the Rust SDK sends none.
+        arn = unquote(self.path.split("/tags/", 1)[1].split("?")[0].strip("/"))
+        return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=arn)})
+
+    for f in (
+        list_tags,
+        create_backup_selection,
+        get_backup_selection,
+        list_backup_selections,
+        delete_backup_selection,
+        start_backup_job,
+        list_recovery_points_by_backup_vault,
+        delete_recovery_point,
+    ):
+        setattr(BackupResponse, f.__name__, f)
+
+    original_delete_vault = BackupBackend.delete_backup_vault
+
+    def delete_backup_vault(self, *args, **kwargs):
+        name = kwargs.get("backup_vault_name", args[0] if args else None)
+        left = len(points(self).get(name, {}))
+        if left:
+            raise JsonRESTError(
+                "InvalidRequestException",
+                f"Backup vault {name} cannot be deleted because it contains {left} recovery points",
+            )
+        return original_delete_vault(self, *args, **kwargs)
+
+    BackupBackend.delete_backup_vault = delete_backup_vault
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -86,6 +291,8 @@ def main():
 
     patch_accounts()
     patch_nat_gateways()
+    patch_rds()
+    patch_backup()
 
     from moto.server import ThreadedMotoServer
 

@@ -132,7 +132,7 @@ async fn unknown_key_is_rejected() {
 #[tokio::test]
 async fn later_verbs_say_so_and_down_needs_yes_without_a_terminal() {
     let (endpoint, calls) = counting_endpoint();
-    for verb in ["plan", "drift", "repair", "status"] {
+    for verb in ["plan", "drift", "repair"] {
         let r = run_with(
             &[verb, "--env", "local"],
             "000000000001",

@@ -48,7 +48,7 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     let acct = account();
     let first = up_ok(&acct).await;
     let done = first.finished();
-    assert_eq!(done["counts"]["created"], 25, "{done}");
+    assert_eq!(done["counts"]["created"], 33, "{done}");
     assert!(
         first.stdout.contains("node_progress") && first.stdout.contains("waiting for available"),
         "the NAT wait is shown"
@@ -297,10 +297,10 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     let second = up_ok(&acct).await;
     let done = second.finished();
     assert_eq!(done["changed"], 0, "{done}");
-    assert_eq!(done["counts"]["unchanged"], 25, "{done}");
+    assert_eq!(done["counts"]["unchanged"], 33, "{done}");
     assert_eq!(done["api_calls"]["writes"], 0, "{}", done["api_calls"]);
     assert!(
-        done["api_calls"]["reads"].as_u64().unwrap() <= 25,
+        done["api_calls"]["reads"].as_u64().unwrap() <= 36,
         "converged run reads little: {}",
         done["api_calls"]
     );
