@@ -1,0 +1,468 @@
+//! The data tier on the emulator: what `up` builds matches PLATFORM.md's database and
+//! backups rows, the password never appears in any output, `down` keeps data unless told.
+
+use aws_sdk_rds::Client as Rds;
+
+use crate::common::{account, config_dir, endpoint, repo, run, run_with, sdk, Run};
+
+const CLUSTER: &str = "tap-local-db";
+
+async fn up_ok(acct: &str) -> Run {
+    let r = run(&["up", "--env", "local", "--yes", "--json"], acct).await;
+    assert_eq!(r.code, 0, "up failed:\n{}\n{}", r.stdout, r.stderr);
+    r
+}
+
+#[tokio::test]
+async fn up_builds_the_data_tier_and_never_shows_the_password() {
+    let acct = account();
+    let first = up_ok(&acct).await;
+    let conf = sdk(&acct).await;
+    let rds = Rds::new(&conf);
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let key = kms
+        .describe_key()
+        .key_id("alias/tap-local")
+        .send()
+        .await
+        .unwrap();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+
+    // The cluster.
+    let clusters = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    let c = &clusters.db_clusters()[0];
+    assert_eq!(c.engine(), Some("aurora-postgresql"));
+    assert!(c.engine_version().unwrap().starts_with("16."));
+    assert_eq!(c.storage_encrypted(), Some(true));
+    assert!(
+        c.kms_key_id()
+            .is_some_and(|k| key_arn.ends_with(k.rsplit('/').next().unwrap())),
+        "storage under the CMK"
+    );
+    assert_eq!(c.backup_retention_period(), Some(30));
+    assert_eq!(c.preferred_backup_window(), Some("03:00-04:00"));
+    assert_eq!(
+        c.preferred_maintenance_window(),
+        Some("sun:04:00-sun:05:00")
+    );
+    assert_eq!(c.deletion_protection(), Some(false), "local config: off");
+    assert_eq!(
+        c.enabled_cloudwatch_logs_exports(),
+        &["postgresql".to_string()]
+    );
+    assert_eq!(c.copy_tags_to_snapshot(), Some(true));
+
+    // The subnet group holds exactly the isolated subnets.
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let mut isolated: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| {
+            s.tags().iter().any(|t| {
+                t.key() == Some("tap:node")
+                    && t.value().is_some_and(|v| v.starts_with("subnet-isolated-"))
+            })
+        })
+        .map(|s| s.subnet_id().unwrap().to_string())
+        .collect();
+    isolated.sort();
+    let group = rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(c.db_subnet_group().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut grouped: Vec<String> = group.db_subnet_groups()[0]
+        .subnets()
+        .iter()
+        .map(|s| s.subnet_identifier().unwrap().to_string())
+        .collect();
+    grouped.sort();
+    assert_eq!(grouped, isolated);
+
+    // Writer + reader in different zones with Performance Insights and monitoring.
+    let instances = rds.describe_db_instances().send().await.unwrap();
+    let instances = instances.db_instances();
+    assert!(instances.len() >= 2);
+    let mut zones: Vec<&str> = instances
+        .iter()
+        .map(|i| i.availability_zone().unwrap())
+        .collect();
+    zones.dedup();
+    assert_eq!(zones.len(), instances.len(), "instances in different zones");
+    for i in instances {
+        assert_eq!(i.db_cluster_identifier(), Some(CLUSTER));
+        assert_eq!(i.performance_insights_enabled(), Some(true));
+        assert_eq!(i.performance_insights_kms_key_id(), Some(key_arn.as_str()));
+        assert_eq!(i.monitoring_interval(), Some(60));
+        assert!(i
+            .monitoring_role_arn()
+            .unwrap()
+            .ends_with("role/tap-local-rds-monitoring"));
+    }
+
+    // The master secret: RDS-managed, under the CMK.
+    let secret_arn = c
+        .master_user_secret()
+        .unwrap()
+        .secret_arn()
+        .unwrap()
+        .to_string();
+    let sm = aws_sdk_secretsmanager::Client::new(&conf);
+    let secret = sm
+        .describe_secret()
+        .secret_id(&secret_arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        secret
+            .kms_key_id()
+            .is_some_and(|k| key_arn.ends_with(k.rsplit('/').next().unwrap())),
+        "secret under the CMK"
+    );
+    let value = sm
+        .get_secret_value()
+        .secret_id(&secret_arn)
+        .send()
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+    let password = value["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 8);
+
+    // AWS Backup: 6-hourly cron, windows, retention, a selection of the cluster.
+    let backup = aws_sdk_backup::Client::new(&conf);
+    let plans = backup.list_backup_plans().send().await.unwrap();
+    let plan_id = plans.backup_plans_list()[0]
+        .backup_plan_id()
+        .unwrap()
+        .to_string();
+    let plan = backup
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    let rule = &plan.backup_plan().unwrap().rules()[0];
+    assert_eq!(rule.schedule_expression(), Some("cron(0 */6 * * ? *)"));
+    assert_eq!(rule.start_window_minutes(), Some(60));
+    assert_eq!(rule.completion_window_minutes(), Some(120));
+    assert_eq!(
+        rule.lifecycle().and_then(|l| l.delete_after_days()),
+        Some(7)
+    );
+    let vault = backup
+        .describe_backup_vault()
+        .backup_vault_name(rule.target_backup_vault_name())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vault.encryption_key_arn(), Some(key_arn.as_str()));
+    let selections = backup
+        .list_backup_selections()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    let selection_id = selections.backup_selections_list()[0]
+        .selection_id()
+        .unwrap();
+    let selection = backup
+        .get_backup_selection()
+        .backup_plan_id(&plan_id)
+        .selection_id(selection_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        selection.backup_selection().unwrap().resources(),
+        &[c.db_cluster_arn().unwrap().to_string()]
+    );
+
+    // A second up changes nothing; status shows endpoints and the secret ARN.
+    let second = up_ok(&acct).await;
+    assert_eq!(
+        second.finished()["api_calls"]["writes"],
+        0,
+        "{}",
+        second.finished()["api_calls"]
+    );
+    let status = run(&["status", "--env", "local"], &acct).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status.stdout.contains(c.endpoint().unwrap()),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains(c.reader_endpoint().unwrap()));
+    assert!(status.stdout.contains(&secret_arn));
+    let status_json = run(&["status", "--env", "local", "--json"], &acct).await;
+    let down = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
+
+    // The password appears in no output of any command.
+    for (what, r) in [
+        ("up", &first),
+        ("second up", &second),
+        ("status", &status),
+        ("status --json", &status_json),
+        ("down", &down),
+    ] {
+        assert!(
+            !r.stdout.contains(&password) && !r.stderr.contains(&password),
+            "{what} printed the password"
+        );
+    }
+}
+
+#[tokio::test]
+async fn down_keeps_a_final_snapshot_the_key_and_the_vault_unless_told() {
+    let acct = account();
+    up_ok(&acct).await;
+    let conf = sdk(&acct).await;
+    let rds = Rds::new(&conf);
+    let backup = aws_sdk_backup::Client::new(&conf);
+    let cluster_arn = rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters()[0]
+        .db_cluster_arn()
+        .unwrap()
+        .to_string();
+    backup
+        .start_backup_job()
+        .backup_vault_name("tap-local")
+        .resource_arn(&cluster_arn)
+        .iam_role_arn("arn:aws:iam::000000000000:role/x")
+        .send()
+        .await
+        .unwrap();
+
+    let r = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("backup-vault"), "kept");
+    assert_eq!(r.outcome("kms-key"), "kept");
+    assert!(rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters()
+        .is_empty());
+    assert!(rds
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances()
+        .is_empty());
+    // Manual snapshots only: the emulator, like AWS, also keeps automated ones.
+    let snapshots = rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(CLUSTER)
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let snapshot = snapshots.db_cluster_snapshots()[0]
+        .db_cluster_snapshot_identifier()
+        .unwrap()
+        .to_string();
+    assert!(snapshot.starts_with("tap-local-db-final-"));
+    assert!(
+        r.stdout.contains(&snapshot),
+        "down names the final snapshot"
+    );
+    let points = backup
+        .list_recovery_points_by_backup_vault()
+        .backup_vault_name("tap-local")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(points.recovery_points().len(), 1, "recovery points kept");
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:tap:environment")
+                .values("tap-local")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        vpcs.vpcs().is_empty(),
+        "nothing left in the VPC: the VPC is gone"
+    );
+
+    // With --destroy-data: the vault and its recovery points go, the key is scheduled.
+    let r = run(
+        &[
+            "down",
+            "--env",
+            "local",
+            "--yes",
+            "--json",
+            "--destroy-data",
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(backup
+        .describe_backup_vault()
+        .backup_vault_name("tap-local")
+        .send()
+        .await
+        .is_err());
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let keys = kms.list_keys().send().await.unwrap();
+    let meta = kms
+        .describe_key()
+        .key_id(keys.keys()[0].key_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.key_metadata().unwrap().key_state().map(|s| s.as_str()),
+        Some("PendingDeletion")
+    );
+}
+
+#[tokio::test]
+async fn destroy_data_takes_no_final_snapshot() {
+    let acct = account();
+    up_ok(&acct).await;
+    let r = run(
+        &[
+            "down",
+            "--env",
+            "local",
+            "--yes",
+            "--json",
+            "--destroy-data",
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let conf = sdk(&acct).await;
+    let rds = Rds::new(&conf);
+    let manual = rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        manual.db_cluster_snapshots().is_empty(),
+        "no final snapshot with --destroy-data"
+    );
+    assert!(rds
+        .describe_db_subnet_groups()
+        .send()
+        .await
+        .map(|g| g
+            .db_subnet_groups()
+            .iter()
+            .all(|g| g.db_subnet_group_name() != Some("tap-local")))
+        .unwrap_or(true));
+    let backup = aws_sdk_backup::Client::new(&conf);
+    assert!(backup
+        .list_backup_plans()
+        .send()
+        .await
+        .unwrap()
+        .backup_plans_list()
+        .is_empty());
+    assert!(backup
+        .describe_backup_vault()
+        .backup_vault_name("tap-local")
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn deletion_protection_stops_down_before_anything_is_deleted() {
+    let acct = account();
+    let dir =
+        config_dir(|t| t.replace("deletion_protection = false", "deletion_protection = true"));
+    let dir_arg = dir.path().to_str().unwrap();
+    let r = run_with(
+        &[
+            "up",
+            "--env",
+            "local",
+            "--yes",
+            "--json",
+            "--config-dir",
+            dir_arg,
+        ],
+        &acct,
+        endpoint(),
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_with(
+        &["down", "--env", "local", "--yes", "--config-dir", dir_arg],
+        &acct,
+        endpoint(),
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("db-cluster") && r.stderr.contains("deletion protection"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--disable-protection"), "{}", r.stderr);
+    let conf = sdk(&acct).await;
+    let rds = Rds::new(&conf);
+    assert_eq!(
+        rds.describe_db_instances()
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .len(),
+        2,
+        "nothing deleted"
+    );
+    let r = run_with(
+        &[
+            "down",
+            "--env",
+            "local",
+            "--yes",
+            "--json",
+            "--disable-protection",
+            "--config-dir",
+            dir_arg,
+        ],
+        &acct,
+        endpoint(),
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters()
+        .is_empty());
+}
