@@ -26,7 +26,7 @@ pub async fn up(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::R
             );
         }
         let prompt = format!(
-            "{} is protected. `up` will create or converge {} resources in {} (KMS key, VPC, subnets, NAT gateways, route tables, flow logs, security groups), changing any that differ from {}.\nType the environment name ({}) to continue: ",
+            "{} is protected. `up` will create or converge {} resources in {} (KMS key, network, Aurora cluster and instances, AWS Backup), changing any that differ from {}.\nType the environment name ({}) to continue: ",
             env.full_name(),
             graph.len(),
             env.region,

@@ -312,6 +312,50 @@ mod tests {
     }
 
     #[test]
+    fn database_and_backup_rules() {
+        let env = parse(Path::new("config/prod.toml"), "prod", PROD).unwrap();
+        assert!(env.database.deletion_protection);
+        assert_eq!(env.database.readers, 1);
+        assert_eq!(env.backup.schedule, "cron(0 */6 * * ? *)");
+        // Deletion protection follows `protected` unless set.
+        let staging =
+            include_str!("../../config/staging.toml").replace("deletion_protection = false\n", "");
+        let env = parse(Path::new("config/staging.toml"), "staging", &staging).unwrap();
+        assert!(!env.database.deletion_protection);
+
+        let p = problems(
+            &PROD
+                .replace("engine_version = \"16.6\"", "engine_version = \"15.3\"")
+                .replace(
+                    "schedule = \"cron(0 */6 * * ? *)\"",
+                    "schedule = \"rate(6 hours)\"",
+                )
+                .replace(
+                    "completion_window_minutes = 120",
+                    "completion_window_minutes = 90",
+                ),
+        );
+        let found: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            found,
+            vec![
+                "database.engine_version",
+                "backup.schedule",
+                "backup.completion_window_minutes"
+            ]
+        );
+        assert!(p[1].message.contains("rejects rate()"), "{}", p[1].message);
+        assert_eq!(
+            keys(&PROD.replace("readers = 1", "readers = 16")),
+            vec!["database.readers"]
+        );
+        assert_eq!(
+            keys(&PROD.replace("[database]", "[database]\nmaster_username = \"postgres\"")),
+            vec!["database.master_username"]
+        );
+    }
+
+    #[test]
     fn shape_errors_name_the_field() {
         let p = problems(&PROD.replace("cost_center = \"payments-platform\"\n", ""));
         assert_eq!(p[0].key, "cost_center");
