@@ -133,6 +133,19 @@ def patch_rds():
     RDSBackend.create_db_instance = create_db_instance
     RDSBackend.modify_db_instance = modify_db_instance
 
+    # moto names automated cluster snapshots by the minute: a cluster re-created within the
+    # same minute (down, then up) collided with the old one's. Make the name unique.
+    original_auto = RDSBackend.create_auto_cluster_snapshot
+
+    def create_auto_cluster_snapshot(self, db_cluster_identifier, db_snapshot_identifier):
+        name, n = db_snapshot_identifier, 1
+        while name in self.cluster_snapshots:
+            n += 1
+            name = f"{db_snapshot_identifier}-{n}"
+        return original_auto(self, db_cluster_identifier, name)
+
+    RDSBackend.create_auto_cluster_snapshot = create_auto_cluster_snapshot
+
 
 def patch_backup():
     import json
@@ -278,6 +291,20 @@ def patch_backup():
         return original_delete_vault(self, *args, **kwargs)
 
     BackupBackend.delete_backup_vault = delete_backup_vault
+
+    # moto keeps deleted plans in its name check; AWS lets a deleted plan's name be reused.
+    original_create_plan = BackupBackend.create_backup_plan
+
+    def create_backup_plan(self, *args, **kwargs):
+        deleted = {k: p for k, p in self.plans.items() if getattr(p, "deletion_date", None)}
+        for k in deleted:
+            del self.plans[k]
+        try:
+            return original_create_plan(self, *args, **kwargs)
+        finally:
+            self.plans.update(deleted)
+
+    BackupBackend.create_backup_plan = create_backup_plan
 
 
 def main():

@@ -340,7 +340,7 @@ async fn down_keeps_a_final_snapshot_the_key_and_the_vault_unless_told() {
 }
 
 #[tokio::test]
-async fn destroy_data_takes_no_final_snapshot() {
+async fn destroy_data_takes_no_final_snapshot_and_up_builds_again() {
     let acct = account();
     up_ok(&acct).await;
     let r = run(
@@ -391,6 +391,15 @@ async fn destroy_data_takes_no_final_snapshot() {
         .send()
         .await
         .is_err());
+
+    // The environment can be built again at once: a new key, cluster, vault and plan.
+    let again = up_ok(&acct).await;
+    assert_eq!(
+        again.finished()["counts"]["created"],
+        33,
+        "{}",
+        again.finished()
+    );
 }
 
 #[tokio::test]
