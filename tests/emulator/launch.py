@@ -10,7 +10,9 @@ that moto 5.2 does not do by itself.
   product's waiters are exercised; on deletion it releases its Elastic IP association and
   network interface, as AWS does. An Aurora cluster is `creating` for
   TAP_EMULATOR_DB_CLUSTER_SECONDS (default 1), an instance for TAP_EMULATOR_DB_SECONDS
-  (default 3).
+  (default 3). A cluster is busy for TAP_EMULATOR_DB_BUSY_SECONDS (default 0.5) after each
+  CreateDBInstance: another instance call on it then fails InvalidDBClusterStateFault, as
+  parallel calls do on AWS (Terraform AWS provider #50115).
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
   DeleteBackupSelection, StartBackupJob (makes a recovery point at once),
   ListRecoveryPointsByBackupVault, DeleteRecoveryPoint; DeleteBackupVault refuses a vault
@@ -31,6 +33,7 @@ import time
 NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
 DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
 DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
+DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
 
 
 def patch_accounts():
@@ -124,7 +127,18 @@ def patch_rds():
     original_create = RDSBackend.create_db_instance
     original_modify = RDSBackend.modify_db_instance
 
+    from moto.rds.exceptions import InvalidDBClusterStateFault
+
     def create_db_instance(self, db_kwargs):
+        cluster = db_kwargs.get("db_cluster_identifier")
+        if cluster:
+            busy = self.__dict__.setdefault("_tap_cluster_busy", {})
+            now = time.monotonic()
+            if now - busy.get(cluster, -1e9) < DB_BUSY_SECONDS:
+                raise InvalidDBClusterStateFault(
+                    f"Cannot create an instance in DB cluster {cluster}: another instance operation is in progress."
+                )
+            busy[cluster] = now
         return keep_insights(original_create(self, db_kwargs), db_kwargs)
 
     def modify_db_instance(self, db_instance_identifier, db_kwargs):
