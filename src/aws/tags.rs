@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 use crate::config::EnvConfig;
+use crate::error::Failure;
 
 /// Identity tag naming the environment (`tap-prod`); every find filters on it.
 pub const ENV_TAG: &str = "tap:environment";
@@ -56,4 +57,44 @@ pub fn ec2_is_node(tags: &[Tag], env_full: &str, node: &str) -> bool {
 pub fn ec2_in_env(tags: &[Tag], env_full: &str) -> bool {
     tags.iter()
         .any(|t| t.key() == Some(ENV_TAG) && t.value() == Some(env_full))
+}
+
+fn invalid(e: impl std::fmt::Display) -> Failure {
+    Failure::new("InvalidTag", e.to_string())
+}
+
+pub fn kms_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_kms::types::Tag>, Failure> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key(k)
+                .tag_value(v)
+                .build()
+                .map_err(invalid)
+        })
+        .collect()
+}
+
+pub fn iam_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_iam::types::Tag>, Failure> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(invalid)
+        })
+        .collect()
+}
+
+pub fn rds_tags(tags: &[(String, String)]) -> Vec<aws_sdk_rds::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub fn from_rds(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbCluster};
 
-use super::db_subnet_group::{from_rds, rds_tags};
 use super::{Ids, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry;
+use crate::aws::tags::{from_rds, rds_tags};
 use crate::aws::wait::{self, Poll};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;

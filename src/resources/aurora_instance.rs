@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter};
 
 use super::aurora_cluster::{cluster_name, rds_ready, ENGINE};
-use super::db_subnet_group::{from_rds, rds_tags};
 use super::{Ids, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry;
+use crate::aws::tags::{from_rds, rds_tags};
 use crate::aws::wait::{self, Poll};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;

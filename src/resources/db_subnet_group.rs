@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_rds::types::{DbSubnetGroup as AwsDbSubnetGroup, Tag};
+use aws_sdk_rds::types::DbSubnetGroup as AwsDbSubnetGroup;
+
+use crate::aws::tags::{from_rds, rds_tags};
 
 use super::{Ids, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
@@ -18,20 +20,6 @@ pub struct DbSubnetGroup {
 pub struct Observed {
     group: AwsDbSubnetGroup,
     tags: BTreeMap<String, String>,
-}
-
-/// RDS tags from ours.
-pub fn rds_tags(tags: &[(String, String)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-/// RDS tags as a map.
-pub fn from_rds(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
 }
 
 impl DbSubnetGroup {

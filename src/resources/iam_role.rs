@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::Tag;
 use serde_json::{json, Value};
 
 use super::{Ids, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry;
+use crate::aws::tags::iam_tags;
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
 
@@ -87,18 +87,6 @@ impl IamRole {
             .await?;
         Ok(())
     }
-}
-
-fn iam_tags(tags: &[(String, String)]) -> Result<Vec<Tag>, Failure> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| Failure::new("InvalidTag", e.to_string()))
-        })
-        .collect()
 }
 
 #[async_trait]

@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType, Tag};
+use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType};
 use serde_json::{json, Value};
 
 use super::{Ids, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
+use crate::aws::tags::kms_tags;
 use crate::aws::tags::{ENV_TAG, NODE_TAG};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
@@ -81,18 +82,6 @@ pub fn key_policy(partition: &str, region: &str, account: &str, env_full: &str) 
             }
         ]
     })
-}
-
-fn kms_tags(tags: &[(String, String)]) -> Result<Vec<Tag>, Failure> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .tag_key(k)
-                .tag_value(v)
-                .build()
-                .map_err(|e| Failure::new("InvalidTag", e.to_string()))
-        })
-        .collect()
 }
 
 impl KmsKey {
