@@ -1,7 +1,9 @@
 //! Differences between what the config wants and what AWS has. Pure.
 //!
-//! `up` acts on these, and `plan` / `drift` will report the same list, so the comparison is
-//! written once per resource kind (its `diff`) on top of the helpers here.
+//! `up` acts on these and `plan`, `drift` and `repair` report the same list: the comparison
+//! is written once per resource kind (its `diff`) on top of the helpers here. Values that AWS
+//! or its services own are recorded apart ([`Ignored`]), each with its reason, and never
+//! acted on.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,15 +33,33 @@ impl fmt::Display for Change {
     }
 }
 
+/// A difference in a value AWS or one of its services owns: shown, never acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    pub field: String,
+    pub want: String,
+    pub have: String,
+    /// Who owns the value and why it is left alone.
+    pub reason: &'static str,
+}
+
+/// Tags AWS and its services add beside ours (`aws:cloudformation:stack-name`,
+/// `aws:ecs:clusterName`) and tags people add for their own bookkeeping are not drift: only
+/// a missing or changed tag of ours is.
+pub const EXTRA_TAGS_ARE_NOT_DRIFT: &str = "tags beside ours belong to AWS or to people";
+
 /// Collects changes for one resource.
 #[derive(Debug, Default)]
-pub struct Changes(pub Vec<Change>);
+pub struct Changes {
+    pub changes: Vec<Change>,
+    pub ignored: Vec<Ignored>,
+}
 
 impl Changes {
     /// Records `field` when `want != have`.
     pub fn field<T: PartialEq + fmt::Debug>(&mut self, field: &str, want: T, have: T) {
         if want != have {
-            self.0.push(Change {
+            self.changes.push(Change {
                 field: field.to_string(),
                 want: show(&want),
                 have: show(&have),
@@ -51,7 +71,7 @@ impl Changes {
     /// Like `field`, for properties AWS cannot change in place.
     pub fn immutable<T: PartialEq + fmt::Debug>(&mut self, field: &str, want: T, have: T) {
         if want != have {
-            self.0.push(Change {
+            self.changes.push(Change {
                 field: field.to_string(),
                 want: show(&want),
                 have: show(&have),
@@ -60,13 +80,47 @@ impl Changes {
         }
     }
 
-    /// Records every wanted tag that is missing or has another value. Tags AWS or people
-    /// added beside ours are not drift.
+    /// Records a difference in a value AWS owns, with the reason; `up` leaves it alone.
+    pub fn owned_by_aws<T: PartialEq + fmt::Debug>(
+        &mut self,
+        field: &str,
+        want: T,
+        have: T,
+        reason: &'static str,
+    ) {
+        if want != have {
+            self.ignored.push(Ignored {
+                field: field.to_string(),
+                want: show(&want),
+                have: show(&have),
+                reason,
+            });
+        }
+    }
+
+    /// Records a whole-document difference (a policy) without printing both documents.
+    pub fn document(&mut self, field: &str, want: &serde_json::Value, have: &serde_json::Value) {
+        if want != have {
+            self.changes.push(Change {
+                field: field.to_string(),
+                want: want.to_string(),
+                have: if have.is_null() {
+                    "(absent)".into()
+                } else {
+                    have.to_string()
+                },
+                replace: false,
+            });
+        }
+    }
+
+    /// Records every wanted tag that is missing or has another value
+    /// ([`EXTRA_TAGS_ARE_NOT_DRIFT`]).
     pub fn tags(&mut self, want: &[(String, String)], have: &BTreeMap<String, String>) {
         for (k, v) in want {
             match have.get(k) {
                 Some(h) if h == v => {}
-                h => self.0.push(Change {
+                h => self.changes.push(Change {
                     field: format!("tags.{k}"),
                     want: v.clone(),
                     have: h.cloned().unwrap_or_else(|| "(absent)".into()),
@@ -89,7 +143,7 @@ impl Changes {
             .map(ToString::to_string)
             .collect();
         if !missing.is_empty() || !extra.is_empty() {
-            self.0.push(Change {
+            self.changes.push(Change {
                 field: field.to_string(),
                 want: if missing.is_empty() {
                     "(no additions)".into()
@@ -106,13 +160,33 @@ impl Changes {
         }
     }
 
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
     pub fn into_vec(self) -> Vec<Change> {
-        self.0
+        self.changes
     }
 }
 
+/// True when any change names one of our tags: the kind re-applies its tags.
+pub fn tags_changed(changes: &[Change]) -> bool {
+    changes.iter().any(|c| c.field.starts_with("tags."))
+}
+
+/// True when a change names `field`.
+pub fn has(changes: &[Change], field: &str) -> bool {
+    changes.iter().any(|c| c.field == field)
+}
+
+/// A value as shown in a change: `Some(7)` as `7`, `None` as `(none)`, strings unquoted.
 fn show<T: fmt::Debug>(v: &T) -> String {
     let s = format!("{v:?}");
+    let s = match s.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => inner.to_string(),
+        None if s == "None" => "(none)".to_string(),
+        None => s,
+    };
     s.trim_matches('"').to_string()
 }
 
@@ -130,6 +204,7 @@ mod tests {
         let mut c = Changes::default();
         c.field("dns_support", true, true);
         c.field("retention", 30, 7);
+        c.field("retention_in_days", Some(30), None);
         c.immutable("cidr", "10.0.0.0/16", "10.1.0.0/16");
         let want = vec![
             ("a".to_string(), "1".to_string()),
@@ -151,6 +226,7 @@ mod tests {
             shown,
             vec![
                 "retention: 7 -> 30",
+                "retention_in_days: (none) -> 30",
                 "cidr: 10.1.0.0/16 -> 10.0.0.0/16 (needs replacement)",
                 "tags.b: (absent) -> 2",
                 "ingress: extra tcp/22 from 0.0.0.0/0 -> (no additions)",

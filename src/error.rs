@@ -12,6 +12,8 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     /// `plan` / `drift`: changes or drift present.
     pub const CHANGES: i32 = 2;
+    /// `repair`: drift remained after the repair.
+    pub const DRIFT_REMAINS: i32 = 3;
     /// Interrupted by Ctrl-C before the run finished.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -94,7 +96,7 @@ pub struct NodeError {
     pub kind: &'static str,
     pub step: Step,
     #[source]
-    pub failure: Failure,
+    pub failure: Box<Failure>,
 }
 
 impl NodeError {

@@ -28,7 +28,7 @@ pub struct CallSummary {
 
 /// Operations that only read: Describe*, List*, Get*.
 pub fn is_read(operation: &str) -> bool {
-    ["Describe", "List", "Get"]
+    ["Describe", "List", "Get", "Head"]
         .iter()
         .any(|p| operation.starts_with(p))
 }

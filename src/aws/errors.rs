@@ -2,30 +2,32 @@
 //! a transport message naming the endpoint when it did not.
 
 use std::error::Error as StdError;
-use std::fmt;
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::Failure;
 
-impl<E, R> From<SdkError<E, R>> for Failure
+impl<E> From<SdkError<E, HttpResponse>> for Failure
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
-    fn from(err: SdkError<E, R>) -> Self {
+    fn from(err: SdkError<E, HttpResponse>) -> Self {
         let (code, message) = match &err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
-                (
-                    e.code().unwrap_or("Unknown").to_string(),
-                    format!(
-                        "{}: {}",
-                        e.code().unwrap_or("Unknown"),
-                        e.message().unwrap_or("(no message)")
-                    ),
-                )
+                // A response without an error body (HEAD, some S3 errors): name the status.
+                let status = se.raw().status().as_u16();
+                let code = e
+                    .code()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("Http{status}"));
+                let message = format!(
+                    "{code}: {}",
+                    e.message().unwrap_or(&format!("HTTP status {status}"))
+                );
+                (code, message)
             }
             SdkError::DispatchFailure(_) if chain(&err).contains("loading credentials") => (
                 "Credentials".to_string(),
@@ -72,10 +74,13 @@ pub fn chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Codes meaning "it is not there", across the services used here.
+/// Codes meaning "it is not there", across the services used here (S3 says `NoSuchBucket`,
+/// `NoSuchBucketPolicy`, `ServerSideEncryptionConfigurationNotFoundError`).
 pub fn is_not_found(f: &Failure) -> bool {
     f.code.ends_with("NotFound")
         || f.code.ends_with("NotFoundFault")
+        || f.code.ends_with("NotFoundError")
+        || f.code.starts_with("NoSuch")
         || matches!(
             f.code.as_str(),
             "NotFoundException" | "NoSuchEntity" | "ResourceNotFoundException"
@@ -101,9 +106,60 @@ where
     }
 }
 
+/// Codes meaning "it is there already", across the services used here. S3's
+/// `BucketAlreadyExists` is not one: that bucket name belongs to another account.
+pub fn is_already_exists(f: &Failure) -> bool {
+    if f.code == "BucketAlreadyExists" {
+        return false;
+    }
+    f.code.ends_with("AlreadyExists")
+        || f.code.ends_with("AlreadyExistsException")
+        || f.code.ends_with("AlreadyExistsFault")
+        || matches!(
+            f.code.as_str(),
+            "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "HostedZoneAlreadyExists"
+        )
+}
+
+/// "Already there" as a value: `Ok(None)` when AWS answers that the resource exists, for
+/// creates whose earlier attempt (an interrupted run) may have succeeded.
+pub trait OrExists<T> {
+    fn or_exists(self) -> Result<Option<T>, Failure>;
+}
+
+impl<T, E> OrExists<T> for Result<T, E>
+where
+    Failure: From<E>,
+{
+    fn or_exists(self) -> Result<Option<T>, Failure> {
+        match self.map_err(Failure::from) {
+            Ok(v) => Ok(Some(v)),
+            Err(f) if is_already_exists(&f) => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn already_exists_codes_become_none() {
+        for code in [
+            "ResourceAlreadyExistsException",
+            "AlreadyExistsException",
+            "EntityAlreadyExists",
+            "DBClusterAlreadyExistsFault",
+            "BucketAlreadyOwnedByYou",
+        ] {
+            let r: Result<(), Failure> = Err(Failure::new(code, "there"));
+            assert_eq!(r.or_exists().unwrap(), None, "{code}");
+        }
+        // Someone else's bucket of that name is not ours: an error.
+        let r: Result<(), Failure> = Err(Failure::new("BucketAlreadyExists", "taken"));
+        assert!(r.or_exists().is_err());
+    }
 
     #[test]
     fn not_found_codes_become_none() {

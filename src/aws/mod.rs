@@ -2,19 +2,22 @@
 //! error conversion, tags, idempotency tokens, retries and waits.
 
 pub mod calls;
+pub mod ec2;
 pub mod errors;
-pub mod inventory;
 pub mod retry;
+pub mod shared;
 pub mod tags;
 pub mod wait;
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 pub use calls::ApiCalls;
+pub use shared::Shared;
 
 /// Where the clients point; resolved once from the environment file and the process
 /// environment (see `cli::settings`).
@@ -28,18 +31,76 @@ pub struct Target {
     pub effective_endpoint: Option<String>,
 }
 
-/// One client per service, all from one `SdkConfig`, all counting their calls.
+/// The one table of services: a field and its SDK crate. `Services::new` builds every
+/// client from one `SdkConfig`, each counting its calls.
+macro_rules! services {
+    ($($field:ident: $krate:ident),* $(,)?) => {
+        /// One client per service, in one region.
+        #[derive(Clone, Debug)]
+        pub struct Services {
+            $(pub $field: $krate::Client,)*
+        }
+
+        impl Services {
+            fn new(sdk: &SdkConfig, calls: &ApiCalls, path_style: bool) -> Services {
+                Services {
+                    $($field: $krate::Client::from_conf(
+                        services!(@config $field $krate, sdk, path_style)
+                            .interceptor(calls.clone())
+                            .build(),
+                    ),)*
+                }
+            }
+        }
+    };
+    // An endpoint override (S3-compatible storage, an emulator) seldom serves
+    // `<bucket>.<host>` names: address buckets by path there, by virtual host on AWS.
+    (@config s3 $krate:ident, $sdk:expr, $path_style:expr) => {
+        $krate::config::Builder::from($sdk).force_path_style($path_style)
+    };
+    (@config $field:ident $krate:ident, $sdk:expr, $path_style:expr) => {
+        $krate::config::Builder::from($sdk)
+    };
+}
+
+services! {
+    acm: aws_sdk_acm,
+    autoscaling: aws_sdk_applicationautoscaling,
+    backup: aws_sdk_backup,
+    cloudfront: aws_sdk_cloudfront,
+    cloudwatch: aws_sdk_cloudwatch,
+    ec2: aws_sdk_ec2,
+    ecs: aws_sdk_ecs,
+    elb: aws_sdk_elasticloadbalancingv2,
+    iam: aws_sdk_iam,
+    kms: aws_sdk_kms,
+    logs: aws_sdk_cloudwatchlogs,
+    rds: aws_sdk_rds,
+    route53: aws_sdk_route53,
+    s3: aws_sdk_s3,
+    sns: aws_sdk_sns,
+    sts: aws_sdk_sts,
+}
+
+/// The environment's region's clients (what `clients.ec2` reaches), and the same services in
+/// us-east-1, where CloudFront's certificates must be made.
 #[derive(Clone, Debug)]
 pub struct Clients {
-    pub ec2: aws_sdk_ec2::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub sts: aws_sdk_sts::Client,
-    pub rds: aws_sdk_rds::Client,
-    pub backup: aws_sdk_backup::Client,
+    home: Services,
+    pub us_east_1: Services,
     pub calls: ApiCalls,
 }
+
+impl Deref for Clients {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.home
+    }
+}
+
+/// The region that CloudFront, its certificates and Route53 health checks live in.
+pub const GLOBAL_REGION: &str = "us-east-1";
 
 impl Clients {
     /// Loads the standard credential chain (env, profiles, SSO, IMDS) with the region of the
@@ -62,43 +123,12 @@ impl Clients {
             loader = loader.endpoint_url(endpoint);
         }
         let sdk = loader.load().await;
+        let global = sdk.to_builder().region(Region::new(GLOBAL_REGION)).build();
         let calls = ApiCalls::default();
+        let path_style = target.effective_endpoint.is_some();
         Clients {
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
-                aws_sdk_cloudwatchlogs::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            rds: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            backup: aws_sdk_backup::Client::from_conf(
-                aws_sdk_backup::config::Builder::from(&sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+            home: Services::new(&sdk, &calls, path_style),
+            us_east_1: Services::new(&global, &calls, path_style),
             calls,
         }
     }

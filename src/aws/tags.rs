@@ -1,6 +1,7 @@
-//! The tags every resource carries, and conversions to each service's tag type.
+//! The tags every resource carries, conversions to and from each service's tag type, and
+//! the re-tag call of each service (made when a diff names a tag).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
@@ -12,8 +13,11 @@ pub const ENV_TAG: &str = "tap:environment";
 /// Identity tag naming the node of the step graph (`nat-a`).
 pub const NODE_TAG: &str = "tap:node";
 
+/// A node's tags, in a stable order.
+pub type Tags = Vec<(String, String)>;
+
 /// Environment, Project, CostCenter, the two identity tags and a Name for the console.
-pub fn standard(env: &EnvConfig, node: &str) -> Vec<(String, String)> {
+pub fn standard(env: &EnvConfig, node: &str) -> Tags {
     vec![
         ("Name".into(), format!("{}-{node}", env.full_name())),
         ("Environment".into(), env.env.clone()),
@@ -24,17 +28,32 @@ pub fn standard(env: &EnvConfig, node: &str) -> Vec<(String, String)> {
     ]
 }
 
-pub fn ec2_tags(tags: &[(String, String)]) -> Vec<Tag> {
+fn invalid(e: impl std::fmt::Display) -> Failure {
+    Failure::new("InvalidTag", e.to_string())
+}
+
+/// Tags as a map (CloudWatch Logs, AWS Backup).
+pub fn map(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().cloned().collect()
+}
+
+/// A service's tag map as compared.
+pub fn from_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+pub fn ec2(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
 
 /// Tags for the create call itself, so the resource never exists untagged.
-pub fn ec2_spec(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+pub fn ec2_spec(resource: ResourceType, tags: &Tags) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource)
-        .set_tags(Some(ec2_tags(tags)))
+        .set_tags(Some(ec2(tags)))
         .build()
 }
 
@@ -44,26 +63,7 @@ pub fn from_ec2(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// True when EC2 tags carry this environment's identity and this node's.
-pub fn ec2_is_node(tags: &[Tag], env_full: &str, node: &str) -> bool {
-    let has = |k: &str, v: &str| {
-        tags.iter()
-            .any(|t| t.key() == Some(k) && t.value() == Some(v))
-    };
-    has(ENV_TAG, env_full) && has(NODE_TAG, node)
-}
-
-/// True when EC2 tags carry this environment's identity.
-pub fn ec2_in_env(tags: &[Tag], env_full: &str) -> bool {
-    tags.iter()
-        .any(|t| t.key() == Some(ENV_TAG) && t.value() == Some(env_full))
-}
-
-fn invalid(e: impl std::fmt::Display) -> Failure {
-    Failure::new("InvalidTag", e.to_string())
-}
-
-pub fn kms_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_kms::types::Tag>, Failure> {
+pub fn kms(tags: &Tags) -> Result<Vec<aws_sdk_kms::types::Tag>, Failure> {
     tags.iter()
         .map(|(k, v)| {
             aws_sdk_kms::types::Tag::builder()
@@ -75,7 +75,13 @@ pub fn kms_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_kms::types::Tag
         .collect()
 }
 
-pub fn iam_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_iam::types::Tag>, Failure> {
+pub fn from_kms(tags: &[aws_sdk_kms::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+        .collect()
+}
+
+pub fn iam(tags: &Tags) -> Result<Vec<aws_sdk_iam::types::Tag>, Failure> {
     tags.iter()
         .map(|(k, v)| {
             aws_sdk_iam::types::Tag::builder()
@@ -87,7 +93,13 @@ pub fn iam_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_iam::types::Tag
         .collect()
 }
 
-pub fn rds_tags(tags: &[(String, String)]) -> Vec<aws_sdk_rds::types::Tag> {
+pub fn from_iam(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+pub fn rds(tags: &Tags) -> Vec<aws_sdk_rds::types::Tag> {
     tags.iter()
         .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
         .collect()
@@ -97,4 +109,85 @@ pub fn from_rds(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
         .collect()
+}
+
+pub fn s3(tags: &Tags) -> Result<aws_sdk_s3::types::Tagging, Failure> {
+    let set = tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_s3::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    aws_sdk_s3::types::Tagging::builder()
+        .set_tag_set(Some(set))
+        .build()
+        .map_err(invalid)
+}
+
+pub fn from_s3(tags: &[aws_sdk_s3::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+pub fn route53(tags: &Tags) -> Vec<aws_sdk_route53::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_route53::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
+pub fn from_route53(tags: &[aws_sdk_route53::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+/// Re-applies `tags` to an EC2 resource (CreateTags overwrites values, adds missing keys).
+pub async fn retag_ec2(client: &aws_sdk_ec2::Client, id: &str, tags: &Tags) -> Result<(), Failure> {
+    client
+        .create_tags()
+        .resources(id)
+        .set_tags(Some(ec2(tags)))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to an RDS resource by ARN.
+pub async fn retag_rds(
+    client: &aws_sdk_rds::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .add_tags_to_resource()
+        .resource_name(arn)
+        .set_tags(Some(rds(tags)))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to an AWS Backup resource by ARN.
+pub async fn retag_backup(
+    client: &aws_sdk_backup::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(map(tags)))
+        .send()
+        .await?;
+    Ok(())
 }

@@ -1,17 +1,28 @@
 //! Command-line parsing and the thin subcommands. Raw arguments and the process
 //! environment are read here, once, into settings.
 
-mod apply;
+mod down;
+mod drift;
 mod graph;
+mod plan;
+mod repair;
 mod status;
+mod up;
 mod validate;
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
 
-use crate::output::Format;
+use crate::aws::Target;
+use crate::config::EnvConfig;
+use crate::error::exit;
+use crate::model::RunFlags;
+use crate::output::{Format, Reporter};
+use crate::session::Session;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,7 +31,8 @@ use crate::output::Format;
     about = "Builds, checks and repairs the AWS infrastructure of the TAP payment platform",
     long_about = "Builds, checks and repairs the AWS infrastructure of the TAP payment platform by calling \
 the AWS APIs directly. Live AWS is the only state: resources are found again by their tags.\n\n\
-Exit codes: 0 success or no changes, 1 error, 2 changes or drift present (plan, drift), 130 interrupted."
+Exit codes: 0 success or no changes, 1 error, 2 changes or drift present (plan, drift), \
+3 drift remained after repair, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -85,22 +97,29 @@ pub enum Command {
         #[arg(long)]
         disable_protection: bool,
     },
-    /// Show what `up` would change (not available yet)
+    /// Show what `up` would do to each resource, without changing anything; exit 2 when
+    /// there is something to do
     Plan {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Report differences between live AWS and the config; exit 2 when there are any (not available yet)
+    /// Report what changed in AWS outside tap-provision since it last applied (config edits
+    /// not applied yet are listed apart, as pending); exit 2 when something drifted
     Drift {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Put back whatever drifted (not available yet)
+    /// Put back exactly what drifted (never a pending config edit), then check again; exit 3
+    /// when drift remains. Never prompts
     Repair {
         #[command(flatten)]
         env: EnvArgs,
+        /// Most nodes issuing AWS calls at once (readiness waits do not count)
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallelism: u16,
     },
-    /// Show the database's endpoints, instances and secret ARN (never the secret's value)
+    /// Show the outputs (URLs, endpoints, the DB secret's ARN, never its value) and the state
+    /// of each resource
     Status {
         #[command(flatten)]
         env: EnvArgs,
@@ -179,20 +198,22 @@ pub fn main() -> anyhow::Result<i32> {
     match cli.command {
         Command::Validate { env } => validate::run(&env, &settings),
         Command::Graph { env, format } => graph::run(&env, format),
-        Command::Plan { .. } => not_yet("plan", "drift detection"),
-        Command::Drift { .. } => not_yet("drift", "drift detection"),
-        Command::Repair { .. } => not_yet("repair", "drift detection"),
+        Command::Plan { env } => runtime()?.block_on(plan::run(&env, &settings)),
+        Command::Drift { env } => runtime()?.block_on(drift::run(&env, &settings)),
+        Command::Repair { env, parallelism } => {
+            runtime()?.block_on(repair::run(&env, usize::from(parallelism), &settings))
+        }
         Command::Status { env } => runtime()?.block_on(status::run(&env, &settings)),
-        Command::Up { env, run } => runtime()?.block_on(apply::up(&env, &run, &settings)),
+        Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, &settings)),
         Command::Down {
             env,
             run,
             destroy_data,
             disable_protection,
-        } => runtime()?.block_on(apply::down(
+        } => runtime()?.block_on(down::run(
             &env,
             &run,
-            crate::resources::RunFlags {
+            RunFlags {
                 destroy_data,
                 disable_protection,
             },
@@ -207,9 +228,67 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn not_yet(verb: &str, with: &str) -> anyhow::Result<i32> {
-    Err(anyhow::anyhow!(
-        "`tap-provision {verb}` is not available yet: it arrives with {with} (see \"Roadmap\" in README.md). \
-Nothing was read or changed. `up` converges an environment and reports every change it makes."
-    ))
+/// Where the clients point: the file's region; its endpoint unless AWS_ENDPOINT_URL is set.
+fn target(env: &EnvConfig, settings: &Settings) -> Target {
+    Target {
+        region: env.region.clone(),
+        file_endpoint: if settings.endpoint_env.is_some() {
+            None
+        } else {
+            env.endpoint.clone()
+        },
+        effective_endpoint: settings
+            .endpoint_env
+            .clone()
+            .or_else(|| env.endpoint.clone()),
+    }
+}
+
+/// Loads and validates the environment (no AWS call yet), builds its graph, announces the
+/// run and connects.
+async fn open(
+    verb: &str,
+    args: &EnvArgs,
+    settings: &Settings,
+    flags: RunFlags,
+    parallelism: usize,
+    confirm_first: impl FnOnce(&EnvConfig, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Session> {
+    let env = crate::config::load(&args.config_dir, &args.env)?;
+    let graph = graph::build(&env)?;
+    confirm_first(&env, graph.len())?;
+    let target = target(&env, settings);
+    let reporter = Arc::new(Reporter::new(settings.format));
+    reporter.run_started(
+        verb,
+        &env.full_name(),
+        &env.region,
+        target.effective_endpoint.as_deref(),
+        graph.len(),
+    );
+    Session::open(env, graph, &target, flags, parallelism, reporter).await
+}
+
+/// Asks for the environment's name on a terminal; true when it was typed.
+fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{prompt}")?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == expected)
+}
+
+/// The first Ctrl-C stops new starts (in-flight calls finish); the second exits at once.
+fn cancel_on_ctrl_c() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+    rx
 }

@@ -72,6 +72,7 @@ pub struct EnvConfig {
     pub services: Services,
     pub database: Database,
     pub backup: Backup,
+    pub dns: Dns,
     /// Upper bound for any single readiness wait.
     pub wait_timeout: Duration,
 }
@@ -132,6 +133,17 @@ pub struct Database {
     pub backup_retention_days: i32,
     pub master_username: String,
     pub database_name: String,
+}
+
+/// Where the platform's DNS records live.
+#[derive(Debug, Clone)]
+pub struct Dns {
+    /// The zone's domain: the platform's domain or a parent of it.
+    pub zone_name: String,
+    /// The zone's id, when the file gives one.
+    pub zone_id: Option<String>,
+    /// True: the tool creates and owns the zone; false: it must exist already.
+    pub create_zone: bool,
 }
 
 /// AWS Backup of the cluster.

@@ -26,7 +26,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub backup: RawBackup,
     #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
     pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// The public hosted zone: its id (`Z0123…`) or its name; default: the domain.
+    #[serde(default)]
+    pub hosted_zone: Option<String>,
+    /// Let the tool create the zone (meant for local environments).
+    #[serde(default)]
+    pub create_zone: bool,
 }
 
 #[derive(Debug, Deserialize)]

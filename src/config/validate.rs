@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawService};
-use super::{Backup, Database, EnvConfig, Ipv4Cidr, Network, Problem, Service, Services, Zone};
+use super::{
+    Backup, Database, Dns, EnvConfig, Ipv4Cidr, Network, Problem, Service, Services, Zone,
+};
 
 /// Retention values CloudWatch Logs accepts (PutRetentionPolicy).
 const LOG_RETENTION_DAYS: &[i64] = &[
@@ -116,6 +118,7 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
 
     let database = validate_database(&mut p, &raw);
     let backup = validate_backup(&mut p, &raw);
+    let dns = validate_dns(&mut p, &raw);
 
     let wait = raw.timeouts.wait_seconds;
     if !(10..=7200).contains(&wait) {
@@ -143,9 +146,62 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
             services: Services { frontend, backend },
             database,
             backup,
+            dns,
             wait_timeout: Duration::from_secs(wait as u64),
         }),
         _ => Err(p.0),
+    }
+}
+
+/// A hosted zone id as Route53 prints it (`Z` and 1-32 upper-case letters or digits).
+fn is_zone_id(s: &str) -> bool {
+    s.len() > 1
+        && s.len() <= 33
+        && s.starts_with('Z')
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn validate_dns(p: &mut Collector, raw: &RawConfig) -> Dns {
+    let given = raw.dns.hosted_zone.clone();
+    let (zone_id, zone_name) = match given.as_deref() {
+        None => (None, raw.domain.clone()),
+        Some(z) if is_zone_id(z) => (Some(z.to_string()), raw.domain.clone()),
+        Some(z) => {
+            let name = z.trim_end_matches('.').to_string();
+            if !is_domain(&name) {
+                p.add(
+                    "dns.hosted_zone",
+                    format!("`{z}` is neither a hosted zone id (Z0123…) nor a domain name"),
+                );
+            } else if raw.domain != name && !raw.domain.ends_with(&format!(".{name}")) {
+                p.add(
+                    "dns.hosted_zone",
+                    format!(
+                        "zone `{name}` cannot hold records for the domain `{}`: give the domain's zone or a parent of it",
+                        raw.domain
+                    ),
+                );
+            }
+            (None, name)
+        }
+    };
+    if raw.dns.create_zone && zone_id.is_some() {
+        p.add(
+            "dns.create_zone",
+            "a zone given by id already exists: drop create_zone, or give the zone by name",
+        );
+    }
+    if raw.dns.create_zone && raw.protected {
+        p.add(
+            "dns.create_zone",
+            "a protected environment uses a zone that exists outside it: drop create_zone",
+        );
+    }
+    Dns {
+        zone_name,
+        zone_id,
+        create_zone: raw.dns.create_zone,
     }
 }
 

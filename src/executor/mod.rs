@@ -1,197 +1,517 @@
-//! The only scheduler: runs the step graph on tokio, starting each node the moment its
-//! dependencies' milestones are met (identifiers or readiness), within `--parallelism`.
-//! A failed node stops only its dependents; Ctrl-C stops new starts and lets in-flight
-//! calls finish. Every node ends with an outcome; a panic becomes a failure.
+//! The only scheduler. It runs a graph of [`Task`]s on tokio in three kinds of pass:
+//!
+//! - [`Executor::observe`]: every node reads its live resource at once (each finds itself by
+//!   its tags or name, so none waits for another); read-only.
+//! - [`preview`]: pure; compares every node with what it observed, in dependency order,
+//!   reading inputs from the dependencies' observed attributes (unknown where a dependency
+//!   is to be created). `plan` and `drift` are this.
+//! - [`Executor::apply`] and [`Executor::down`]: act, starting each node the moment its
+//!   dependencies' milestones are met (identifiers or readiness), within `--parallelism`.
+//!   A failed node stops only its dependents; Ctrl-C stops new starts and lets in-flight
+//!   calls finish. Every node ends with an outcome; a panic becomes a failure.
+//!
+//! It owns the concurrency limits and the order; what a node does is the task's business.
+//! It knows nothing of resource kinds: the context `C` is opaque to it.
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::error::{Failure, NodeError, Step};
-use crate::graph::{DependencyQueue, Milestone, NodeIx};
-use crate::resources::{Cx, NodeCx, Outcome};
-use crate::stack::StepGraph;
+use crate::graph::{DependencyQueue, Graph, Milestone, NodeIx};
+use crate::model::{
+    Action, Attrs, Events, Inputs, NodePlan, NodeRecord, NodeReport, Outcome, Output, Ref,
+    RunReport,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Create or converge, in dependency order.
-    Up,
-    /// Delete, in reverse dependency order.
-    Down,
+/// How many nodes read at once in an observe pass: reads are cheap and the SDK's adaptive
+/// retry backs off under throttling, so a whole environment is read in a few rounds.
+pub const READ_PARALLELISM: usize = 32;
+
+/// A live resource as a node observed it: what it publishes, whether it is ready, and the
+/// kind's own description of it (only that kind reads it).
+pub struct Live {
+    pub attrs: Attrs,
+    pub ready: bool,
+    pub state: Box<dyn Any + Send + Sync>,
 }
 
-pub struct NodeReport {
-    pub node: String,
-    pub kind: &'static str,
-    pub outcome: Outcome,
-    pub elapsed: Duration,
+/// `None`: the resource does not exist.
+pub type Observation = Option<Live>;
+
+/// One node, as the executor sees it.
+#[async_trait]
+pub trait Task<C>: Send + Sync {
+    fn node(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    /// The nodes this one reads, and what it needs of each: the graph's edges.
+    fn inputs(&self) -> Vec<Ref>;
+    /// Read-only: the live resource, found by its tags or name.
+    async fn observe(&self, cx: &C) -> Result<Observation, Failure>;
+    /// Pure: what `up` would do, given the inputs' attributes.
+    fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure>;
+    /// Carries out a plan that changes something; returns the attributes as soon as the
+    /// resource's identifiers are known.
+    async fn apply(
+        &self,
+        cx: &C,
+        inputs: &Inputs<'_>,
+        have: &Observation,
+        plan: &NodePlan,
+    ) -> Result<Attrs, (Step, Failure)>;
+    /// Waits until dependents that need readiness may start; may refine the attributes.
+    async fn wait_ready(&self, cx: &C, attrs: Attrs) -> Result<Attrs, Failure>;
+    /// Deletion protection that stops `down` before it deletes anything, in words.
+    fn protection(&self, cx: &C, have: &Live) -> Option<String>;
+    /// Why `down` keeps it (data), or `None` to delete it.
+    fn keep_on_down(&self, cx: &C, have: &Live) -> Option<String>;
+    /// Deletes it and waits until it is gone.
+    async fn delete(&self, cx: &C, have: &Live) -> Result<(), Failure>;
+    /// What it contributes to the run's outputs.
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output>;
+    /// Its desired spec, as recorded once applied.
+    fn record(&self) -> NodeRecord;
+    /// The same node with a recorded spec in place of the config's (what `repair` restores).
+    fn with_record(&self, record: &NodeRecord) -> Result<Arc<dyn Task<C>>, String>;
 }
 
-pub struct RunReport {
-    pub nodes: Vec<NodeReport>,
-    pub interrupted: bool,
-    pub elapsed: Duration,
+pub type TaskGraph<C> = Graph<Arc<dyn Task<C>>>;
+
+fn node_error(
+    env: &str,
+    node: &str,
+    kind: &'static str,
+    step: Step,
+    failure: Failure,
+) -> NodeError {
+    NodeError {
+        env: env.to_string(),
+        node: node.to_string(),
+        kind,
+        step,
+        failure: Box::new(failure),
+    }
 }
 
-impl RunReport {
-    pub fn failed(&self) -> usize {
-        self.nodes
+/// One node's plan in a preview: `None` where the node had no spec to compare (not recorded).
+pub type Preview = Vec<Option<Result<NodePlan, NodeError>>>;
+
+/// Compares every node with its observation, in dependency order. Pure. `spec` picks the
+/// task each node is compared as (the config's, or the last applied one); `None` skips it.
+/// A node reads its inputs from its dependencies' observed attributes, or as unknown where
+/// a dependency would be created or replaced.
+pub fn preview<C>(
+    graph: &TaskGraph<C>,
+    cx: &C,
+    env: &str,
+    observations: &[Result<Observation, NodeError>],
+    spec: impl Fn(NodeIx) -> Option<Arc<dyn Task<C>>>,
+) -> Preview {
+    let mut planned: Vec<Option<Attrs>> = vec![None; graph.len()];
+    let mut out: Preview = (0..graph.len()).map(|_| None).collect();
+    for ix in graph.topo_order() {
+        let node = graph.node(ix);
+        let have = match &observations[ix] {
+            Ok(o) => o,
+            Err(e) => {
+                out[ix] = Some(Err(node_error(
+                    env,
+                    &node.id,
+                    node.kind,
+                    Step::Find,
+                    Failure::new(e.code(), e.failure.message.clone()),
+                )));
+                continue;
+            }
+        };
+        let Some(task) = spec(ix) else {
+            continue;
+        };
+        let values: Vec<(String, Option<Attrs>)> = node
+            .deps
             .iter()
-            .filter(|n| matches!(n.outcome, Outcome::Failed(_)))
-            .count()
-    }
-
-    pub fn changed(&self) -> usize {
-        self.nodes.iter().filter(|n| n.outcome.is_change()).count()
-    }
-}
-
-enum Msg {
-    IdsKnown(NodeIx),
-}
-
-/// Runs every node of `graph` once in `mode`. `cancel` turning true stops new starts.
-pub async fn run(
-    graph: &StepGraph,
-    mode: Mode,
-    cx: Arc<Cx>,
-    mut cancel: watch::Receiver<bool>,
-) -> RunReport {
-    let start = Instant::now();
-    let mut queue: DependencyQueue = match mode {
-        Mode::Up => graph.up_queue(),
-        Mode::Down => graph.down_queue(),
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let mut tasks: JoinSet<(NodeIx, Outcome)> = JoinSet::new();
-    let mut task_ix: HashMap<tokio::task::Id, (NodeIx, Instant)> = HashMap::new();
-    let mut outcomes: Vec<Option<(Outcome, Duration)>> = (0..graph.len()).map(|_| None).collect();
-    let mut started_at: Vec<Option<Instant>> = vec![None; graph.len()];
-    let mut interrupted = *cancel.borrow();
-    let mut cancel_open = true;
-
-    loop {
-        if !interrupted {
-            for ix in queue.dequeue_ready() {
-                let node = graph.node(ix);
-                let payload = node.payload.clone();
-                let id = node.id.clone();
-                let cx = cx.clone();
-                let tx = tx.clone();
-                cx.reporter.node_started(&id, node.kind);
-                let now = Instant::now();
-                started_at[ix] = Some(now);
-                let handle = tasks.spawn(async move {
-                    let ncx = NodeCx { cx: &cx, node: &id };
-                    let outcome = match mode {
-                        Mode::Up => {
-                            let notify = move || {
-                                let _ = tx.send(Msg::IdsKnown(ix));
-                            };
-                            payload.up(&ncx, &notify).await
-                        }
-                        Mode::Down => payload.down(&ncx).await,
-                    };
-                    (ix, outcome)
-                });
-                task_ix.insert(handle.id(), (ix, now));
+            .map(|(d, _)| (graph.node(*d).id.clone(), planned[*d].clone()))
+            .collect();
+        let inputs = Inputs::new(&node.id, &values, false);
+        let plan = task
+            .plan(cx, &inputs, have)
+            .map_err(|f| node_error(env, &node.id, node.kind, Step::Find, f));
+        if let (Ok(p), Some(live)) = (&plan, have) {
+            let keeps_attrs = matches!(p.action, Action::Unchanged | Action::Update { .. });
+            if keeps_attrs && !p.new_attrs {
+                planned[ix] = Some(live.attrs.clone());
             }
         }
-        if tasks.is_empty() {
-            if !queue.is_drained() {
-                let reason = if interrupted {
-                    "interrupted before it started"
-                } else {
-                    "a dependency did not finish"
-                };
-                for ix in queue.skip_all_waiting() {
-                    outcomes[ix] = Some((Outcome::Skipped(reason.into()), Duration::ZERO));
-                }
-            }
-            break;
-        }
-        tokio::select! {
-            Some(Msg::IdsKnown(ix)) = rx.recv() => queue.finish(ix, Milestone::Ids),
-            Some(joined) = tasks.join_next_with_id() => {
-                let (ix, outcome) = match joined {
-                    Ok((_, (ix, outcome))) => (ix, outcome),
-                    Err(e) => {
-                        let Some(&(ix, _)) = task_ix.get(&e.id()) else { continue };
-                        let node = graph.node(ix);
-                        (ix, Outcome::Failed(NodeError {
-                            env: cx.env.full_name(),
-                            node: node.id.clone(),
-                            kind: node.kind,
-                            step: Step::Update,
-                            failure: Failure::new("Panic", format!("the step panicked ({e}); this is a bug in tap-provision, please report it")),
-                        }))
-                    }
-                };
-                let node = graph.node(ix);
-                let elapsed = started_at[ix].map(|s| s.elapsed()).unwrap_or_default();
-                // Drain ids notifications first so milestones stay in order.
-                while let Ok(Msg::IdsKnown(i)) = rx.try_recv() {
-                    queue.finish(i, Milestone::Ids);
-                }
-                if let Outcome::Failed(_) = outcome {
-                    let failed_at = queue.fail(ix);
-                    for skipped in failed_at {
-                        let reason = format!("{} failed", node.id);
-                        cx.reporter.node_finished(&graph.node(skipped).id, graph.node(skipped).kind, &Outcome::Skipped(reason.clone()), Duration::ZERO);
-                        outcomes[skipped] = Some((Outcome::Skipped(reason), Duration::ZERO));
-                    }
-                } else {
-                    queue.finish(ix, Milestone::Ready);
-                }
-                cx.reporter.node_finished(&node.id, node.kind, &outcome, elapsed);
-                outcomes[ix] = Some((outcome, elapsed));
-            }
-            changed = cancel.changed(), if cancel_open && !interrupted => {
-                if changed.is_err() {
-                    cancel_open = false;
-                } else if *cancel.borrow() {
-                    interrupted = true;
-                    cx.reporter.warn("interrupted: starting no new step, letting running calls finish (Ctrl-C again to stop now)");
-                }
-            }
-        }
+        out[ix] = Some(plan);
     }
-
-    let nodes = outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(ix, o)| {
-            let (outcome, elapsed) =
-                o.unwrap_or((Outcome::Skipped("not started".into()), Duration::ZERO));
-            let node = graph.node(ix);
-            NodeReport {
-                node: node.id.clone(),
-                kind: node.kind,
-                outcome,
-                elapsed,
-            }
-        })
-        .collect();
-    RunReport {
-        nodes,
-        interrupted,
-        elapsed: start.elapsed(),
-    }
+    out
 }
 
 /// Every resource whose deletion protection would stop `down`, named and described.
-/// Reads only the protectable kinds.
-pub async fn protected(graph: &StepGraph, cx: &Arc<Cx>) -> Result<Vec<String>, NodeError> {
-    let mut found = Vec::new();
-    for node in graph.nodes() {
-        let ncx = NodeCx { cx, node: &node.id };
-        if let Some(what) = node.payload.protection(&ncx).await? {
-            found.push(format!("{} ({what})", node.id));
+pub fn protected<C>(
+    graph: &TaskGraph<C>,
+    cx: &C,
+    observations: &[Result<Observation, NodeError>],
+) -> Vec<String> {
+    graph
+        .nodes()
+        .iter()
+        .zip(observations)
+        .filter_map(|(node, o)| {
+            let live = o.as_ref().ok()?.as_ref()?;
+            let what = node.payload.protection(cx, live)?;
+            Some(format!("{} ({what})", node.id))
+        })
+        .collect()
+}
+
+/// Runs passes over one graph with one context.
+pub struct Executor<C> {
+    pub graph: Arc<TaskGraph<C>>,
+    pub cx: Arc<C>,
+    pub events: Arc<dyn Events>,
+    /// The environment's full name, for messages.
+    pub env: String,
+    /// Most nodes making changes at once (`--parallelism`); readiness waits do not count.
+    pub parallelism: usize,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What the executor decided for a node when it became ready to start (short-lived: one per
+/// node, moved at once).
+#[allow(clippy::large_enum_variant)]
+enum Start {
+    Run(BoxFuture<Outcome>),
+    Done(Outcome),
+}
+
+/// A node's identifiers are known (its create call returned): `Needs::Id` dependents start.
+struct Published(NodeIx, Attrs);
+
+impl<C: Send + Sync + 'static> Executor<C> {
+    /// Observes every node at once (up to [`READ_PARALLELISM`]).
+    pub async fn observe(&self) -> Vec<Result<Observation, NodeError>> {
+        let limit = Arc::new(Semaphore::new(READ_PARALLELISM));
+        let mut set = JoinSet::new();
+        let mut ids = std::collections::HashMap::new();
+        for (ix, node) in self.graph.nodes().iter().enumerate() {
+            let task = node.payload.clone();
+            let cx = self.cx.clone();
+            let limit = limit.clone();
+            let handle = set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (ix, task.observe(&cx).await)
+            });
+            ids.insert(handle.id(), ix);
+        }
+        let mut out: Vec<Option<Result<Observation, NodeError>>> =
+            (0..self.graph.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next_with_id().await {
+            let (ix, result) = match joined {
+                Ok((_, (ix, r))) => (ix, r.map_err(|f| (Step::Find, f))),
+                Err(e) => {
+                    let Some(&ix) = ids.get(&e.id()) else {
+                        continue;
+                    };
+                    (ix, Err((Step::Find, panicked(&e))))
+                }
+            };
+            let node = self.graph.node(ix);
+            out[ix] = Some(
+                result.map_err(|(step, f)| node_error(&self.env, &node.id, node.kind, step, f)),
+            );
+        }
+        out.into_iter().map(|o| o.unwrap_or(Ok(None))).collect()
+    }
+
+    /// Converges every node: compare with its observation at the moment its inputs are
+    /// known, then create, update or replace, publish, wait until ready. Nodes where `act`
+    /// is false are left as they are (their observed attributes are published when present;
+    /// when absent they and their dependents are skipped).
+    pub async fn apply(
+        &self,
+        observations: Vec<Result<Observation, NodeError>>,
+        act: Vec<bool>,
+        cancel: watch::Receiver<bool>,
+    ) -> RunReport {
+        let mut observations: Vec<Option<Result<Observation, NodeError>>> =
+            observations.into_iter().map(Some).collect();
+        let permits = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let graph = self.graph.clone();
+        let start = |ix: NodeIx, board: &[Option<Attrs>], tx: mpsc::UnboundedSender<Published>| {
+            let node = graph.node(ix);
+            let have = match observations[ix].take() {
+                Some(Ok(o)) => o,
+                Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
+                None => None,
+            };
+            let mut values = Vec::with_capacity(node.deps.len());
+            for (d, _) in &node.deps {
+                match &board[*d] {
+                    Some(a) => values.push((graph.node(*d).id.clone(), Some(a.clone()))),
+                    None => {
+                        return Start::Done(Outcome::Skipped(format!(
+                            "`{}` does not exist",
+                            graph.node(*d).id
+                        )))
+                    }
+                }
+            }
+            if !act[ix] {
+                return Start::Done(match have {
+                    Some(live) => Outcome::Unchanged(live.attrs),
+                    None => Outcome::Skipped(
+                        "not in the last applied record: a config addition left to `up`".into(),
+                    ),
+                });
+            }
+            let task = node.payload.clone();
+            let cx = self.cx.clone();
+            let events = self.events.clone();
+            let permits = permits.clone();
+            let env = self.env.clone();
+            let (id, kind) = (node.id.clone(), node.kind);
+            Start::Run(Box::pin(async move {
+                let fail = |step, f| Outcome::Failed(node_error(&env, &id, kind, step, f));
+                let permit = permits.acquire_owned().await;
+                let inputs = Inputs::new(&id, &values, true);
+                let plan = match task.plan(&cx, &inputs, &have) {
+                    Ok(p) => p,
+                    Err(f) => return fail(Step::Find, f),
+                };
+                let (attrs, wait) = match (&plan.action, &have) {
+                    (Action::Missing { message }, _) => {
+                        return fail(Step::Find, Failure::new("NotFound", message.clone()))
+                    }
+                    (Action::Unchanged, Some(live)) => (live.attrs.clone(), !live.ready),
+                    _ => {
+                        events.node_progress(&id, plan.action.label());
+                        match task.apply(&cx, &inputs, &have, &plan).await {
+                            Ok(a) => (a, true),
+                            Err((step, f)) => return fail(step, f),
+                        }
+                    }
+                };
+                // Identifiers are known: `Needs::Id` dependents may start while this waits.
+                let _ = tx.send(Published(ix, attrs.clone()));
+                drop(permit);
+                let attrs = if wait {
+                    match task.wait_ready(&cx, attrs).await {
+                        Ok(a) => a,
+                        Err(f) => return fail(Step::Wait, f),
+                    }
+                } else {
+                    attrs
+                };
+                match plan.action {
+                    Action::Create => Outcome::Created(attrs),
+                    Action::Update { changes } => Outcome::Updated(attrs, changes),
+                    Action::Replace { changes } => Outcome::Replaced(attrs, changes),
+                    _ => Outcome::Unchanged(attrs),
+                }
+            }))
+        };
+        self.drive(self.graph.up_queue(), start, cancel).await
+    }
+
+    /// Removes every node in reverse dependency order, keeping what `keep_on_down` keeps.
+    pub async fn down(
+        &self,
+        observations: Vec<Result<Observation, NodeError>>,
+        cancel: watch::Receiver<bool>,
+    ) -> RunReport {
+        let mut observations: Vec<Option<Result<Observation, NodeError>>> =
+            observations.into_iter().map(Some).collect();
+        let permits = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let graph = self.graph.clone();
+        let start = |ix: NodeIx, _: &[Option<Attrs>], _: mpsc::UnboundedSender<Published>| {
+            let node = graph.node(ix);
+            let live = match observations[ix].take() {
+                Some(Ok(Some(live))) => live,
+                Some(Ok(None)) | None => return Start::Done(Outcome::Absent),
+                Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
+            };
+            if let Some(reason) = node.payload.keep_on_down(&self.cx, &live) {
+                return Start::Done(Outcome::Kept(reason));
+            }
+            let task = node.payload.clone();
+            let cx = self.cx.clone();
+            let events = self.events.clone();
+            let permits = permits.clone();
+            let env = self.env.clone();
+            let (id, kind) = (node.id.clone(), node.kind);
+            Start::Run(Box::pin(async move {
+                let _permit = permits.acquire_owned().await;
+                events.node_progress(&id, "deleting");
+                match task.delete(&cx, &live).await {
+                    Ok(()) => Outcome::Deleted,
+                    Err(f) => Outcome::Failed(node_error(&env, &id, kind, Step::Delete, f)),
+                }
+            }))
+        };
+        self.drive(self.graph.down_queue(), start, cancel).await
+    }
+
+    /// The run loop shared by `apply` and `down`.
+    async fn drive(
+        &self,
+        mut queue: DependencyQueue,
+        mut start: impl FnMut(NodeIx, &[Option<Attrs>], mpsc::UnboundedSender<Published>) -> Start,
+        mut cancel: watch::Receiver<bool>,
+    ) -> RunReport {
+        let began = Instant::now();
+        let graph = &self.graph;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Published>();
+        let mut tasks: JoinSet<(NodeIx, Outcome)> = JoinSet::new();
+        let mut task_ix = std::collections::HashMap::new();
+        let mut board: Vec<Option<Attrs>> = vec![None; graph.len()];
+        let mut outcomes: Vec<Option<(Outcome, Duration)>> =
+            (0..graph.len()).map(|_| None).collect();
+        let mut started_at: Vec<Option<Instant>> = vec![None; graph.len()];
+        let mut interrupted = *cancel.borrow();
+        let mut cancel_open = true;
+
+        // Records a node's end and tells the queue; returns nothing, the loop re-dequeues.
+        let finish = |ix: NodeIx,
+                      outcome: Outcome,
+                      elapsed: Duration,
+                      queue: &mut DependencyQueue,
+                      board: &mut Vec<Option<Attrs>>,
+                      outcomes: &mut Vec<Option<(Outcome, Duration)>>| {
+            let node = graph.node(ix);
+            match &outcome {
+                Outcome::Failed(_) | Outcome::Skipped(_) => {
+                    let why = if matches!(outcome, Outcome::Failed(_)) {
+                        format!("{} failed", node.id)
+                    } else {
+                        format!("{} was skipped", node.id)
+                    };
+                    for skipped in queue.fail(ix) {
+                        let s = graph.node(skipped);
+                        let o = Outcome::Skipped(why.clone());
+                        self.events.node_finished(&s.id, s.kind, &o, Duration::ZERO);
+                        outcomes[skipped] = Some((o, Duration::ZERO));
+                    }
+                }
+                other => {
+                    if let Some(a) = other.attrs() {
+                        board[ix] = Some(a.clone());
+                    }
+                    queue.finish(ix, Milestone::Ready);
+                }
+            }
+            self.events
+                .node_finished(&node.id, node.kind, &outcome, elapsed);
+            outcomes[ix] = Some((outcome, elapsed));
+        };
+
+        loop {
+            // Nodes decided without running (skipped, left alone) may make others ready.
+            let mut ready = if interrupted {
+                Vec::new()
+            } else {
+                queue.dequeue_ready()
+            };
+            while !ready.is_empty() {
+                for ix in ready {
+                    match start(ix, &board, tx.clone()) {
+                        Start::Done(outcome) => finish(
+                            ix,
+                            outcome,
+                            Duration::ZERO,
+                            &mut queue,
+                            &mut board,
+                            &mut outcomes,
+                        ),
+                        Start::Run(fut) => {
+                            let node = graph.node(ix);
+                            self.events.node_started(&node.id, node.kind);
+                            started_at[ix] = Some(Instant::now());
+                            let handle = tasks.spawn(async move { (ix, fut.await) });
+                            task_ix.insert(handle.id(), ix);
+                        }
+                    }
+                }
+                ready = queue.dequeue_ready();
+            }
+            if tasks.is_empty() {
+                if !queue.is_drained() {
+                    let reason = if interrupted {
+                        "interrupted before it started"
+                    } else {
+                        "a dependency did not finish"
+                    };
+                    for ix in queue.skip_all_waiting() {
+                        outcomes[ix] = Some((Outcome::Skipped(reason.into()), Duration::ZERO));
+                    }
+                }
+                break;
+            }
+            tokio::select! {
+                Some(Published(ix, attrs)) = rx.recv() => {
+                    board[ix] = Some(attrs);
+                    queue.finish(ix, Milestone::Ids);
+                }
+                Some(joined) = tasks.join_next_with_id() => {
+                    let (ix, outcome) = match joined {
+                        Ok((_, done)) => done,
+                        Err(e) => {
+                            let Some(&ix) = task_ix.get(&e.id()) else { continue };
+                            let node = graph.node(ix);
+                            (ix, Outcome::Failed(node_error(&self.env, &node.id, node.kind, Step::Update, panicked(&e))))
+                        }
+                    };
+                    // Publications first, so milestones stay in order.
+                    while let Ok(Published(i, attrs)) = rx.try_recv() {
+                        board[i] = Some(attrs);
+                        queue.finish(i, Milestone::Ids);
+                    }
+                    let elapsed = started_at[ix].map(|s| s.elapsed()).unwrap_or_default();
+                    finish(ix, outcome, elapsed, &mut queue, &mut board, &mut outcomes);
+                }
+                changed = cancel.changed(), if cancel_open && !interrupted => {
+                    if changed.is_err() {
+                        cancel_open = false;
+                    } else if *cancel.borrow() {
+                        interrupted = true;
+                        self.events.warn("interrupted: starting no new step, letting running calls finish (Ctrl-C again to stop now)");
+                    }
+                }
+            }
+        }
+
+        let nodes = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(ix, o)| {
+                let (outcome, elapsed) =
+                    o.unwrap_or((Outcome::Skipped("not started".into()), Duration::ZERO));
+                let node = graph.node(ix);
+                NodeReport {
+                    node: node.id.clone(),
+                    kind: node.kind,
+                    outcome,
+                    elapsed,
+                }
+            })
+            .collect();
+        RunReport {
+            nodes,
+            interrupted,
+            elapsed: began.elapsed(),
         }
     }
-    Ok(found)
+}
+
+fn panicked(e: &tokio::task::JoinError) -> Failure {
+    Failure::new(
+        "Panic",
+        format!("the step panicked ({e}); this is a bug in tap-provision, please report it"),
+    )
 }

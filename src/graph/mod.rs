@@ -9,13 +9,16 @@ mod render;
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 pub use queue::{DependencyQueue, Milestone};
 pub use render::{to_dot, to_mermaid};
 
 /// What a dependent needs from its dependency before it may start.
 ///
 /// PLATFORM.md, "When a dependent call may start", says which edge is which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Needs {
     /// The dependency's identifiers (id, ARN, name): met as soon as its create call returned.
     Id,
@@ -156,6 +159,39 @@ impl<T> Graph<T> {
             .iter()
             .enumerate()
             .flat_map(|(i, n)| n.deps.iter().map(move |&(d, needs)| (i, d, needs)))
+    }
+
+    /// The same graph with each node's payload replaced by `f(node)`.
+    pub fn map<U>(&self, mut f: impl FnMut(&Node<T>) -> U) -> Graph<U> {
+        Graph {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| Node {
+                    id: n.id.clone(),
+                    kind: n.kind,
+                    deps: n.deps.clone(),
+                    payload: f(n),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every node after all of its dependencies.
+    pub fn topo_order(&self) -> Vec<NodeIx> {
+        let mut q = self.up_queue();
+        let mut order = Vec::with_capacity(self.len());
+        loop {
+            let ready = q.dequeue_ready();
+            if ready.is_empty() {
+                break;
+            }
+            for ix in ready {
+                q.finish(ix, Milestone::Ready);
+                order.push(ix);
+            }
+        }
+        order
     }
 
     /// The queue for building: a node starts when its dependencies' milestones are met.

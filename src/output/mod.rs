@@ -12,9 +12,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::aws::calls::CallSummary;
-use crate::executor::RunReport;
-use crate::resources::aurora_cluster::DatabaseStatus;
-use crate::resources::{Ids, Outcome};
+use crate::drift::{Drifted, NodeDrift};
+use crate::error::NodeError;
+use crate::model::{Action, Events, NodePlan, Outcome, RunReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -94,7 +94,25 @@ impl Reporter {
         }
     }
 
-    pub fn node_started(&self, node: &str, kind: &str) {
+    /// The outputs, on stdout, after a run's headline.
+    fn print_outputs(&self, outputs: &BTreeMap<String, Value>) {
+        if outputs.is_empty() {
+            return;
+        }
+        stdout_line("  outputs:");
+        for (k, v) in outputs {
+            let shown = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
+            stdout_line(&format!("    {k:<24} {shown}"));
+        }
+    }
+}
+
+/// A run's events as they happen.
+impl Events for Reporter {
+    fn node_started(&self, node: &str, kind: &str) {
         match self.format {
             Format::Json => self.json(json!({"event": "node_started", "node": node, "kind": kind})),
             Format::Plain => {}
@@ -116,8 +134,7 @@ impl Reporter {
         }
     }
 
-    /// What a running node is doing now ("creating", "waiting for available (pending, 12s)").
-    pub fn node_progress(&self, node: &str, message: &str) {
+    fn node_progress(&self, node: &str, message: &str) {
         match self.format {
             Format::Json => {
                 self.json(json!({"event": "node_progress", "node": node, "message": message}))
@@ -131,7 +148,7 @@ impl Reporter {
         }
     }
 
-    pub fn node_finished(&self, node: &str, kind: &str, outcome: &Outcome, elapsed: Duration) {
+    fn node_finished(&self, node: &str, kind: &str, outcome: &Outcome, elapsed: Duration) {
         if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(node)) {
             bar.finish_and_clear();
             if let Some(m) = &self.multi {
@@ -141,9 +158,9 @@ impl Reporter {
         if self.format == Format::Json {
             let mut v = json!({"event": "node_finished", "node": node, "kind": kind, "outcome": outcome.label(), "elapsed_ms": elapsed.as_millis() as u64});
             match outcome {
-                Outcome::Created(ids) | Outcome::Unchanged(ids) => v["ids"] = json!(ids),
-                Outcome::Updated(ids, changes) => {
-                    v["ids"] = json!(ids);
+                Outcome::Created(attrs) | Outcome::Unchanged(attrs) => v["attrs"] = json!(attrs),
+                Outcome::Updated(attrs, changes) | Outcome::Replaced(attrs, changes) => {
+                    v["attrs"] = json!(attrs);
                     v["changes"] = json!(changes);
                 }
                 Outcome::Failed(e) => {
@@ -156,10 +173,10 @@ impl Reporter {
             return;
         }
         let detail = match outcome {
-            Outcome::Created(ids) | Outcome::Unchanged(ids) => ids.id.clone(),
-            Outcome::Updated(ids, changes) => format!(
+            Outcome::Created(attrs) | Outcome::Unchanged(attrs) => attrs.id.clone(),
+            Outcome::Updated(attrs, changes) | Outcome::Replaced(attrs, changes) => format!(
                 "{}: {}",
-                ids.id,
+                attrs.id,
                 changes
                     .iter()
                     .map(ToString::to_string)
@@ -185,15 +202,14 @@ impl Reporter {
         ));
     }
 
-    pub fn warn(&self, message: &str) {
+    fn warn(&self, message: &str) {
         match self.format {
             Format::Json => self.json(json!({"event": "warning", "message": message})),
             _ => self.line(&format!("warning: {message}")),
         }
     }
 
-    /// Something the user should know after the run (where kept data is, what is scheduled).
-    pub fn note(&self, message: &str) {
+    fn note(&self, message: &str) {
         if let Ok(mut notes) = self.notes.lock() {
             notes.push(message.to_string());
         }
@@ -202,7 +218,9 @@ impl Reporter {
             _ => self.line(&format!("note: {message}")),
         }
     }
+}
 
+impl Reporter {
     /// The result: counts, failures, API calls and outputs; on stdout.
     pub fn run_finished(
         &self,
@@ -228,13 +246,14 @@ impl Reporter {
                 "interrupted": report.interrupted,
                 "changed": report.changed(),
                 "counts": counts,
-                "elapsed_ms": report.elapsed.as_millis() as u64,
+                "elapsed_ms": self.start.elapsed().as_millis() as u64,
                 "api_calls": calls,
                 "outputs": outputs,
             }));
             return;
         }
-        let secs = report.elapsed.as_secs_f64();
+        // The whole command, reads and confirmation included.
+        let secs = self.start.elapsed().as_secs_f64();
         let tally: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let headline =
             if report.failed() == 0 && !report.interrupted && report.changed() == 0 && verb == "up"
@@ -276,47 +295,267 @@ impl Reporter {
             "  API calls: {} reads, {} writes",
             calls.reads, calls.writes
         ));
-        if !outputs.is_empty() {
-            stdout_line("  outputs:");
-            for (k, v) in outputs {
-                let shown = v
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string());
-                stdout_line(&format!("    {k:<24} {shown}"));
+        self.print_outputs(outputs);
+    }
+}
+
+fn changes_text(changes: &[crate::diff::Change]) -> String {
+    changes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn error_json(e: &NodeError) -> Value {
+    json!({"code": e.code(), "step": e.step, "message": e.to_string()})
+}
+
+/// `plan`, `drift`, `repair` and `status` results.
+impl Reporter {
+    /// One node of a plan: every node in JSON, changes only otherwise.
+    pub fn plan_node(&self, node: &str, kind: &str, plan: &Result<NodePlan, NodeError>) {
+        if self.format == Format::Json {
+            let v = match plan {
+                Ok(p) => {
+                    let mut v = json!({"event": "plan", "node": node, "kind": kind, "action": p.action.label()});
+                    match &p.action {
+                        Action::Update { changes } | Action::Replace { changes } => {
+                            v["changes"] = json!(changes)
+                        }
+                        Action::Missing { message } => v["message"] = json!(message),
+                        _ => {}
+                    }
+                    if !p.ignored.is_empty() {
+                        v["ignored"] = json!(p.ignored);
+                    }
+                    v
+                }
+                Err(e) => {
+                    json!({"event": "plan", "node": node, "kind": kind, "action": "error", "error": error_json(e)})
+                }
+            };
+            self.json(v);
+            return;
+        }
+        let line = match plan {
+            Ok(p) => match &p.action {
+                Action::Unchanged => None,
+                Action::Create => Some(format!("  + create   {node} ({kind})")),
+                Action::Update { changes } => Some(format!(
+                    "  ~ change   {node} ({kind}): {}",
+                    changes_text(changes)
+                )),
+                Action::Replace { changes } => Some(format!(
+                    "  ± replace  {node} ({kind}): {}",
+                    changes_text(changes)
+                )),
+                Action::Missing { message } => {
+                    Some(format!("  ! missing  {node} ({kind}): {message}"))
+                }
+            },
+            Err(e) => Some(format!("  ✗ error    {node} ({kind}): {e}")),
+        };
+        if let Some(line) = line {
+            stdout_line(&line);
+        }
+        if let Ok(p) = plan {
+            for i in &p.ignored {
+                stdout_line(&format!(
+                    "    ignored  {node}: {}: {} -> {} ({})",
+                    i.field, i.have, i.want, i.reason
+                ));
             }
         }
     }
-}
 
-/// The outputs of the layers built so far, from the ids nodes published.
-pub fn outputs(published: &BTreeMap<String, Ids>) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    if let Some(ids) = published.get("vpc") {
-        out.insert("vpc_id".into(), json!(ids.id));
+    /// The summary line of `plan` (stdout).
+    pub fn plan_finished(
+        &self,
+        env_full: &str,
+        counts: &BTreeMap<&'static str, usize>,
+        calls: &CallSummary,
+        exit_code: i32,
+    ) {
+        if self.format == Format::Json {
+            self.json(json!({"event": "plan_finished", "environment": env_full, "counts": counts, "exit_code": exit_code, "api_calls": calls}));
+            return;
+        }
+        let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+        stdout_line(&format!(
+            "{env_full}: plan: {} to create, {} to change, {} to replace, {} unchanged{}{} (API calls: {} reads, {} writes)",
+            n("create"),
+            n("change"),
+            n("replace"),
+            n("unchanged"),
+            if n("missing") > 0 { format!(", {} missing", n("missing")) } else { String::new() },
+            if n("error") > 0 { format!(", {} errors", n("error")) } else { String::new() },
+            calls.reads,
+            calls.writes
+        ));
     }
-    if let Some(ids) = published.get("kms-key") {
-        out.insert("kms_key_arn".into(), json!(ids.arn));
-    }
-    let subnets = |tier: &str| -> Vec<String> {
-        published
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("subnet-{tier}-")))
-            .map(|(_, v)| v.id.clone())
-            .collect()
-    };
-    for tier in ["public", "private", "isolated"] {
-        let ids = subnets(tier);
-        if !ids.is_empty() {
-            out.insert(format!("{tier}_subnet_ids"), json!(ids));
+
+    /// One node's drift findings (nodes without any are left out).
+    pub fn drift_node(&self, d: &NodeDrift) {
+        let quiet =
+            d.drift.is_none() && d.pending.is_none() && d.error.is_none() && d.ignored.is_empty();
+        if quiet {
+            return;
+        }
+        if self.format == Format::Json {
+            let mut v = json!(d);
+            v["event"] = json!("drift");
+            if let Some(e) = &d.error {
+                v["error"] = error_json(e);
+            }
+            self.json(v);
+            return;
+        }
+        let (node, kind) = (&d.node, d.kind);
+        match &d.drift {
+            Some(Drifted::Deleted) => stdout_line(&format!(
+                "  drifted  {node} ({kind}): deleted outside tap-provision"
+            )),
+            Some(Drifted::Changed { changes }) => stdout_line(&format!(
+                "  drifted  {node} ({kind}): {}",
+                changes_text(changes)
+            )),
+            None => {}
+        }
+        match &d.pending {
+            Some(Action::Create) => stdout_line(&format!(
+                "  pending  {node} ({kind}): to create (new in the config)"
+            )),
+            Some(Action::Missing { message }) => {
+                stdout_line(&format!("  missing  {node} ({kind}): {message}"))
+            }
+            Some(a) => stdout_line(&format!(
+                "  pending  {node} ({kind}): {} (config edit not applied yet)",
+                changes_text(a.changes())
+            )),
+            None => {}
+        }
+        if let Some(e) = &d.error {
+            stdout_line(&format!("  error    {node} ({kind}): {e}"));
+        }
+        for i in &d.ignored {
+            stdout_line(&format!(
+                "  ignored  {node}: {}: {} -> {} ({})",
+                i.field, i.have, i.want, i.reason
+            ));
         }
     }
-    out
-}
 
-/// The database's outputs: endpoints and the master secret's ARN.
-pub fn database_outputs(out: &mut BTreeMap<String, Value>, db: &DatabaseStatus) {
-    out.insert("db_writer_endpoint".into(), json!(db.writer_endpoint));
-    out.insert("db_reader_endpoint".into(), json!(db.reader_endpoint));
-    out.insert("db_secret_arn".into(), json!(db.secret_arn));
+    /// The summary of `drift` (stdout).
+    #[allow(clippy::too_many_arguments)]
+    pub fn drift_finished(
+        &self,
+        env_full: &str,
+        checked: usize,
+        drifted: usize,
+        pending: usize,
+        errors: usize,
+        record: Option<&str>,
+        calls: &CallSummary,
+        exit_code: i32,
+    ) {
+        if self.format == Format::Json {
+            self.json(json!({"event": "drift_finished", "environment": env_full, "checked": checked, "drifted": drifted, "pending": pending, "errors": errors, "record_note": record, "exit_code": exit_code, "api_calls": calls}));
+            return;
+        }
+        if let Some(note) = record {
+            stdout_line(&format!(
+                "  note     {note}: every difference counts as drift"
+            ));
+        }
+        let headline = if drifted == 0 {
+            format!("{env_full}: no drift in {checked} resources")
+        } else {
+            format!("{env_full}: {drifted} of {checked} resources drifted (`tap-provision repair --env {}` puts them back)", env_full.split_once('-').map(|(_, e)| e).unwrap_or(env_full))
+        };
+        let pending = if pending > 0 {
+            format!("; {pending} pending config change(s), left to `up`")
+        } else {
+            String::new()
+        };
+        let errors = if errors > 0 {
+            format!("; {errors} could not be read")
+        } else {
+            String::new()
+        };
+        stdout_line(&format!(
+            "{headline}{pending}{errors} (API calls: {} reads, {} writes)",
+            calls.reads, calls.writes
+        ));
+    }
+
+    /// The summary of `repair` (stdout).
+    pub fn repair_finished(
+        &self,
+        env_full: &str,
+        report: &RunReport,
+        before: usize,
+        remaining: &[String],
+        calls: &CallSummary,
+        exit_code: i32,
+    ) {
+        let changed: Vec<Value> = report
+            .nodes
+            .iter()
+            .filter(|n| n.outcome.is_change())
+            .map(|n| json!({"node": n.node, "kind": n.kind, "outcome": n.outcome.label(), "changes": match &n.outcome { Outcome::Updated(_, c) | Outcome::Replaced(_, c) => json!(c), _ => json!([]) }}))
+            .collect();
+        if self.format == Format::Json {
+            self.json(json!({"event": "repair_finished", "environment": env_full, "drifted": before, "repaired": changed, "failed": report.failed(), "remaining": remaining, "exit_code": exit_code, "elapsed_ms": self.start.elapsed().as_millis() as u64, "api_calls": calls}));
+            return;
+        }
+        stdout_line(&format!(
+            "{env_full}: repair: {before} drifted, {} put back, {} failed, {} still drifted in {:.1}s (API calls: {} reads, {} writes)",
+            changed.len(),
+            report.failed(),
+            remaining.len(),
+            self.start.elapsed().as_secs_f64(),
+            calls.reads,
+            calls.writes
+        ));
+        for n in &report.nodes {
+            if let Outcome::Failed(e) = &n.outcome {
+                stdout_line(&format!("  failed   {}: {e}", n.node));
+            }
+        }
+        for r in remaining {
+            stdout_line(&format!("  drifted  {r}"));
+        }
+    }
+
+    /// `status`: the outputs and each resource's state.
+    pub fn status(
+        &self,
+        env_full: &str,
+        region: &str,
+        outputs: &BTreeMap<String, Value>,
+        nodes: &[(String, &'static str, Option<String>)],
+    ) {
+        if self.format == Format::Json {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .map(|(n, k, state)| json!({"node": n, "kind": k, "present": state.is_some(), "state": state}))
+                .collect();
+            self.json(json!({"event": "status", "environment": env_full, "region": region, "outputs": outputs, "nodes": nodes}));
+            return;
+        }
+        let present = nodes.iter().filter(|(_, _, s)| s.is_some()).count();
+        stdout_line(&format!(
+            "{env_full} in {region}: {present} of {} resources present",
+            nodes.len()
+        ));
+        self.print_outputs(outputs);
+        stdout_line("  resources:");
+        for (node, kind, state) in nodes {
+            stdout_line(&format!(
+                "    {node:<28} {kind:<18} {}",
+                state.as_deref().unwrap_or("absent")
+            ));
+        }
+    }
 }

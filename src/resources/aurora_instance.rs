@@ -3,30 +3,38 @@
 //!
 //! PLATFORM.md: CreateDBInstance is accepted once CreateDBCluster has returned (identifiers
 //! only), but parallel calls on one cluster fail `InvalidDBClusterStateFault`: the graph
-//! chains each instance on the previous one's identifiers (about a second each), and that
-//! fault is retried with backoff, never reported.
+//! chains each instance on the previous one's identifiers (`after`, about a second each),
+//! and that fault is retried with backoff, never reported.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
-use super::aurora_cluster::{cluster_name, rds_ready, ENGINE};
-use super::{Ids, NodeCx, Resource};
+use super::aurora_cluster::{cluster_name, rds_ready, same_key, ENGINE};
+use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::aws::retry;
-use crate::aws::tags::{from_rds, rds_tags};
-use crate::aws::wait::{self, Poll};
-use crate::diff::{Change, Changes};
+use crate::aws::retry::{
+    self, DB_CLUSTER_BUSY, DB_INSTANCE_BUSY, NEW_KEY_NOT_VISIBLE, NEW_ROLE_RDS,
+};
+use crate::aws::tags;
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct AuroraInstance {
     /// 1 is the writer (created first), 2.. the readers.
     pub number: usize,
     pub zone: String,
-    pub cluster: String,
-    pub key: String,
-    pub monitoring_role: String,
+    pub instance_class: String,
+    pub cluster: Ref,
+    pub key: Ref,
+    pub monitoring_role: Ref,
+    /// Ordering only: the previous instance's create call has returned.
+    pub after: Option<Ref>,
 }
 
 const MONITORING_INTERVAL: i32 = 60;
@@ -37,18 +45,21 @@ pub fn instance_name(env_full: &str, number: usize) -> String {
 }
 
 /// Every instance of the environment's cluster, read once per run for all instance nodes.
-async fn cluster_instances<'a>(cx: &'a NodeCx<'_>) -> Result<&'a [DbInstance], Failure> {
-    cx.cx
-        .db_instances
+#[derive(Default)]
+struct ClusterInstances(OnceCell<Vec<DbInstance>>);
+
+async fn cluster_instances(cx: &NodeCx<'_>) -> Result<Vec<DbInstance>, Failure> {
+    let cache = cx.shared::<ClusterInstances>();
+    let all = cache
+        .0
         .get_or_try_init(|| async {
-            cx.cx
-                .clients
+            cx.aws()
                 .rds
                 .describe_db_instances()
                 .filters(
                     Filter::builder()
                         .name("db-cluster-id")
-                        .values(cluster_name(&cx.env_full()))
+                        .values(cluster_name(cx.env_full()))
                         .build(),
                 )
                 .into_paginator()
@@ -56,16 +67,16 @@ async fn cluster_instances<'a>(cx: &'a NodeCx<'_>) -> Result<&'a [DbInstance], F
                 .send()
                 .collect::<Result<Vec<_>, _>>()
                 .await
-                .map_err(|e| Failure::from(e).context("DescribeDBInstances"))
+                .or_absent()
+                .map(Option::unwrap_or_default)
         })
-        .await
-        .map(Vec::as_slice)
+        .await?;
+    Ok(all.clone())
 }
 
 async fn describe(cx: &NodeCx<'_>, name: &str) -> Result<Option<DbInstance>, Failure> {
     let out = cx
-        .cx
-        .clients
+        .aws()
         .rds
         .describe_db_instances()
         .db_instance_identifier(name)
@@ -75,9 +86,20 @@ async fn describe(cx: &NodeCx<'_>, name: &str) -> Result<Option<DbInstance>, Fai
     Ok(out.and_then(|o| o.db_instances().first().cloned()))
 }
 
+fn attrs_of(i: &DbInstance) -> Result<Attrs, Failure> {
+    let mut a = Attrs::id(
+        i.db_instance_identifier()
+            .ok_or_else(|| Failure::missing("instance identifier"))?,
+    );
+    a.arn = i.db_instance_arn().map(String::from);
+    a.endpoint = i.endpoint().and_then(|e| e.address()).map(String::from);
+    a.state = i.db_instance_status().map(String::from);
+    Ok(a)
+}
+
 impl AuroraInstance {
     fn name(&self, cx: &NodeCx<'_>) -> String {
-        instance_name(&cx.env_full(), self.number)
+        instance_name(cx.env_full(), self.number)
     }
 }
 
@@ -86,41 +108,39 @@ impl Resource for AuroraInstance {
     type Observed = DbInstance;
     const KIND: &'static str = "aurora_instance";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<DbInstance>, Failure> {
-        let name = self.name(cx);
-        Ok(cluster_instances(cx)
-            .await?
-            .iter()
-            .find(|i| {
-                i.db_instance_identifier() == Some(name.as_str())
-                    && i.db_instance_status() != Some("deleting")
-            })
-            .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        let mut all = vec![&self.cluster, &self.key, &self.monitoring_role];
+        all.extend(self.after.iter());
+        all
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &DbInstance) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: have
-                .db_instance_identifier()
-                .ok_or_else(|| Failure::missing("instance identifier"))?
-                .to_string(),
-            arn: have.db_instance_arn().map(String::from),
-        })
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbInstance>, Failure> {
+        let name = self.name(cx);
+        Ok(cluster_instances(cx).await?.into_iter().find(|i| {
+            i.db_instance_identifier() == Some(name.as_str())
+                && i.db_instance_status() != Some("deleting")
+        }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &DbInstance) -> Result<Attrs, Failure> {
+        attrs_of(have)
     }
 
     fn is_ready(&self, have: &DbInstance) -> bool {
         have.db_instance_status() == Some("available")
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &DbInstance) -> Result<Vec<Change>, Failure> {
-        let db = &cx.env().database;
-        let key = cx.ids_of(&self.key)?;
-        let key_arn = key.arn(&self.key)?;
-        let role = cx.ids_of(&self.monitoring_role)?;
-        let mut c = Changes::default();
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &DbInstance,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let key_arn = inputs.arn(&self.key)?;
         c.immutable(
             "db_cluster_identifier",
-            cx.ids_of(&self.cluster)?.id.as_str(),
+            inputs.id(&self.cluster)?,
             have.db_cluster_identifier().unwrap_or(""),
         );
         c.immutable(
@@ -130,7 +150,7 @@ impl Resource for AuroraInstance {
         );
         c.field(
             "db_instance_class",
-            db.instance_class.as_str(),
+            self.instance_class.as_str(),
             have.db_instance_class().unwrap_or(""),
         );
         c.field(
@@ -138,11 +158,10 @@ impl Resource for AuroraInstance {
             true,
             have.performance_insights_enabled().unwrap_or(false),
         );
-        let pi_key = have.performance_insights_kms_key_id();
         c.field(
             "performance_insights_kms_key",
             true,
-            pi_key.is_some_and(|k| k == key_arn || key_arn.ends_with(&format!("/{k}"))),
+            same_key(key_arn, have.performance_insights_kms_key_id()),
         );
         c.field(
             "monitoring_interval",
@@ -151,7 +170,7 @@ impl Resource for AuroraInstance {
         );
         c.field(
             "monitoring_role_arn",
-            role.arn(&self.monitoring_role)?,
+            inputs.arn(&self.monitoring_role)?,
             have.monitoring_role_arn().unwrap_or("(none)"),
         );
         c.field(
@@ -159,162 +178,123 @@ impl Resource for AuroraInstance {
             false,
             have.publicly_accessible().unwrap_or(false),
         );
-        c.tags(&cx.tags(), &from_rds(have.tag_list()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_rds(have.tag_list()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let db = &cx.env().database;
-        let key = cx.ids_of(&self.key)?;
-        let key_arn = key.arn(&self.key)?.to_string();
-        let role = cx.ids_of(&self.monitoring_role)?;
-        let role_arn = role.arn(&self.monitoring_role)?.to_string();
-        let cluster = cx.ids_of(&self.cluster)?.id;
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let key_arn = inputs.arn(&self.key)?;
+        let role_arn = inputs.arn(&self.monitoring_role)?;
+        let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
-        let rds = &cx.cx.clients.rds;
-        let out = retry::eventually(
-            Duration::from_secs(120),
-            |f| {
-                // Another instance call on the same cluster is in flight (tpa #50115).
-                f.code == "InvalidDBClusterStateFault"
-                    // PLATFORM.md: a new monitoring role is not visible to RDS at once.
-                    || (f.code == "InvalidParameterValue" && f.message.contains("IAM role ARN value is invalid"))
-                    || f.code == "KMSKeyNotAccessibleFault"
-            },
+        let rds = &cx.aws().rds;
+        let out = retry::on(
+            &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
             || async {
                 rds.create_db_instance()
                     .db_instance_identifier(&name)
-                    .db_cluster_identifier(&cluster)
+                    .db_cluster_identifier(cluster)
                     .engine(ENGINE)
-                    .db_instance_class(&db.instance_class)
+                    .db_instance_class(&self.instance_class)
                     .availability_zone(&self.zone)
                     .publicly_accessible(false)
                     .enable_performance_insights(true)
-                    .performance_insights_kms_key_id(&key_arn)
+                    .performance_insights_kms_key_id(key_arn)
                     .performance_insights_retention_period(7)
                     .monitoring_interval(MONITORING_INTERVAL)
-                    .monitoring_role_arn(&role_arn)
+                    .monitoring_role_arn(role_arn)
                     .promotion_tier(if self.number == 1 { 0 } else { 1 })
                     .copy_tags_to_snapshot(true)
-                    .set_tags(Some(rds_tags(&cx.tags())))
+                    .set_tags(Some(tags::rds(cx.tags())))
                     .send()
                     .await
                     .map_err(Failure::from)
             },
         )
         .await?;
-        let instance = out
-            .db_instance()
-            .ok_or_else(|| Failure::missing("instance"))?;
-        Ok(Ids {
-            id: name,
-            arn: instance.db_instance_arn().map(String::from),
-        })
+        attrs_of(
+            out.db_instance()
+                .ok_or_else(|| Failure::missing("instance"))?,
+        )
     }
 
     /// The longest wait of an `up`: 6-10 minutes on AWS. Nothing waits on it but the run.
-    async fn wait_ready(&self, cx: &NodeCx<'_>, ids: &Ids) -> Result<(), Failure> {
-        wait::until(
-            &format!("Aurora instance {}", ids.id),
-            cx.env().wait_timeout,
+    async fn wait_ready(&self, cx: &NodeCx<'_>, mut attrs: Attrs) -> Result<Attrs, Failure> {
+        cx.wait_ready(
+            &format!("Aurora instance {} to be available", attrs.id),
             Duration::from_secs(2),
-            |state, waited| {
-                cx.progress(format!(
-                    "waiting for available ({state}, {}s)",
-                    waited.as_secs()
-                ))
-            },
             || async {
                 Ok(rds_ready(
-                    describe(cx, &ids.id)
+                    describe(cx, &attrs.id)
                         .await?
                         .as_ref()
                         .and_then(|i| i.db_instance_status()),
                 ))
             },
         )
-        .await
+        .await?;
+        attrs.state = Some("available".into());
+        Ok(attrs)
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &DbInstance,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let db = &cx.env().database;
-        let rds = &cx.cx.clients.rds;
-        let key = cx.ids_of(&self.key)?;
-        let role = cx.ids_of(&self.monitoring_role)?;
-        let has = |f: &str| changes.iter().any(|c| c.field == f);
+    ) -> Result<Attrs, Failure> {
+        let rds = &cx.aws().rds;
         if changes.iter().any(|c| !c.field.starts_with("tags.")) {
             let mut call = rds
                 .modify_db_instance()
                 .db_instance_identifier(self.name(cx))
                 .apply_immediately(true);
-            if has("db_instance_class") {
-                call = call.db_instance_class(&db.instance_class);
+            if has(changes, "db_instance_class") {
+                call = call.db_instance_class(&self.instance_class);
             }
-            if has("performance_insights_enabled") || has("performance_insights_kms_key") {
+            if has(changes, "performance_insights_enabled")
+                || has(changes, "performance_insights_kms_key")
+            {
                 call = call
                     .enable_performance_insights(true)
-                    .performance_insights_kms_key_id(key.arn(&self.key)?);
+                    .performance_insights_kms_key_id(inputs.arn(&self.key)?);
             }
-            if has("monitoring_interval") || has("monitoring_role_arn") {
+            if has(changes, "monitoring_interval") || has(changes, "monitoring_role_arn") {
                 call = call
                     .monitoring_interval(MONITORING_INTERVAL)
-                    .monitoring_role_arn(role.arn(&self.monitoring_role)?);
+                    .monitoring_role_arn(inputs.arn(&self.monitoring_role)?);
             }
-            if has("publicly_accessible") {
+            if has(changes, "publicly_accessible") {
                 call = call.publicly_accessible(false);
             }
             call.send().await?;
         }
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            if let Some(arn) = have.db_instance_arn() {
-                rds.add_tags_to_resource()
-                    .resource_name(arn)
-                    .set_tags(Some(rds_tags(&cx.tags())))
-                    .send()
-                    .await?;
-            }
+        if let (true, Some(arn)) = (tags_changed(changes), have.db_instance_arn()) {
+            tags::retag_rds(rds, arn, cx.tags()).await?;
         }
-        Ok(())
+        attrs_of(have)
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &DbInstance) -> Result<(), Failure> {
-        let rds = &cx.cx.clients.rds;
+        let rds = &cx.aws().rds;
         let name = self.name(cx);
-        retry::eventually(
-            cx.env().wait_timeout,
-            |f| f.code == "InvalidDBClusterStateFault" || f.code == "InvalidDBInstanceState",
-            || async {
-                rds.delete_db_instance()
-                    .db_instance_identifier(&name)
-                    .send()
-                    .await
-                    .or_absent()
-                    .map(|_| ())
-            },
-        )
+        retry::on(&[&DB_CLUSTER_BUSY, &DB_INSTANCE_BUSY], || async {
+            rds.delete_db_instance()
+                .db_instance_identifier(&name)
+                .send()
+                .await
+                .or_absent()
+                .map(|_| ())
+        })
         .await?;
-        wait::until(
-            &format!("Aurora instance {name} to be deleted"),
-            cx.env().wait_timeout,
+        cx.wait_gone(
+            &format!("Aurora instance {name}"),
             Duration::from_secs(2),
-            |state, waited| {
-                cx.progress(format!(
-                    "waiting for deletion ({state}, {}s)",
-                    waited.as_secs()
-                ))
-            },
             || async {
-                Ok(match describe(cx, &name).await? {
-                    None => Poll::Ready,
-                    Some(i) => {
-                        Poll::Pending(i.db_instance_status().unwrap_or("deleting").to_string())
-                    }
-                })
+                Ok(describe(cx, &name)
+                    .await?
+                    .map(|i| i.db_instance_status().unwrap_or("deleting").to_string()))
             },
         )
         .await

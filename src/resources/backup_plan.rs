@@ -2,24 +2,33 @@
 //! config's cron schedule (AWS Backup rejects `rate()`), with start and completion windows
 //! and retention, selecting the cluster with the backup role.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, Lifecycle};
+use serde::{Deserialize, Serialize};
 
-use super::aurora_cluster::cluster_name;
-use super::{Ids, NodeCx, Resource};
+use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::aws::retry;
-use crate::diff::{Change, Changes};
+use crate::aws::retry::{self, NEW_ROLE_BACKUP};
+use crate::aws::tags;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BackupPlan {
-    pub vault: String,
-    pub role: String,
-    pub cluster: String,
+    pub vault: Ref,
+    pub role: Ref,
+    pub cluster: Ref,
+    /// A `cron(...)` expression.
+    pub schedule: String,
+    pub start_window_minutes: i64,
+    pub completion_window_minutes: i64,
+    pub retention_days: i64,
 }
+
+const RULE_NAME: &str = "every-6-hours";
 
 /// The rule as compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,35 +65,19 @@ fn bad_input(e: impl std::fmt::Display) -> Failure {
 }
 
 impl BackupPlan {
-    fn want_rule(&self, cx: &NodeCx<'_>) -> Rule {
-        let b = &cx.env().backup;
-        Rule {
-            vault: super::backup_vault::vault_name(&cx.env_full()),
-            schedule: b.schedule.clone(),
-            start_window: Some(b.start_window_minutes),
-            completion_window: Some(b.completion_window_minutes),
-            delete_after_days: Some(b.retention_days),
-        }
-    }
-
-    fn cluster_arn(&self, cx: &NodeCx<'_>) -> String {
-        cx.arn("rds", &format!("cluster:{}", cluster_name(&cx.env_full())))
-    }
-
-    fn plan_input(&self, cx: &NodeCx<'_>) -> Result<BackupPlanInput, Failure> {
-        let r = self.want_rule(cx);
+    fn plan_input(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<BackupPlanInput, Failure> {
         let rule = BackupRuleInput::builder()
-            .rule_name("every-6-hours")
-            .target_backup_vault_name(&r.vault)
-            .schedule_expression(&r.schedule)
-            .start_window_minutes(r.start_window.unwrap_or(60))
-            .completion_window_minutes(r.completion_window.unwrap_or(120))
+            .rule_name(RULE_NAME)
+            .target_backup_vault_name(inputs.id(&self.vault)?)
+            .schedule_expression(&self.schedule)
+            .start_window_minutes(self.start_window_minutes)
+            .completion_window_minutes(self.completion_window_minutes)
             .lifecycle(
                 Lifecycle::builder()
-                    .delete_after_days(r.delete_after_days.unwrap_or(7))
+                    .delete_after_days(self.retention_days)
                     .build(),
             )
-            .set_recovery_point_tags(Some(cx.tags().into_iter().collect()))
+            .set_recovery_point_tags(Some(tags::map(cx.tags())))
             .build()
             .map_err(bad_input)?;
         BackupPlanInput::builder()
@@ -94,34 +87,30 @@ impl BackupPlan {
             .map_err(bad_input)
     }
 
-    async fn create_selection(&self, cx: &NodeCx<'_>, plan_id: &str) -> Result<(), Failure> {
-        let role = cx.ids_of(&self.role)?;
+    async fn create_selection(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        plan_id: &str,
+    ) -> Result<(), Failure> {
         let selection = BackupSelection::builder()
             .selection_name(plan_name(cx))
-            .iam_role_arn(role.arn(&self.role)?)
-            .resources(self.cluster_arn(cx))
+            .iam_role_arn(inputs.arn(&self.role)?)
+            .resources(inputs.arn(&self.cluster)?)
             .build()
             .map_err(bad_input)?;
-        let backup = &cx.cx.clients.backup;
-        // PLATFORM.md: a new backup role "cannot be assumed" for a while: retry 2 minutes.
-        retry::eventually(
-            Duration::from_secs(120),
-            |f| {
-                f.code == "InvalidParameterValueException"
-                    && f.message.contains("cannot be assumed")
-            },
-            || async {
-                backup
-                    .create_backup_selection()
-                    .backup_plan_id(plan_id)
-                    .backup_selection(selection.clone())
-                    .creator_request_id(format!("{}-selection", cx.token()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(Failure::from)
-            },
-        )
+        let backup = &cx.aws().backup;
+        retry::on(&[&NEW_ROLE_BACKUP], || async {
+            backup
+                .create_backup_selection()
+                .backup_plan_id(plan_id)
+                .backup_selection(selection.clone())
+                .creator_request_id(format!("{}-selection", cx.token()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
         .await
     }
 
@@ -132,8 +121,7 @@ impl BackupPlan {
         selections: &[Selection],
     ) -> Result<(), Failure> {
         for s in selections {
-            cx.cx
-                .clients
+            cx.aws()
                 .backup
                 .delete_backup_selection()
                 .backup_plan_id(plan_id)
@@ -151,8 +139,12 @@ impl Resource for BackupPlan {
     type Observed = Observed;
     const KIND: &'static str = "backup_plan";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let backup = &cx.cx.clients.backup;
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.vault, &self.role, &self.cluster]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let backup = &cx.aws().backup;
         let name = plan_name(cx);
         let plans = backup
             .list_backup_plans()
@@ -222,12 +214,16 @@ impl Resource for BackupPlan {
             let Some(sid) = s.selection_id() else {
                 continue;
             };
-            let full = backup
+            let Some(full) = backup
                 .get_backup_selection()
                 .backup_plan_id(&id)
                 .selection_id(sid)
                 .send()
-                .await?;
+                .await
+                .or_absent()?
+            else {
+                continue;
+            };
             let sel = full.backup_selection();
             selections.push(Selection {
                 id: sid.to_string(),
@@ -242,47 +238,71 @@ impl Resource for BackupPlan {
             arn,
             rules,
             selections,
-            tags: tags
-                .tags()
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
+            tags: tags::from_map(tags.tags()),
         }))
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: have.id.clone(),
-            arn: Some(have.arn.clone()),
-        })
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(&have.id).with_arn(&have.arn))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let mut c = Changes::default();
-        c.field("rules", vec![self.want_rule(cx)], have.rules.clone());
-        let role = cx.ids_of(&self.role)?;
-        let want = (
-            role.arn(&self.role)?.to_string(),
-            vec![self.cluster_arn(cx)],
-        );
-        let got: Vec<(String, Vec<String>)> = have
-            .selections
-            .iter()
-            .map(|s| (s.role_arn.clone(), s.resources.clone()))
-            .collect();
-        c.field("selection", vec![want], got);
-        c.tags(&cx.tags(), &have.tags);
-        Ok(c.into_vec())
+    /// The one rule property by property, the one selection (role and resources): a second
+    /// rule or selection added by hand is drift.
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.field("rule_count", 1, have.rules.len());
+        if let Some(r) = have.rules.first() {
+            c.field(
+                "rule.target_vault",
+                inputs.id(&self.vault)?,
+                r.vault.as_str(),
+            );
+            c.field("rule.schedule", self.schedule.as_str(), r.schedule.as_str());
+            c.field(
+                "rule.start_window_minutes",
+                Some(self.start_window_minutes),
+                r.start_window,
+            );
+            c.field(
+                "rule.completion_window_minutes",
+                Some(self.completion_window_minutes),
+                r.completion_window,
+            );
+            c.field(
+                "rule.delete_after_days",
+                Some(self.retention_days),
+                r.delete_after_days,
+            );
+        }
+        c.field("selection_count", 1, have.selections.len());
+        if let Some(s) = have.selections.first() {
+            c.field(
+                "selection.role",
+                inputs.arn(&self.role)?,
+                s.role_arn.as_str(),
+            );
+            c.field(
+                "selection.resources",
+                vec![inputs.arn(&self.cluster)?.to_string()],
+                s.resources.clone(),
+            );
+        }
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let tags: HashMap<String, String> = cx.tags().into_iter().collect();
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .backup
             .create_backup_plan()
-            .backup_plan(self.plan_input(cx)?)
-            .set_backup_plan_tags(Some(tags))
+            .backup_plan(self.plan_input(cx, inputs)?)
+            .set_backup_plan_tags(Some(tags::map(cx.tags())))
             .creator_request_id(cx.token())
             .send()
             .await?;
@@ -290,56 +310,45 @@ impl Resource for BackupPlan {
             .backup_plan_id()
             .ok_or_else(|| Failure::missing("backup plan id"))?
             .to_string();
-        self.create_selection(cx, &id).await?;
-        Ok(Ids {
-            id,
-            arn: out.backup_plan_arn().map(String::from),
-        })
+        self.create_selection(cx, inputs, &id).await?;
+        let mut a = Attrs::id(id);
+        a.arn = out.backup_plan_arn().map(String::from);
+        Ok(a)
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let backup = &cx.cx.clients.backup;
-        for ch in changes {
-            match ch.field.as_str() {
-                "rules" => {
-                    backup
-                        .update_backup_plan()
-                        .backup_plan_id(&have.id)
-                        .backup_plan(self.plan_input(cx)?)
-                        .send()
-                        .await?;
-                }
-                // Selections cannot be changed in place; they hold no data: replace.
-                "selection" => {
-                    self.delete_selections(cx, &have.id, &have.selections)
-                        .await?;
-                    self.create_selection(cx, &have.id).await?;
-                }
-                _ => {}
-            }
-        }
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            let tags: HashMap<String, String> = cx.tags().into_iter().collect();
+    ) -> Result<Attrs, Failure> {
+        let backup = &cx.aws().backup;
+        let touches = |prefix: &str| changes.iter().any(|c| c.field.starts_with(prefix));
+        if touches("rule") {
             backup
-                .tag_resource()
-                .resource_arn(&have.arn)
-                .set_tags(Some(tags))
+                .update_backup_plan()
+                .backup_plan_id(&have.id)
+                .backup_plan(self.plan_input(cx, inputs)?)
                 .send()
                 .await?;
         }
-        Ok(())
+        // Selections cannot be changed in place; they hold no data: replace them.
+        if touches("selection") {
+            self.delete_selections(cx, &have.id, &have.selections)
+                .await?;
+            self.create_selection(cx, inputs, &have.id).await?;
+        }
+        if tags_changed(changes) {
+            tags::retag_backup(backup, &have.arn, cx.tags()).await?;
+        }
+        Ok(Attrs::id(&have.id).with_arn(&have.arn))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
         self.delete_selections(cx, &have.id, &have.selections)
             .await?;
-        cx.cx
-            .clients
+        cx.aws()
             .backup
             .delete_backup_plan()
             .backup_plan_id(&have.id)

@@ -2,19 +2,23 @@
 //! data: `down` keeps the vault unless `--destroy-data`, which deletes the recovery points
 //! and then the vault.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::{Ids, NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
-use crate::aws::wait::{self, Poll};
-use crate::diff::{Change, Changes};
+use super::{NodeCx, Resource};
+use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::tags;
+use crate::aws::wait::Poll;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BackupVault {
-    pub key: String,
+    pub key: Ref,
 }
 
 pub struct Observed {
@@ -30,8 +34,7 @@ pub fn vault_name(env_full: &str) -> String {
 
 async fn recovery_points(cx: &NodeCx<'_>, vault: &str) -> Result<Vec<String>, Failure> {
     let points = cx
-        .cx
-        .clients
+        .aws()
         .backup
         .list_recovery_points_by_backup_vault()
         .backup_vault_name(vault)
@@ -47,16 +50,24 @@ async fn recovery_points(cx: &NodeCx<'_>, vault: &str) -> Result<Vec<String>, Fa
         .collect())
 }
 
+fn attrs_of(cx: &NodeCx<'_>, arn: &str) -> Attrs {
+    Attrs::id(vault_name(cx.env_full())).with_arn(arn)
+}
+
 #[async_trait]
 impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let backup = &cx.cx.clients.backup;
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.key]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let backup = &cx.aws().backup;
         let Some(vault) = backup
             .describe_backup_vault()
-            .backup_vault_name(vault_name(&cx.env_full()))
+            .backup_vault_name(vault_name(cx.env_full()))
             .send()
             .await
             .or_absent()?
@@ -70,87 +81,84 @@ impl Resource for BackupVault {
         let tags = backup.list_tags().resource_arn(&arn).send().await?;
         Ok(Some(Observed {
             key_arn: vault.encryption_key_arn().map(String::from),
-            tags: tags
-                .tags()
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
+            tags: tags::from_map(tags.tags()),
             arn,
         }))
     }
 
-    fn ids(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: vault_name(&cx.env_full()),
-            arn: Some(have.arn.clone()),
-        })
+    fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(attrs_of(cx, &have.arn))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let key = cx.ids_of(&self.key)?;
-        let mut c = Changes::default();
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         c.immutable(
             "encryption_key_arn",
-            key.arn(&self.key)?,
+            inputs.arn(&self.key)?,
             have.key_arn.as_deref().unwrap_or("(none)"),
         );
-        c.tags(&cx.tags(), &have.tags);
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let key = cx.ids_of(&self.key)?;
-        let name = vault_name(&cx.env_full());
-        let tags: HashMap<String, String> = cx.tags().into_iter().collect();
-        let out = cx
-            .cx
-            .clients
-            .backup
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let name = vault_name(cx.env_full());
+        let backup = &cx.aws().backup;
+        let created = backup
             .create_backup_vault()
             .backup_vault_name(&name)
-            .encryption_key_arn(key.arn(&self.key)?)
-            .set_backup_vault_tags(Some(tags))
+            .encryption_key_arn(inputs.arn(&self.key)?)
+            .set_backup_vault_tags(Some(tags::map(cx.tags())))
             .creator_request_id(cx.token())
             .send()
-            .await?;
-        Ok(Ids {
-            id: name,
-            arn: out.backup_vault_arn().map(String::from),
-        })
+            .await
+            .or_exists()?;
+        let arn = match created.and_then(|o| o.backup_vault_arn().map(String::from)) {
+            Some(arn) => arn,
+            // Made by an interrupted run: read its ARN.
+            None => backup
+                .describe_backup_vault()
+                .backup_vault_name(&name)
+                .send()
+                .await?
+                .backup_vault_arn()
+                .ok_or_else(|| Failure::missing("vault ARN"))?
+                .to_string(),
+        };
+        Ok(attrs_of(cx, &arn))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            let tags: HashMap<String, String> = cx.tags().into_iter().collect();
-            cx.cx
-                .clients
-                .backup
-                .tag_resource()
-                .resource_arn(&have.arn)
-                .set_tags(Some(tags))
-                .send()
-                .await?;
+    ) -> Result<Attrs, Failure> {
+        if tags_changed(changes) {
+            tags::retag_backup(&cx.aws().backup, &have.arn, cx.tags()).await?;
         }
-        Ok(())
+        Ok(attrs_of(cx, &have.arn))
     }
 
     fn keep_on_down(&self, cx: &NodeCx<'_>, have: &Observed) -> Option<String> {
         (!cx.cx.flags.destroy_data).then(|| {
             format!(
                 "backup vault {} ({}) kept with its recovery points; `down --destroy-data` deletes them",
-                vault_name(&cx.env_full()),
+                vault_name(cx.env_full()),
                 have.arn
             )
         })
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
-        let backup = &cx.cx.clients.backup;
-        let name = vault_name(&cx.env_full());
+        let backup = &cx.aws().backup;
+        let name = vault_name(cx.env_full());
         let points = recovery_points(cx, &name).await?;
         for arn in &points {
             backup
@@ -162,22 +170,15 @@ impl Resource for BackupVault {
                 .or_absent()?;
         }
         // Recovery point deletion is asynchronous; the vault can go once it is empty.
-        wait::until(
+        cx.wait_ready(
             &format!("backup vault {name} to be empty"),
-            cx.env().wait_timeout,
             Duration::from_secs(2),
-            |state, waited| {
-                cx.progress(format!(
-                    "waiting for recovery points to go ({state}, {}s)",
-                    waited.as_secs()
-                ))
-            },
             || async {
                 let left = recovery_points(cx, &name).await?.len();
                 Ok(if left == 0 {
                     Poll::Ready
                 } else {
-                    Poll::Pending(format!("{left} left"))
+                    Poll::Pending(format!("{left} recovery points left"))
                 })
             },
         )
@@ -188,7 +189,7 @@ impl Resource for BackupVault {
             .send()
             .await
             .or_absent()?;
-        cx.cx.reporter.note(&format!(
+        cx.note(format!(
             "backup vault {name} deleted with {} recovery point(s) (--destroy-data)",
             points.len()
         ));

@@ -4,17 +4,20 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbSubnetGroup as AwsDbSubnetGroup;
+use serde::{Deserialize, Serialize};
 
-use crate::aws::tags::{from_rds, rds_tags};
-
-use super::{Ids, NodeCx, Resource};
+use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::diff::{Change, Changes};
+use crate::aws::retry::{self, DB_SUBNET_GROUP_IN_USE};
+use crate::aws::tags;
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DbSubnetGroup {
-    /// Subnet nodes (the isolated tier).
-    pub subnets: Vec<String>,
+    /// The isolated subnets.
+    pub subnets: Vec<Ref>,
 }
 
 pub struct Observed {
@@ -24,15 +27,15 @@ pub struct Observed {
 
 impl DbSubnetGroup {
     fn name(cx: &NodeCx<'_>) -> String {
-        cx.env_full()
+        cx.env_full().to_string()
     }
 
-    fn want_subnets(&self, cx: &NodeCx<'_>) -> Result<Vec<String>, Failure> {
-        let mut ids: Vec<String> = self
+    fn want_subnets(&self, inputs: &Inputs<'_>) -> Result<Vec<String>, Failure> {
+        let mut ids = self
             .subnets
             .iter()
-            .map(|s| Ok(cx.ids_of(s)?.id))
-            .collect::<Result<_, Failure>>()?;
+            .map(|s| Ok(inputs.id(s)?.to_string()))
+            .collect::<Result<Vec<_>, Failure>>()?;
         ids.sort();
         Ok(ids)
     }
@@ -43,8 +46,12 @@ impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let rds = &cx.cx.clients.rds;
+    fn inputs(&self) -> Vec<&Ref> {
+        self.subnets.iter().collect()
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let rds = &cx.aws().rds;
         let Some(out) = rds
             .describe_db_subnet_groups()
             .db_subnet_group_name(Self::name(cx))
@@ -60,25 +67,34 @@ impl Resource for DbSubnetGroup {
         let arn = group
             .db_subnet_group_arn()
             .ok_or_else(|| Failure::missing("DB subnet group ARN"))?;
-        let tags = rds
+        let Some(tags) = rds
             .list_tags_for_resource()
             .resource_name(arn)
             .send()
-            .await?;
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
         Ok(Some(Observed {
-            tags: from_rds(tags.tag_list()),
+            tags: tags::from_rds(tags.tag_list()),
             group,
         }))
     }
 
-    fn ids(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: Self::name(cx),
-            arn: have.group.db_subnet_group_arn().map(String::from),
-        })
+    fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        let mut a = Attrs::id(Self::name(cx));
+        a.arn = have.group.db_subnet_group_arn().map(String::from);
+        Ok(a)
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         let mut got: Vec<String> = have
             .group
             .subnets()
@@ -86,16 +102,14 @@ impl Resource for DbSubnetGroup {
             .filter_map(|s| s.subnet_identifier().map(String::from))
             .collect();
         got.sort();
-        let mut c = Changes::default();
-        c.set("subnets", &self.want_subnets(cx)?, &got);
-        c.tags(&cx.tags(), &have.tags);
-        Ok(c.into_vec())
+        c.set("subnets", &self.want_subnets(inputs)?, &got);
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .rds
             .create_db_subnet_group()
             .db_subnet_group_name(Self::name(cx))
@@ -103,62 +117,50 @@ impl Resource for DbSubnetGroup {
                 "{}: isolated subnets for Aurora (tap-provision)",
                 cx.env_full()
             ))
-            .set_subnet_ids(Some(self.want_subnets(cx)?))
-            .set_tags(Some(rds_tags(&cx.tags())))
+            .set_subnet_ids(Some(self.want_subnets(inputs)?))
+            .set_tags(Some(tags::rds(cx.tags())))
             .send()
             .await?;
-        let arn = out
+        let mut a = Attrs::id(Self::name(cx));
+        a.arn = out
             .db_subnet_group()
             .and_then(|g| g.db_subnet_group_arn())
             .map(String::from);
-        Ok(Ids {
-            id: Self::name(cx),
-            arn,
-        })
+        Ok(a)
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let rds = &cx.cx.clients.rds;
-        if changes.iter().any(|c| c.field == "subnets") {
+    ) -> Result<Attrs, Failure> {
+        let rds = &cx.aws().rds;
+        if has(changes, "subnets") {
             rds.modify_db_subnet_group()
                 .db_subnet_group_name(Self::name(cx))
-                .set_subnet_ids(Some(self.want_subnets(cx)?))
+                .set_subnet_ids(Some(self.want_subnets(inputs)?))
                 .send()
                 .await?;
         }
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            if let Some(arn) = have.group.db_subnet_group_arn() {
-                rds.add_tags_to_resource()
-                    .resource_name(arn)
-                    .set_tags(Some(rds_tags(&cx.tags())))
-                    .send()
-                    .await?;
-            }
+        if let (true, Some(arn)) = (tags_changed(changes), have.group.db_subnet_group_arn()) {
+            tags::retag_rds(rds, arn, cx.tags()).await?;
         }
-        Ok(())
+        self.attrs(cx, have)
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
-        let rds = &cx.cx.clients.rds;
+        let rds = &cx.aws().rds;
         let name = Self::name(cx);
-        // Still in use for a moment after the cluster is gone.
-        crate::aws::retry::eventually(
-            std::time::Duration::from_secs(300),
-            |f| f.code == "InvalidDBSubnetGroupStateFault",
-            || async {
-                rds.delete_db_subnet_group()
-                    .db_subnet_group_name(&name)
-                    .send()
-                    .await
-                    .or_absent()
-                    .map(|_| ())
-            },
-        )
+        retry::on(&[&DB_SUBNET_GROUP_IN_USE], || async {
+            rds.delete_db_subnet_group()
+                .db_subnet_group_name(&name)
+                .send()
+                .await
+                .or_absent()
+                .map(|_| ())
+        })
         .await
     }
 }

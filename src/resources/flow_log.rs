@@ -1,22 +1,29 @@
 //! VPC flow logs: ALL traffic to the KMS-encrypted log group, delivered with its role.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     FlowLog as AwsFlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType,
 };
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
-use crate::aws::{retry, tags};
-use crate::diff::{Change, Changes};
+use super::{NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::aws::retry::{self, NEW_ROLE_EC2};
+use crate::aws::tags;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FlowLog {
-    pub vpc: String,
-    pub log_group: String,
-    pub role: String,
+    pub vpc: Ref,
+    pub log_group: Ref,
+    pub role: Ref,
+}
+
+fn flow_log_id(f: &AwsFlowLog) -> Result<&str, Failure> {
+    f.flow_log_id()
+        .ok_or_else(|| Failure::missing("flow log id"))
 }
 
 #[async_trait]
@@ -24,31 +31,28 @@ impl Resource for FlowLog {
     type Observed = AwsFlowLog;
     const KIND: &'static str = "flow_log";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsFlowLog>, Failure> {
-        let all = cx.cx.ec2.flow_logs().await?;
-        Ok(single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsFlowLog::tags, &cx.env_full(), cx.node),
-        )
-        .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.vpc, &self.log_group, &self.role]
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsFlowLog) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.flow_log_id()
-                .ok_or_else(|| Failure::missing("flow log id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsFlowLog>, Failure> {
+        cx.ec2_find(Self::KIND).await
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsFlowLog) -> Result<Vec<Change>, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let group = cx.ids_of(&self.log_group)?;
-        let role = cx.ids_of(&self.role)?;
-        let mut c = Changes::default();
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsFlowLog) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(flow_log_id(have)?))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsFlowLog,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         c.immutable(
             "resource_id",
-            vpc.id.as_str(),
+            inputs.id(&self.vpc)?,
             have.resource_id().unwrap_or(""),
         );
         c.immutable(
@@ -57,88 +61,105 @@ impl Resource for FlowLog {
             have.traffic_type().map(|t| t.as_str()).unwrap_or(""),
         );
         c.immutable(
+            "log_destination_type",
+            "cloud-watch-logs",
+            have.log_destination_type()
+                .map(|t| t.as_str())
+                .unwrap_or("cloud-watch-logs"),
+        );
+        c.immutable(
             "log_group_name",
-            group.id.as_str(),
+            inputs.id(&self.log_group)?,
             have.log_group_name().unwrap_or(""),
         );
         c.immutable(
             "deliver_logs_permission_arn",
-            role.arn(&self.role)?,
+            inputs.arn(&self.role)?,
             have.deliver_logs_permission_arn().unwrap_or(""),
         );
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let group = cx.ids_of(&self.log_group)?;
-        let role = cx.ids_of(&self.role)?;
-        let role_arn = role.arn(&self.role)?.to_string();
-        let ec2 = &cx.cx.clients.ec2;
-        // PLATFORM.md: a new IAM role may not be assumable yet: retry "Unable to assume given
-        // IAM role" for 2 minutes. CreateFlowLogs reports it per item, not as an error.
-        let id = retry::eventually(
-            Duration::from_secs(120),
-            |f| f.code == "InvalidParameter" && f.message.contains("Unable to assume"),
-            || async {
-                let out = ec2
-                    .create_flow_logs()
-                    .resource_ids(&vpc.id)
-                    .resource_type(FlowLogsResourceType::Vpc)
-                    .traffic_type(TrafficType::All)
-                    .log_destination_type(LogDestinationType::CloudWatchLogs)
-                    .log_group_name(&group.id)
-                    .deliver_logs_permission_arn(&role_arn)
-                    .max_aggregation_interval(60)
-                    .client_token(cx.token())
-                    .tag_specifications(tags::ec2_spec(ResourceType::VpcFlowLog, &cx.tags()))
-                    .send()
-                    .await?;
-                if let Some(item) = out.unsuccessful().first() {
-                    let e = item.error();
-                    return Err(Failure::new(
-                        e.and_then(|e| e.code()).unwrap_or("Unsuccessful"),
-                        format!(
-                            "{}: {}",
-                            e.and_then(|e| e.code()).unwrap_or("Unsuccessful"),
-                            e.and_then(|e| e.message()).unwrap_or("no reason given")
-                        ),
-                    ));
-                }
-                out.flow_log_ids()
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| Failure::missing("flow log id"))
-            },
-        )
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let vpc = inputs.id(&self.vpc)?;
+        let group = inputs.id(&self.log_group)?;
+        let role_arn = inputs.arn(&self.role)?;
+        let ec2 = &cx.aws().ec2;
+        // CreateFlowLogs reports a role it cannot assume per item, not as an error.
+        let id = retry::on(&[&NEW_ROLE_EC2], || async {
+            let out = ec2
+                .create_flow_logs()
+                .resource_ids(vpc)
+                .resource_type(FlowLogsResourceType::Vpc)
+                .traffic_type(TrafficType::All)
+                .log_destination_type(LogDestinationType::CloudWatchLogs)
+                .log_group_name(group)
+                .deliver_logs_permission_arn(role_arn)
+                .max_aggregation_interval(60)
+                .client_token(cx.token())
+                .tag_specifications(tags::ec2_spec(ResourceType::VpcFlowLog, cx.tags()))
+                .send()
+                .await?;
+            if let Some(item) = out.unsuccessful().first() {
+                let e = item.error();
+                let code = e.and_then(|e| e.code()).unwrap_or("Unsuccessful");
+                return Err(Failure::new(
+                    code,
+                    format!(
+                        "{code}: {}",
+                        e.and_then(|e| e.message()).unwrap_or("no reason given")
+                    ),
+                ));
+            }
+            out.flow_log_ids()
+                .first()
+                .cloned()
+                .ok_or_else(|| Failure::missing("flow log id"))
+        })
         .await?;
-        Ok(Ids::id(id))
+        Ok(Attrs::id(id))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &AwsFlowLog,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .flow_log_id()
-            .ok_or_else(|| Failure::missing("flow log id"))?;
-        super::retag_ec2(cx, id, changes).await
+    ) -> Result<Attrs, Failure> {
+        let id = flow_log_id(have)?;
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        Ok(Attrs::id(id))
+    }
+
+    /// A flow log holds no data (its log group does): one delivering elsewhere or with
+    /// another role is replaced.
+    fn replaceable(&self) -> bool {
+        true
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsFlowLog) -> Result<(), Failure> {
-        let id = have
-            .flow_log_id()
-            .ok_or_else(|| Failure::missing("flow log id"))?;
-        cx.cx
-            .clients
+        let out = cx
+            .aws()
             .ec2
             .delete_flow_logs()
-            .flow_log_ids(id)
+            .flow_log_ids(flow_log_id(have)?)
             .send()
-            .await?;
+            .await
+            .or_absent()?;
+        // DeleteFlowLogs reports an unknown id per item: gone is success.
+        if let Some(item) = out.as_ref().and_then(|o| o.unsuccessful().first()) {
+            let code = item
+                .error()
+                .and_then(|e| e.code())
+                .unwrap_or("Unsuccessful");
+            if !code.ends_with("NotFound") {
+                return Err(Failure::new(code, format!("deleting flow log: {code}")));
+            }
+        }
         Ok(())
     }
 }

@@ -1,29 +1,33 @@
 //! IAM service roles: a trust policy for one AWS service (scoped to this account) and one
 //! least-privilege inline policy, both compared as JSON so a hand edit is drift.
+//!
+//! The inline policy is a template in the spec: `${partition}`, `${region}`, `${account}`
+//! and `${env}` (the environment's full name) are filled in from the scope when used, so the
+//! recorded spec says what was asked for in any account.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ids, NodeCx, Resource};
+use super::{NodeCx, Resource, Scope};
 use crate::aws::errors::OrAbsent;
-use crate::aws::retry;
-use crate::aws::tags::iam_tags;
-use crate::diff::{Change, Changes};
+use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
+use crate::aws::tags;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs};
 
-/// Builds the inline policy from the node's context (ARNs need account and region).
-pub type PolicyFn = Box<dyn Fn(&NodeCx<'_>) -> Value + Send + Sync>;
-
+#[derive(Debug, Serialize, Deserialize)]
 pub struct IamRole {
     /// Name suffix: the role is `<project>-<env>-<suffix>`.
-    pub suffix: &'static str,
+    pub suffix: String,
     /// Service principal allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
-    pub service: &'static str,
-    pub description: &'static str,
-    pub policy: PolicyFn,
+    pub service: String,
+    pub description: String,
+    /// The inline policy, a template (see the module's doc).
+    pub policy: Value,
 }
 
 const POLICY_NAME: &str = "tap-provision";
@@ -33,6 +37,30 @@ pub struct Observed {
     trust: Value,
     policy: Option<Value>,
     tags: BTreeMap<String, String>,
+}
+
+/// The role's name, `<project>-<env>-<suffix>`.
+pub fn role_name(env_full: &str, suffix: &str) -> String {
+    format!("{env_full}-{suffix}")
+}
+
+/// Fills a policy template's placeholders from the scope (pure).
+pub fn render(template: &Value, scope: &Scope) -> Value {
+    match template {
+        Value::String(s) => Value::String(
+            s.replace("${partition}", &scope.partition)
+                .replace("${region}", &scope.region)
+                .replace("${account}", &scope.account)
+                .replace("${env}", &scope.env_full),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, scope)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), render(v, scope)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -60,7 +88,7 @@ fn decode_policy(doc: &str) -> Value {
 
 impl IamRole {
     fn name(&self, cx: &NodeCx<'_>) -> String {
-        format!("{}-{}", cx.env_full(), self.suffix)
+        role_name(cx.env_full(), &self.suffix)
     }
 
     fn trust(&self, cx: &NodeCx<'_>) -> Value {
@@ -70,22 +98,29 @@ impl IamRole {
                 "Effect": "Allow",
                 "Principal": {"Service": self.service},
                 "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": cx.cx.account_id}}
+                "Condition": {"StringEquals": {"aws:SourceAccount": cx.scope().account}}
             }]
         })
     }
 
+    fn policy(&self, cx: &NodeCx<'_>) -> Value {
+        render(&self.policy, cx.scope())
+    }
+
     async fn put_policy(&self, cx: &NodeCx<'_>) -> Result<(), Failure> {
-        cx.cx
-            .clients
+        cx.aws()
             .iam
             .put_role_policy()
             .role_name(self.name(cx))
             .policy_name(POLICY_NAME)
-            .policy_document((self.policy)(cx).to_string())
+            .policy_document(self.policy(cx).to_string())
             .send()
             .await?;
         Ok(())
+    }
+
+    fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
+        Attrs::id(self.name(cx)).with_arn(arn)
     }
 }
 
@@ -94,136 +129,125 @@ impl Resource for IamRole {
     type Observed = Observed;
     const KIND: &'static str = "iam_role";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let iam = &cx.cx.clients.iam;
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let iam = &cx.aws().iam;
         let name = self.name(cx);
-        let Some(out) = iam.get_role().role_name(&name).send().await.or_absent()? else {
+        let (role, policy) = tokio::try_join!(
+            async { iam.get_role().role_name(&name).send().await.or_absent() },
+            async {
+                iam.get_role_policy()
+                    .role_name(&name)
+                    .policy_name(POLICY_NAME)
+                    .send()
+                    .await
+                    .or_absent()
+            },
+        )?;
+        let Some(role) = role else {
             return Ok(None);
         };
-        let role = out
-            .role()
-            .cloned()
-            .ok_or_else(|| Failure::missing("role"))?;
-        let policy = iam
-            .get_role_policy()
-            .role_name(&name)
-            .policy_name(POLICY_NAME)
-            .send()
-            .await
-            .or_absent()?
-            .map(|p| decode_policy(p.policy_document()));
+        let role = role.role().ok_or_else(|| Failure::missing("role"))?;
         Ok(Some(Observed {
             arn: role.arn().to_string(),
             trust: role
                 .assume_role_policy_document()
                 .map(decode_policy)
                 .unwrap_or(Value::Null),
-            policy,
-            tags: role
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+            policy: policy.map(|p| decode_policy(p.policy_document())),
+            tags: tags::from_iam(role.tags()),
         }))
     }
 
-    fn ids(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: self.name(cx),
-            arn: Some(have.arn.clone()),
-        })
+    fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(self.attrs_of(cx, &have.arn))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let mut c = Changes::default();
-        if have.trust != self.trust(cx) {
-            c.0.push(Change {
-                field: "trust_policy".into(),
-                want: self.trust(cx).to_string(),
-                have: have.trust.to_string(),
-                replace: false,
-            });
-        }
-        let want = (self.policy)(cx);
-        if have.policy.as_ref() != Some(&want) {
-            c.0.push(Change {
-                field: format!("inline_policy.{POLICY_NAME}"),
-                want: want.to_string(),
-                have: have
-                    .policy
-                    .as_ref()
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "(absent)".into()),
-                replace: false,
-            });
-        }
-        c.tags(&cx.tags(), &have.tags);
-        Ok(c.into_vec())
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.document("trust_policy", &self.trust(cx), &have.trust);
+        c.document(
+            &format!("inline_policy.{POLICY_NAME}"),
+            &self.policy(cx),
+            have.policy.as_ref().unwrap_or(&Value::Null),
+        );
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let iam = &cx.cx.clients.iam;
+    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let iam = &cx.aws().iam;
         let name = self.name(cx);
-        let arn = match iam
+        let out = iam
             .create_role()
             .role_name(&name)
-            .description(self.description)
+            .description(&self.description)
             .assume_role_policy_document(self.trust(cx).to_string())
-            .set_tags(Some(iam_tags(&cx.tags())?))
+            .set_tags(Some(tags::iam(cx.tags())?))
             .send()
-            .await
-        {
-            Ok(out) => out
-                .role()
-                .map(|r| r.arn().to_string())
-                .ok_or_else(|| Failure::missing("role ARN"))?,
-            Err(e) => return Err(Failure::from(e)),
-        };
+            .await?;
+        let arn = out
+            .role()
+            .map(|r| r.arn().to_string())
+            .ok_or_else(|| Failure::missing("role ARN"))?;
         self.put_policy(cx).await?;
-        Ok(Ids {
-            id: name,
-            arn: Some(arn),
-        })
+        Ok(self.attrs_of(cx, &arn))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
-        _have: &Observed,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let iam = &cx.cx.clients.iam;
-        for ch in changes {
-            if ch.field == "trust_policy" {
-                iam.update_assume_role_policy()
-                    .role_name(self.name(cx))
-                    .policy_document(self.trust(cx).to_string())
-                    .send()
-                    .await?;
-            } else if ch.field.starts_with("inline_policy.") {
-                self.put_policy(cx).await?;
-            }
-        }
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            iam.tag_role()
+    ) -> Result<Attrs, Failure> {
+        let iam = &cx.aws().iam;
+        if changes.iter().any(|c| c.field == "trust_policy") {
+            iam.update_assume_role_policy()
                 .role_name(self.name(cx))
-                .set_tags(Some(iam_tags(&cx.tags())?))
+                .policy_document(self.trust(cx).to_string())
                 .send()
                 .await?;
         }
-        Ok(())
+        if changes
+            .iter()
+            .any(|c| c.field.starts_with("inline_policy."))
+        {
+            self.put_policy(cx).await?;
+        }
+        if tags_changed(changes) {
+            iam.tag_role()
+                .role_name(self.name(cx))
+                .set_tags(Some(tags::iam(cx.tags())?))
+                .send()
+                .await?;
+        }
+        Ok(self.attrs_of(cx, &have.arn))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
-        let iam = &cx.cx.clients.iam;
+        let iam = &cx.aws().iam;
         let name = self.name(cx);
-        let inline = iam.list_role_policies().role_name(&name).send().await?;
+        let Some(inline) = iam
+            .list_role_policies()
+            .role_name(&name)
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(());
+        };
         for policy in inline.policy_names() {
             iam.delete_role_policy()
                 .role_name(&name)
                 .policy_name(policy)
                 .send()
-                .await?;
+                .await
+                .or_absent()?;
         }
         let attached = iam
             .list_attached_role_policies()
@@ -236,32 +260,48 @@ impl Resource for IamRole {
                     .role_name(&name)
                     .policy_arn(arn)
                     .send()
-                    .await?;
+                    .await
+                    .or_absent()?;
             }
         }
-        retry::eventually(
-            Duration::from_secs(60),
-            |f| f.code == "DeleteConflict",
-            || async {
-                iam.delete_role()
-                    .role_name(&name)
-                    .send()
-                    .await
-                    .or_absent()
-                    .map(|_| ())
-            },
-        )
+        retry::on(&[&ROLE_DELETE_CONFLICT], || async {
+            iam.delete_role()
+                .role_name(&name)
+                .send()
+                .await
+                .or_absent()
+                .map(|_| ())
+        })
         .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn decodes_url_encoded_policies() {
-        let v = super::decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D");
+        let v = decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D");
         assert_eq!(v["Version"], "2012-10-17");
-        let v = super::decode_policy("{\"a\": 1}");
+        let v = decode_policy("{\"a\": 1}");
         assert_eq!(v["a"], 1);
+    }
+
+    #[test]
+    fn templates_fill_from_the_scope() {
+        let scope = Scope {
+            project: "tap".into(),
+            env: "prod".into(),
+            env_full: "tap-prod".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            partition: "aws".into(),
+        };
+        let t = json!({"Resource": ["arn:${partition}:logs:${region}:${account}:log-group:/tap/${env}/x"]});
+        assert_eq!(
+            render(&t, &scope)["Resource"][0],
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/tap/tap-prod/x"
+        );
     }
 }

@@ -2,19 +2,24 @@
 //! public route, an internet-facing ALB) need it attached, and get that with its id
 //! (PLATFORM.md: "internet gateway -> NAT gateway ...: after AttachInternetGateway returns").
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{InternetGateway as AwsIgw, ResourceType};
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
+use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
-use crate::diff::{Change, Changes};
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct InternetGateway {
-    pub vpc: String,
+    pub vpc: Ref,
+}
+
+fn igw_id(igw: &AwsIgw) -> Result<&str, Failure> {
+    igw.internet_gateway_id()
+        .ok_or_else(|| Failure::missing("internet gateway id"))
 }
 
 fn attached_vpc(igw: &AwsIgw) -> Option<&str> {
@@ -22,26 +27,19 @@ fn attached_vpc(igw: &AwsIgw) -> Option<&str> {
 }
 
 async fn attach(cx: &NodeCx<'_>, igw: &str, vpc: &str) -> Result<(), Failure> {
-    match cx
-        .cx
-        .clients
+    let result = cx
+        .aws()
         .ec2
         .attach_internet_gateway()
         .internet_gateway_id(igw)
         .vpc_id(vpc)
         .send()
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let f = Failure::from(e);
-            // Attached by an earlier, interrupted run.
-            if f.code == "Resource.AlreadyAssociated" {
-                Ok(())
-            } else {
-                Err(f)
-            }
-        }
+        .map_err(Failure::from);
+    match result {
+        // Attached by an earlier, interrupted run.
+        Err(f) if f.code == "Resource.AlreadyAssociated" => Ok(()),
+        other => other.map(|_| ()),
     }
 }
 
@@ -50,67 +48,62 @@ impl Resource for InternetGateway {
     type Observed = AwsIgw;
     const KIND: &'static str = "internet_gateway";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsIgw>, Failure> {
-        let all = cx.cx.ec2.internet_gateways().await?;
-        Ok(single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsIgw::tags, &cx.env_full(), cx.node),
-        )
-        .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.vpc]
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsIgw) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.internet_gateway_id()
-                .ok_or_else(|| Failure::missing("internet gateway id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsIgw>, Failure> {
+        cx.ec2_find(Self::KIND).await
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsIgw) -> Result<Vec<Change>, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let mut c = Changes::default();
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsIgw) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(igw_id(have)?))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsIgw,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         c.field(
             "attached_vpc",
-            vpc.id.as_str(),
+            inputs.id(&self.vpc)?,
             attached_vpc(have).unwrap_or("(none)"),
         );
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .ec2
             .create_internet_gateway()
-            .tag_specifications(tags::ec2_spec(ResourceType::InternetGateway, &cx.tags()))
+            .tag_specifications(tags::ec2_spec(ResourceType::InternetGateway, cx.tags()))
             .send()
             .await?;
-        let id = out
-            .internet_gateway()
-            .and_then(AwsIgw::internet_gateway_id)
-            .ok_or_else(|| Failure::missing("internet gateway id"))?
-            .to_string();
-        attach(cx, &id, &vpc.id).await?;
-        Ok(Ids::id(id))
+        let id = igw_id(
+            out.internet_gateway()
+                .ok_or_else(|| Failure::missing("internet gateway"))?,
+        )?
+        .to_string();
+        attach(cx, &id, inputs.id(&self.vpc)?).await?;
+        Ok(Attrs::id(id))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &AwsIgw,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .internet_gateway_id()
-            .ok_or_else(|| Failure::missing("internet gateway id"))?;
-        if changes.iter().any(|c| c.field == "attached_vpc") {
+    ) -> Result<Attrs, Failure> {
+        let id = igw_id(have)?;
+        if has(changes, "attached_vpc") {
             if let Some(other) = attached_vpc(have) {
-                cx.cx
-                    .clients
+                cx.aws()
                     .ec2
                     .detach_internet_gateway()
                     .internet_gateway_id(id)
@@ -118,20 +111,21 @@ impl Resource for InternetGateway {
                     .send()
                     .await?;
             }
-            attach(cx, id, &cx.ids_of(&self.vpc)?.id).await?;
+            attach(cx, id, inputs.id(&self.vpc)?).await?;
         }
-        super::retag_ec2(cx, id, changes).await
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        Ok(Attrs::id(id))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsIgw) -> Result<(), Failure> {
-        let id = have
-            .internet_gateway_id()
-            .ok_or_else(|| Failure::missing("internet gateway id"))?;
-        let ec2 = &cx.cx.clients.ec2;
+        let id = igw_id(have)?;
+        let ec2 = &cx.aws().ec2;
         if let Some(vpc) = attached_vpc(have) {
-            // Fails with DependencyViolation while the VPC still has mapped public addresses
-            // (NAT gateways being deleted).
-            super::ec2_delete(Duration::from_secs(300), &[], || async move {
+            // DependencyViolation while the VPC still has mapped public addresses (NAT
+            // gateways being deleted).
+            ec2_delete(&[], || async move {
                 ec2.detach_internet_gateway()
                     .internet_gateway_id(id)
                     .vpc_id(vpc)
@@ -141,7 +135,7 @@ impl Resource for InternetGateway {
             })
             .await?;
         }
-        super::ec2_delete(Duration::from_secs(120), &[], || async move {
+        ec2_delete(&[], || async move {
             ec2.delete_internet_gateway()
                 .internet_gateway_id(id)
                 .send()

@@ -8,16 +8,21 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ids, NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
-use crate::aws::tags::kms_tags;
-use crate::aws::tags::{ENV_TAG, NODE_TAG};
-use crate::diff::{Change, Changes};
+use super::{output, NodeCx, Resource};
+use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::tags::{self, ENV_TAG, NODE_TAG};
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output};
 
-pub struct KmsKey;
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KmsKey {
+    /// Waiting period when `down --destroy-data` schedules the key's deletion (7..=30).
+    pub deletion_window_days: i32,
+}
 
 pub struct Observed {
     meta: KeyMetadata,
@@ -86,31 +91,39 @@ pub fn key_policy(partition: &str, region: &str, account: &str, env_full: &str) 
 
 impl KmsKey {
     fn policy(&self, cx: &NodeCx<'_>) -> Value {
+        let scope = cx.scope();
         key_policy(
-            &cx.cx.partition,
-            &cx.env().region,
-            &cx.cx.account_id,
-            &cx.env_full(),
+            &scope.partition,
+            &scope.region,
+            &scope.account,
+            &scope.env_full,
         )
     }
 
     /// The key the alias names; else a key carrying this node's tags (an earlier run
-    /// stopped between CreateKey and CreateAlias). Keys pending deletion are skipped there.
+    /// stopped between CreateKey and CreateAlias). Keys pending deletion are skipped there;
+    /// keys this caller may not read (other principals', AWS-managed) are skipped, any other
+    /// error fails the find, so a throttled read never leads to a second key.
     async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<(KeyMetadata, bool, bool)>, Failure> {
-        let kms = &cx.cx.clients.kms;
-        if let Some(out) = kms
-            .describe_key()
-            .key_id(cx.env().kms_alias())
-            .send()
-            .await
-            .or_absent()?
-        {
+        let kms = &cx.aws().kms;
+        let alias = cx.scope().kms_alias();
+        if let Some(out) = kms.describe_key().key_id(&alias).send().await.or_absent()? {
             let meta = out
                 .key_metadata()
                 .cloned()
                 .ok_or_else(|| Failure::missing("key metadata"))?;
             return Ok(Some((meta, true, true)));
         }
+        let alias_exists = kms
+            .list_aliases()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(Failure::from)?
+            .iter()
+            .any(|a| a.alias_name() == Some(alias.as_str()));
         let env_full = cx.env_full();
         let mut keys = kms.list_keys().into_paginator().items().send();
         while let Some(entry) = keys.next().await {
@@ -118,22 +131,27 @@ impl KmsKey {
             let Some(id) = entry.key_id() else { continue };
             let tags = match kms.list_resource_tags().key_id(id).send().await {
                 Ok(t) => t,
-                // Keys of other principals or AWS-managed keys may not be readable.
-                Err(_) => continue,
+                Err(e) => {
+                    let f = Failure::from(e);
+                    if f.code == "AccessDeniedException" {
+                        continue;
+                    }
+                    return Err(f.context(format!("reading the tags of KMS key {id}")));
+                }
             };
-            let has = |k: &str, v: &str| {
+            let has_tag = |k: &str, v: &str| {
                 tags.tags()
                     .iter()
                     .any(|t| t.tag_key() == k && t.tag_value() == v)
             };
-            if has(ENV_TAG, &env_full) && has(NODE_TAG, cx.node) {
+            if has_tag(ENV_TAG, env_full) && has_tag(NODE_TAG, cx.node) {
                 let meta = kms.describe_key().key_id(id).send().await?;
                 let meta = meta
                     .key_metadata()
                     .cloned()
                     .ok_or_else(|| Failure::missing("key metadata"))?;
                 if meta.key_state() != Some(&KeyState::PendingDeletion) {
-                    return Ok(Some((meta, false, false)));
+                    return Ok(Some((meta, false, alias_exists)));
                 }
             }
         }
@@ -141,22 +159,52 @@ impl KmsKey {
     }
 
     async fn set_alias(&self, cx: &NodeCx<'_>, key_id: &str, exists: bool) -> Result<(), Failure> {
-        let kms = &cx.cx.clients.kms;
+        let kms = &cx.aws().kms;
+        let alias = cx.scope().kms_alias();
         if exists {
             kms.update_alias()
-                .alias_name(cx.env().kms_alias())
+                .alias_name(alias)
                 .target_key_id(key_id)
                 .send()
                 .await?;
         } else {
-            kms.create_alias()
-                .alias_name(cx.env().kms_alias())
+            let created = kms
+                .create_alias()
+                .alias_name(&alias)
                 .target_key_id(key_id)
                 .send()
-                .await?;
+                .await
+                .or_exists()?;
+            // Made meanwhile (by hand, or a concurrent run): point it at this key.
+            if created.is_none() {
+                kms.update_alias()
+                    .alias_name(alias)
+                    .target_key_id(key_id)
+                    .send()
+                    .await?;
+            }
         }
         Ok(())
     }
+
+    async fn put_policy(&self, cx: &NodeCx<'_>, id: &str) -> Result<(), Failure> {
+        cx.aws()
+            .kms
+            .put_key_policy()
+            .key_id(id)
+            .policy_name("default")
+            .policy(self.policy(cx).to_string())
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+fn attrs_of(meta: &KeyMetadata) -> Attrs {
+    let mut a = Attrs::id(meta.key_id());
+    a.arn = meta.arn().map(String::from);
+    a.state = meta.key_state().map(|s| s.as_str().to_string());
+    a
 }
 
 #[async_trait]
@@ -164,11 +212,11 @@ impl Resource for KmsKey {
     type Observed = Observed;
     const KIND: &'static str = "kms_key";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some((meta, alias_ok, alias_exists)) = self.locate(cx).await? else {
             return Ok(None);
         };
-        let kms = &cx.cx.clients.kms;
+        let kms = &cx.aws().kms;
         let id = meta.key_id().to_string();
         if meta.key_state() == Some(&KeyState::PendingDeletion) {
             // Rotation status and policy cannot be read usefully; the diff names the state.
@@ -206,63 +254,53 @@ impl Resource for KmsKey {
             },
         )?;
         let policy = serde_json::from_str(policy.policy().unwrap_or("null")).unwrap_or(Value::Null);
-        let tags = tags
-            .tags()
-            .iter()
-            .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
-            .collect();
         Ok(Some(Observed {
             meta,
             alias_ok,
             alias_exists,
             rotation: rotation.key_rotation_enabled(),
             policy,
-            tags,
+            tags: tags::from_kms(tags.tags()),
         }))
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: have.key_id().to_string(),
-            arn: have.meta.arn().map(String::from),
-        })
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(attrs_of(&have.meta))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let mut c = Changes::default();
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         let state = have
             .meta
             .key_state()
             .map(|s| s.as_str())
             .unwrap_or("unknown");
         c.field("key_state", "Enabled", state);
+        let alias = cx.scope().kms_alias();
         c.field(
             "alias",
-            cx.env().kms_alias().as_str(),
+            alias.as_str(),
             if have.alias_ok {
-                cx.env().kms_alias()
+                alias.as_str()
             } else {
-                "(absent)".into()
-            }
-            .as_str(),
+                "(absent)"
+            },
         );
         if state != "PendingDeletion" {
             c.field("rotation_enabled", true, have.rotation);
-            if have.policy != self.policy(cx) {
-                c.0.push(Change {
-                    field: "key_policy".into(),
-                    want: "the tap-provision key policy".into(),
-                    have: "a different policy".into(),
-                    replace: false,
-                });
-            }
-            c.tags(&cx.tags(), &have.tags);
+            c.document("key_policy", &self.policy(cx), &have.policy);
+            c.tags(cx.tags(), &have.tags);
         }
-        Ok(c.into_vec())
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let kms = &cx.cx.clients.kms;
+    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let kms = &cx.aws().kms;
         let out = kms
             .create_key()
             .description(format!(
@@ -272,71 +310,56 @@ impl Resource for KmsKey {
             .key_usage(KeyUsageType::EncryptDecrypt)
             .key_spec(KeySpec::SymmetricDefault)
             .policy(self.policy(cx).to_string())
-            .set_tags(Some(kms_tags(&cx.tags())?))
+            .set_tags(Some(tags::kms(cx.tags())?))
             .send()
             .await?;
         let meta = out
             .key_metadata()
             .ok_or_else(|| Failure::missing("key metadata"))?;
-        let id = meta.key_id().to_string();
-        kms.enable_key_rotation().key_id(&id).send().await?;
-        self.set_alias(cx, &id, false).await?;
-        Ok(Ids {
-            id,
-            arn: meta.arn().map(String::from),
-        })
+        kms.enable_key_rotation()
+            .key_id(meta.key_id())
+            .send()
+            .await?;
+        self.set_alias(cx, meta.key_id(), false).await?;
+        Ok(attrs_of(meta))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let kms = &cx.cx.clients.kms;
+    ) -> Result<Attrs, Failure> {
+        let kms = &cx.aws().kms;
         let id = have.key_id();
-        for ch in changes {
-            match ch.field.as_str() {
-                "key_state" => {
-                    if ch.have == "PendingDeletion" {
-                        kms.cancel_key_deletion().key_id(id).send().await?;
-                    }
-                    kms.enable_key().key_id(id).send().await?;
-                }
-                "alias" => self.set_alias(cx, id, have.alias_exists).await?,
-                "rotation_enabled" => {
-                    kms.enable_key_rotation().key_id(id).send().await?;
-                }
-                "key_policy" => {
-                    kms.put_key_policy()
-                        .key_id(id)
-                        .policy_name("default")
-                        .policy(self.policy(cx).to_string())
-                        .send()
-                        .await?;
-                }
-                _ => {}
-            }
-        }
         let pending = have.meta.key_state() == Some(&KeyState::PendingDeletion);
-        if pending || changes.iter().any(|c| c.field.starts_with("tags.")) {
+        if has(changes, "key_state") {
+            if pending {
+                kms.cancel_key_deletion().key_id(id).send().await?;
+            }
+            kms.enable_key().key_id(id).send().await?;
+        }
+        if has(changes, "alias") {
+            self.set_alias(cx, id, have.alias_exists).await?;
+        }
+        // Rotation and policy were not readable while deletion was pending: set both.
+        if pending || has(changes, "rotation_enabled") {
+            kms.enable_key_rotation().key_id(id).send().await?;
+        }
+        if pending || has(changes, "key_policy") {
+            self.put_policy(cx, id).await?;
+        }
+        if pending || tags_changed(changes) {
             kms.tag_resource()
                 .key_id(id)
-                .set_tags(Some(kms_tags(&cx.tags())?))
+                .set_tags(Some(tags::kms(cx.tags())?))
                 .send()
                 .await?;
         }
-        if pending {
-            // Rotation and policy were not readable while deletion was pending: set both.
-            kms.enable_key_rotation().key_id(id).send().await?;
-            kms.put_key_policy()
-                .key_id(id)
-                .policy_name("default")
-                .policy(self.policy(cx).to_string())
-                .send()
-                .await?;
-        }
-        Ok(())
+        let mut a = attrs_of(&have.meta);
+        a.state = Some("Enabled".into());
+        Ok(a)
     }
 
     fn keep_on_down(&self, cx: &NodeCx<'_>, have: &Observed) -> Option<String> {
@@ -349,7 +372,7 @@ impl Resource for KmsKey {
         (!cx.cx.flags.destroy_data).then(|| {
             format!(
                 "KMS key {} ({}) kept: it encrypts the environment's data; `down --destroy-data` schedules its deletion",
-                cx.env().kms_alias(),
+                cx.scope().kms_alias(),
                 have.meta.arn().unwrap_or(have.key_id())
             )
         })
@@ -358,8 +381,8 @@ impl Resource for KmsKey {
     /// Schedules deletion after the configured window and frees the alias, so a later `up`
     /// makes a new key. Cancellable with `aws kms cancel-key-deletion` until the window ends.
     async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
-        let kms = &cx.cx.clients.kms;
-        let window = cx.env().encryption.key_deletion_window_days;
+        let kms = &cx.aws().kms;
+        let window = self.deletion_window_days;
         kms.schedule_key_deletion()
             .key_id(have.key_id())
             .pending_window_in_days(window)
@@ -367,16 +390,20 @@ impl Resource for KmsKey {
             .await?;
         if have.alias_ok {
             kms.delete_alias()
-                .alias_name(cx.env().kms_alias())
+                .alias_name(cx.scope().kms_alias())
                 .send()
                 .await
                 .or_absent()?;
         }
-        cx.cx.reporter.note(&format!(
+        cx.note(format!(
             "KMS key {} scheduled for deletion in {window} days (cancel with `aws kms cancel-key-deletion --key-id {}`)",
             have.key_id(),
             have.key_id()
         ));
         Ok(())
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![output("kms_key_arn", &attrs.arn)]
     }
 }

@@ -1,23 +1,25 @@
 //! CloudWatch Logs log groups: KMS-encrypted, with retention, tagged at creation.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
+use serde::{Deserialize, Serialize};
 
-use super::{Ids, NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
-use crate::aws::retry;
-use crate::diff::{Change, Changes};
+use super::{NodeCx, Resource};
+use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
+use crate::aws::tags;
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LogGroup {
     /// Name suffix: the group is `/<project>/<project>-<env>/<suffix>`.
-    pub suffix: &'static str,
+    pub suffix: String,
     pub retention_days: i32,
-    /// Node of the KMS key.
-    pub key: String,
+    pub key: Ref,
 }
 
 pub struct Observed {
@@ -25,18 +27,23 @@ pub struct Observed {
     tags: BTreeMap<String, String>,
 }
 
-impl LogGroup {
-    pub fn name_for(project: &str, env_full: &str, suffix: &str) -> String {
-        format!("/{project}/{env_full}/{suffix}")
-    }
+/// The group's name, `/<project>/<project>-<env>/<suffix>`.
+pub fn log_group_name(project: &str, env_full: &str, suffix: &str) -> String {
+    format!("/{project}/{env_full}/{suffix}")
+}
 
+impl LogGroup {
     fn name(&self, cx: &NodeCx<'_>) -> String {
-        Self::name_for(&cx.env().project, &cx.env_full(), self.suffix)
+        log_group_name(&cx.scope().project, cx.env_full(), &self.suffix)
     }
 
     /// The ARN without the `:*` suffix DescribeLogGroups adds.
     fn arn(&self, cx: &NodeCx<'_>) -> String {
         cx.arn("logs", &format!("log-group:{}", self.name(cx)))
+    }
+
+    fn attrs_of(&self, cx: &NodeCx<'_>) -> Attrs {
+        Attrs::id(self.name(cx)).with_arn(self.arn(cx))
     }
 }
 
@@ -45,8 +52,12 @@ impl Resource for LogGroup {
     type Observed = Observed;
     const KIND: &'static str = "log_group";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let logs = &cx.cx.clients.logs;
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.key]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let logs = &cx.aws().logs;
         let name = self.name(cx);
         let out = logs
             .describe_log_groups()
@@ -60,34 +71,36 @@ impl Resource for LogGroup {
         else {
             return Ok(None);
         };
-        let tags = logs
+        // Deleted between the two calls: absent.
+        let Some(tags) = logs
             .list_tags_for_resource()
             .resource_arn(self.arn(cx))
             .send()
-            .await?;
-        let tags = tags
-            .tags()
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
         Ok(Some(Observed {
             group: group.clone(),
-            tags,
+            tags: tags::from_map(tags.tags()),
         }))
     }
 
-    fn ids(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids {
-            id: self.name(cx),
-            arn: Some(self.arn(cx)),
-        })
+    fn attrs(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Attrs, Failure> {
+        Ok(self.attrs_of(cx))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let key = cx.ids_of(&self.key)?;
-        let mut c = Changes::default();
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         c.field(
             "kms_key_id",
-            key.arn(&self.key)?,
+            inputs.arn(&self.key)?,
             have.group.kms_key_id().unwrap_or("(none)"),
         );
         c.field(
@@ -95,96 +108,68 @@ impl Resource for LogGroup {
             Some(self.retention_days),
             have.group.retention_in_days(),
         );
-        c.tags(&cx.tags(), &have.tags);
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let logs = &cx.cx.clients.logs;
-        let key = cx.ids_of(&self.key)?;
-        let key_arn = key.arn(&self.key)?.to_string();
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let logs = &cx.aws().logs;
+        let key_arn = inputs.arn(&self.key)?;
         let name = self.name(cx);
-        let tags: HashMap<String, String> = cx.tags().into_iter().collect();
-        // PLATFORM.md: a new KMS key may not be visible to Logs yet: retry "could not be
-        // found" for 2 minutes. "not allowed to be used" is the key policy: fail.
-        retry::eventually(
-            Duration::from_secs(120),
-            |f| f.code == "InvalidParameterException" && f.message.contains("could not be found"),
-            || async {
-                match logs
-                    .create_log_group()
-                    .log_group_name(&name)
-                    .kms_key_id(&key_arn)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let f = Failure::from(e);
-                        if f.code == "ResourceAlreadyExistsException" {
-                            Ok(())
-                        } else {
-                            Err(f)
-                        }
-                    }
-                }
-            },
-        )
+        // A group left by an interrupted run is there already: set its retention anyway.
+        retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
+            logs.create_log_group()
+                .log_group_name(&name)
+                .kms_key_id(key_arn)
+                .set_tags(Some(tags::map(cx.tags())))
+                .send()
+                .await
+                .or_exists()
+        })
         .await?;
         logs.put_retention_policy()
             .log_group_name(&name)
             .retention_in_days(self.retention_days)
             .send()
             .await?;
-        Ok(Ids {
-            id: name,
-            arn: Some(self.arn(cx)),
-        })
+        Ok(self.attrs_of(cx))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         _have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let logs = &cx.cx.clients.logs;
+    ) -> Result<Attrs, Failure> {
+        let logs = &cx.aws().logs;
         let name = self.name(cx);
-        for ch in changes {
-            match ch.field.as_str() {
-                "kms_key_id" => {
-                    let key = cx.ids_of(&self.key)?;
-                    logs.associate_kms_key()
-                        .log_group_name(&name)
-                        .kms_key_id(key.arn(&self.key)?)
-                        .send()
-                        .await?;
-                }
-                "retention_in_days" => {
-                    logs.put_retention_policy()
-                        .log_group_name(&name)
-                        .retention_in_days(self.retention_days)
-                        .send()
-                        .await?;
-                }
-                _ => {}
-            }
-        }
-        if changes.iter().any(|c| c.field.starts_with("tags.")) {
-            let tags: HashMap<String, String> = cx.tags().into_iter().collect();
-            logs.tag_resource()
-                .resource_arn(self.arn(cx))
-                .set_tags(Some(tags))
+        if has(changes, "kms_key_id") {
+            logs.associate_kms_key()
+                .log_group_name(&name)
+                .kms_key_id(inputs.arn(&self.key)?)
                 .send()
                 .await?;
         }
-        Ok(())
+        if has(changes, "retention_in_days") {
+            logs.put_retention_policy()
+                .log_group_name(&name)
+                .retention_in_days(self.retention_days)
+                .send()
+                .await?;
+        }
+        if tags_changed(changes) {
+            logs.tag_resource()
+                .resource_arn(self.arn(cx))
+                .set_tags(Some(tags::map(cx.tags())))
+                .send()
+                .await?;
+        }
+        Ok(self.attrs_of(cx))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
-        cx.cx
-            .clients
+        cx.aws()
             .logs
             .delete_log_group()
             .log_group_name(self.name(cx))

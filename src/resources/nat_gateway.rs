@@ -1,21 +1,32 @@
 //! NAT gateways, one per zone (or one in all, outside prod), each with its Elastic IP.
+//!
+//! PLATFORM.md: a NAT gateway created before its internet gateway is attached is accepted,
+//! then turns `failed` minutes later, so it needs the attached gateway (`igw`, an ordering
+//! input); routes to it are accepted while it is `pending` (its dependents need its id only).
+//! A NAT gateway deleted out of band stays `deleting` for about a minute and keeps its
+//! Elastic IP until it is `deleted`: a new one for the same address waits for that.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGateway as AwsNat, NatGatewayState, ResourceType};
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
+use super::{NodeCx, Resource};
+use crate::aws::ec2::of_env;
 use crate::aws::errors::OrAbsent;
-use crate::aws::inventory::of_node;
 use crate::aws::tags;
-use crate::aws::wait::{self, Poll};
-use crate::diff::{Change, Changes};
+use crate::aws::wait::Poll;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct NatGateway {
-    pub subnet: String,
-    pub eip: String,
+    pub subnet: Ref,
+    pub eip: Ref,
+    /// Ordering only: the internet gateway must be attached first.
+    pub igw: Ref,
 }
 
 /// Readiness of a NAT gateway from its state (pure).
@@ -39,10 +50,20 @@ fn is_live(nat: &AwsNat) -> bool {
     )
 }
 
+fn nat_id(nat: &AwsNat) -> Result<&str, Failure> {
+    nat.nat_gateway_id()
+        .ok_or_else(|| Failure::missing("NAT gateway id"))
+}
+
+fn allocation(nat: &AwsNat) -> Option<&str> {
+    nat.nat_gateway_addresses()
+        .iter()
+        .find_map(|a| a.allocation_id())
+}
+
 async fn describe(cx: &NodeCx<'_>, id: &str) -> Result<Option<AwsNat>, Failure> {
     let out = cx
-        .cx
-        .clients
+        .aws()
         .ec2
         .describe_nat_gateways()
         .nat_gateway_ids(id)
@@ -52,145 +73,155 @@ async fn describe(cx: &NodeCx<'_>, id: &str) -> Result<Option<AwsNat>, Failure> 
     Ok(out.and_then(|o| o.nat_gateways().first().cloned()))
 }
 
+/// The state of NAT gateway `id` while it is going away; `None` once it is `deleted`.
+async fn deleting_state(cx: &NodeCx<'_>, id: &str) -> Result<Option<String>, Failure> {
+    Ok(match describe(cx, id).await? {
+        None => None,
+        Some(n) => match n.state() {
+            Some(NatGatewayState::Deleted) => None,
+            Some(s) => Some(s.as_str().to_string()),
+            None => Some("unknown".into()),
+        },
+    })
+}
+
 #[async_trait]
 impl Resource for NatGateway {
     type Observed = AwsNat;
     const KIND: &'static str = "nat_gateway";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {
-        let all = cx.cx.ec2.nat_gateways().await?;
-        let live: Vec<&AwsNat> = of_node(all, AwsNat::tags, &cx.env_full(), cx.node)
-            .into_iter()
-            .filter(|n| is_live(n))
-            .collect();
-        Ok(single(cx, Self::KIND, live).cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.subnet, &self.eip, &self.igw]
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsNat) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.nat_gateway_id()
-                .ok_or_else(|| Failure::missing("NAT gateway id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {
+        let all = crate::aws::ec2::tagged_as::<AwsNat>(
+            &cx.cx.shared,
+            &cx.aws().ec2,
+            cx.env_full(),
+            cx.node,
+        )
+        .await?;
+        let live = all.into_iter().filter(is_live).collect();
+        Ok(cx.single(Self::KIND, live))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsNat) -> Result<Vec<Change>, Failure> {
-        let subnet = cx.ids_of(&self.subnet)?;
-        let eip = cx.ids_of(&self.eip)?;
-        let allocation = have
-            .nat_gateway_addresses()
-            .iter()
-            .find_map(|a| a.allocation_id());
-        let mut c = Changes::default();
-        c.immutable(
-            "subnet_id",
-            subnet.id.as_str(),
-            have.subnet_id().unwrap_or(""),
-        );
-        c.immutable(
-            "allocation_id",
-            eip.id.as_str(),
-            allocation.unwrap_or("(none)"),
-        );
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
-    }
-
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let subnet = cx.ids_of(&self.subnet)?;
-        let eip = cx.ids_of(&self.eip)?;
-        let out = cx
-            .cx
-            .clients
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(subnet.id)
-            .allocation_id(eip.id)
-            .client_token(cx.token())
-            .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, &cx.tags()))
-            .send()
-            .await?;
-        let id = out
-            .nat_gateway()
-            .and_then(AwsNat::nat_gateway_id)
-            .ok_or_else(|| Failure::missing("NAT gateway id"))?;
-        Ok(Ids::id(id))
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsNat) -> Result<Attrs, Failure> {
+        let mut a = Attrs::id(nat_id(have)?);
+        a.state = have.state().map(|s| s.as_str().to_string());
+        Ok(a)
     }
 
     fn is_ready(&self, have: &AwsNat) -> bool {
         have.state() == Some(&NatGatewayState::Available)
     }
 
-    /// A NAT gateway takes one to a few minutes to become `available`; routes to it are
-    /// accepted before that, so dependents only need its id.
-    async fn wait_ready(&self, cx: &NodeCx<'_>, ids: &Ids) -> Result<(), Failure> {
-        wait::until(
-            &format!("NAT gateway {}", ids.id),
-            cx.env().wait_timeout,
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsNat,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.immutable(
+            "subnet_id",
+            inputs.id(&self.subnet)?,
+            have.subnet_id().unwrap_or(""),
+        );
+        c.immutable(
+            "allocation_id",
+            inputs.id(&self.eip)?,
+            allocation(have).unwrap_or("(none)"),
+        );
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let eip = inputs.id(&self.eip)?;
+        // A NAT gateway of this environment that is being deleted may still hold the
+        // address: wait until it lets go rather than fail `Resource.AlreadyAssociated`.
+        let all = of_env::<AwsNat>(&cx.cx.shared, &cx.aws().ec2, cx.env_full()).await?;
+        for old in all
+            .iter()
+            .filter(|n| allocation(n) == Some(eip) && n.state() == Some(&NatGatewayState::Deleting))
+        {
+            let old_id = nat_id(old)?;
+            cx.wait_gone(
+                &format!("NAT gateway {old_id}, which holds Elastic IP {eip},"),
+                Duration::from_secs(2),
+                || deleting_state(cx, old_id),
+            )
+            .await?;
+        }
+        let out = cx
+            .aws()
+            .ec2
+            .create_nat_gateway()
+            .subnet_id(inputs.id(&self.subnet)?)
+            .allocation_id(eip)
+            .client_token(cx.token())
+            .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, cx.tags()))
+            .send()
+            .await?;
+        let nat = out
+            .nat_gateway()
+            .ok_or_else(|| Failure::missing("NAT gateway"))?;
+        self.attrs(cx, nat)
+    }
+
+    /// A NAT gateway takes one to a few minutes to become `available`; `up` waits for it
+    /// before calling the network healthy (PLATFORM.md), nothing else does.
+    async fn wait_ready(&self, cx: &NodeCx<'_>, mut attrs: Attrs) -> Result<Attrs, Failure> {
+        let id = attrs.id.clone();
+        cx.wait_ready(
+            &format!("NAT gateway {id} to be available"),
             Duration::from_secs(1),
-            |state, waited| {
-                cx.progress(format!(
-                    "waiting for available ({state}, {}s)",
-                    waited.as_secs()
-                ))
-            },
             || async {
-                let nat = describe(cx, &ids.id).await?;
-                Ok(match nat {
+                Ok(match describe(cx, &id).await? {
                     Some(n) => nat_ready(n.state(), n.failure_message()),
                     // Not yet visible to describes (eventual consistency).
                     None => Poll::Pending("not yet visible".into()),
                 })
             },
         )
-        .await
+        .await?;
+        attrs.state = Some("available".into());
+        Ok(attrs)
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &AwsNat,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .nat_gateway_id()
-            .ok_or_else(|| Failure::missing("NAT gateway id"))?;
-        super::retag_ec2(cx, id, changes).await
+    ) -> Result<Attrs, Failure> {
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, nat_id(have)?, cx.tags()).await?;
+        }
+        self.attrs(cx, have)
+    }
+
+    /// A NAT gateway holds no data: one in the wrong subnet or with the wrong address is
+    /// replaced, and the routes to it follow.
+    fn replaceable(&self) -> bool {
+        true
     }
 
     /// Deletes and waits for `deleted`, so the Elastic IP and the subnet can go next.
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsNat) -> Result<(), Failure> {
-        let id = have
-            .nat_gateway_id()
-            .ok_or_else(|| Failure::missing("NAT gateway id"))?;
-        cx.cx
-            .clients
+        let id = nat_id(have)?;
+        cx.aws()
             .ec2
             .delete_nat_gateway()
             .nat_gateway_id(id)
             .send()
             .await
             .or_absent()?;
-        wait::until(
-            &format!("NAT gateway {id} to be deleted"),
-            cx.env().wait_timeout,
-            Duration::from_secs(1),
-            |state, waited| {
-                cx.progress(format!(
-                    "waiting for deleted ({state}, {}s)",
-                    waited.as_secs()
-                ))
-            },
-            || async {
-                Ok(match describe(cx, id).await? {
-                    None => Poll::Ready,
-                    Some(n) => match n.state() {
-                        Some(NatGatewayState::Deleted) => Poll::Ready,
-                        Some(s) => Poll::Pending(s.as_str().to_string()),
-                        None => Poll::Pending("unknown".into()),
-                    },
-                })
-            },
-        )
+        cx.wait_gone(&format!("NAT gateway {id}"), Duration::from_secs(1), || {
+            deleting_state(cx, id)
+        })
         .await
     }
 }

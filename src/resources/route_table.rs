@@ -2,29 +2,38 @@
 //! the NAT gateway of its zone), isolated (no internet route). Routes and subnet
 //! associations are part of the table's node, so a route added by hand is drift.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, Route, RouteTable as AwsRouteTable};
+use aws_sdk_ec2::types::{ResourceType, Route, RouteOrigin, RouteTable as AwsRouteTable};
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
-use crate::aws::{retry, tags};
-use crate::diff::{Change, Changes};
+use super::{ec2_delete, NodeCx, Resource};
+use crate::aws::retry::{self, NEW_GATEWAY_NOT_VISIBLE};
+use crate::aws::tags;
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
-#[derive(Debug, Clone)]
-pub enum Target {
-    InternetGateway(String),
-    NatGateway(String),
+/// What a route sends its traffic to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    InternetGateway,
+    NatGateway,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub destination: String,
+    pub via: Via,
+    pub target: Ref,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RouteTable {
-    pub vpc: String,
-    /// (destination CIDR, target node).
-    pub routes: Vec<(String, Target)>,
-    /// Subnet nodes associated with this table.
-    pub subnets: Vec<String>,
+    pub vpc: Ref,
+    pub routes: Vec<RouteSpec>,
+    /// Subnets associated with this table.
+    pub subnets: Vec<Ref>,
 }
 
 /// A route as compared: destination and target id.
@@ -40,6 +49,11 @@ impl std::fmt::Display for RouteKey {
     }
 }
 
+fn table_id(t: &AwsRouteTable) -> Result<&str, Failure> {
+    t.route_table_id()
+        .ok_or_else(|| Failure::missing("route table id"))
+}
+
 fn route_target(r: &Route) -> Option<&str> {
     r.nat_gateway_id()
         .or(r.gateway_id())
@@ -47,21 +61,37 @@ fn route_target(r: &Route) -> Option<&str> {
         .or(r.vpc_peering_connection_id())
         .or(r.network_interface_id())
         .or(r.instance_id())
+        .or(r.egress_only_internet_gateway_id())
 }
 
+/// Routes AWS adds and owns, never drift: the VPC's `local` route, and routes propagated
+/// from a virtual private gateway (a VPN someone attached, which AWS keeps in the table).
+fn is_aws_route(r: &Route) -> bool {
+    r.gateway_id() == Some("local") || r.origin() == Some(&RouteOrigin::EnableVgwRoutePropagation)
+}
+
+/// The table's routes beside AWS's own ([`is_aws_route`]), IPv4 and IPv6, sorted.
 fn have_routes(t: &AwsRouteTable) -> Vec<RouteKey> {
-    t.routes()
+    let mut out: Vec<RouteKey> = t
+        .routes()
         .iter()
-        .filter(|r| r.gateway_id() != Some("local"))
+        .filter(|r| !is_aws_route(r))
         .filter_map(|r| {
+            let dest = r
+                .destination_cidr_block()
+                .or(r.destination_ipv6_cidr_block())
+                .or(r.destination_prefix_list_id())?;
             Some(RouteKey {
-                dest: r.destination_cidr_block()?.to_string(),
+                dest: dest.to_string(),
                 target: route_target(r).unwrap_or("(blackhole)").to_string(),
             })
         })
-        .collect()
+        .collect();
+    out.sort();
+    out
 }
 
+/// (subnet id, association id) of every explicit association.
 fn have_subnets(t: &AwsRouteTable) -> Vec<(String, String)> {
     t.associations()
         .iter()
@@ -76,96 +106,109 @@ fn have_subnets(t: &AwsRouteTable) -> Vec<(String, String)> {
 }
 
 impl RouteTable {
-    fn want_routes(&self, cx: &NodeCx<'_>) -> Result<Vec<RouteKey>, Failure> {
-        self.routes
+    fn want_routes(&self, inputs: &Inputs<'_>) -> Result<Vec<RouteKey>, Failure> {
+        let mut out = self
+            .routes
             .iter()
-            .map(|(dest, target)| {
-                let node = match target {
-                    Target::InternetGateway(n) | Target::NatGateway(n) => n,
-                };
+            .map(|r| {
                 Ok(RouteKey {
-                    dest: dest.clone(),
-                    target: cx.ids_of(node)?.id,
+                    dest: r.destination.clone(),
+                    target: inputs.id(&r.target)?.to_string(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, Failure>>()?;
+        out.sort();
+        Ok(out)
     }
 
-    fn want_subnets(&self, cx: &NodeCx<'_>) -> Result<Vec<String>, Failure> {
-        self.subnets.iter().map(|s| Ok(cx.ids_of(s)?.id)).collect()
+    fn want_subnets(&self, inputs: &Inputs<'_>) -> Result<Vec<String>, Failure> {
+        let mut out = self
+            .subnets
+            .iter()
+            .map(|s| Ok(inputs.id(s)?.to_string()))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        out.sort();
+        Ok(out)
     }
 
-    async fn create_route(
+    fn via(&self, dest: &str) -> Via {
+        self.routes
+            .iter()
+            .find(|r| r.destination == dest)
+            .map(|r| r.via)
+            .unwrap_or(Via::InternetGateway)
+    }
+
+    async fn put_route(
         &self,
         cx: &NodeCx<'_>,
         table: &str,
         route: &RouteKey,
         replace: bool,
     ) -> Result<(), Failure> {
-        let ec2 = &cx.cx.clients.ec2;
-        let is_nat = route.target.starts_with("nat-");
-        // PLATFORM.md: a route to a NAT gateway still `pending` is accepted, but the new NAT
-        // may not be visible yet: retry InvalidNatGatewayID.NotFound for up to 2 minutes.
-        retry::eventually(
-            Duration::from_secs(120),
-            |f| f.code == "InvalidNatGatewayID.NotFound" || f.code == "InvalidGatewayID.NotFound",
-            || async {
-                if replace {
-                    let call = ec2
-                        .replace_route()
-                        .route_table_id(table)
-                        .destination_cidr_block(&route.dest);
-                    let call = if is_nat {
-                        call.nat_gateway_id(&route.target)
-                    } else {
-                        call.gateway_id(&route.target)
-                    };
-                    call.send().await.map(|_| ()).map_err(Failure::from)
+        let ec2 = &cx.aws().ec2;
+        let nat = self.via(&route.dest) == Via::NatGateway;
+        // PLATFORM.md: a route to a NAT gateway still `pending` is accepted, but a new
+        // gateway may not be visible yet.
+        retry::on(&[&NEW_GATEWAY_NOT_VISIBLE], || async {
+            if replace {
+                let call = ec2
+                    .replace_route()
+                    .route_table_id(table)
+                    .destination_cidr_block(&route.dest);
+                let call = if nat {
+                    call.nat_gateway_id(&route.target)
                 } else {
-                    let call = ec2
-                        .create_route()
-                        .route_table_id(table)
-                        .destination_cidr_block(&route.dest);
-                    let call = if is_nat {
-                        call.nat_gateway_id(&route.target)
-                    } else {
-                        call.gateway_id(&route.target)
-                    };
-                    call.send().await.map(|_| ()).map_err(Failure::from)
-                }
-            },
-        )
+                    call.gateway_id(&route.target)
+                };
+                call.send().await.map(|_| ()).map_err(Failure::from)
+            } else {
+                let call = ec2
+                    .create_route()
+                    .route_table_id(table)
+                    .destination_cidr_block(&route.dest);
+                let call = if nat {
+                    call.nat_gateway_id(&route.target)
+                } else {
+                    call.gateway_id(&route.target)
+                };
+                call.send().await.map(|_| ()).map_err(Failure::from)
+            }
+        })
         .await
         .map_err(|f| f.context(format!("route {route}")))
     }
 
-    /// Brings routes and associations of `table` to the config's.
+    /// Brings routes and associations of `table` to the spec's.
     async fn converge(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         table: &str,
         routes: &[RouteKey],
         subnets: &[(String, String)],
     ) -> Result<(), Failure> {
-        let ec2 = &cx.cx.clients.ec2;
-        let want = self.want_routes(cx)?;
-        for w in &want {
-            if routes.contains(w) {
-                continue;
-            }
+        let ec2 = &cx.aws().ec2;
+        let want = self.want_routes(inputs)?;
+        for w in want.iter().filter(|w| !routes.contains(w)) {
             let replace = routes.iter().any(|h| h.dest == w.dest);
-            self.create_route(cx, table, w, replace).await?;
+            self.put_route(cx, table, w, replace).await?;
         }
-        for h in routes {
-            if !want.iter().any(|w| w.dest == h.dest) {
-                ec2.delete_route()
-                    .route_table_id(table)
-                    .destination_cidr_block(&h.dest)
-                    .send()
-                    .await?;
-            }
+        for h in routes
+            .iter()
+            .filter(|h| !want.iter().any(|w| w.dest == h.dest))
+        {
+            let call = ec2.delete_route().route_table_id(table);
+            let call = if h.dest.contains(':') {
+                call.destination_ipv6_cidr_block(&h.dest)
+            } else if h.dest.starts_with("pl-") {
+                call.destination_prefix_list_id(&h.dest)
+            } else {
+                call.destination_cidr_block(&h.dest)
+            };
+            call.send().await?;
         }
-        let want_subnets = self.want_subnets(cx)?;
+        let want_subnets = self.want_subnets(inputs)?;
         for s in &want_subnets {
             if !subnets.iter().any(|(id, _)| id == s) {
                 ec2.associate_route_table()
@@ -192,94 +235,86 @@ impl Resource for RouteTable {
     type Observed = AwsRouteTable;
     const KIND: &'static str = "route_table";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsRouteTable>, Failure> {
-        let all = cx.cx.ec2.route_tables().await?;
-        Ok(single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsRouteTable::tags, &cx.env_full(), cx.node),
-        )
-        .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        let mut all = vec![&self.vpc];
+        all.extend(self.routes.iter().map(|r| &r.target));
+        all.extend(self.subnets.iter());
+        all
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsRouteTable) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.route_table_id()
-                .ok_or_else(|| Failure::missing("route table id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsRouteTable>, Failure> {
+        cx.ec2_find(Self::KIND).await
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsRouteTable) -> Result<Vec<Change>, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let mut c = Changes::default();
-        c.immutable("vpc_id", vpc.id.as_str(), have.vpc_id().unwrap_or(""));
-        let mut want = self.want_routes(cx)?;
-        let mut got = have_routes(have);
-        want.sort();
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsRouteTable) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(table_id(have)?))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsRouteTable,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
+        c.set("routes", &self.want_routes(inputs)?, &have_routes(have));
+        let mut got: Vec<String> = have_subnets(have).into_iter().map(|(s, _)| s).collect();
         got.sort();
-        c.set("routes", &want, &got);
-        let mut want_subnets = self.want_subnets(cx)?;
-        let mut got_subnets: Vec<String> = have_subnets(have).into_iter().map(|(s, _)| s).collect();
-        want_subnets.sort();
-        got_subnets.sort();
-        c.set("subnet_associations", &want_subnets, &got_subnets);
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
+        c.set("subnet_associations", &self.want_subnets(inputs)?, &got);
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .ec2
             .create_route_table()
-            .vpc_id(vpc.id)
-            .tag_specifications(tags::ec2_spec(ResourceType::RouteTable, &cx.tags()))
+            .vpc_id(inputs.id(&self.vpc)?)
+            .tag_specifications(tags::ec2_spec(ResourceType::RouteTable, cx.tags()))
             .send()
             .await?;
-        let id = out
-            .route_table()
-            .and_then(AwsRouteTable::route_table_id)
-            .ok_or_else(|| Failure::missing("route table id"))?
-            .to_string();
-        self.converge(cx, &id, &[], &[]).await?;
-        Ok(Ids::id(id))
+        let id = table_id(
+            out.route_table()
+                .ok_or_else(|| Failure::missing("route table"))?,
+        )?
+        .to_string();
+        self.converge(cx, inputs, &id, &[], &[]).await?;
+        Ok(Attrs::id(id))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &AwsRouteTable,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .route_table_id()
-            .ok_or_else(|| Failure::missing("route table id"))?;
-        self.converge(cx, id, &have_routes(have), &have_subnets(have))
+    ) -> Result<Attrs, Failure> {
+        let id = table_id(have)?;
+        self.converge(cx, inputs, id, &have_routes(have), &have_subnets(have))
             .await?;
-        super::retag_ec2(cx, id, changes).await
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        Ok(Attrs::id(id))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsRouteTable) -> Result<(), Failure> {
-        let id = have
-            .route_table_id()
-            .ok_or_else(|| Failure::missing("route table id"))?;
-        let ec2 = &cx.cx.clients.ec2;
+        let id = table_id(have)?;
+        let ec2 = &cx.aws().ec2;
         for (_, association) in have_subnets(have) {
-            super::ec2_delete(Duration::from_secs(60), &[], || {
-                let association = association.clone();
-                async move {
-                    ec2.disassociate_route_table()
-                        .association_id(association)
-                        .send()
-                        .await
-                        .map_err(Failure::from)
-                }
+            let association = &association;
+            ec2_delete(&[], || async move {
+                ec2.disassociate_route_table()
+                    .association_id(association)
+                    .send()
+                    .await
+                    .map_err(Failure::from)
             })
             .await?;
         }
-        super::ec2_delete(Duration::from_secs(120), &[], || async move {
+        ec2_delete(&[], || async move {
             ec2.delete_route_table()
                 .route_table_id(id)
                 .send()

@@ -2,40 +2,42 @@
 //! and `up` revokes it.
 
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, ResourceType, SecurityGroup as AwsSg, UserIdGroupPair,
 };
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
+use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
-use crate::diff::{Change, Changes};
+use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
 
 /// Where a rule lets traffic come from (ingress) or go to (egress).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Peer {
     Cidr(String),
-    /// Another security group of the environment, by node id.
-    Group(String),
+    /// Another security group of the environment.
+    Group(Ref),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
-    pub protocol: &'static str,
+    pub protocol: String,
     pub port: u16,
     pub peer: Peer,
-    pub description: &'static str,
+    pub description: String,
 }
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SecurityGroup {
-    pub vpc: String,
+    pub vpc: Ref,
     /// Group name suffix: the group is named `<project>-<env>-<name>`.
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: String,
+    pub description: String,
     pub ingress: Vec<Rule>,
     /// `None` keeps AWS's default allow-all egress; `Some(vec![])` allows no egress.
     pub egress: Option<Vec<Rule>>,
@@ -148,37 +150,37 @@ impl SecurityGroup {
         format!("{}-{}", cx.env_full(), self.name)
     }
 
-    fn resolve(
+    fn resolve<'r>(
         &self,
-        cx: &NodeCx<'_>,
-        rules: &[Rule],
-    ) -> Result<Vec<(RuleKey, &'static str)>, Failure> {
-        let mut out: Vec<(RuleKey, &'static str)> = rules
+        inputs: &Inputs<'_>,
+        rules: &'r [Rule],
+    ) -> Result<Vec<(RuleKey, &'r str)>, Failure> {
+        let mut out = rules
             .iter()
             .map(|r| {
                 let peer = match &r.peer {
                     Peer::Cidr(c) => c.clone(),
-                    Peer::Group(node) => cx.ids_of(node)?.id,
+                    Peer::Group(g) => inputs.id(g)?.to_string(),
                 };
                 let port = i32::from(r.port);
                 Ok((
                     RuleKey {
-                        protocol: r.protocol.to_string(),
+                        protocol: r.protocol.clone(),
                         from: Some(port),
                         to: Some(port),
                         peer,
                     },
-                    r.description,
+                    r.description.as_str(),
                 ))
             })
-            .collect::<Result<_, Failure>>()?;
+            .collect::<Result<Vec<_>, Failure>>()?;
         out.sort();
         Ok(out)
     }
 
-    fn want_egress(&self, cx: &NodeCx<'_>) -> Result<Vec<(RuleKey, &'static str)>, Failure> {
+    fn want_egress(&self, inputs: &Inputs<'_>) -> Result<Vec<(RuleKey, &str)>, Failure> {
         match &self.egress {
-            Some(rules) => self.resolve(cx, rules),
+            Some(rules) => self.resolve(inputs, rules),
             None => Ok(vec![(
                 RuleKey {
                     protocol: "-1".into(),
@@ -195,13 +197,14 @@ impl SecurityGroup {
     async fn converge(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         id: &str,
         ingress: &[RuleKey],
         egress: &[RuleKey],
     ) -> Result<(), Failure> {
-        let ec2 = &cx.cx.clients.ec2;
-        let want_in = self.resolve(cx, &self.ingress)?;
-        let want_out = self.want_egress(cx)?;
+        let ec2 = &cx.aws().ec2;
+        let want_in = self.resolve(inputs, &self.ingress)?;
+        let want_out = self.want_egress(inputs)?;
         let add_in: Vec<IpPermission> = want_in
             .iter()
             .filter(|(k, _)| !ingress.contains(k))
@@ -258,60 +261,70 @@ impl SecurityGroup {
     }
 }
 
+fn group_id(g: &AwsSg) -> Result<&str, Failure> {
+    g.group_id()
+        .ok_or_else(|| Failure::missing("security group id"))
+}
+
 #[async_trait]
 impl Resource for SecurityGroup {
     type Observed = AwsSg;
     const KIND: &'static str = "security_group";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {
-        let all = cx.cx.ec2.security_groups().await?;
-        Ok(single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsSg::tags, &cx.env_full(), cx.node),
-        )
-        .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        let mut all = vec![&self.vpc];
+        let rules = self.ingress.iter().chain(self.egress.iter().flatten());
+        all.extend(rules.filter_map(|r| match &r.peer {
+            Peer::Group(g) => Some(g),
+            Peer::Cidr(_) => None,
+        }));
+        all
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsSg) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.group_id()
-                .ok_or_else(|| Failure::missing("security group id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {
+        cx.ec2_find(Self::KIND).await
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsSg) -> Result<Vec<Change>, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let mut c = Changes::default();
-        c.immutable("vpc_id", vpc.id.as_str(), have.vpc_id().unwrap_or(""));
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsSg) -> Result<Attrs, Failure> {
+        let mut a = Attrs::id(group_id(have)?);
+        a.name = have.group_name().map(String::from);
+        Ok(a)
+    }
+
+    /// Every rule, ingress and egress, compared as a whole tuple (protocol, ports, peer:
+    /// IPv4, IPv6, group or prefix list): a rule added by hand is drift.
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsSg,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
         c.immutable(
             "group_name",
             self.group_name(cx).as_str(),
             have.group_name().unwrap_or(""),
         );
-        let want_in: Vec<RuleKey> = self
-            .resolve(cx, &self.ingress)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let want_out: Vec<RuleKey> = self.want_egress(cx)?.into_iter().map(|(k, _)| k).collect();
+        let keys =
+            |v: Vec<(RuleKey, &str)>| -> Vec<RuleKey> { v.into_iter().map(|(k, _)| k).collect() };
+        let want_in = keys(self.resolve(inputs, &self.ingress)?);
+        let want_out = keys(self.want_egress(inputs)?);
         c.set("ingress", &want_in, &flatten(have.ip_permissions()));
         c.set("egress", &want_out, &flatten(have.ip_permissions_egress()));
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .ec2
             .create_security_group()
             .group_name(self.group_name(cx))
-            .description(self.description)
-            .vpc_id(vpc.id)
-            .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, &cx.tags()))
+            .description(&self.description)
+            .vpc_id(inputs.id(&self.vpc)?)
+            .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, cx.tags()))
             .send()
             .await?;
         let id = out
@@ -323,36 +336,39 @@ impl Resource for SecurityGroup {
             .ip_protocol("-1")
             .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
             .build()]);
-        self.converge(cx, &id, &[], &default_egress).await?;
-        Ok(Ids::id(id))
+        self.converge(cx, inputs, &id, &[], &default_egress).await?;
+        let mut a = Attrs::id(id);
+        a.name = Some(self.group_name(cx));
+        Ok(a)
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
         have: &AwsSg,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .group_id()
-            .ok_or_else(|| Failure::missing("security group id"))?;
+    ) -> Result<Attrs, Failure> {
+        let id = group_id(have)?;
         self.converge(
             cx,
+            inputs,
             id,
             &flatten(have.ip_permissions()),
             &flatten(have.ip_permissions_egress()),
         )
         .await?;
-        super::retag_ec2(cx, id, changes).await
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        self.attrs(cx, have)
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsSg) -> Result<(), Failure> {
-        let id = have
-            .group_id()
-            .ok_or_else(|| Failure::missing("security group id"))?;
-        let ec2 = &cx.cx.clients.ec2;
+        let id = group_id(have)?;
+        let ec2 = &cx.aws().ec2;
         // ENIs of services and load balancers release their groups a little after deletion.
-        super::ec2_delete(Duration::from_secs(300), &[], || async move {
+        ec2_delete(&[], || async move {
             ec2.delete_security_group()
                 .group_id(id)
                 .send()

@@ -1,22 +1,27 @@
 //! Subnets: public (ALB, NAT), private with egress (ECS), isolated (Aurora), one per zone.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, Subnet as AwsSubnet};
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubnet};
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
+use super::{ec2_delete, output_item, NodeCx, Resource};
 use crate::aws::tags;
 use crate::config::Ipv4Cidr;
-use crate::diff::{Change, Changes};
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output, Ref};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Subnet {
-    /// Node id of the VPC.
-    pub vpc: String,
+    pub vpc: Ref,
     pub cidr: Ipv4Cidr,
     pub zone: String,
+    /// `public`, `private` or `isolated`.
+    pub tier: String,
+}
+
+fn subnet_id(s: &AwsSubnet) -> Result<&str, Failure> {
+    s.subnet_id().ok_or_else(|| Failure::missing("subnet id"))
 }
 
 #[async_trait]
@@ -24,27 +29,26 @@ impl Resource for Subnet {
     type Observed = AwsSubnet;
     const KIND: &'static str = "subnet";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSubnet>, Failure> {
-        let all = cx.cx.ec2.subnets().await?;
-        Ok(single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsSubnet::tags, &cx.env_full(), cx.node),
-        )
-        .cloned())
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.vpc]
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &AwsSubnet) -> Result<Ids, Failure> {
-        Ok(Ids::id(
-            have.subnet_id()
-                .ok_or_else(|| Failure::missing("subnet id"))?,
-        ))
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSubnet>, Failure> {
+        cx.ec2_find(Self::KIND).await
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &AwsSubnet) -> Result<Vec<Change>, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
-        let mut c = Changes::default();
-        c.immutable("vpc_id", vpc.id.as_str(), have.vpc_id().unwrap_or(""));
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsSubnet) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(subnet_id(have)?))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &AwsSubnet,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
         c.immutable(
             "cidr_block",
             self.cidr.to_string().as_str(),
@@ -60,63 +64,54 @@ impl Resource for Subnet {
             false,
             have.map_public_ip_on_launch().unwrap_or(false),
         );
-        c.tags(&cx.tags(), &tags::from_ec2(have.tags()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_ec2(have.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
-        let vpc = cx.ids_of(&self.vpc)?;
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .ec2
             .create_subnet()
-            .vpc_id(vpc.id)
+            .vpc_id(inputs.id(&self.vpc)?)
             .cidr_block(self.cidr.to_string())
             .availability_zone(&self.zone)
-            .tag_specifications(tags::ec2_spec(ResourceType::Subnet, &cx.tags()))
+            .tag_specifications(tags::ec2_spec(ResourceType::Subnet, cx.tags()))
             .send()
             .await?;
-        let id = out
-            .subnet()
-            .and_then(AwsSubnet::subnet_id)
-            .ok_or_else(|| Failure::missing("subnet id"))?;
-        Ok(Ids::id(id))
+        Ok(Attrs::id(subnet_id(
+            out.subnet().ok_or_else(|| Failure::missing("subnet"))?,
+        )?))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &AwsSubnet,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have
-            .subnet_id()
-            .ok_or_else(|| Failure::missing("subnet id"))?;
-        if changes.iter().any(|c| c.field == "map_public_ip_on_launch") {
-            cx.cx
-                .clients
+    ) -> Result<Attrs, Failure> {
+        let id = subnet_id(have)?;
+        if has(changes, "map_public_ip_on_launch") {
+            cx.aws()
                 .ec2
                 .modify_subnet_attribute()
                 .subnet_id(id)
-                .map_public_ip_on_launch(
-                    aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                        .value(false)
-                        .build(),
-                )
+                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(false).build())
                 .send()
                 .await?;
         }
-        super::retag_ec2(cx, id, changes).await
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        Ok(Attrs::id(id))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsSubnet) -> Result<(), Failure> {
-        let id = have
-            .subnet_id()
-            .ok_or_else(|| Failure::missing("subnet id"))?;
-        let ec2 = &cx.cx.clients.ec2;
+        let id = subnet_id(have)?;
+        let ec2 = &cx.aws().ec2;
         // A deleted NAT gateway's ENI stays in the subnet for a minute or two.
-        super::ec2_delete(Duration::from_secs(300), &[], || async move {
+        ec2_delete(&[], || async move {
             ec2.delete_subnet()
                 .subnet_id(id)
                 .send()
@@ -124,5 +119,14 @@ impl Resource for Subnet {
                 .map_err(Failure::from)
         })
         .await
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        let key = match self.tier.as_str() {
+            "public" => "public_subnet_ids",
+            "private" => "private_subnet_ids",
+            _ => "isolated_subnet_ids",
+        };
+        vec![output_item(key, &attrs.id)]
     }
 }

@@ -2,16 +2,16 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Vpc as AwsVpc, VpcAttributeName};
+use serde::{Deserialize, Serialize};
 
-use super::{single, Ids, NodeCx, Resource};
-use crate::aws::inventory::of_node;
-use std::time::Duration;
-
+use super::{ec2_delete, output, NodeCx, Resource};
 use crate::aws::tags;
 use crate::config::Ipv4Cidr;
-use crate::diff::{Change, Changes};
+use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output};
 
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Vpc {
     pub cidr: Ipv4Cidr,
 }
@@ -22,16 +22,13 @@ pub struct Observed {
     dns_hostnames: bool,
 }
 
-impl Observed {
-    fn id(&self) -> Result<&str, Failure> {
-        self.vpc.vpc_id().ok_or_else(|| Failure::missing("VPC id"))
-    }
+fn vpc_id(vpc: &AwsVpc) -> Result<&str, Failure> {
+    vpc.vpc_id().ok_or_else(|| Failure::missing("VPC id"))
 }
 
 async fn attribute(cx: &NodeCx<'_>, id: &str, name: VpcAttributeName) -> Result<bool, Failure> {
     let out = cx
-        .cx
-        .clients
+        .aws()
         .ec2
         .describe_vpc_attribute()
         .vpc_id(id)
@@ -49,7 +46,7 @@ async fn attribute(cx: &NodeCx<'_>, id: &str, name: VpcAttributeName) -> Result<
 
 async fn set_attribute(cx: &NodeCx<'_>, id: &str, name: VpcAttributeName) -> Result<(), Failure> {
     let on = AttributeBooleanValue::builder().value(true).build();
-    let call = cx.cx.clients.ec2.modify_vpc_attribute().vpc_id(id);
+    let call = cx.aws().ec2.modify_vpc_attribute().vpc_id(id);
     let call = match name {
         VpcAttributeName::EnableDnsSupport => call.enable_dns_support(on),
         _ => call.enable_dns_hostnames(on),
@@ -63,33 +60,33 @@ impl Resource for Vpc {
     type Observed = Observed;
     const KIND: &'static str = "vpc";
 
-    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let all = cx.cx.ec2.vpcs().await?;
-        let Some(vpc) = single(
-            cx,
-            Self::KIND,
-            of_node(all, AwsVpc::tags, &cx.env_full(), cx.node),
-        ) else {
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let Some(vpc) = cx.ec2_find::<AwsVpc>(Self::KIND).await? else {
             return Ok(None);
         };
-        let id = vpc.vpc_id().ok_or_else(|| Failure::missing("VPC id"))?;
+        let id = vpc_id(&vpc)?;
         let (dns_support, dns_hostnames) = tokio::try_join!(
             attribute(cx, id, VpcAttributeName::EnableDnsSupport),
             attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
         )?;
         Ok(Some(Observed {
-            vpc: vpc.clone(),
+            vpc,
             dns_support,
             dns_hostnames,
         }))
     }
 
-    fn ids(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Ids, Failure> {
-        Ok(Ids::id(have.id()?))
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(vpc_id(&have.vpc)?))
     }
 
-    fn diff(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Vec<Change>, Failure> {
-        let mut c = Changes::default();
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
         c.immutable(
             "cidr_block",
             self.cidr.to_string().as_str(),
@@ -97,57 +94,51 @@ impl Resource for Vpc {
         );
         c.field("enable_dns_support", true, have.dns_support);
         c.field("enable_dns_hostnames", true, have.dns_hostnames);
-        c.tags(&cx.tags(), &tags::from_ec2(have.vpc.tags()));
-        Ok(c.into_vec())
+        c.tags(cx.tags(), &tags::from_ec2(have.vpc.tags()));
+        Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>) -> Result<Ids, Failure> {
+    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
-            .cx
-            .clients
+            .aws()
             .ec2
             .create_vpc()
             .cidr_block(self.cidr.to_string())
-            .tag_specifications(tags::ec2_spec(ResourceType::Vpc, &cx.tags()))
+            .tag_specifications(tags::ec2_spec(ResourceType::Vpc, cx.tags()))
             .send()
             .await?;
-        let id = out
-            .vpc()
-            .and_then(AwsVpc::vpc_id)
-            .ok_or_else(|| Failure::missing("VPC id"))?
-            .to_string();
-        // DNS support is on by default; hostnames are not. Both are set so a VPC found
-        // half-made by the next run converges the same way.
+        let id = vpc_id(out.vpc().ok_or_else(|| Failure::missing("VPC"))?)?.to_string();
+        // DNS support is on by default; hostnames are not. A VPC found half-made by the next
+        // run (killed here) has its hostnames set by `update`.
         set_attribute(cx, &id, VpcAttributeName::EnableDnsHostnames).await?;
-        Ok(Ids::id(id))
+        Ok(Attrs::id(id))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
-    ) -> Result<(), Failure> {
-        let id = have.id()?;
-        for ch in changes {
-            match ch.field.as_str() {
-                "enable_dns_support" => {
-                    set_attribute(cx, id, VpcAttributeName::EnableDnsSupport).await?
-                }
-                "enable_dns_hostnames" => {
-                    set_attribute(cx, id, VpcAttributeName::EnableDnsHostnames).await?
-                }
-                _ => {}
-            }
+    ) -> Result<Attrs, Failure> {
+        let id = vpc_id(&have.vpc)?;
+        if has(changes, "enable_dns_support") {
+            set_attribute(cx, id, VpcAttributeName::EnableDnsSupport).await?;
         }
-        super::retag_ec2(cx, id, changes).await
+        if has(changes, "enable_dns_hostnames") {
+            set_attribute(cx, id, VpcAttributeName::EnableDnsHostnames).await?;
+        }
+        if tags_changed(changes) {
+            tags::retag_ec2(&cx.aws().ec2, id, cx.tags()).await?;
+        }
+        Ok(Attrs::id(id))
     }
 
     async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
-        let id = have.id()?;
-        let ec2 = &cx.cx.clients.ec2;
+        let id = vpc_id(&have.vpc)?;
+        let ec2 = &cx.aws().ec2;
         // ENIs of deleted NAT gateways linger for a while after their owner is gone.
-        super::ec2_delete(Duration::from_secs(300), &[], || async move {
+        ec2_delete(&[], || async move {
             ec2.delete_vpc()
                 .vpc_id(id)
                 .send()
@@ -155,5 +146,9 @@ impl Resource for Vpc {
                 .map_err(Failure::from)
         })
         .await
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![output("vpc_id", &attrs.id)]
     }
 }

@@ -1,0 +1,82 @@
+//! `down`: confirm, observe, stop on deletion protection, remove in reverse order keeping
+//! data unless told, record what is left, report.
+
+use super::{EnvArgs, RunArgs, Settings};
+use crate::error::exit;
+use crate::executor::protected;
+use crate::model::RunFlags;
+
+pub async fn run(
+    args: &EnvArgs,
+    run: &RunArgs,
+    flags: RunFlags,
+    settings: &Settings,
+) -> anyhow::Result<i32> {
+    let s = super::open(
+        "down",
+        args,
+        settings,
+        flags,
+        usize::from(run.parallelism),
+        |env, _| {
+            if run.yes {
+                return Ok(());
+            }
+            if !settings.interactive {
+                anyhow::bail!(
+                    "refusing to remove {} without --yes when not on a terminal",
+                    env.full_name()
+                );
+            }
+            let data = if flags.destroy_data {
+                "and DESTROY its data (no final database snapshot; the backup vault, its recovery points and the state bucket are deleted; the KMS key is scheduled for deletion)"
+            } else {
+                "keeping its data (a final database snapshot, the backup vault, the state bucket and the KMS key stay)"
+            };
+            let prompt = format!(
+                "This removes every resource of {} in {} {data}.\nType the environment name ({}) to continue: ",
+                env.full_name(),
+                env.region,
+                env.env
+            );
+            if !super::confirm(&prompt, &env.env)? {
+                anyhow::bail!("not confirmed: nothing was removed");
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let (observations, loaded) = s.observe().await;
+
+    // Deletion protection stops `down` before it deletes anything.
+    if !flags.disable_protection {
+        let protected = protected(&s.graph, &s.cx, &observations);
+        if !protected.is_empty() {
+            anyhow::bail!(
+                "{} has deletion protection, so nothing was deleted:\n  - {}\nrerun `down` with --disable-protection to turn it off and remove them",
+                s.env.full_name(),
+                protected.join("\n  - ")
+            );
+        }
+    }
+
+    let report = s
+        .executor()
+        .down(observations, super::cancel_on_ctrl_c())
+        .await;
+    s.store_record(&report, &loaded).await;
+    s.reporter.run_finished(
+        "down",
+        &s.env.full_name(),
+        &report,
+        &s.cx.aws.calls.summary(),
+        &Default::default(),
+    );
+    Ok(if report.failed() > 0 {
+        exit::ERROR
+    } else if report.interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,61 @@
+//! `drift`: what changed in AWS outside tap-provision since it last applied. Reads only;
+//! config edits not applied yet are listed apart (pending) and do not count. Exit 0 no
+//! drift, 2 drift, 1 error.
+
+use super::{EnvArgs, Settings};
+use crate::drift::NodeDrift;
+use crate::error::exit;
+use crate::model::{Action, RunFlags};
+
+/// Counts and exit code of a set of findings.
+pub(super) struct Tally {
+    pub drifted: usize,
+    pub pending: usize,
+    pub errors: usize,
+}
+
+pub(super) fn tally(findings: &[NodeDrift]) -> Tally {
+    let missing = |d: &NodeDrift| matches!(d.pending, Some(Action::Missing { .. }));
+    Tally {
+        drifted: findings.iter().filter(|d| d.has_drift()).count(),
+        pending: findings
+            .iter()
+            .filter(|d| d.pending.is_some() && !missing(d))
+            .count(),
+        errors: findings
+            .iter()
+            .filter(|d| d.error.is_some() || missing(d))
+            .count(),
+    }
+}
+
+pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let s = super::open("drift", args, settings, RunFlags::default(), 1, |_, _| {
+        Ok(())
+    })
+    .await?;
+    let (observations, loaded) = s.observe().await;
+    let findings = s.compare(&observations, loaded.record.as_ref());
+    for d in &findings {
+        s.reporter.drift_node(d);
+    }
+    let t = tally(&findings);
+    let code = if t.errors > 0 {
+        exit::ERROR
+    } else if t.drifted > 0 {
+        exit::CHANGES
+    } else {
+        exit::OK
+    };
+    s.reporter.drift_finished(
+        &s.env.full_name(),
+        findings.len(),
+        t.drifted,
+        t.pending,
+        t.errors,
+        loaded.note.as_deref(),
+        &s.cx.aws.calls.summary(),
+        code,
+    );
+    Ok(code)
+}

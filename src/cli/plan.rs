@@ -1,0 +1,43 @@
+//! `plan`: what `up` would do to each resource. Reads only; exit 0 nothing to do, 2 changes
+//! pending, 1 error (as `terraform plan -detailed-exitcode`).
+
+use std::collections::BTreeMap;
+
+use super::{EnvArgs, Settings};
+use crate::error::exit;
+use crate::model::RunFlags;
+
+pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let s = super::open(
+        "plan",
+        args,
+        settings,
+        RunFlags::default(),
+        1,
+        |_, _| Ok(()),
+    )
+    .await?;
+    let (observations, _) = s.observe().await;
+    let preview = s.preview(&observations);
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (node, plan) in s.graph.nodes().iter().zip(&preview) {
+        let Some(plan) = plan else { continue };
+        s.reporter.plan_node(&node.id, node.kind, plan);
+        let label = match plan {
+            Ok(p) => p.action.label(),
+            Err(_) => "error",
+        };
+        *counts.entry(label).or_default() += 1;
+    }
+    let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let code = if n("error") + n("missing") > 0 {
+        exit::ERROR
+    } else if n("create") + n("change") + n("replace") > 0 {
+        exit::CHANGES
+    } else {
+        exit::OK
+    };
+    s.reporter
+        .plan_finished(&s.env.full_name(), &counts, &s.cx.aws.calls.summary(), code);
+    Ok(code)
+}

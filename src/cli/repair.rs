@@ -1,0 +1,91 @@
+//! `repair`: drift, put back exactly what drifted (as last applied, never a pending config
+//! edit), then drift again to confirm. Never prompts. Exit 0 nothing drifted or all put back,
+//! 3 drift remained, 1 error.
+
+use super::drift::tally;
+use super::{EnvArgs, Settings};
+use crate::error::exit;
+use crate::model::{Events, RunFlags};
+
+pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> anyhow::Result<i32> {
+    let s = super::open(
+        "repair",
+        args,
+        settings,
+        RunFlags::default(),
+        parallelism,
+        |_, _| Ok(()),
+    )
+    .await?;
+    let (observations, loaded) = s.observe().await;
+    let findings = s.compare(&observations, loaded.record.as_ref());
+    let before = tally(&findings);
+    for d in &findings {
+        s.reporter.drift_node(d);
+    }
+    if before.errors > 0 {
+        anyhow::bail!(
+            "{}: {} resource(s) could not be read or looked up (see above); nothing was changed",
+            s.env.full_name(),
+            before.errors
+        );
+    }
+    if let Some(note) = &loaded.note {
+        s.reporter.note(&format!(
+            "{note}: every difference counts as drift and is put back as configured"
+        ));
+    }
+    if before.pending > 0 {
+        s.reporter.note(&format!(
+            "{} pending config change(s) left as they are: `tap-provision up --env {}` applies them",
+            before.pending, s.env.env
+        ));
+    }
+    let act: Vec<bool> = findings.iter().map(|d| d.has_drift()).collect();
+    let report = if before.drifted == 0 {
+        crate::model::RunReport {
+            nodes: Vec::new(),
+            interrupted: false,
+            elapsed: std::time::Duration::ZERO,
+        }
+    } else {
+        let graph = s.repair_graph(loaded.record.as_ref());
+        s.apply(graph, observations, act, super::cancel_on_ctrl_c())
+            .await
+    };
+    if loaded.record.is_none() && before.drifted > 0 {
+        s.store_record(&report, &loaded).await;
+    }
+    // Confirm with a fresh look.
+    let remaining: Vec<String> = if before.drifted == 0 {
+        Vec::new()
+    } else {
+        let (again, loaded_again) = s.observe_again().await;
+        s.compare(
+            &again,
+            loaded_again.record.as_ref().or(loaded.record.as_ref()),
+        )
+        .into_iter()
+        .filter(|d| d.has_drift() || d.error.is_some())
+        .map(|d| d.node)
+        .collect()
+    };
+    let code = if report.failed() > 0 {
+        exit::ERROR
+    } else if report.interrupted {
+        exit::INTERRUPTED
+    } else if !remaining.is_empty() {
+        exit::DRIFT_REMAINS
+    } else {
+        exit::OK
+    };
+    s.reporter.repair_finished(
+        &s.env.full_name(),
+        &report,
+        before.drifted,
+        &remaining,
+        &s.cx.aws.calls.summary(),
+        code,
+    );
+    Ok(code)
+}

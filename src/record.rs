@@ -1,0 +1,115 @@
+//! The applied record: each node's spec as `up` last applied it, kept as one JSON object in
+//! the environment's state bucket (versioned, so every earlier record stays). `drift`
+//! compares live AWS with it, to tell a change made in AWS (drift) from a config edit not
+//! applied yet (pending).
+//!
+//! The record is never how resources are found: they are found by their tags and names.
+//! Losing it breaks neither `up` nor `down`; `drift` then counts every difference as drift
+//! and says why.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use crate::aws::errors::OrAbsent;
+use crate::error::Failure;
+use crate::model::NodeRecord;
+use crate::resources::s3_bucket::bucket_name;
+use crate::resources::Scope;
+use crate::stack::STATE_BUCKET_SUFFIX;
+
+/// The object's key in the state bucket.
+pub const KEY: &str = "tap-provision/applied.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub format: u32,
+    pub environment: String,
+    /// Node id -> its spec as last applied.
+    pub nodes: BTreeMap<String, NodeRecord>,
+}
+
+impl Record {
+    pub fn new(environment: &str) -> Record {
+        Record {
+            format: FORMAT,
+            environment: environment.to_string(),
+            nodes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where the record lives: `s3://<bucket>/<KEY>`.
+pub fn location(scope: &Scope) -> (String, &'static str) {
+    (
+        bucket_name(&scope.env_full, STATE_BUCKET_SUFFIX, &scope.account),
+        KEY,
+    )
+}
+
+/// Reads the record; `None` when the bucket or the object does not exist, or it was
+/// written by an incompatible version of the tool (said in the returned note).
+pub async fn load(
+    s3: &aws_sdk_s3::Client,
+    scope: &Scope,
+) -> Result<(Option<Record>, Option<String>), Failure> {
+    let (bucket, key) = location(scope);
+    let Some(out) = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .expected_bucket_owner(&scope.account)
+        .send()
+        .await
+        .or_absent()
+        .map_err(|f| f.context(format!("reading the applied record s3://{bucket}/{key}")))?
+    else {
+        return Ok((
+            None,
+            Some(format!("no applied record at s3://{bucket}/{key}")),
+        ));
+    };
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{key}: {e}")))?
+        .into_bytes();
+    match serde_json::from_slice::<Record>(&bytes) {
+        Ok(r) if r.format == FORMAT && r.environment == scope.env_full => Ok((Some(r), None)),
+        Ok(r) => Ok((
+            None,
+            Some(format!(
+                "the applied record at s3://{bucket}/{key} is of format {} for {}: ignored",
+                r.format, r.environment
+            )),
+        )),
+        Err(e) => Ok((
+            None,
+            Some(format!(
+                "the applied record at s3://{bucket}/{key} is unreadable ({e}): ignored"
+            )),
+        )),
+    }
+}
+
+/// Writes the record.
+pub async fn save(s3: &aws_sdk_s3::Client, scope: &Scope, record: &Record) -> Result<(), Failure> {
+    let (bucket, key) = location(scope);
+    let body = serde_json::to_vec_pretty(record)
+        .map_err(|e| Failure::new("Internal", format!("encoding the applied record: {e}")))?;
+    s3.put_object()
+        .bucket(&bucket)
+        .key(key)
+        .content_type("application/json")
+        .expected_bucket_owner(&scope.account)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::from(e).context(format!("writing the applied record s3://{bucket}/{key}"))
+        })?;
+    Ok(())
+}

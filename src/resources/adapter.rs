@@ -1,0 +1,210 @@
+//! Adapts any [`Resource`] to the executor's [`Task`]: carries the node's id and tags beside
+//! the kind's spec, turns the kind's diff into a plan, and carries the plan out.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Cx, NodeCx, Resource};
+use crate::aws::tags::Tags;
+use crate::diff::{needs_replacement, Changes};
+use crate::error::{Failure, Step};
+use crate::executor::{Live, Observation, Task};
+use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, Ref};
+
+pub struct Adapter<R> {
+    node: String,
+    tags: Tags,
+    spec: R,
+}
+
+impl<R: Resource> Adapter<R> {
+    pub fn new(node: impl Into<String>, tags: Tags, spec: R) -> Self {
+        Adapter {
+            node: node.into(),
+            tags,
+            spec,
+        }
+    }
+
+    fn ncx<'a>(&'a self, cx: &'a Cx) -> NodeCx<'a> {
+        NodeCx::new(cx, &self.node, &self.tags)
+    }
+
+    fn state<'a>(&self, live: &'a Live) -> Result<&'a R::Observed, Failure> {
+        live.state.downcast_ref::<R::Observed>().ok_or_else(|| {
+            Failure::new(
+                "Internal",
+                format!(
+                    "{}: observation of another kind (a bug in tap-provision)",
+                    self.node
+                ),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl<R: Resource> Task<Cx> for Adapter<R> {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn kind(&self) -> &'static str {
+        R::KIND
+    }
+
+    fn inputs(&self) -> Vec<Ref> {
+        self.spec.inputs().into_iter().cloned().collect()
+    }
+
+    async fn observe(&self, cx: &Cx) -> Result<Observation, Failure> {
+        let ncx = self.ncx(cx);
+        let Some(have) = self.spec.observe(&ncx).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Live {
+            attrs: self.spec.attrs(&ncx, &have)?,
+            ready: self.spec.is_ready(&have),
+            state: Box::new(have),
+        }))
+    }
+
+    fn plan(&self, cx: &Cx, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
+        let ncx = self.ncx(cx);
+        let plan = |action, ignored, new_attrs| NodePlan {
+            action,
+            ignored,
+            new_attrs,
+        };
+        let Some(live) = have else {
+            if !self.spec.managed() {
+                let message = self.spec.missing(&ncx);
+                return Ok(plan(Action::Missing { message }, vec![], true));
+            }
+            return Ok(plan(Action::Create, vec![], true));
+        };
+        let mut c = Changes::default();
+        self.spec.diff(&ncx, inputs, self.state(live)?, &mut c)?;
+        let Changes { changes, ignored } = c;
+        Ok(if changes.is_empty() || !self.spec.managed() {
+            plan(Action::Unchanged, ignored, false)
+        } else if needs_replacement(&changes) {
+            plan(Action::Replace { changes }, ignored, true)
+        } else {
+            plan(Action::Update { changes }, ignored, false)
+        })
+    }
+
+    async fn apply(
+        &self,
+        cx: &Cx,
+        inputs: &Inputs<'_>,
+        have: &Observation,
+        plan: &NodePlan,
+    ) -> Result<Attrs, (Step, Failure)> {
+        let ncx = self.ncx(cx);
+        let r = &self.spec;
+        match (&plan.action, have) {
+            (Action::Create, _) => r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f)),
+            (Action::Update { changes }, Some(live)) => {
+                let observed = self.state(live).map_err(|f| (Step::Update, f))?;
+                r.update(&ncx, inputs, observed, changes)
+                    .await
+                    .map_err(|f| (Step::Update, f))
+            }
+            (Action::Replace { changes }, Some(live)) => {
+                let what: Vec<String> = changes
+                    .iter()
+                    .filter(|c| c.replace)
+                    .map(ToString::to_string)
+                    .collect();
+                if !r.replaceable() {
+                    return Err((
+                        Step::Update,
+                        Failure::new(
+                            "NeedsReplacement",
+                            format!(
+                                "{} ({}) differs in a way AWS cannot change in place: {}; it is not replaced automatically (it holds data or others depend on it): restore the config value, or remove the resource and run `up` again",
+                                self.node,
+                                live.attrs.id,
+                                what.join("; ")
+                            ),
+                        ),
+                    ));
+                }
+                let observed = self.state(live).map_err(|f| (Step::Delete, f))?;
+                ncx.progress(format!(
+                    "replacing ({}): deleting {}",
+                    what.join("; "),
+                    live.attrs.id
+                ));
+                r.delete(&ncx, observed)
+                    .await
+                    .map_err(|f| (Step::Delete, f))?;
+                ncx.progress("replacing: creating");
+                r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f))
+            }
+            (action, _) => Err((
+                Step::Update,
+                Failure::new(
+                    "Internal",
+                    format!(
+                        "{}: nothing to apply for `{}` (a bug in tap-provision)",
+                        self.node,
+                        action.label()
+                    ),
+                ),
+            )),
+        }
+    }
+
+    async fn wait_ready(&self, cx: &Cx, attrs: Attrs) -> Result<Attrs, Failure> {
+        self.spec.wait_ready(&self.ncx(cx), attrs).await
+    }
+
+    fn protection(&self, cx: &Cx, have: &Live) -> Option<String> {
+        let observed = self.state(have).ok()?;
+        self.spec.protection(&self.ncx(cx), observed)
+    }
+
+    fn keep_on_down(&self, cx: &Cx, have: &Live) -> Option<String> {
+        if !self.spec.managed() {
+            return Some(format!(
+                "{} {} is not managed by tap-provision: left as it is",
+                R::KIND,
+                have.attrs.id
+            ));
+        }
+        let observed = self.state(have).ok()?;
+        self.spec.keep_on_down(&self.ncx(cx), observed)
+    }
+
+    async fn delete(&self, cx: &Cx, have: &Live) -> Result<(), Failure> {
+        self.spec.delete(&self.ncx(cx), self.state(have)?).await
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        self.spec.outputs(attrs)
+    }
+
+    fn record(&self) -> NodeRecord {
+        NodeRecord {
+            kind: R::KIND.to_string(),
+            spec: serde_json::to_value(&self.spec).unwrap_or_default(),
+            tags: self.tags.clone(),
+        }
+    }
+
+    fn with_record(&self, record: &NodeRecord) -> Result<Arc<dyn Task<Cx>>, String> {
+        if record.kind != R::KIND {
+            return Err(format!("recorded as a {}, now a {}", record.kind, R::KIND));
+        }
+        let spec: R = serde_json::from_value(record.spec.clone()).map_err(|e| e.to_string())?;
+        Ok(Arc::new(Adapter::new(
+            self.node.clone(),
+            record.tags.clone(),
+            spec,
+        )))
+    }
+}

@@ -1,0 +1,194 @@
+//! The environment's public Route53 hosted zone. Normally it exists outside the environment
+//! (the company's DNS, delegated to this account): a lookup-only node, found by id or name,
+//! never created, changed or deleted; `up` stops before it creates anything when it is
+//! missing. An environment file that says `create_zone = true` (meant for `local`) lets the
+//! tool make it, tagged, with a caller reference derived from the environment.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_route53::types::{HostedZone as AwsZone, TagResourceType};
+use serde::{Deserialize, Serialize};
+
+use super::{output, NodeCx, Resource};
+use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::tags;
+use crate::diff::{tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HostedZone {
+    /// The zone's domain, e.g. `example.com` (the platform's domain or a parent of it).
+    pub name: String,
+    /// The zone's id when the config gives one (`Z0123…`); else it is found by name.
+    pub id: Option<String>,
+    /// True when the tool makes and owns the zone (`create_zone = true`).
+    pub create: bool,
+}
+
+pub struct Observed {
+    zone: AwsZone,
+    tags: BTreeMap<String, String>,
+}
+
+/// `/hostedzone/Z123` -> `Z123`.
+fn short_id(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
+}
+
+fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+impl HostedZone {
+    async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<AwsZone>, Failure> {
+        let r53 = &cx.aws().route53;
+        if let Some(id) = &self.id {
+            let Some(out) = r53.get_hosted_zone().id(id).send().await.or_absent()? else {
+                return Ok(None);
+            };
+            return Ok(out.hosted_zone().cloned());
+        }
+        let out = r53
+            .list_hosted_zones_by_name()
+            .dns_name(fqdn(&self.name))
+            .send()
+            .await?;
+        let public: Vec<AwsZone> = out
+            .hosted_zones()
+            .iter()
+            .filter(|z| z.name() == fqdn(&self.name))
+            .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
+            .cloned()
+            .collect();
+        Ok(cx.single("public hosted zone", public))
+    }
+}
+
+#[async_trait]
+impl Resource for HostedZone {
+    type Observed = Observed;
+    const KIND: &'static str = "hosted_zone";
+
+    fn managed(&self) -> bool {
+        self.create
+    }
+
+    fn missing(&self, cx: &NodeCx<'_>) -> String {
+        format!(
+            "the public hosted zone {} was not found in account {}: create it (and its delegation) first, or set dns.hosted_zone to its id; `dns.create_zone = true` lets tap-provision create it (meant for local environments)",
+            self.id.as_deref().unwrap_or(&self.name),
+            cx.scope().account
+        )
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let Some(zone) = self.locate(cx).await? else {
+            return Ok(None);
+        };
+        let tags = if self.create {
+            let out = cx
+                .aws()
+                .route53
+                .list_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(short_id(zone.id()))
+                .send()
+                .await?;
+            out.resource_tag_set()
+                .map(|s| tags::from_route53(s.tags()))
+                .unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(Some(Observed { zone, tags }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        let mut a = Attrs::id(short_id(have.zone.id()));
+        a.name = Some(have.zone.name().trim_end_matches('.').to_string());
+        a.hosted_zone_id = Some(short_id(have.zone.id()).to_string());
+        Ok(a)
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        if self.create {
+            c.tags(cx.tags(), &have.tags);
+        }
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let r53 = &cx.aws().route53;
+        let created = r53
+            .create_hosted_zone()
+            .name(&self.name)
+            .caller_reference(cx.token())
+            .send()
+            .await
+            .or_exists()?;
+        let zone = match created.and_then(|o| o.hosted_zone().cloned()) {
+            Some(z) => z,
+            // Made by an interrupted run (same caller reference): find it.
+            None => self
+                .locate(cx)
+                .await?
+                .ok_or_else(|| Failure::missing("hosted zone"))?,
+        };
+        r53.change_tags_for_resource()
+            .resource_type(TagResourceType::Hostedzone)
+            .resource_id(short_id(zone.id()))
+            .set_add_tags(Some(tags::route53(cx.tags())))
+            .send()
+            .await?;
+        self.attrs(
+            cx,
+            &Observed {
+                zone,
+                tags: BTreeMap::new(),
+            },
+        )
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &Observed,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        if tags_changed(changes) {
+            cx.aws()
+                .route53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(short_id(have.zone.id()))
+                .set_add_tags(Some(tags::route53(cx.tags())))
+                .send()
+                .await?;
+        }
+        self.attrs(cx, have)
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
+        cx.aws()
+            .route53
+            .delete_hosted_zone()
+            .id(short_id(have.zone.id()))
+            .send()
+            .await
+            .or_absent()?;
+        Ok(())
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![output("hosted_zone_id", &attrs.id)]
+    }
+}

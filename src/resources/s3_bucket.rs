@@ -1,0 +1,629 @@
+//! S3 buckets, private and encrypted: all four Block Public Access settings, objects owned
+//! by the bucket owner (no ACLs), versioning, default encryption, a policy that refuses any
+//! request not made over TLS, lifecycle rules. Found by their deterministic name
+//! `<project>-<env>-<suffix>-<account>`; every read checks the expected owner, so a bucket of
+//! that name in another account is an error, never ours.
+//!
+//! A bucket that holds data keeps it on `down`: it is deleted (every object version first)
+//! only with `--destroy-data`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    BucketVersioningStatus, CreateBucketConfiguration, Delete, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{NodeCx, Resource};
+use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::tags;
+use crate::diff::{has, tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
+
+/// Default encryption of new objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encryption {
+    /// SSE-S3 (AES256): readable by any principal the policy admits.
+    S3Managed,
+    /// SSE-KMS with the environment's key.
+    Kms(Ref),
+}
+
+/// Lifecycle of the bucket's objects; `None` leaves that part out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub expire_days: Option<i32>,
+    pub noncurrent_expire_days: Option<i32>,
+    pub abort_incomplete_upload_days: Option<i32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct S3Bucket {
+    /// Name part: the bucket is `<project>-<env>-<suffix>-<account>`.
+    pub suffix: String,
+    /// What the bucket is for, in messages.
+    pub purpose: String,
+    pub versioning: bool,
+    pub encryption: Encryption,
+    pub lifecycle: Lifecycle,
+    /// True when its objects are data: `down` keeps the bucket unless `--destroy-data`.
+    pub holds_data: bool,
+}
+
+/// The bucket name for `suffix` in an environment and account (pure): at most 63 characters
+/// (project 12, env 20, suffix 8, account 12).
+pub fn bucket_name(env_full: &str, suffix: &str, account: &str) -> String {
+    format!("{env_full}-{suffix}-{account}")
+}
+
+pub struct Observed {
+    name: String,
+    public_access_block: Option<PublicAccessBlockConfiguration>,
+    versioning: Option<BucketVersioningStatus>,
+    encryption: Option<(String, Option<String>)>,
+    policy: Value,
+    ownership: Option<ObjectOwnership>,
+    lifecycle: Lifecycle,
+    tags: BTreeMap<String, String>,
+}
+
+const LIFECYCLE_RULE: &str = "tap-provision";
+
+impl S3Bucket {
+    fn name(&self, cx: &NodeCx<'_>) -> String {
+        bucket_name(cx.env_full(), &self.suffix, &cx.scope().account)
+    }
+
+    fn attrs_of(&self, cx: &NodeCx<'_>) -> Attrs {
+        let name = self.name(cx);
+        let mut a = Attrs::id(&name).with_arn(format!("arn:{}:s3:::{name}", cx.scope().partition));
+        a.dns_name = Some(format!("{name}.s3.{}.amazonaws.com", cx.scope().region));
+        a
+    }
+
+    /// The bucket policy: refuse every request not made over TLS.
+    fn policy(&self, cx: &NodeCx<'_>) -> Value {
+        let arn = format!("arn:{}:s3:::{}", cx.scope().partition, self.name(cx));
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn.clone(), format!("{arn}/*")],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+            }]
+        })
+    }
+
+    fn want_encryption(&self, inputs: &Inputs<'_>) -> Result<(String, Option<String>), Failure> {
+        Ok(match &self.encryption {
+            Encryption::S3Managed => ("AES256".into(), None),
+            Encryption::Kms(key) => ("aws:kms".into(), Some(inputs.arn(key)?.to_string())),
+        })
+    }
+
+    async fn put_public_access_block(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        cx.aws()
+            .s3
+            .put_public_access_block()
+            .bucket(name)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_versioning(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        let status = if self.versioning {
+            BucketVersioningStatus::Enabled
+        } else {
+            BucketVersioningStatus::Suspended
+        };
+        cx.aws()
+            .s3
+            .put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_encryption(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        name: &str,
+    ) -> Result<(), Failure> {
+        let (algorithm, key) = self.want_encryption(inputs)?;
+        let default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::from(algorithm.as_str()))
+            .set_kms_master_key_id(key)
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(default)
+                    .bucket_key_enabled(true)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        cx.aws()
+            .s3
+            .put_bucket_encryption()
+            .bucket(name)
+            .server_side_encryption_configuration(config)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_policy(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        cx.aws()
+            .s3
+            .put_bucket_policy()
+            .bucket(name)
+            .policy(self.policy(cx).to_string())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_ownership(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        let controls = OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                    .build()
+                    .map_err(|e| Failure::new("InvalidInput", e.to_string()))?,
+            )
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        cx.aws()
+            .s3
+            .put_bucket_ownership_controls()
+            .bucket(name)
+            .ownership_controls(controls)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_lifecycle(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        let s3 = &cx.aws().s3;
+        let l = &self.lifecycle;
+        if *l == Lifecycle::default() {
+            s3.delete_bucket_lifecycle()
+                .bucket(name)
+                .send()
+                .await
+                .or_absent()?;
+            return Ok(());
+        }
+        let mut rule = LifecycleRule::builder()
+            .id(LIFECYCLE_RULE)
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix("").build());
+        if let Some(days) = l.expire_days {
+            rule = rule.expiration(LifecycleExpiration::builder().days(days).build());
+        }
+        if let Some(days) = l.noncurrent_expire_days {
+            rule = rule.noncurrent_version_expiration(
+                NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(days)
+                    .build(),
+            );
+        }
+        if let Some(days) = l.abort_incomplete_upload_days {
+            rule = rule.abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(days)
+                    .build(),
+            );
+        }
+        let config = BucketLifecycleConfiguration::builder()
+            .rules(
+                rule.build()
+                    .map_err(|e| Failure::new("InvalidInput", e.to_string()))?,
+            )
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(config)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn put_tags(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+        cx.aws()
+            .s3
+            .put_bucket_tagging()
+            .bucket(name)
+            .tagging(tags::s3(cx.tags())?)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every object version and delete marker, a thousand at a time.
+    async fn empty(&self, cx: &NodeCx<'_>, name: &str) -> Result<usize, Failure> {
+        let s3 = &cx.aws().s3;
+        let mut deleted = 0;
+        loop {
+            let Some(page) = s3
+                .list_object_versions()
+                .bucket(name)
+                .send()
+                .await
+                .or_absent()?
+            else {
+                return Ok(deleted);
+            };
+            let ids: Vec<ObjectIdentifier> = page
+                .versions()
+                .iter()
+                .filter_map(|v| Some((v.key()?, v.version_id())))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .filter_map(|m| Some((m.key()?, m.version_id()))),
+                )
+                .take(1000)
+                .filter_map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(version.map(String::from))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += ids.len();
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+            s3.delete_objects()
+                .bucket(name)
+                .delete(delete)
+                .send()
+                .await?;
+        }
+    }
+}
+
+fn lifecycle_of(rules: &[LifecycleRule]) -> Lifecycle {
+    let Some(r) = rules
+        .iter()
+        .find(|r| r.status() == &ExpirationStatus::Enabled)
+    else {
+        return Lifecycle::default();
+    };
+    Lifecycle {
+        expire_days: r.expiration().and_then(|e| e.days()),
+        noncurrent_expire_days: r
+            .noncurrent_version_expiration()
+            .and_then(|e| e.noncurrent_days()),
+        abort_incomplete_upload_days: r
+            .abort_incomplete_multipart_upload()
+            .and_then(|a| a.days_after_initiation()),
+    }
+}
+
+#[async_trait]
+impl Resource for S3Bucket {
+    type Observed = Observed;
+    const KIND: &'static str = "s3_bucket";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        match &self.encryption {
+            Encryption::Kms(key) => vec![key],
+            Encryption::S3Managed => vec![],
+        }
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let s3 = &cx.aws().s3;
+        let name = self.name(cx);
+        let owner = cx.scope().account.as_str();
+        if s3
+            .head_bucket()
+            .bucket(&name)
+            .expected_bucket_owner(owner)
+            .send()
+            .await
+            .or_absent()?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let named = |op: &'static str| move |f: Failure| f.context(op);
+        let (pab, versioning, encryption, policy, ownership, lifecycle, tags) = tokio::try_join!(
+            async {
+                s3.get_public_access_block()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetPublicAccessBlock"))
+            },
+            async {
+                s3.get_bucket_versioning()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketVersioning"))
+            },
+            async {
+                s3.get_bucket_encryption()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketEncryption"))
+            },
+            async {
+                s3.get_bucket_policy()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketPolicy"))
+            },
+            async {
+                s3.get_bucket_ownership_controls()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketOwnershipControls"))
+            },
+            async {
+                s3.get_bucket_lifecycle_configuration()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketLifecycleConfiguration"))
+            },
+            async {
+                s3.get_bucket_tagging()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .or_absent()
+                    .map_err(named("GetBucketTagging"))
+            },
+        )?;
+        let encryption = encryption.and_then(|e| {
+            let rule = e.server_side_encryption_configuration()?.rules().first()?;
+            let default = rule.apply_server_side_encryption_by_default()?;
+            Some((
+                default.sse_algorithm().as_str().to_string(),
+                default.kms_master_key_id().map(String::from),
+            ))
+        });
+        Ok(Some(Observed {
+            public_access_block: pab.and_then(|p| p.public_access_block_configuration().cloned()),
+            versioning: versioning.and_then(|v| v.status().cloned()),
+            encryption,
+            policy: policy
+                .and_then(|p| p.policy().map(String::from))
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(Value::Null),
+            ownership: ownership.and_then(|o| {
+                o.ownership_controls()?
+                    .rules()
+                    .first()
+                    .map(|r| r.object_ownership().clone())
+            }),
+            lifecycle: lifecycle
+                .map(|l| lifecycle_of(l.rules()))
+                .unwrap_or_default(),
+            tags: tags.map(|t| tags::from_s3(t.tag_set())).unwrap_or_default(),
+            name,
+        }))
+    }
+
+    fn attrs(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Attrs, Failure> {
+        Ok(self.attrs_of(cx))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let pab = have.public_access_block.as_ref();
+        for (field, value) in [
+            ("block_public_acls", pab.and_then(|p| p.block_public_acls())),
+            (
+                "ignore_public_acls",
+                pab.and_then(|p| p.ignore_public_acls()),
+            ),
+            (
+                "block_public_policy",
+                pab.and_then(|p| p.block_public_policy()),
+            ),
+            (
+                "restrict_public_buckets",
+                pab.and_then(|p| p.restrict_public_buckets()),
+            ),
+        ] {
+            c.field(field, true, value.unwrap_or(false));
+        }
+        c.field(
+            "versioning",
+            if self.versioning {
+                "Enabled"
+            } else {
+                "Suspended"
+            },
+            have.versioning
+                .as_ref()
+                .map(|v| v.as_str())
+                .unwrap_or("(off)"),
+        );
+        let (algorithm, key) = self.want_encryption(inputs)?;
+        let have_encryption = have.encryption.clone().unwrap_or(("(none)".into(), None));
+        c.field("encryption", algorithm.as_str(), have_encryption.0.as_str());
+        if let Some(key) = key {
+            c.field(
+                "encryption_key",
+                true,
+                super::aurora_cluster::same_key(&key, have_encryption.1.as_deref()),
+            );
+        }
+        c.field(
+            "object_ownership",
+            "BucketOwnerEnforced",
+            have.ownership
+                .as_ref()
+                .map(|o| o.as_str())
+                .unwrap_or("(none)"),
+        );
+        c.document("policy", &self.policy(cx), &have.policy);
+        c.field("lifecycle", &self.lifecycle, &have.lifecycle);
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let name = self.name(cx);
+        let region = cx.scope().region.as_str();
+        // us-east-1 takes no location constraint.
+        let config = (region != "us-east-1").then(|| {
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build()
+        });
+        // A bucket made by an interrupted run is ours already (BucketAlreadyOwnedByYou);
+        // one of that name in another account is an error that names the bucket.
+        cx.aws()
+            .s3
+            .create_bucket()
+            .bucket(&name)
+            .set_create_bucket_configuration(config)
+            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .send()
+            .await
+            .or_exists()
+            .map_err(|f| f.context(format!("creating bucket {name}")))?;
+        // Tags first, so the bucket is recognisable as the environment's at once; then the
+        // settings, none of which holds data, so a repeat after an interruption is harmless.
+        self.put_tags(cx, &name).await?;
+        self.put_public_access_block(cx, &name).await?;
+        self.put_ownership(cx, &name).await?;
+        self.put_encryption(cx, inputs, &name).await?;
+        self.put_versioning(cx, &name).await?;
+        self.put_policy(cx, &name).await?;
+        self.put_lifecycle(cx, &name).await?;
+        Ok(self.attrs_of(cx))
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let name = &have.name;
+        let any = |fields: &[&str]| fields.iter().any(|f| has(changes, f));
+        if any(&[
+            "block_public_acls",
+            "ignore_public_acls",
+            "block_public_policy",
+            "restrict_public_buckets",
+        ]) {
+            self.put_public_access_block(cx, name).await?;
+        }
+        if any(&["object_ownership"]) {
+            self.put_ownership(cx, name).await?;
+        }
+        if any(&["encryption", "encryption_key"]) {
+            self.put_encryption(cx, inputs, name).await?;
+        }
+        if any(&["versioning"]) {
+            self.put_versioning(cx, name).await?;
+        }
+        if any(&["policy"]) {
+            self.put_policy(cx, name).await?;
+        }
+        if any(&["lifecycle"]) {
+            self.put_lifecycle(cx, name).await?;
+        }
+        if tags_changed(changes) {
+            self.put_tags(cx, name).await?;
+        }
+        Ok(self.attrs_of(cx))
+    }
+
+    fn keep_on_down(&self, cx: &NodeCx<'_>, have: &Observed) -> Option<String> {
+        (self.holds_data && !cx.cx.flags.destroy_data).then(|| {
+            format!(
+                "bucket {} ({}) kept with its objects; `down --destroy-data` deletes them",
+                have.name, self.purpose
+            )
+        })
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
+        let deleted = self.empty(cx, &have.name).await?;
+        cx.aws()
+            .s3
+            .delete_bucket()
+            .bucket(&have.name)
+            .send()
+            .await
+            .or_absent()?;
+        if deleted > 0 {
+            cx.note(format!(
+                "bucket {} ({}) deleted with {deleted} object version(s)",
+                have.name, self.purpose
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_fit_s3() {
+        let longest = super::bucket_name(
+            &format!("{}-{}", "p".repeat(12), "e".repeat(20)),
+            "state",
+            "123456789012",
+        );
+        assert!(longest.len() <= 63, "{}", longest.len());
+    }
+}

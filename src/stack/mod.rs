@@ -1,0 +1,160 @@
+//! The environment's step graph, built from the config: the one place that names resource
+//! kinds. Each layer's wiring sits in its own file; a new kind is a module in `resources/`
+//! and a few lines in its layer here. The graph's edges are derived from the `Ref`s each
+//! kind's spec holds, so a dependency is declared once.
+//!
+//! Edge kinds follow PLATFORM.md, "When a dependent call may start".
+
+mod database;
+mod network;
+mod platform;
+
+use std::sync::Arc;
+
+use crate::aws::tags;
+use crate::config::EnvConfig;
+use crate::executor::{Task, TaskGraph};
+use crate::graph::{Builder, GraphError};
+use crate::model::Ref;
+use crate::resources::{Adapter, Cx, Resource};
+
+pub use database::{DB_CLUSTER, DB_MONITORING_ROLE};
+pub use network::{subnet_id, IGW, KMS_KEY, VPC};
+pub use platform::{HOSTED_ZONE, STATE_BUCKET, STATE_BUCKET_SUFFIX};
+
+pub type StepGraph = TaskGraph<Cx>;
+
+/// Collects the nodes of one environment.
+pub struct Stack<'a> {
+    env: &'a EnvConfig,
+    builder: Builder<Arc<dyn Task<Cx>>>,
+}
+
+impl Stack<'_> {
+    /// Adds node `id` with the kind's spec; returns a reference to its identifiers.
+    pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
+        let deps = spec
+            .inputs()
+            .into_iter()
+            .map(|r| (r.node.clone(), r.needs))
+            .collect();
+        let task = Adapter::new(id, tags::standard(self.env, id), spec);
+        self.builder
+            .add(id, R::KIND, deps, Arc::new(task) as Arc<dyn Task<Cx>>);
+        Ref::id(id)
+    }
+}
+
+pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
+    let mut s = Stack {
+        env,
+        builder: Builder::default(),
+    };
+    let net = network::build(&mut s, env);
+    database::build(&mut s, env, &net);
+    platform::build(&mut s, env);
+    s.builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Needs;
+
+    pub(crate) fn env(nat: usize) -> EnvConfig {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
+                .unwrap();
+        let text = text
+            .replace("nat_gateways = 3", &format!("nat_gateways = {nat}"))
+            .replace("protected = true", "protected = false");
+        crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap()
+    }
+
+    fn deps(g: &StepGraph, id: &str) -> Vec<(String, Needs)> {
+        let ix = g.index_of(id).unwrap();
+        g.node(ix)
+            .deps
+            .iter()
+            .map(|(d, n)| (g.node(*d).id.clone(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn prod_graph_has_every_layer() {
+        let g = build(&env(3)).unwrap();
+        let kinds = |k: &str| g.nodes().iter().filter(|n| n.kind == k).count();
+        assert_eq!(kinds("subnet"), 9);
+        assert_eq!(kinds("nat_gateway"), 3);
+        assert_eq!(kinds("elastic_ip"), 3);
+        assert_eq!(kinds("route_table"), 5);
+        assert_eq!(kinds("security_group"), 3);
+        assert_eq!(kinds("aurora_instance"), 2);
+        assert_eq!(kinds("hosted_zone"), 1);
+        assert_eq!(kinds("s3_bucket"), 1);
+        assert_eq!(g.len(), 29 + 8 + 2);
+        // Every edge so far needs identifiers only: nothing waits for a NAT.
+        assert!(g.edges().all(|(_, _, n)| n == Needs::Id));
+        // Each private table routes to its own zone's NAT; a NAT needs the attached IGW.
+        assert!(deps(&g, "route-table-private-b").contains(&("nat-b".into(), Needs::Id)));
+        assert!(deps(&g, "nat-a").contains(&(IGW.into(), Needs::Id)));
+    }
+
+    #[test]
+    fn edges_come_from_the_specs_inputs() {
+        let g = build(&env(3)).unwrap();
+        for node in g.nodes() {
+            let mut from_spec: Vec<String> =
+                node.payload.inputs().into_iter().map(|r| r.node).collect();
+            let mut edges: Vec<String> = node
+                .deps
+                .iter()
+                .map(|(d, _)| g.node(*d).id.clone())
+                .collect();
+            from_spec.sort();
+            edges.sort();
+            assert_eq!(from_spec, edges, "{}", node.id);
+        }
+    }
+
+    #[test]
+    fn instances_follow_each_other_by_identifiers_only() {
+        let g = build(&env(3)).unwrap();
+        assert!(
+            deps(&g, "db-instance-1").contains(&(DB_CLUSTER.to_string(), Needs::Id)),
+            "no wait for the cluster"
+        );
+        assert!(
+            deps(&g, "db-instance-2").contains(&("db-instance-1".to_string(), Needs::Id)),
+            "one call after another"
+        );
+        assert!(deps(&g, DB_CLUSTER).contains(&("sg-db".to_string(), Needs::Id)));
+        assert!(deps(&g, "backup-plan").contains(&(DB_CLUSTER.to_string(), Needs::Id)));
+    }
+
+    #[test]
+    fn one_nat_serves_every_zone() {
+        let g = build(&env(1)).unwrap();
+        assert_eq!(
+            g.nodes().iter().filter(|n| n.kind == "nat_gateway").count(),
+            1
+        );
+        for z in ['a', 'b', 'c'] {
+            assert!(deps(&g, &format!("route-table-private-{z}"))
+                .contains(&("nat-a".into(), Needs::Id)));
+        }
+    }
+
+    #[test]
+    fn every_spec_survives_the_record() {
+        let g = build(&env(3)).unwrap();
+        for node in g.nodes() {
+            let record = node.payload.record();
+            let back = node
+                .payload
+                .with_record(&record)
+                .unwrap_or_else(|e| panic!("{}: {e}", node.id));
+            assert_eq!(back.record(), record, "{}", node.id);
+        }
+    }
+}
