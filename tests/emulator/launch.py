@@ -13,10 +13,24 @@ that moto 5.2 does not do by itself.
   (default 3). A cluster is busy for TAP_EMULATOR_DB_BUSY_SECONDS (default 0.5) after each
   CreateDBInstance: another instance call on it then fails InvalidDBClusterStateFault, as
   parallel calls do on AWS (Terraform AWS provider #50115).
+- A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
+  (TAP_EMULATOR_NAT_DELETE_SECONDS, default the same as NAT_SECONDS), as AWS does for about a
+  minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
   DeleteBackupSelection, StartBackupJob (makes a recovery point at once),
-  ListRecoveryPointsByBackupVault, DeleteRecoveryPoint; DeleteBackupVault refuses a vault
-  that still holds recovery points, as AWS does.
+  ListRecoveryPointsByBackupVault, DeleteRecoveryPoint, and UpdateBackupPlan;
+  DeleteBackupVault refuses a vault that still holds recovery points and DeleteBackupPlan a
+  plan that still has selections, as AWS does.
+- IAM policy conditions as AWS evaluates them where moto does not: a statement whose
+  condition does not hold does not apply (moto denies), `Bool` conditions are evaluated, and
+  every request counts as made over TLS (`aws:SecureTransport`), as it is on AWS. So an S3
+  bucket policy that denies plain HTTP does not lock the bucket's owner out.
+- S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
+- TAP_EMULATOR_LATENCY_MS (default 0) delays every answer, for benchmarks that count rounds
+  of call latency.
+- Requests counted per account and operation, for tests to assert how many writes a command
+  made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
+  DELETE /_tap/calls/<account> resets the account's counts.
 
 Usage: launch.py [--host 127.0.0.1] [--port 0]
 Prints `READY <port>` on stdout once it serves. With --parent-watch it exits when its
@@ -31,9 +45,12 @@ import threading
 import time
 
 NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
+NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", str(NAT_SECONDS)))
 DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
 DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
+# Every request answered this much later (benchmarks: rounds of call latency).
+LATENCY_SECONDS = float(os.environ.get("TAP_EMULATOR_LATENCY_MS", "0")) / 1000
 
 
 def patch_accounts():
@@ -53,37 +70,98 @@ def patch_accounts():
 
 
 def patch_nat_gateways():
+    from moto.ec2.models import EC2Backend
     from moto.ec2.models.nat_gateways import NatGateway
+
+    def release(nat):
+        """What AWS does once a NAT gateway is `deleted`: free its address and interface."""
+        if nat.__dict__.get("_tap_released"):
+            return
+        nat.__dict__["_tap_released"] = True
+        backend = nat.ec2_backend
+        for address in list(nat.address_set):
+            association = address.get("associationId")
+            if association:
+                try:
+                    backend.disassociate_address(association_id=association)
+                except Exception:  # already gone
+                    pass
+        eni = getattr(nat, "_eni", None)
+        if eni is not None:
+            try:
+                backend.delete_network_interface(eni.id)
+            except Exception:
+                pass
 
     def get_state(self):
         now = time.monotonic()
-        deleted_at = getattr(self, "_tap_deleted_at", None)
+        deleted_at = self.__dict__.get("_tap_deleted_at")
         if deleted_at is not None:
-            return "deleting" if now - deleted_at < NAT_SECONDS else "deleted"
-        created_at = getattr(self, "_tap_created_at", now)
+            if now - deleted_at < NAT_DELETE_SECONDS:
+                return "deleting"
+            release(self)
+            return "deleted"
+        created_at = self.__dict__.get("_tap_created_at", now)
         return "pending" if now - created_at < NAT_SECONDS else "available"
 
     def set_state(self, value):
         if value == "deleted":
-            self._tap_deleted_at = time.monotonic()
-            backend = self.ec2_backend
-            for address in list(self.address_set):
-                association = address.get("associationId")
-                if association:
-                    try:
-                        backend.disassociate_address(association_id=association)
-                    except Exception:  # already gone
-                        pass
-            eni = getattr(self, "_eni", None)
-            if eni is not None:
-                try:
-                    backend.delete_network_interface(eni.id)
-                except Exception:
-                    pass
+            self.__dict__["_tap_deleted_at"] = time.monotonic()
         else:
-            self._tap_created_at = time.monotonic()
+            self.__dict__["_tap_created_at"] = time.monotonic()
 
     NatGateway.state = property(get_state, set_state)
+
+    def sweep(backend):
+        # Reading each state releases the addresses of gateways whose deletion finished.
+        for nat in list(getattr(backend, "nat_gateways", {}).values()):
+            _ = nat.state
+
+    for name in ("associate_address", "describe_addresses", "release_address", "disassociate_address"):
+        original = getattr(EC2Backend, name)
+
+        def wrapped(self, *args, __original=original, **kwargs):
+            sweep(self)
+            return __original(self, *args, **kwargs)
+
+        setattr(EC2Backend, name, wrapped)
+
+
+def patch_s3():
+    from moto.s3.responses import S3Response
+
+    def get_bucket_versioning(self):
+        # moto 5.2 answers <GetBucketVersioningResponse>; AWS (and strict clients such as
+        # the Rust SDK) use <VersioningConfiguration>.
+        status = self.backend.get_bucket_versioning(self.bucket_name)
+        inner = f"<Status>{status}</Status>" if status else ""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</VersioningConfiguration>'
+        )
+        return 200, {"Content-Type": "application/xml"}, body
+
+    S3Response.get_bucket_versioning = get_bucket_versioning
+
+
+def patch_policy_conditions():
+    from moto.iam import policy_conditions
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    def bool_equals(expected, actual):
+        values = expected if isinstance(expected, list) else [expected]
+        return str(actual).lower() in [str(v).lower() for v in values]
+
+    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
+    original = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        values = {"aws:SecureTransport": "true", **(incoming_condition_values or {})}
+        if self._statement.get("Condition") and not self._check_conditions(values):
+            return PermissionResult.NEUTRAL  # a statement whose condition fails does not apply
+        return original(self, action, resource, principal, values)
+
+    IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
 def patch_rds():
@@ -280,7 +358,31 @@ def patch_backup():
         arn = unquote(self.path.split("/tags/", 1)[1].split("?")[0].strip("/"))
         return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=arn)})
 
+    def update_backup_plan(self):
+        plan_id = unquote(self.path.split("/plans/", 1)[1].strip("/"))
+        plan = self.backup_backend.plans.get(plan_id)
+        if plan is None or plan.deletion_date:
+            raise not_found(f"Backup plan {plan_id}")
+        new = json.loads(self.body)["BackupPlan"]
+        for rule in new.get("Rules", []):
+            rule.setdefault("ScheduleExpression", "cron(0 5 ? * * *)")
+            rule.setdefault("StartWindowMinutes", 480)
+            rule.setdefault("CompletionWindowMinutes", 10080)
+            rule.setdefault("ScheduleExpressionTimezone", "Etc/UTC")
+            rule["RuleId"] = str(uuid.uuid4())
+        plan.backup_plan = new
+        plan.version_id = uuid.uuid4().hex
+        return json.dumps(
+            {
+                "BackupPlanId": plan.backup_plan_id,
+                "BackupPlanArn": plan.backup_plan_arn,
+                "CreationDate": plan.creation_date,
+                "VersionId": plan.version_id,
+            }
+        )
+
     for f in (
+        update_backup_plan,
         list_tags,
         create_backup_selection,
         get_backup_selection,
@@ -306,6 +408,18 @@ def patch_backup():
 
     BackupBackend.delete_backup_vault = delete_backup_vault
 
+    original_delete_plan = BackupBackend.delete_backup_plan
+
+    def delete_backup_plan(self, backup_plan_id):
+        if any(sel["BackupPlanId"] == backup_plan_id for sel in selections(self).values()):
+            raise JsonRESTError(
+                "InvalidRequestException",
+                f"Backup plan {backup_plan_id} cannot be deleted because it has selections",
+            )
+        return original_delete_plan(self, backup_plan_id)
+
+    BackupBackend.delete_backup_plan = delete_backup_plan
+
     # moto keeps deleted plans in its name check; AWS lets a deleted plan's name be reused.
     original_create_plan = BackupBackend.create_backup_plan
 
@@ -321,6 +435,113 @@ def patch_backup():
     BackupBackend.create_backup_plan = create_backup_plan
 
 
+CALLS = {}
+CALLS_LOCK = threading.Lock()
+CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
+
+
+def operation_of(environ, body):
+    """The AWS operation a request calls: query `Action`, JSON `X-Amz-Target`, or the REST
+    route of the service's model."""
+    from urllib.parse import parse_qs
+
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if "Action" in query:
+        return query["Action"][0]
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded") and body:
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if "Action" in form:
+            return form["Action"][0]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.split(".")[-1]
+    match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = match.group(2) if match else "?"
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "")
+    if service == "s3":
+        return s3_operation(method, path, query)
+    try:
+        from moto.core.routing import get_service_router
+        from werkzeug.wrappers import Request
+
+        request = Request(environ)
+        request.raw_path = path
+        operation, _ = get_service_router(service).match(request)
+        return operation.name
+    except Exception:
+        return f"{method} {path}"
+
+
+S3_SUBRESOURCES = {
+    "publicAccessBlock": "PublicAccessBlock",
+    "ownershipControls": "BucketOwnershipControls",
+    "encryption": "BucketEncryption",
+    "versioning": "BucketVersioning",
+    "policy": "BucketPolicy",
+    "lifecycle": "BucketLifecycleConfiguration",
+    "tagging": "BucketTagging",
+    "location": "BucketLocation",
+    "acl": "BucketAcl",
+    "website": "BucketWebsite",
+    "logging": "BucketLogging",
+    "cors": "BucketCors",
+}
+
+
+def s3_operation(method, path, query):
+    """S3 operations by path-style route: the bucket's sub-resource in the query string."""
+    verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}.get(method, method)
+    parts = [p for p in path.split("/") if p]
+    if len(parts) > 1:
+        return f"{verb}Object"
+    if "versions" in query:
+        return "ListObjectVersions"
+    if "delete" in query:
+        return "DeleteObjects"
+    for flag, name in S3_SUBRESOURCES.items():
+        if flag in query:
+            return f"{verb}{name}"
+    return {"GET": "ListObjects", "PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(method, f"{verb}Bucket")
+
+
+def patch_counting():
+    import io
+    import json
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_tap/calls/"):
+            account = path.rsplit("/", 1)[-1]
+            with CALLS_LOCK:
+                if environ.get("REQUEST_METHOD") == "DELETE":
+                    CALLS.pop(account, None)
+                body = json.dumps(CALLS.get(account, {})).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+        if LATENCY_SECONDS:
+            time.sleep(LATENCY_SECONDS)
+        match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            account, service = match.group(1), match.group(2)
+            key = f"{service}:{operation_of(environ, body)}"
+            with CALLS_LOCK:
+                counts = CALLS.setdefault(account, {})
+                counts[key] = counts.get(key, 0) + 1
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -334,6 +555,9 @@ def main():
     patch_nat_gateways()
     patch_rds()
     patch_backup()
+    patch_policy_conditions()
+    patch_s3()
+    patch_counting()
 
     from moto.server import ThreadedMotoServer
 
