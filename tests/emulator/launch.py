@@ -25,6 +25,8 @@ that moto 5.2 does not do by itself.
   condition does not hold does not apply (moto denies), `Bool` conditions are evaluated, and
   every request counts as made over TLS (`aws:SecureTransport`), as it is on AWS. So an S3
   bucket policy that denies plain HTTP does not lock the bucket's owner out.
+- RevokeSecurityGroupEgress removes IPv6 rules in a VPC without an IPv6 block, as AWS does
+  (moto drops them from the request and leaves the rule).
 - S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
 - TAP_EMULATOR_LATENCY_MS (default 0) delays every answer, for benchmarks that count rounds
   of call latency.
@@ -125,6 +127,35 @@ def patch_nat_gateways():
             return __original(self, *args, **kwargs)
 
         setattr(EC2Backend, name, wrapped)
+
+
+def patch_security_groups():
+    """moto drops the IPv6 ranges of a RevokeSecurityGroupEgress in a VPC without an IPv6
+    block, though it accepted them in the authorize: AWS revokes them. The VPC looks as if it
+    had an IPv6 block during that call only (thread-local: the server is threaded)."""
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.models.vpcs import VPC
+
+    local = threading.local()
+    original_set = VPC.get_cidr_block_association_set
+
+    def get_cidr_block_association_set(self, *args, **kwargs):
+        found = original_set(self, *args, **kwargs)
+        if getattr(local, "revoking", False) and kwargs.get("ipv6") and not found:
+            return [{"ipv6CidrBlock": "::/56"}]
+        return found
+
+    VPC.get_cidr_block_association_set = get_cidr_block_association_set
+    original_revoke = SecurityGroupBackend.revoke_security_group_egress
+
+    def revoke_security_group_egress(self, *args, **kwargs):
+        local.revoking = True
+        try:
+            return original_revoke(self, *args, **kwargs)
+        finally:
+            local.revoking = False
+
+    SecurityGroupBackend.revoke_security_group_egress = revoke_security_group_egress
 
 
 def patch_s3():
@@ -521,7 +552,9 @@ def patch_counting():
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     CALLS.pop(account, None)
                 body = json.dumps(CALLS.get(account, {})).encode()
-            start_response("200 OK", [("Content-Type", "application/json")])
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
@@ -557,6 +590,7 @@ def main():
     patch_backup()
     patch_policy_conditions()
     patch_s3()
+    patch_security_groups()
     patch_counting()
 
     from moto.server import ThreadedMotoServer

@@ -130,24 +130,8 @@ async fn unknown_key_is_rejected() {
 }
 
 #[tokio::test]
-async fn later_verbs_say_so_and_down_needs_yes_without_a_terminal() {
+async fn down_and_protected_up_need_yes_without_a_terminal_and_call_nothing() {
     let (endpoint, calls) = counting_endpoint();
-    for verb in ["plan", "drift", "repair"] {
-        let r = run_with(
-            &[verb, "--env", "local"],
-            "000000000001",
-            &endpoint,
-            &repo(),
-        )
-        .await;
-        assert_eq!(r.code, 1, "{verb}");
-        assert!(
-            r.stderr.contains("not available yet"),
-            "{verb}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{verb} prints no invented output");
-    }
     let r = run_with(
         &["down", "--env", "local"],
         "000000000001",
@@ -157,7 +141,18 @@ async fn later_verbs_say_so_and_down_needs_yes_without_a_terminal() {
     .await;
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("without --yes"), "{}", r.stderr);
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let r = run_with(&["up", "--env", "prod"], "000000000001", &endpoint, &repo()).await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("protected environment") && r.stderr.contains("--yes"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "no AWS call before confirmation"
+    );
 }
 
 #[tokio::test]

@@ -3,9 +3,24 @@
 
 use aws_sdk_rds::Client as Rds;
 
-use crate::common::{account, config_dir, endpoint, repo, run, run_with, sdk, Run};
+use crate::common::{account, calls, config_dir, endpoint, repo, run, run_with, sdk, writes, Run};
 
 const CLUSTER: &str = "tap-local-db";
+
+/// The vault is not found (not merely unreadable).
+async fn assert_vault_gone(backup: &aws_sdk_backup::Client) {
+    let e = backup
+        .describe_backup_vault()
+        .backup_vault_name("tap-local")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "the vault is gone: {e:?}"
+    );
+}
 
 async fn up_ok(acct: &str) -> Run {
     let r = run(&["up", "--env", "local", "--yes", "--json"], acct).await;
@@ -19,10 +34,10 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     let first = up_ok(&acct).await;
     // The second instance call lands while the emulator's cluster is busy with the first
     // (InvalidDBClusterStateFault): it is retried, never reported.
-    let calls = &first.finished()["api_calls"]["by_operation"];
+    let served = calls(&acct).await;
     assert!(
-        calls["RDS:CreateDBInstance"].as_u64().unwrap() >= 3,
-        "{calls}"
+        served["rds:CreateDBInstance"] >= 3,
+        "the second instance call was refused and retried: {served:?}"
     );
     assert_eq!(first.outcome("db-instance-1"), "created");
     assert_eq!(first.outcome("db-instance-2"), "created");
@@ -98,7 +113,7 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     // Writer + reader in different zones with Performance Insights and monitoring.
     let instances = rds.describe_db_instances().send().await.unwrap();
     let instances = instances.db_instances();
-    assert!(instances.len() >= 2);
+    assert_eq!(instances.len(), 2, "exactly the writer and one reader");
     let mut zones: Vec<&str> = instances
         .iter()
         .map(|i| i.availability_zone().unwrap())
@@ -196,13 +211,9 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     );
 
     // A second up changes nothing; status shows endpoints and the secret ARN.
+    crate::common::reset_calls(&acct).await;
     let second = up_ok(&acct).await;
-    assert_eq!(
-        second.finished()["api_calls"]["writes"],
-        0,
-        "{}",
-        second.finished()["api_calls"]
-    );
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
     let status = run(&["status", "--env", "local"], &acct).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(
@@ -213,6 +224,14 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     assert!(status.stdout.contains(c.reader_endpoint().unwrap()));
     assert!(status.stdout.contains(&secret_arn));
     let status_json = run(&["status", "--env", "local", "--json"], &acct).await;
+    assert_eq!(status_json.code, 0);
+    let outputs = &status_json.event("status")["outputs"];
+    assert_eq!(outputs["db_writer_endpoint"], c.endpoint().unwrap());
+    assert_eq!(outputs["db_secret_arn"], secret_arn.as_str());
+    for drift in ["plan", "drift"] {
+        let r = run(&[drift, "--env", "local", "--json"], &acct).await;
+        assert_eq!(r.code, 0, "{drift}: {}", r.stdout);
+    }
     let down = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
 
     // The password appears in no output of any command.
@@ -328,12 +347,7 @@ async fn down_keeps_a_final_snapshot_the_key_and_the_vault_unless_told() {
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(backup
-        .describe_backup_vault()
-        .backup_vault_name("tap-local")
-        .send()
-        .await
-        .is_err());
+    assert_vault_gone(&backup).await;
     let kms = aws_sdk_kms::Client::new(&conf);
     let keys = kms.list_keys().send().await.unwrap();
     let meta = kms
@@ -394,18 +408,13 @@ async fn destroy_data_takes_no_final_snapshot_and_up_builds_again() {
         .unwrap()
         .backup_plans_list()
         .is_empty());
-    assert!(backup
-        .describe_backup_vault()
-        .backup_vault_name("tap-local")
-        .send()
-        .await
-        .is_err());
+    assert_vault_gone(&backup).await;
 
     // The environment can be built again at once: a new key, cluster, vault and plan.
     let again = up_ok(&acct).await;
     assert_eq!(
         again.finished()["counts"]["created"],
-        33,
+        35,
         "{}",
         again.finished()
     );

@@ -4,4 +4,5 @@
 mod common;
 mod config;
 mod database;
+mod drift;
 mod network;

@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{Filter, NatGatewayState, VpcAttributeName};
 use aws_sdk_ec2::Client as Ec2;
 
-use crate::common::{account, config_dir, endpoint, run, run_with, sdk};
+use crate::common::{account, config_dir, endpoint, reset_calls, run, run_with, sdk, writes};
 
 const ENV_TAG: &str = "tap:environment";
 
@@ -19,6 +19,39 @@ fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
+}
+
+/// A rule as a whole tuple: protocol, ports, peer (IPv4, IPv6, group or prefix list).
+type RuleTuple = (String, Option<i32>, Option<i32>, String);
+
+fn rules(perms: &[aws_sdk_ec2::types::IpPermission]) -> Vec<RuleTuple> {
+    let mut out: Vec<RuleTuple> = Vec::new();
+    for p in perms {
+        let proto = p.ip_protocol().unwrap_or("").to_string();
+        let (from, to) = if proto == "-1" {
+            (None, None)
+        } else {
+            (p.from_port(), p.to_port())
+        };
+        let peers = p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip())
+            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+            .chain(p.user_id_group_pairs().iter().filter_map(|g| g.group_id()))
+            .chain(
+                p.prefix_list_ids()
+                    .iter()
+                    .filter_map(|l| l.prefix_list_id()),
+            );
+        out.extend(peers.map(|peer| (proto.clone(), from, to, peer.to_string())));
+    }
+    out.sort();
+    out
+}
+
+fn tcp(port: i32, peer: &str) -> RuleTuple {
+    ("tcp".into(), Some(port), Some(port), peer.into())
 }
 
 async fn up_ok(acct: &str) -> crate::common::Run {
@@ -48,9 +81,9 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     let acct = account();
     let first = up_ok(&acct).await;
     let done = first.finished();
-    assert_eq!(done["counts"]["created"], 33, "{done}");
+    assert_eq!(done["counts"]["created"], 35, "{done}");
     assert!(
-        first.stdout.contains("node_progress") && first.stdout.contains("waiting for available"),
+        first.stdout.contains("node_progress") && first.stdout.contains("to be available"),
         "the NAT wait is shown"
     );
 
@@ -215,9 +248,21 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
         .send()
         .await
         .unwrap();
+    assert_eq!(flows.flow_logs().len(), 1);
     let flow = &flows.flow_logs()[0];
     assert_eq!(flow.resource_id(), Some(vpc_id));
     assert_eq!(flow.traffic_type().map(|t| t.as_str()), Some("ALL"));
+    assert_eq!(
+        flow.log_group_name(),
+        Some("/tap/tap-local/vpc-flow-logs"),
+        "delivered to the environment's group"
+    );
+    assert!(
+        flow.deliver_logs_permission_arn()
+            .is_some_and(|a| a.ends_with(":role/tap-local-vpc-flow-logs")),
+        "with its delivery role: {:?}",
+        flow.deliver_logs_permission_arn()
+    );
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let groups = logs
         .describe_log_groups()
@@ -259,51 +304,41 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
             .clone()
     };
     let (alb, ecs, db) = (sg("sg-alb"), sg("sg-ecs"), sg("sg-db"));
-    let ports = |g: &aws_sdk_ec2::types::SecurityGroup| {
-        let mut p: Vec<(i32, String)> = g
-            .ip_permissions()
-            .iter()
-            .flat_map(|p| {
-                let port = p.from_port().unwrap_or(-1);
-                p.ip_ranges()
-                    .iter()
-                    .map(move |r| (port, r.cidr_ip().unwrap().to_string()))
-                    .chain(
-                        p.user_id_group_pairs()
-                            .iter()
-                            .map(move |g| (port, g.group_id().unwrap().to_string())),
-                    )
-            })
-            .collect();
-        p.sort();
-        p
-    };
-    assert_eq!(
-        ports(&alb),
-        vec![(80, "0.0.0.0/0".into()), (443, "0.0.0.0/0".into())]
+    let (alb_id, ecs_id) = (
+        alb.group_id().unwrap().to_string(),
+        ecs.group_id().unwrap().to_string(),
     );
-    let alb_id = alb.group_id().unwrap().to_string();
-    assert_eq!(ports(&ecs), vec![(80, alb_id.clone()), (3000, alb_id)]);
+    let anywhere = "0.0.0.0/0".to_string();
     assert_eq!(
-        ports(&db),
-        vec![(5432, ecs.group_id().unwrap().to_string())]
+        rules(alb.ip_permissions()),
+        vec![tcp(80, &anywhere), tcp(443, &anywhere)]
     );
+    assert_eq!(
+        rules(alb.ip_permissions_egress()),
+        vec![("-1".into(), None, None, anywhere.clone())],
+        "AWS's default egress on the ALB group"
+    );
+    assert_eq!(
+        rules(ecs.ip_permissions()),
+        vec![tcp(80, &alb_id), tcp(3000, &alb_id)],
+        "the container ports from the ALB group only"
+    );
+    assert_eq!(rules(db.ip_permissions()), vec![tcp(5432, &ecs_id)]);
     assert!(
-        db.ip_permissions_egress().is_empty(),
+        rules(db.ip_permissions_egress()).is_empty(),
         "the DB group has no egress"
     );
 
-    // A second up: every node unchanged, no mutating call at all.
+    // A second up: every node unchanged, no mutating call at all (counted by the emulator).
+    reset_calls(&acct).await;
     let second = up_ok(&acct).await;
     let done = second.finished();
     assert_eq!(done["changed"], 0, "{done}");
-    assert_eq!(done["counts"]["unchanged"], 33, "{done}");
-    assert_eq!(done["api_calls"]["writes"], 0, "{}", done["api_calls"]);
-    assert!(
-        done["api_calls"]["reads"].as_u64().unwrap() <= 36,
-        "converged run reads little: {}",
-        done["api_calls"]
-    );
+    assert_eq!(done["counts"]["unchanged"], 35, "{done}");
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
+    // One batched read per EC2 type, a few per other resource; it does not grow with zones.
+    let reads: u64 = crate::common::calls(&acct).await.values().sum();
+    assert!(reads <= 45, "converged run reads little: {reads}");
 }
 
 #[tokio::test]
@@ -357,10 +392,17 @@ async fn drift_is_put_back_by_up() {
         .await
         .unwrap();
 
+    reset_calls(&acct).await;
     let r = up_ok(&acct).await;
     assert_eq!(r.outcome("sg-db"), "updated");
     assert_eq!(r.outcome("kms-key"), "updated");
     assert_eq!(r.finished()["changed"], 2);
+    // Exactly the writes the drift needs, counted by the emulator.
+    let w = writes(&acct).await;
+    assert_eq!(w.get("ec2:RevokeSecurityGroupIngress"), Some(&1), "{w:?}");
+    assert_eq!(w.get("ec2:CreateTags"), Some(&1), "{w:?}");
+    assert_eq!(w.get("kms:EnableKeyRotation"), Some(&1), "{w:?}");
+    assert_eq!(w.len(), 3, "{w:?}");
 
     let db = ec2
         .describe_security_groups()
@@ -386,12 +428,18 @@ async fn drift_is_put_back_by_up() {
 }
 
 #[tokio::test]
-async fn down_leaves_nothing_but_the_kept_key() {
+async fn down_leaves_nothing_but_the_kept_key_and_state() {
     let acct = account();
     up_ok(&acct).await;
     let r = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("kms-key"), "kept");
+    assert_eq!(r.outcome("state-bucket"), "kept");
+    assert_eq!(
+        r.outcome("hosted-zone"),
+        "deleted",
+        "made by this environment (local)"
+    );
 
     let conf = sdk(&acct).await;
     let ec2 = Ec2::new(&conf);
@@ -445,12 +493,17 @@ async fn down_leaves_nothing_but_the_kept_key() {
         .internet_gateways()
         .is_empty());
     let iam = aws_sdk_iam::Client::new(&conf);
-    assert!(iam
+    let gone = iam
         .get_role()
         .role_name("tap-local-vpc-flow-logs")
         .send()
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_no_such_entity_exception()),
+        "the role is not found: {gone:?}"
+    );
     let kms = aws_sdk_kms::Client::new(&conf);
     let key = kms
         .describe_key()
@@ -479,6 +532,7 @@ async fn down_leaves_nothing_but_the_kept_key() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.outcome("vpc"), "absent");
     assert_eq!(r.outcome("kms-key"), "deleted");
+    assert_eq!(r.outcome("state-bucket"), "deleted");
     let keys = kms.list_keys().send().await.unwrap();
     let id = keys.keys()[0].key_id().unwrap();
     let meta = kms.describe_key().key_id(id).send().await.unwrap();
@@ -517,11 +571,27 @@ async fn one_nat_per_zone_routes_each_zone_to_its_own() {
         .send()
         .await
         .unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(env_filter())
+        .send()
+        .await
+        .unwrap();
     for zone in ['a', 'b', 'c'] {
         let nat = nats
             .iter()
             .find(|n| tag(n.tags(), "tap:node") == Some(&format!("nat-{zone}")))
             .unwrap();
+        let public = subnets
+            .subnets()
+            .iter()
+            .find(|s| tag(s.tags(), "tap:node") == Some(&format!("subnet-public-{zone}")))
+            .unwrap();
+        assert_eq!(
+            nat.subnet_id(),
+            public.subnet_id(),
+            "nat-{zone} in its own zone's public subnet"
+        );
         let table = tables
             .route_tables()
             .iter()

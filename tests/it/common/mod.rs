@@ -7,6 +7,7 @@
 //! already running instead. Each test uses its own 12-digit access key, hence its own
 //! account: tests share the server and never see each other's resources.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -146,6 +147,24 @@ impl Run {
             })
     }
 
+    /// Events of one kind (`plan`, `drift`, `node_finished`, …).
+    pub fn events_of(&self, event: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == event)
+            .collect()
+    }
+
+    /// The one event of a kind, or a panic that shows the run.
+    pub fn event(&self, event: &str) -> Value {
+        self.events_of(event).pop().unwrap_or_else(|| {
+            panic!(
+                "no {event} event\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
     pub fn outcome(&self, node: &str) -> String {
         self.events()
             .into_iter()
@@ -204,4 +223,90 @@ pub fn config_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
         std::fs::read_to_string(repo().join("config/local.toml")).expect("config/local.toml");
     std::fs::write(dir.path().join("local.toml"), edit(text)).expect("writing config");
     dir
+}
+
+/// What the emulator served for `account` since the last reset, by `service:Operation`
+/// (counted by the launcher, not by the tool).
+pub async fn calls(account: &str) -> BTreeMap<String, u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint().trim_start_matches("http://");
+    let request =
+        |method: &str| format!("{method} /_tap/calls/{account} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connecting to the emulator");
+    stream
+        .write_all(request("GET").as_bytes())
+        .await
+        .expect("asking the emulator for its counts");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("reading the counts");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str(body).unwrap_or_else(|e| {
+        panic!("the emulator's counts are not JSON ({e}); is TAP_TEST_ENDPOINT the test launcher?\n{answer}")
+    })
+}
+
+/// Forgets the emulator's counts for `account`.
+pub async fn reset_calls(account: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint().trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connecting to the emulator");
+    stream
+        .write_all(
+            format!("DELETE /_tap/calls/{account} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("resetting the emulator's counts");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+}
+
+/// True for operations that only read.
+pub fn is_read(operation: &str) -> bool {
+    let op = operation.rsplit(':').next().unwrap_or(operation);
+    ["Describe", "List", "Get", "Head", "GET ", "HEAD "]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+/// The mutating calls the emulator served for `account` since the last reset.
+pub async fn writes(account: &str) -> BTreeMap<String, u64> {
+    calls(account)
+        .await
+        .into_iter()
+        .filter(|(op, _)| !is_read(op))
+        .collect()
+}
+
+/// Runs `up --env local --yes --json` and asserts it succeeded.
+pub async fn up_ok(acct: &str) -> Run {
+    let r = run(&["up", "--env", "local", "--yes", "--json"], acct).await;
+    assert_eq!(r.code, 0, "up failed:\n{}\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// Runs a command with `--env local --json` (and `--config-dir` when given).
+pub async fn local(verb: &str, extra: &[&str], acct: &str, dir: Option<&Path>) -> Run {
+    let mut args = vec![verb, "--env", "local", "--json"];
+    args.extend_from_slice(extra);
+    let dir_arg;
+    if let Some(d) = dir {
+        dir_arg = d.to_string_lossy().into_owned();
+        args.extend(["--config-dir", dir_arg.as_str()]);
+    }
+    run(&args, acct).await
+}
+
+/// The node ids of `config/local.toml`'s step graph, from the library itself.
+pub fn nodes_of_local() -> std::collections::BTreeSet<String> {
+    let env =
+        tap_provision::config::load(&repo().join("config"), "local").expect("config/local.toml");
+    let graph = tap_provision::stack::build(&env).expect("the local graph");
+    graph.nodes().iter().map(|n| n.id.clone()).collect()
 }
