@@ -33,6 +33,10 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
         self.applied.observe(cx).await
     }
 
+    fn planned_attrs(&self, cx: &C) -> Option<Attrs> {
+        self.applied.planned_attrs(cx)
+    }
+
     fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
         let mut plan = self.applied.plan(cx, inputs, have)?;
         let current = self.current.plan(cx, inputs, have)?;

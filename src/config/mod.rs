@@ -368,6 +368,50 @@ mod tests {
     }
 
     #[test]
+    fn the_hosted_zone_is_the_domain_a_parent_or_an_id() {
+        let env = parse(Path::new("config/prod.toml"), "prod", PROD).unwrap();
+        assert_eq!(env.dns.zone_name, "pay.example.com", "default: the domain");
+        assert!(env.dns.zone_id.is_none() && !env.dns.create_zone);
+        let with = |dns: &str| format!("{PROD}\n[dns]\n{dns}\n");
+        let env = parse(
+            Path::new("p.toml"),
+            "prod",
+            &with("hosted_zone = \"example.com.\""),
+        )
+        .unwrap();
+        assert_eq!(
+            env.dns.zone_name, "example.com",
+            "a parent, trailing dot dropped"
+        );
+        let env = parse(
+            Path::new("p.toml"),
+            "prod",
+            &with("hosted_zone = \"Z0123ABC\""),
+        )
+        .unwrap();
+        assert_eq!(env.dns.zone_id.as_deref(), Some("Z0123ABC"));
+        assert_eq!(
+            keys(&with("hosted_zone = \"other.org\"")),
+            vec!["dns.hosted_zone"],
+            "a zone that cannot hold the domain"
+        );
+        assert_eq!(
+            keys(&with("hosted_zone = \"not a zone\"")),
+            vec!["dns.hosted_zone"]
+        );
+        assert_eq!(
+            keys(&with("create_zone = true")),
+            vec!["dns.create_zone"],
+            "prod is protected: its zone exists outside it"
+        );
+        assert_eq!(
+            keys(&with("zone = \"x\"")),
+            vec!["zone"],
+            "unknown keys are errors"
+        );
+    }
+
+    #[test]
     fn shape_errors_name_the_field() {
         let p = problems(&PROD.replace("cost_center = \"payments-platform\"\n", ""));
         assert_eq!(p[0].key, "cost_center");

@@ -153,11 +153,10 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
     }
 }
 
-/// A hosted zone id as Route53 prints it (`Z` and 1-32 upper-case letters or digits).
+/// A hosted zone id as Route53 prints it (`Z0123456789ABCDEFGHIJ`): up to 32 upper-case
+/// letters and digits, no dot. A domain name is lower-case with dots, so the two never mix.
 fn is_zone_id(s: &str) -> bool {
-    s.len() > 1
-        && s.len() <= 33
-        && s.starts_with('Z')
+    (1..=32).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }

@@ -53,6 +53,8 @@ pub trait Task<C>: Send + Sync {
     fn inputs(&self) -> Vec<Ref>;
     /// Read-only: the live resource, found by its tags or name.
     async fn observe(&self, cx: &C) -> Result<Observation, Failure>;
+    /// The attributes it will have once created, where its name alone gives them.
+    fn planned_attrs(&self, cx: &C) -> Option<Attrs>;
     /// Pure: what `up` would do, given the inputs' attributes.
     fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure>;
     /// Carries out a plan that changes something; returns the attributes as soon as the
@@ -141,11 +143,14 @@ pub fn preview<C>(
         let plan = task
             .plan(cx, &inputs, have)
             .map_err(|f| node_error(env, &node.id, node.kind, Step::Find, f));
-        if let (Ok(p), Some(live)) = (&plan, have) {
-            let keeps_attrs = matches!(p.action, Action::Unchanged | Action::Update { .. });
-            if keeps_attrs && !p.new_attrs {
-                planned[ix] = Some(live.attrs.clone());
-            }
+        if let Ok(p) = &plan {
+            planned[ix] = match (&p.action, have) {
+                (Action::Unchanged | Action::Update { .. }, Some(live)) if !p.new_attrs => {
+                    Some(live.attrs.clone())
+                }
+                (Action::Create | Action::Replace { .. }, _) => task.planned_attrs(cx),
+                _ => None,
+            };
         }
         out[ix] = Some(plan);
     }

@@ -70,6 +70,10 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         }))
     }
 
+    fn planned_attrs(&self, cx: &Cx) -> Option<Attrs> {
+        self.spec.planned_attrs(&self.ncx(cx))
+    }
+
     fn plan(&self, cx: &Cx, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
         let ncx = self.ncx(cx);
         let plan = |action, ignored, new_attrs| NodePlan {

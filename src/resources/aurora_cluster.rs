@@ -118,6 +118,11 @@ impl Resource for AuroraCluster {
         Ok(found.filter(|c| c.status() != Some("deleting")))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = cluster_name(cx.env_full());
+        Some(Attrs::id(&name).with_arn(cx.arn("rds", &format!("cluster:{name}"))))
+    }
+
     fn attrs(&self, _cx: &NodeCx<'_>, have: &DbCluster) -> Result<Attrs, Failure> {
         attrs_of(have)
     }

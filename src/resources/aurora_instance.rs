@@ -122,6 +122,11 @@ impl Resource for AuroraInstance {
         }))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = self.name(cx);
+        Some(Attrs::id(&name).with_arn(cx.arn("rds", &format!("db:{name}"))))
+    }
+
     fn attrs(&self, _cx: &NodeCx<'_>, have: &DbInstance) -> Result<Attrs, Failure> {
         attrs_of(have)
     }

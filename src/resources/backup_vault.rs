@@ -86,6 +86,14 @@ impl Resource for BackupVault {
         }))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = vault_name(cx.env_full());
+        Some(attrs_of(
+            cx,
+            &cx.arn("backup", &format!("backup-vault:{name}")),
+        ))
+    }
+
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
         Ok(attrs_of(cx, &have.arn))
     }

@@ -82,6 +82,11 @@ impl Resource for DbSubnetGroup {
         }))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = Self::name(cx);
+        Some(Attrs::id(&name).with_arn(cx.arn("rds", &format!("subgrp:{name}"))))
+    }
+
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
         let mut a = Attrs::id(Self::name(cx));
         a.arn = have.group.db_subnet_group_arn().map(String::from);

@@ -36,6 +36,10 @@ pub struct Observed {
     arn: String,
     trust: Value,
     policy: Option<Value>,
+    /// Every inline policy's name (ours is `tap-provision`).
+    inline: Vec<String>,
+    /// Managed policies attached to the role, by ARN: none are wanted.
+    attached: Vec<String>,
     tags: BTreeMap<String, String>,
 }
 
@@ -132,7 +136,7 @@ impl Resource for IamRole {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;
         let name = self.name(cx);
-        let (role, policy) = tokio::try_join!(
+        let (role, policy, inline, attached) = tokio::try_join!(
             async { iam.get_role().role_name(&name).send().await.or_absent() },
             async {
                 iam.get_role_policy()
@@ -142,11 +146,39 @@ impl Resource for IamRole {
                     .await
                     .or_absent()
             },
+            async {
+                iam.list_role_policies()
+                    .role_name(&name)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .or_absent()
+            },
+            async {
+                iam.list_attached_role_policies()
+                    .role_name(&name)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .or_absent()
+            },
         )?;
         let Some(role) = role else {
             return Ok(None);
         };
         let role = role.role().ok_or_else(|| Failure::missing("role"))?;
+        let mut inline = inline.unwrap_or_default();
+        inline.sort();
+        let mut attached: Vec<String> = attached
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(String::from))
+            .collect();
+        attached.sort();
         Ok(Some(Observed {
             arn: role.arn().to_string(),
             trust: role
@@ -154,8 +186,20 @@ impl Resource for IamRole {
                 .map(decode_policy)
                 .unwrap_or(Value::Null),
             policy: policy.map(|p| decode_policy(p.policy_document())),
+            inline,
+            attached,
             tags: tags::from_iam(role.tags()),
         }))
+    }
+
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let arn = format!(
+            "arn:{}:iam::{}:role/{}",
+            cx.scope().partition,
+            cx.scope().account,
+            self.name(cx)
+        );
+        Some(self.attrs_of(cx, &arn))
     }
 
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
@@ -175,6 +219,15 @@ impl Resource for IamRole {
             &self.policy(cx),
             have.policy.as_ref().unwrap_or(&Value::Null),
         );
+        // A policy added beside ours, inline or managed, widens the role: drift.
+        let extra_inline: Vec<String> = have
+            .inline
+            .iter()
+            .filter(|p| *p != POLICY_NAME)
+            .cloned()
+            .collect();
+        c.set("inline_policies", &[] as &[String], &extra_inline);
+        c.set("attached_policies", &[] as &[String], &have.attached);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -219,6 +272,27 @@ impl Resource for IamRole {
         {
             self.put_policy(cx).await?;
         }
+        let name = self.name(cx);
+        if crate::diff::has(changes, "inline_policies") {
+            for extra in have.inline.iter().filter(|p| *p != POLICY_NAME) {
+                iam.delete_role_policy()
+                    .role_name(&name)
+                    .policy_name(extra)
+                    .send()
+                    .await
+                    .or_absent()?;
+            }
+        }
+        if crate::diff::has(changes, "attached_policies") {
+            for arn in &have.attached {
+                iam.detach_role_policy()
+                    .role_name(&name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .or_absent()?;
+            }
+        }
         if tags_changed(changes) {
             iam.tag_role()
                 .role_name(self.name(cx))
@@ -229,19 +303,11 @@ impl Resource for IamRole {
         Ok(self.attrs_of(cx, &have.arn))
     }
 
-    async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
+    /// Removes every policy (inline and attached, as observed), then the role.
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
         let iam = &cx.aws().iam;
         let name = self.name(cx);
-        let Some(inline) = iam
-            .list_role_policies()
-            .role_name(&name)
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(());
-        };
-        for policy in inline.policy_names() {
+        for policy in &have.inline {
             iam.delete_role_policy()
                 .role_name(&name)
                 .policy_name(policy)
@@ -249,20 +315,13 @@ impl Resource for IamRole {
                 .await
                 .or_absent()?;
         }
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(&name)
-            .send()
-            .await?;
-        for p in attached.attached_policies() {
-            if let Some(arn) = p.policy_arn() {
-                iam.detach_role_policy()
-                    .role_name(&name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .or_absent()?;
-            }
+        for arn in &have.attached {
+            iam.detach_role_policy()
+                .role_name(&name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .or_absent()?;
         }
         retry::on(&[&ROLE_DELETE_CONFLICT], || async {
             iam.delete_role()

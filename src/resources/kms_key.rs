@@ -35,6 +35,14 @@ pub struct Observed {
     tags: BTreeMap<String, String>,
 }
 
+/// The key `locate` found, with its tags.
+struct Located {
+    meta: KeyMetadata,
+    alias_ok: bool,
+    alias_exists: bool,
+    tags: BTreeMap<String, String>,
+}
+
 impl Observed {
     fn key_id(&self) -> &str {
         self.meta.key_id()
@@ -100,31 +108,43 @@ impl KmsKey {
         )
     }
 
-    /// The key the alias names; else a key carrying this node's tags (an earlier run
-    /// stopped between CreateKey and CreateAlias). Keys pending deletion are skipped there;
+    /// The key the alias names, when it carries this node's tags; else a key carrying them
+    /// (an earlier run stopped between CreateKey and CreateAlias, or the alias was pointed
+    /// at another key by hand). Keys pending deletion are skipped there;
     /// keys this caller may not read (other principals', AWS-managed) are skipped, any other
     /// error fails the find, so a throttled read never leads to a second key.
-    async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<(KeyMetadata, bool, bool)>, Failure> {
+    async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<Located>, Failure> {
         let kms = &cx.aws().kms;
         let alias = cx.scope().kms_alias();
+        let env_full = cx.env_full();
+        let tagged_as_ours = |tags: &[aws_sdk_kms::types::Tag]| {
+            let has =
+                |k: &str, v: &str| tags.iter().any(|t| t.tag_key() == k && t.tag_value() == v);
+            has(ENV_TAG, env_full) && has(NODE_TAG, cx.node)
+        };
+        let mut alias_exists = false;
         if let Some(out) = kms.describe_key().key_id(&alias).send().await.or_absent()? {
             let meta = out
                 .key_metadata()
                 .cloned()
                 .ok_or_else(|| Failure::missing("key metadata"))?;
-            return Ok(Some((meta, true, true)));
+            let tags = kms
+                .list_resource_tags()
+                .key_id(meta.key_id())
+                .send()
+                .await?;
+            if tagged_as_ours(tags.tags()) {
+                return Ok(Some(Located {
+                    meta,
+                    alias_ok: true,
+                    alias_exists: true,
+                    tags: tags::from_kms(tags.tags()),
+                }));
+            }
+            // The alias names a key that is not this environment's (pointed elsewhere by
+            // hand): drift on the alias; the environment's key is found by its tags.
+            alias_exists = true;
         }
-        let alias_exists = kms
-            .list_aliases()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(Failure::from)?
-            .iter()
-            .any(|a| a.alias_name() == Some(alias.as_str()));
-        let env_full = cx.env_full();
         let mut keys = kms.list_keys().into_paginator().items().send();
         while let Some(entry) = keys.next().await {
             let entry = entry.map_err(Failure::from)?;
@@ -139,19 +159,19 @@ impl KmsKey {
                     return Err(f.context(format!("reading the tags of KMS key {id}")));
                 }
             };
-            let has_tag = |k: &str, v: &str| {
-                tags.tags()
-                    .iter()
-                    .any(|t| t.tag_key() == k && t.tag_value() == v)
-            };
-            if has_tag(ENV_TAG, env_full) && has_tag(NODE_TAG, cx.node) {
+            if tagged_as_ours(tags.tags()) {
                 let meta = kms.describe_key().key_id(id).send().await?;
                 let meta = meta
                     .key_metadata()
                     .cloned()
                     .ok_or_else(|| Failure::missing("key metadata"))?;
                 if meta.key_state() != Some(&KeyState::PendingDeletion) {
-                    return Ok(Some((meta, false, alias_exists)));
+                    return Ok(Some(Located {
+                        meta,
+                        alias_ok: false,
+                        alias_exists,
+                        tags: tags::from_kms(tags.tags()),
+                    }));
                 }
             }
         }
@@ -213,7 +233,13 @@ impl Resource for KmsKey {
     const KIND: &'static str = "kms_key";
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let Some((meta, alias_ok, alias_exists)) = self.locate(cx).await? else {
+        let Some(Located {
+            meta,
+            alias_ok,
+            alias_exists,
+            tags,
+        }) = self.locate(cx).await?
+        else {
             return Ok(None);
         };
         let kms = &cx.aws().kms;
@@ -229,7 +255,7 @@ impl Resource for KmsKey {
                 tags: BTreeMap::new(),
             }));
         }
-        let (rotation, policy, tags) = tokio::try_join!(
+        let (rotation, policy) = tokio::try_join!(
             async {
                 kms.get_key_rotation_status()
                     .key_id(&id)
@@ -245,13 +271,6 @@ impl Resource for KmsKey {
                     .await
                     .map_err(Failure::from)
             },
-            async {
-                kms.list_resource_tags()
-                    .key_id(&id)
-                    .send()
-                    .await
-                    .map_err(Failure::from)
-            },
         )?;
         let policy = serde_json::from_str(policy.policy().unwrap_or("null")).unwrap_or(Value::Null);
         Ok(Some(Observed {
@@ -260,7 +279,7 @@ impl Resource for KmsKey {
             alias_exists,
             rotation: rotation.key_rotation_enabled(),
             policy,
-            tags: tags::from_kms(tags.tags()),
+            tags,
         }))
     }
 

@@ -87,6 +87,10 @@ impl Resource for LogGroup {
         }))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        Some(self.attrs_of(cx))
+    }
+
     fn attrs(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Attrs, Failure> {
         Ok(self.attrs_of(cx))
     }

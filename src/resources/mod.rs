@@ -262,6 +262,13 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// What the found resource publishes.
     fn attrs(&self, cx: &NodeCx<'_>, have: &Self::Observed) -> Result<Attrs, Failure>;
 
+    /// The attributes it will have once created, where they follow from its name alone (a
+    /// role's ARN, a log group's name): `plan` shows its dependents' fields as they will be
+    /// rather than as unknown.
+    fn planned_attrs(&self, _cx: &NodeCx<'_>) -> Option<Attrs> {
+        None
+    }
+
     /// True when the found resource is ready for dependents that need readiness.
     fn is_ready(&self, _have: &Self::Observed) -> bool {
         true

@@ -212,12 +212,8 @@ impl S3Bucket {
     async fn put_lifecycle(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
         let s3 = &cx.aws().s3;
         let l = &self.lifecycle;
+        // A spec without lifecycle rules leaves the bucket's lifecycle alone.
         if *l == Lifecycle::default() {
-            s3.delete_bucket_lifecycle()
-                .bucket(name)
-                .send()
-                .await
-                .or_absent()?;
             return Ok(());
         }
         let mut rule = LifecycleRule::builder()
@@ -451,6 +447,10 @@ impl Resource for S3Bucket {
         }))
     }
 
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        Some(self.attrs_of(cx))
+    }
+
     fn attrs(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Attrs, Failure> {
         Ok(self.attrs_of(cx))
     }
@@ -511,7 +511,9 @@ impl Resource for S3Bucket {
                 .unwrap_or("(none)"),
         );
         c.document("policy", &self.policy(cx), &have.policy);
-        c.field("lifecycle", &self.lifecycle, &have.lifecycle);
+        if self.lifecycle != Lifecycle::default() {
+            c.field("lifecycle", &self.lifecycle, &have.lifecycle);
+        }
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }

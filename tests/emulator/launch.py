@@ -16,6 +16,7 @@ that moto 5.2 does not do by itself.
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
   (TAP_EMULATOR_NAT_DELETE_SECONDS, default the same as NAT_SECONDS), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
+- ModifyDBSubnetGroup keeps the group (moto 5.2 loses it).
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
   DeleteBackupSelection, StartBackupJob (makes a recovery point at once),
   ListRecoveryPointsByBackupVault, DeleteRecoveryPoint, and UpdateBackupPlan;
@@ -25,6 +26,7 @@ that moto 5.2 does not do by itself.
   condition does not hold does not apply (moto denies), `Bool` conditions are evaluated, and
   every request counts as made over TLS (`aws:SecureTransport`), as it is on AWS. So an S3
   bucket policy that denies plain HTTP does not lock the bucket's owner out.
+- CloudWatch Logs AssociateKmsKey and DisassociateKmsKey (moto 5.2 answers 500).
 - RevokeSecurityGroupEgress removes IPv6 rules in a VPC without an IPv6 block, as AWS does
   (moto drops them from the request and leaves the rule).
 - S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
@@ -32,7 +34,8 @@ that moto 5.2 does not do by itself.
   of call latency.
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
-  DELETE /_tap/calls/<account> resets the account's counts.
+  DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
+  the totals are appended to that file when the tests end (tests/emulator/coverage.py).
 
 Usage: launch.py [--host 127.0.0.1] [--port 0]
 Prints `READY <port>` on stdout once it serves. With --parent-watch it exits when its
@@ -158,6 +161,30 @@ def patch_security_groups():
     SecurityGroupBackend.revoke_security_group_egress = revoke_security_group_egress
 
 
+def patch_logs():
+    """CloudWatch Logs AssociateKmsKey and DisassociateKmsKey (moto 5.2 answers 500)."""
+    from moto.logs.exceptions import ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def group(self):
+        name = self._get_param("logGroupName")
+        found = self.logs_backend.groups.get(name)
+        if found is None:
+            raise ResourceNotFoundException()
+        return found
+
+    def associate_kms_key(self):
+        group(self).kms_key_id = self._get_param("kmsKeyId")
+        return ""
+
+    def disassociate_kms_key(self):
+        group(self).kms_key_id = None
+        return ""
+
+    LogsResponse.associate_kms_key = associate_kms_key
+    LogsResponse.disassociate_kms_key = disassociate_kms_key
+
+
 def patch_s3():
     from moto.s3.responses import S3Response
 
@@ -254,6 +281,16 @@ def patch_rds():
         return keep_insights(original_modify(self, db_instance_identifier, db_kwargs), db_kwargs)
 
     RDSBackend.create_db_instance = create_db_instance
+
+    # moto 5.2 pops the group in ModifyDBSubnetGroup and never puts it back.
+    original_modify_group = RDSBackend.modify_db_subnet_group
+
+    def modify_db_subnet_group(self, subnet_name, description, subnets):
+        group = original_modify_group(self, subnet_name, description, subnets)
+        self.subnet_groups[subnet_name] = group
+        return group
+
+    RDSBackend.modify_db_subnet_group = modify_db_subnet_group
     RDSBackend.modify_db_instance = modify_db_instance
 
     # moto names automated cluster snapshots by the minute: a cluster re-created within the
@@ -575,6 +612,23 @@ def patch_counting():
     DomainDispatcherApplication.__call__ = __call__
 
 
+def write_served():
+    """Adds what was served, summed over accounts, to $TAP_EMULATOR_CALLS_LOG (one JSON
+    object per line), for tests/emulator/coverage.py."""
+    import json
+
+    path = os.environ.get("TAP_EMULATOR_CALLS_LOG")
+    if not path:
+        return
+    total = {}
+    with CALLS_LOCK:
+        for counts in CALLS.values():
+            for op, n in counts.items():
+                total[op] = total.get(op, 0) + n
+    with open(path, "a") as f:
+        f.write(json.dumps(total) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -590,6 +644,7 @@ def main():
     patch_backup()
     patch_policy_conditions()
     patch_s3()
+    patch_logs()
     patch_security_groups()
     patch_counting()
 
@@ -602,6 +657,7 @@ def main():
 
     if args.parent_watch:
         sys.stdin.read()  # returns at EOF: the parent is gone
+        write_served()
         os._exit(0)
     try:
         while True:

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::{Filter, IpPermission, Ipv6Range};
 use serde_json::Value;
 
-use crate::common::{account, config_dir, local, reset_calls, sdk, up_ok, writes, Run, REGION};
+use crate::common::{
+    account, config_dir, local, reset_calls, run, sdk, up_ok, writes, Run, REGION,
+};
 
 const ENV: &str = "tap-local";
 
@@ -472,6 +474,101 @@ async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
         .send()
         .await
         .unwrap();
+    // More of the same kinds. KMS: the key policy replaced, the alias pointed at another key.
+    let key_id = live.key_id().await;
+    live.kms
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let other = live.kms.create_key().send().await.unwrap();
+    live.kms
+        .update_alias()
+        .alias_name(format!("alias/{ENV}"))
+        .target_key_id(other.key_metadata().unwrap().key_id())
+        .send()
+        .await
+        .unwrap();
+    // The log group's key removed; the monitoring role's trust widened; a managed and an
+    // inline policy added to the backup role.
+    live.logs
+        .disassociate_kms_key()
+        .log_group_name(format!("/tap/{ENV}/vpc-flow-logs"))
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .update_assume_role_policy()
+        .role_name(format!("{ENV}-rds-monitoring"))
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let admin = live
+        .iam
+        .create_policy()
+        .policy_name("by-hand")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .attach_role_policy()
+        .role_name(format!("{ENV}-backup"))
+        .policy_arn(admin.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .put_role_policy()
+        .role_name(format!("{ENV}-backup"))
+        .policy_name("by-hand")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    // The DB subnet group down to two subnets; the ALB group's egress revoked; a second
+    // backup selection.
+    live.rds
+        .modify_db_subnet_group()
+        .db_subnet_group_name(ENV)
+        .subnet_ids(live.id("subnet-isolated-a").await)
+        .subnet_ids(live.id("subnet-isolated-b").await)
+        .send()
+        .await
+        .unwrap();
+    ec2.revoke_security_group_egress()
+        .group_id(live.id("sg-alb").await)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    live.backup
+        .create_backup_selection()
+        .backup_plan_id(&plan_id)
+        .backup_selection(
+            aws_sdk_backup::types::BackupSelection::builder()
+                .selection_name("by-hand")
+                .iam_role_arn(format!("arn:aws:iam::{acct}:role/{ENV}-backup"))
+                .resources("*")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let expected = set(&[
         "vpc",
@@ -486,6 +583,10 @@ async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
         "db-instance-2",
         "backup-plan",
         "state-bucket",
+        "db-monitoring-role",
+        "backup-role",
+        "db-subnet-group",
+        "sg-alb",
     ]);
     let (drift, _) = drift_then_repair(&acct, expected).await;
     // The changes are named precisely.
@@ -501,25 +602,36 @@ async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
         "{field}"
     );
 
-    // Each property is back.
+    // Each property is back, with exactly the writes it needs (counted by the emulator).
     let w = writes(&acct).await;
-    for op in [
-        "ec2:ModifyVpcAttribute",
-        "ec2:ModifySubnetAttribute",
-        "ec2:AttachInternetGateway",
-        "ec2:DeleteRoute",
-        "ec2:RevokeSecurityGroupEgress",
-        "kms:EnableKeyRotation",
-        "logs:PutRetentionPolicy",
-        "iam:PutRolePolicy",
-        "rds:ModifyDBCluster",
-        "rds:ModifyDBInstance",
-        "backup:UpdateBackupPlan",
-        "s3:PutPublicAccessBlock",
-    ] {
-        assert_eq!(w.get(op), Some(&1), "{op} once: {w:?}");
-    }
-    assert_eq!(w.len(), 12, "exactly those writes: {w:?}");
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("ec2:ModifyVpcAttribute", 1),
+        ("ec2:ModifySubnetAttribute", 1),
+        ("ec2:AttachInternetGateway", 1),
+        ("ec2:DeleteRoute", 1),
+        ("ec2:RevokeSecurityGroupEgress", 1),
+        ("ec2:AuthorizeSecurityGroupEgress", 1),
+        ("kms:EnableKeyRotation", 1),
+        ("kms:PutKeyPolicy", 1),
+        ("kms:UpdateAlias", 1),
+        ("logs:PutRetentionPolicy", 1),
+        ("logs:AssociateKmsKey", 1),
+        ("iam:PutRolePolicy", 1),
+        ("iam:UpdateAssumeRolePolicy", 1),
+        ("iam:DetachRolePolicy", 1),
+        ("iam:DeleteRolePolicy", 1),
+        ("rds:ModifyDBCluster", 1),
+        ("rds:ModifyDBInstance", 1),
+        ("rds:ModifyDBSubnetGroup", 1),
+        ("backup:UpdateBackupPlan", 1),
+        ("backup:DeleteBackupSelection", 2),
+        ("backup:CreateBackupSelection", 1),
+        ("s3:PutPublicAccessBlock", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(w, want);
     let igws = ec2
         .describe_internet_gateways()
         .internet_gateway_ids(&igw)
@@ -877,6 +989,27 @@ async fn a_missing_hosted_zone_stops_up_before_anything_is_created() {
         .find(|p| p["node"] == "hosted-zone")
         .unwrap();
     assert_eq!(zone["action"], "unchanged");
+    // Given by id, it is found by id.
+    let id = live.zone_id().await;
+    let by_id = config_dir(|t| {
+        t.replace(
+            "create_zone = true",
+            &format!("create_zone = false\nhosted_zone = \"{id}\""),
+        )
+    });
+    let plan = local("plan", &[], &acct, Some(by_id.path())).await;
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    let zone = plan
+        .events_of("plan")
+        .into_iter()
+        .find(|p| p["node"] == "hosted-zone")
+        .unwrap();
+    assert_eq!(zone["action"], "unchanged");
+    assert!(
+        writes(&acct).await.contains_key("route53:CreateHostedZone"),
+        "made by hand above"
+    );
+    assert_eq!(writes(&acct).await.len(), 1, "the tool wrote nothing");
 }
 
 #[tokio::test]
@@ -920,4 +1053,60 @@ async fn losing_the_record_breaks_neither_up_nor_drift() {
     let d = local("drift", &[], &acct, None).await;
     assert_eq!(d.code, 0, "the record is back:\n{}", d.stdout);
     assert!(d.event("drift_finished")["record_note"].is_null());
+}
+
+#[tokio::test]
+async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
+    let acct = account();
+    // prod's hosted zone exists outside the environment, as in a real account.
+    let live = Live::new(&acct).await;
+    live.r53
+        .create_hosted_zone()
+        .name("pay.example.com")
+        .caller_reference("company-dns")
+        .send()
+        .await
+        .unwrap();
+    let up = run(&["up", "--env", "prod", "--yes", "--json"], &acct).await;
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert_eq!(up.finished()["counts"]["created"], 38, "{}", up.finished());
+    assert_eq!(
+        up.outcome("hosted-zone"),
+        "unchanged",
+        "looked up, never made"
+    );
+    reset_calls(&acct).await;
+    for verb in ["plan", "drift", "repair", "up"] {
+        let mut args = vec![verb, "--env", "prod", "--json"];
+        if verb == "up" {
+            args.push("--yes");
+        }
+        let r = run(&args, &acct).await;
+        assert_eq!(r.code, 0, "{verb}:\n{}\n{}", r.stdout, r.stderr);
+    }
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
+    // The state bucket lives in the environment's region.
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(crate::common::endpoint())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            &acct, "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    let location = s3
+        .get_bucket_location()
+        .bucket(format!("tap-prod-state-{acct}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location.location_constraint().map(|l| l.as_str()),
+        Some("eu-west-1")
+    );
 }

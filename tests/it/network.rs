@@ -336,9 +336,10 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     assert_eq!(done["changed"], 0, "{done}");
     assert_eq!(done["counts"]["unchanged"], 35, "{done}");
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
-    // One batched read per EC2 type, a few per other resource; it does not grow with zones.
+    // One batched read per EC2 type, a few per other resource (BENCHMARKS.md lists them);
+    // the count does not grow with zones, subnets or route tables.
     let reads: u64 = crate::common::calls(&acct).await.values().sum();
-    assert!(reads <= 45, "converged run reads little: {reads}");
+    assert!(reads <= 51, "converged run reads little: {reads}");
 }
 
 #[tokio::test]

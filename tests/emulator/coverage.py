@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Checks that every AWS operation the product calls was served by the emulator during the
+test run: each `.<operation>()` of an SDK client used in src/ must appear in the totals the
+launcher wrote to $TAP_EMULATOR_CALLS_LOG.
+
+Usage: coverage.py CALLS_LOG   (exit 1, listing them, when an operation was never served)
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+
+# Client field in src/aws/mod.rs -> (SDK crate, the service's signing name in the counts).
+SERVICES = {
+    "acm": ("acm", "acm"),
+    "autoscaling": ("applicationautoscaling", "application-autoscaling"),
+    "backup": ("backup", "backup"),
+    "cloudfront": ("cloudfront", "cloudfront"),
+    "cloudwatch": ("cloudwatch", "monitoring"),
+    "ec2": ("ec2", "ec2"),
+    "ecs": ("ecs", "ecs"),
+    "elb": ("elasticloadbalancingv2", "elasticloadbalancing"),
+    "iam": ("iam", "iam"),
+    "kms": ("kms", "kms"),
+    "logs": ("cloudwatchlogs", "logs"),
+    "rds": ("rds", "rds"),
+    "route53": ("route53", "route53"),
+    "s3": ("s3", "s3"),
+    "sns": ("sns", "sns"),
+    "sts": ("sts", "sts"),
+}
+
+
+def camel(snake):
+    return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
+
+
+def operations(crate):
+    """The operation modules of the newest copy of an SDK crate in the cargo registry."""
+    home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    dirs = sorted(glob.glob(f"{home}/registry/src/*/aws-sdk-{crate}-[0-9]*/src/operation"))
+    if not dirs:
+        sys.exit(f"coverage.py: aws-sdk-{crate} is not in {home}/registry (build first)")
+    return [os.path.basename(d) for d in glob.glob(f"{dirs[-1]}/*") if os.path.isdir(d)]
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    source = ""
+    for path in glob.glob(f"{root}/src/**/*.rs", recursive=True):
+        if not path.endswith("src/aws/mod.rs"):
+            source += open(path).read()
+    served = {}
+    for line in open(sys.argv[1]):
+        for op, n in json.loads(line).items():
+            served[op] = served.get(op, 0) + n
+    served_lower = {op.lower() for op in served}
+    missing = []
+    for field, (crate, signing) in SERVICES.items():
+        if not re.search(rf"\.{field}\b", source):
+            continue  # the product does not use this client
+        for op in operations(crate):
+            # Case aside: the SDK's modules say `create_db_cluster`, AWS `CreateDBCluster`.
+            wanted = f"{signing}:{camel(op)}"
+            if re.search(rf"\.{op}\(\)", source) and wanted.lower() not in served_lower:
+                missing.append(wanted)
+    if missing:
+        print("operations the product calls that no emulator test exercised:")
+        for m in sorted(missing):
+            print(f"  {m}")
+        sys.exit(1)
+    print(f"every AWS operation the product calls was served in the tests ({len(served)} operations served)")
+
+
+if __name__ == "__main__":
+    main()
