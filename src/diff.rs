@@ -98,7 +98,7 @@ impl Changes {
         }
     }
 
-    /// Records a whole-document difference (a policy) without printing both documents.
+    /// Records a whole-document difference (a policy), both documents in full as JSON.
     pub fn document(&mut self, field: &str, want: &serde_json::Value, have: &serde_json::Value) {
         if want != have {
             self.changes.push(Change {
@@ -190,6 +190,25 @@ fn show<T: fmt::Debug>(v: &T) -> String {
     s.trim_matches('"').to_string()
 }
 
+/// True when `have` names the KMS key `want_arn` (services answer with the ARN or the key id).
+pub fn same_key(want_arn: &str, have: Option<&str>) -> bool {
+    have.is_some_and(|h| h == want_arn || want_arn.ends_with(&format!("/{h}")))
+}
+
+impl Changes {
+    /// Records a KMS key that is not `want_arn` (by ARN or id), showing both.
+    pub fn key(&mut self, field: &str, want_arn: &str, have: Option<&str>, immutable: bool) {
+        if !same_key(want_arn, have) {
+            self.changes.push(Change {
+                field: field.to_string(),
+                want: want_arn.to_string(),
+                have: have.unwrap_or("(none)").to_string(),
+                replace: immutable,
+            });
+        }
+    }
+}
+
 /// True when any change needs the resource replaced.
 pub fn needs_replacement(changes: &[Change]) -> bool {
     changes.iter().any(|c| c.replace)
@@ -198,6 +217,23 @@ pub fn needs_replacement(changes: &[Change]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_compare_with_arns() {
+        let arn = "arn:aws:kms:eu-west-1:123456789012:key/abcd";
+        assert!(same_key(arn, Some(arn)));
+        assert!(same_key(arn, Some("abcd")));
+        assert!(!same_key(arn, Some("other")));
+        assert!(!same_key(arn, None));
+        let mut c = Changes::default();
+        c.key("kms_key_id", arn, Some("abcd"), true);
+        c.key("kms_key_id", arn, None, true);
+        assert_eq!(c.changes.len(), 1);
+        assert_eq!(
+            c.changes[0].to_string(),
+            format!("kms_key_id: (none) -> {arn} (needs replacement)")
+        );
+    }
 
     #[test]
     fn fields_tags_and_sets() {

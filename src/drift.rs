@@ -67,19 +67,6 @@ pub struct Compared<'a> {
     pub have_record: bool,
 }
 
-fn copy_error(e: &NodeError) -> NodeError {
-    NodeError {
-        env: e.env.clone(),
-        node: e.node.clone(),
-        kind: e.kind,
-        step: e.step,
-        failure: Box::new(crate::error::Failure::new(
-            e.code(),
-            e.failure.message.clone(),
-        )),
-    }
-}
-
 /// Classifies one node (see the module's table).
 pub fn classify(c: Compared<'_>) -> NodeDrift {
     let mut out = NodeDrift {
@@ -94,7 +81,7 @@ pub fn classify(c: Compared<'_>) -> NodeDrift {
     let current = match c.current {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
-            out.error = Some(copy_error(e));
+            out.error = Some(e.summary());
             return out;
         }
         None => return out,
@@ -108,7 +95,7 @@ pub fn classify(c: Compared<'_>) -> NodeDrift {
     let (applied, recorded) = match c.applied {
         Some(Ok(p)) => (p, true),
         Some(Err(e)) => {
-            out.error = Some(copy_error(e));
+            out.error = Some(e.summary());
             return out;
         }
         None => (current, false),

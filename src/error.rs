@@ -100,6 +100,20 @@ pub struct NodeError {
 }
 
 impl NodeError {
+    /// The same error without its source chain (which cannot be cloned), for a second report.
+    pub fn summary(&self) -> NodeError {
+        NodeError {
+            env: self.env.clone(),
+            node: self.node.clone(),
+            kind: self.kind,
+            step: self.step,
+            failure: Box::new(Failure::new(
+                self.failure.code.clone(),
+                self.failure.message.clone(),
+            )),
+        }
+    }
+
     /// Stable code for JSON output.
     pub fn code(&self) -> &str {
         &self.failure.code

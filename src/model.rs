@@ -184,6 +184,11 @@ pub enum Action {
     Replace {
         changes: Vec<Change>,
     },
+    /// Some property AWS cannot change in place, on a kind `up` does not replace (it holds
+    /// data or others depend on it): `up` stops there with what to do.
+    Blocked {
+        changes: Vec<Change>,
+    },
     Unchanged,
     /// A lookup-only node (it exists outside the environment) was not found: `up` stops
     /// before it creates anything.
@@ -198,6 +203,7 @@ impl Action {
             Action::Create => "create",
             Action::Update { .. } => "change",
             Action::Replace { .. } => "replace",
+            Action::Blocked { .. } => "blocked",
             Action::Unchanged => "unchanged",
             Action::Missing { .. } => "missing",
         }
@@ -205,7 +211,9 @@ impl Action {
 
     pub fn changes(&self) -> &[Change] {
         match self {
-            Action::Update { changes } | Action::Replace { changes } => changes,
+            Action::Update { changes }
+            | Action::Replace { changes }
+            | Action::Blocked { changes } => changes,
             _ => &[],
         }
     }

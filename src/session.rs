@@ -185,6 +185,20 @@ impl Session {
             .collect()
     }
 
+    /// Nodes the applied record has that the config no longer does (a reader or NAT gateway
+    /// removed from the file): `up` does not remove them; `plan` and `drift` name them.
+    pub fn orphans(&self, record: Option<&Record>) -> Vec<(String, String)> {
+        record
+            .map(|r| {
+                r.nodes
+                    .iter()
+                    .filter(|(node, _)| self.graph.index_of(node).is_none())
+                    .map(|(node, rec)| (node.clone(), rec.kind.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The graph `repair` runs: each recorded node as last applied, limited to the fields
     /// that differ from the config too; nodes the record lacks as configured.
     pub fn repair_graph(&self, record: Option<&Record>) -> Arc<StepGraph> {

@@ -134,19 +134,31 @@ impl Clients {
     }
 }
 
-/// An idempotency token for a create call, derived from the environment and the node so a
-/// retried or re-run create of the same node reuses it (EC2 ClientToken: at most 64 ASCII).
-pub fn client_token(env_full_name: &str, node: &str) -> String {
+/// An idempotency token for a create call: the environment, the node, and what the call
+/// depends on (`parts`: its parameters, and whatever tells this incarnation of the resource
+/// from an earlier one), hashed into at most `max_len` characters (EC2 ClientToken 64, AWS
+/// Backup CreatorRequestId 50). A retried or re-run create of the same resource reuses the
+/// token, so AWS answers with the resource it made; a create after the resource was deleted,
+/// or with other parameters, gets a new one (AWS would otherwise answer with the deleted
+/// resource, or refuse the token for other parameters).
+pub fn client_token(env_full: &str, node: &str, parts: &[&str], max_len: usize) -> String {
     // FNV-1a keeps the token short and stable across versions of this tool.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in env_full_name.bytes().chain([b'/']).chain(node.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes.iter().copied().chain([b'/']) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(env_full.as_bytes());
+    feed(node.as_bytes());
+    for p in parts {
+        feed(p.as_bytes());
     }
-    let readable: String = format!("{env_full_name}-{node}")
+    let readable: String = format!("{env_full}-{node}")
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(46)
+        .take(max_len.saturating_sub(17))
         .collect();
     format!("{readable}-{h:016x}")
 }
@@ -155,13 +167,24 @@ pub fn client_token(env_full_name: &str, node: &str) -> String {
 mod tests {
     #[test]
     fn client_token_is_stable_and_short() {
-        let t = super::client_token("tap-prod", "nat-a");
-        assert_eq!(t, super::client_token("tap-prod", "nat-a"));
-        assert_ne!(t, super::client_token("tap-prod", "nat-b"));
-        assert_ne!(t, super::client_token("tap-staging", "nat-a"));
+        use super::client_token as token;
+        let t = token("tap-prod", "nat-a", &["subnet-1"], 64);
+        assert_eq!(t, token("tap-prod", "nat-a", &["subnet-1"], 64));
+        assert_ne!(t, token("tap-prod", "nat-b", &["subnet-1"], 64));
+        assert_ne!(t, token("tap-staging", "nat-a", &["subnet-1"], 64));
+        assert_ne!(
+            t,
+            token("tap-prod", "nat-a", &["subnet-2"], 64),
+            "other parameters"
+        );
+        assert_ne!(
+            token("tap-prod", "nat-a", &["ab", "c"], 64),
+            token("tap-prod", "nat-a", &["a", "bc"], 64),
+            "parts are separated"
+        );
         assert!(t.len() <= 64);
         assert!(t.starts_with("tap-prod-nat-a-"));
-        let long = super::client_token(&"x".repeat(80), &"y".repeat(80));
-        assert!(long.len() <= 64);
+        let long = token(&"x".repeat(80), &"y".repeat(80), &[], 50);
+        assert!(long.len() <= 50, "{}", long.len());
     }
 }

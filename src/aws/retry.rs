@@ -44,7 +44,6 @@ pub const NEW_KEY_NOT_VISIBLE: Rule = Rule {
                 "InvalidParameterException",
                 "KMS Key Id could not be found",
             )
-            || code_and(f, "InvalidParameterException", "could not be found")
     },
 };
 

@@ -39,6 +39,7 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     for d in &findings {
         s.reporter.drift_node(d);
     }
+    s.reporter.orphans(&s.orphans(loaded.record.as_ref()));
     let t = tally(&findings);
     let code = if t.errors > 0 {
         exit::ERROR
@@ -49,6 +50,7 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     };
     s.reporter.drift_finished(
         &s.env.full_name(),
+        &s.env.env,
         findings.len(),
         t.drifted,
         t.pending,

@@ -24,11 +24,30 @@ pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> any
         s.reporter.drift_node(d);
     }
     if before.errors > 0 {
-        anyhow::bail!(
+        s.reporter.warn(&format!(
             "{}: {} resource(s) could not be read or looked up (see above); nothing was changed",
             s.env.full_name(),
             before.errors
+        ));
+        let unreadable: Vec<String> = findings
+            .iter()
+            .filter(|d| d.error.is_some())
+            .map(|d| d.node.clone())
+            .collect();
+        let nothing = crate::model::RunReport {
+            nodes: Vec::new(),
+            interrupted: false,
+            elapsed: std::time::Duration::ZERO,
+        };
+        s.reporter.repair_finished(
+            &s.env.full_name(),
+            &nothing,
+            before.drifted,
+            &unreadable,
+            &s.cx.aws.calls.summary(),
+            exit::ERROR,
         );
+        return Ok(exit::ERROR);
     }
     if let Some(note) = &loaded.note {
         s.reporter.note(&format!(

@@ -26,7 +26,7 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
                 Ok(None) => None,
                 Err(e) => {
                     failed = true;
-                    Some(format!("unreadable: {e}"))
+                    Some(format!("{}: {e}", crate::output::UNREADABLE))
                 }
             };
             (node.id.clone(), node.kind, state)

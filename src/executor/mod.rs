@@ -134,10 +134,31 @@ pub fn preview<C>(
         let Some(task) = spec(ix) else {
             continue;
         };
-        let values: Vec<(String, Option<Attrs>)> = node
-            .deps
-            .iter()
-            .map(|(d, _)| (graph.node(*d).id.clone(), planned[*d].clone()))
+        // A dependency that could not be read leaves this node nothing to compare with.
+        if let Some((d, _)) = node.deps.iter().find(|(d, _)| observations[*d].is_err()) {
+            out[ix] = Some(Err(node_error(
+                env,
+                &node.id,
+                node.kind,
+                Step::Find,
+                Failure::new(
+                    "DependencyUnreadable",
+                    format!(
+                        "`{}` could not be read, so this is not compared",
+                        graph.node(*d).id
+                    ),
+                ),
+            )));
+            continue;
+        }
+        // The task's own inputs: a recorded spec may read other nodes than the config's.
+        let values: Vec<(String, Option<Attrs>)> = task
+            .inputs()
+            .into_iter()
+            .map(|r| {
+                let attrs = graph.index_of(&r.node).and_then(|d| planned[d].clone());
+                (r.node, attrs)
+            })
             .collect();
         let inputs = Inputs::new(&node.id, &values, false);
         let plan = task
@@ -145,9 +166,10 @@ pub fn preview<C>(
             .map_err(|f| node_error(env, &node.id, node.kind, Step::Find, f));
         if let Ok(p) = &plan {
             planned[ix] = match (&p.action, have) {
-                (Action::Unchanged | Action::Update { .. }, Some(live)) if !p.new_attrs => {
-                    Some(live.attrs.clone())
-                }
+                (
+                    Action::Unchanged | Action::Update { .. } | Action::Blocked { .. },
+                    Some(live),
+                ) if !p.new_attrs => Some(live.attrs.clone()),
                 (Action::Create | Action::Replace { .. }, _) => task.planned_attrs(cx),
                 _ => None,
             };
@@ -254,16 +276,27 @@ impl<C: Send + Sync + 'static> Executor<C> {
             let have = match observations[ix].take() {
                 Some(Ok(o)) => o,
                 Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
-                None => None,
+                None => {
+                    let f = Failure::new("Internal", "started twice (a bug in tap-provision)");
+                    return Start::Done(Outcome::Failed(node_error(
+                        &self.env,
+                        &node.id,
+                        node.kind,
+                        Step::Find,
+                        f,
+                    )));
+                }
             };
-            let mut values = Vec::with_capacity(node.deps.len());
-            for (d, _) in &node.deps {
-                match &board[*d] {
-                    Some(a) => values.push((graph.node(*d).id.clone(), Some(a.clone()))),
+            // The task's own inputs, from what the nodes it reads have published.
+            let mut values = Vec::new();
+            for r in node.payload.inputs() {
+                let published = graph.index_of(&r.node).and_then(|d| board[d].clone());
+                match published {
+                    Some(a) => values.push((r.node, Some(a))),
                     None => {
                         return Start::Done(Outcome::Skipped(format!(
-                            "`{}` does not exist",
-                            graph.node(*d).id
+                            "`{}` does not exist (or is no longer in the config)",
+                            r.node
                         )))
                     }
                 }
@@ -293,6 +326,9 @@ impl<C: Send + Sync + 'static> Executor<C> {
                 let (attrs, wait) = match (&plan.action, &have) {
                     (Action::Missing { message }, _) => {
                         return fail(Step::Find, Failure::new("NotFound", message.clone()))
+                    }
+                    (Action::Blocked { changes }, _) => {
+                        return fail(Step::Update, blocked(&id, kind, changes))
                     }
                     (Action::Unchanged, Some(live)) => (live.attrs.clone(), !live.ready),
                     _ => {
@@ -512,6 +548,22 @@ impl<C: Send + Sync + 'static> Executor<C> {
             elapsed: began.elapsed(),
         }
     }
+}
+
+/// Why `up` stops at a change AWS cannot make in place on a kind it does not replace.
+pub fn blocked(node: &str, kind: &str, changes: &[crate::diff::Change]) -> Failure {
+    let what: Vec<String> = changes
+        .iter()
+        .filter(|c| c.replace)
+        .map(ToString::to_string)
+        .collect();
+    Failure::new(
+        "NeedsReplacement",
+        format!(
+            "{node} differs in a way AWS cannot change in place: {}; tap-provision does not replace a {kind} (it holds data or others depend on it): restore the config value, or remove the resource yourself and run `up` again",
+            what.join("; ")
+        ),
+    )
 }
 
 fn panicked(e: &tokio::task::JoinError) -> Failure {

@@ -187,10 +187,8 @@ impl Events for Reporter {
             Outcome::Skipped(r) | Outcome::Kept(r) => r.clone(),
             Outcome::Deleted | Outcome::Absent => String::new(),
         };
-        if self.format == Format::Human
-            && matches!(outcome, Outcome::Unchanged(_) | Outcome::Absent)
-        {
-            return; // The summary counts them; the screen shows what changed.
+        if matches!(outcome, Outcome::Unchanged(_) | Outcome::Absent) {
+            return; // The summary counts them (JSON lists them); the lines show what changed.
         }
         self.line(&format!(
             "{} {node} ({kind}) {} in {:.1}s{}{}",
@@ -311,6 +309,9 @@ fn error_json(e: &NodeError) -> Value {
     json!({"code": e.code(), "step": e.step, "message": e.to_string()})
 }
 
+/// How `status` shows a resource it could not read.
+pub const UNREADABLE: &str = "unreadable";
+
 /// `plan`, `drift`, `repair` and `status` results.
 impl Reporter {
     /// One node of a plan: every node in JSON, changes only otherwise.
@@ -320,9 +321,9 @@ impl Reporter {
                 Ok(p) => {
                     let mut v = json!({"event": "plan", "node": node, "kind": kind, "action": p.action.label()});
                     match &p.action {
-                        Action::Update { changes } | Action::Replace { changes } => {
-                            v["changes"] = json!(changes)
-                        }
+                        Action::Update { changes }
+                        | Action::Replace { changes }
+                        | Action::Blocked { changes } => v["changes"] = json!(changes),
                         Action::Missing { message } => v["message"] = json!(message),
                         _ => {}
                     }
@@ -353,6 +354,10 @@ impl Reporter {
                 Action::Missing { message } => {
                     Some(format!("  ! missing  {node} ({kind}): {message}"))
                 }
+                Action::Blocked { changes } => Some(format!(
+                    "  ✗ blocked  {node} ({kind}): {}: AWS cannot change this in place and `up` does not replace a {kind}; restore the config value",
+                    changes_text(changes)
+                )),
             },
             Err(e) => Some(format!("  ✗ error    {node} ({kind}): {e}")),
         };
@@ -364,6 +369,19 @@ impl Reporter {
                 stdout_line(&format!(
                     "    ignored  {node}: {}: {} -> {} ({})",
                     i.field, i.have, i.want, i.reason
+                ));
+            }
+        }
+    }
+
+    /// Nodes in the last applied record that the config no longer has.
+    pub fn orphans(&self, orphans: &[(String, String)]) {
+        for (node, kind) in orphans {
+            if self.format == Format::Json {
+                self.json(json!({"event": "orphan", "node": node, "kind": kind}));
+            } else {
+                stdout_line(&format!(
+                    "  ? orphan   {node} ({kind}): applied before, no longer in the config; `up` leaves it as it is (remove it by hand if it is not wanted)"
                 ));
             }
         }
@@ -389,7 +407,7 @@ impl Reporter {
             n("replace"),
             n("unchanged"),
             if n("missing") > 0 { format!(", {} missing", n("missing")) } else { String::new() },
-            if n("error") > 0 { format!(", {} errors", n("error")) } else { String::new() },
+            if n("error") + n("blocked") > 0 { format!(", {} errors", n("error") + n("blocked")) } else { String::new() },
             calls.reads,
             calls.writes
         ));
@@ -451,6 +469,7 @@ impl Reporter {
     pub fn drift_finished(
         &self,
         env_full: &str,
+        env: &str,
         checked: usize,
         drifted: usize,
         pending: usize,
@@ -471,7 +490,7 @@ impl Reporter {
         let headline = if drifted == 0 {
             format!("{env_full}: no drift in {checked} resources")
         } else {
-            format!("{env_full}: {drifted} of {checked} resources drifted (`tap-provision repair --env {}` puts them back)", env_full.split_once('-').map(|(_, e)| e).unwrap_or(env_full))
+            format!("{env_full}: {drifted} of {checked} resources drifted (`tap-provision repair --env {env}` puts them back)")
         };
         let pending = if pending > 0 {
             format!("; {pending} pending config change(s), left to `up`")
@@ -544,7 +563,10 @@ impl Reporter {
             self.json(json!({"event": "status", "environment": env_full, "region": region, "outputs": outputs, "nodes": nodes}));
             return;
         }
-        let present = nodes.iter().filter(|(_, _, s)| s.is_some()).count();
+        let present = nodes
+            .iter()
+            .filter(|(_, _, s)| s.as_deref().is_some_and(|s| !s.starts_with(UNREADABLE)))
+            .count();
         stdout_line(&format!(
             "{env_full} in {region}: {present} of {} resources present",
             nodes.len()

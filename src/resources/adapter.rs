@@ -93,6 +93,8 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         let Changes { changes, ignored } = c;
         Ok(if changes.is_empty() || !self.spec.managed() {
             plan(Action::Unchanged, ignored, false)
+        } else if needs_replacement(&changes) && !self.spec.replaceable() {
+            plan(Action::Blocked { changes }, ignored, false)
         } else if needs_replacement(&changes) {
             plan(Action::Replace { changes }, ignored, true)
         } else {
@@ -123,20 +125,6 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
                     .filter(|c| c.replace)
                     .map(ToString::to_string)
                     .collect();
-                if !r.replaceable() {
-                    return Err((
-                        Step::Update,
-                        Failure::new(
-                            "NeedsReplacement",
-                            format!(
-                                "{} ({}) differs in a way AWS cannot change in place: {}; it is not replaced automatically (it holds data or others depend on it): restore the config value, or remove the resource and run `up` again",
-                                self.node,
-                                live.attrs.id,
-                                what.join("; ")
-                            ),
-                        ),
-                    ));
-                }
                 let observed = self.state(live).map_err(|f| (Step::Delete, f))?;
                 ncx.progress(format!(
                     "replacing ({}): deleting {}",

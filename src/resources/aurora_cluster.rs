@@ -56,11 +56,6 @@ pub fn rds_ready(status: Option<&str>) -> Poll {
     }
 }
 
-/// True when `have` names the key `want_arn` (RDS may answer with the ARN or the key id).
-pub fn same_key(want_arn: &str, have: Option<&str>) -> bool {
-    have.is_some_and(|h| h == want_arn || want_arn.ends_with(&format!("/{h}")))
-}
-
 /// Aurora applies minor version upgrades itself in the maintenance window (auto minor
 /// version upgrade): a live `16.8` where the config says `16.6` is AWS's doing, not drift,
 /// and `up` never downgrades it. A different major version, or an older minor, is a change.
@@ -145,7 +140,7 @@ impl Resource for AuroraCluster {
             true,
             have.storage_encrypted().unwrap_or(false),
         );
-        c.immutable("kms_key_id", true, same_key(key_arn, have.kms_key_id()));
+        c.key("kms_key_id", key_arn, have.kms_key_id(), true);
         c.immutable(
             "db_subnet_group",
             inputs.id(&self.subnet_group)?,
@@ -205,11 +200,7 @@ impl Resource for AuroraCluster {
             sgs,
         );
         let secret_key = have.master_user_secret().and_then(|s| s.kms_key_id());
-        c.field(
-            "master_user_secret_managed_with_cmk",
-            true,
-            same_key(key_arn, secret_key),
-        );
+        c.key("master_user_secret_kms_key", key_arn, secret_key, false);
         c.tags(cx.tags(), &tags::from_rds(have.tag_list()));
         Ok(())
     }
@@ -220,6 +211,22 @@ impl Resource for AuroraCluster {
         let sg = inputs.id(&self.security_group)?;
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
+        // A cluster of this name being deleted (out of band) keeps the name for minutes.
+        if describe(cx, &name)
+            .await?
+            .is_some_and(|c| c.status() == Some("deleting"))
+        {
+            cx.wait_gone(
+                &format!("the earlier Aurora cluster {name}"),
+                Duration::from_secs(5),
+                || async {
+                    Ok(describe(cx, &name)
+                        .await?
+                        .map(|c| c.status().unwrap_or("deleting").to_string()))
+                },
+            )
+            .await?;
+        }
         let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
             rds.create_db_cluster()
                 .db_cluster_identifier(&name)
@@ -323,7 +330,7 @@ impl Resource for AuroraCluster {
             call = call.vpc_security_group_ids(inputs.id(&self.security_group)?);
             modify = true;
         }
-        if has(changes, "master_user_secret_managed_with_cmk") {
+        if has(changes, "master_user_secret_kms_key") {
             call = call
                 .manage_master_user_password(true)
                 .master_user_secret_kms_key_id(inputs.arn(&self.key)?);
@@ -442,15 +449,6 @@ mod tests {
             rds_ready(Some("inaccessible-encryption-credentials")),
             Poll::Failed(_)
         ));
-    }
-
-    #[test]
-    fn key_ids_compare_with_arns() {
-        let arn = "arn:aws:kms:eu-west-1:123456789012:key/abcd";
-        assert!(same_key(arn, Some(arn)));
-        assert!(same_key(arn, Some("abcd")));
-        assert!(!same_key(arn, Some("other")));
-        assert!(!same_key(arn, None));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aws_sdk_rds::types::{DbInstance, Filter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::aurora_cluster::{cluster_name, rds_ready, same_key, ENGINE};
+use super::aurora_cluster::{cluster_name, rds_ready, ENGINE};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{
@@ -163,10 +163,11 @@ impl Resource for AuroraInstance {
             true,
             have.performance_insights_enabled().unwrap_or(false),
         );
-        c.field(
+        c.key(
             "performance_insights_kms_key",
-            true,
-            same_key(key_arn, have.performance_insights_kms_key_id()),
+            key_arn,
+            have.performance_insights_kms_key_id(),
+            false,
         );
         c.field(
             "monitoring_interval",
@@ -193,6 +194,22 @@ impl Resource for AuroraInstance {
         let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
         let rds = &cx.aws().rds;
+        // An instance of this name being deleted (out of band) keeps the name for minutes.
+        if describe(cx, &name)
+            .await?
+            .is_some_and(|i| i.db_instance_status() == Some("deleting"))
+        {
+            cx.wait_gone(
+                &format!("the earlier Aurora instance {name}"),
+                Duration::from_secs(5),
+                || async {
+                    Ok(describe(cx, &name)
+                        .await?
+                        .map(|i| i.db_instance_status().unwrap_or("deleting").to_string()))
+                },
+            )
+            .await?;
+        }
         let out = retry::on(
             &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
             || async {

@@ -105,7 +105,7 @@ impl BackupPlan {
                 .create_backup_selection()
                 .backup_plan_id(plan_id)
                 .backup_selection(selection.clone())
-                .creator_request_id(format!("{}-selection", cx.token()))
+                .creator_request_id(cx.token(&["selection", plan_id], 50))
                 .send()
                 .await
                 .map(|_| ())
@@ -303,7 +303,7 @@ impl Resource for BackupPlan {
             .create_backup_plan()
             .backup_plan(self.plan_input(cx, inputs)?)
             .set_backup_plan_tags(Some(tags::map(cx.tags())))
-            .creator_request_id(cx.token())
+            .creator_request_id(cx.token(&[], 50))
             .send()
             .await?;
         let id = out

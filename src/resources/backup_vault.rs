@@ -122,7 +122,7 @@ impl Resource for BackupVault {
             .backup_vault_name(&name)
             .encryption_key_arn(inputs.arn(&self.key)?)
             .set_backup_vault_tags(Some(tags::map(cx.tags())))
-            .creator_request_id(cx.token())
+            .creator_request_id(cx.token(&[], 50))
             .send()
             .await
             .or_exists()?;

@@ -86,6 +86,16 @@ impl Resource for FlowLog {
         let group = inputs.id(&self.log_group)?;
         let role_arn = inputs.arn(&self.role)?;
         let ec2 = &cx.aws().ec2;
+        // Deleted flow logs leave no trace to tell incarnations apart: the environment's
+        // current flow logs go into the token, so a re-create after a deletion gets a new one.
+        let mut existing: Vec<String> =
+            crate::aws::ec2::of_env::<AwsFlowLog>(&cx.cx.shared, ec2, cx.env_full())
+                .await?
+                .iter()
+                .filter_map(|f| f.flow_log_id().map(String::from))
+                .collect();
+        existing.sort();
+        let token = cx.token(&[vpc, group, role_arn, &existing.join(",")], 64);
         // CreateFlowLogs reports a role it cannot assume per item, not as an error.
         let id = retry::on(&[&NEW_ROLE_EC2], || async {
             let out = ec2
@@ -97,7 +107,7 @@ impl Resource for FlowLog {
                 .log_group_name(group)
                 .deliver_logs_permission_arn(role_arn)
                 .max_aggregation_interval(60)
-                .client_token(cx.token())
+                .client_token(&token)
                 .tag_specifications(tags::ec2_spec(ResourceType::VpcFlowLog, cx.tags()))
                 .send()
                 .await?;

@@ -127,10 +127,16 @@ impl Resource for HostedZone {
 
     async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let r53 = &cx.aws().route53;
+        // Route53 never takes a caller reference twice, even after the zone is deleted: the
+        // time goes into it. A zone an interrupted run made is found by name instead.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos().to_string())
+            .unwrap_or_default();
         let created = r53
             .create_hosted_zone()
             .name(&self.name)
-            .caller_reference(cx.token())
+            .caller_reference(cx.token(&[&now], 128))
             .send()
             .await
             .or_exists()?;

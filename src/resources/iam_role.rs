@@ -68,26 +68,32 @@ pub fn render(template: &Value, scope: &Scope) -> Value {
 }
 
 /// IAM returns policy documents URL-encoded.
-fn decode_policy(doc: &str) -> Value {
-    if doc.trim_start().starts_with('{') {
-        return serde_json::from_str(doc).unwrap_or(Value::Null);
-    }
-    let mut bytes = Vec::with_capacity(doc.len());
-    let raw = doc.as_bytes();
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' && i + 2 < raw.len() {
-            if let Ok(b) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                bytes.push(b);
-                i += 3;
-                continue;
+fn decode_policy(doc: &str) -> Result<Value, Failure> {
+    let text = if doc.trim_start().starts_with('{') {
+        doc.to_string()
+    } else {
+        let mut bytes = Vec::with_capacity(doc.len());
+        let raw = doc.as_bytes();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%' && i + 2 < raw.len() {
+                if let Ok(b) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
+                    bytes.push(b);
+                    i += 3;
+                    continue;
+                }
             }
+            bytes.push(if raw[i] == b'+' { b' ' } else { raw[i] });
+            i += 1;
         }
-        bytes.push(if raw[i] == b'+' { b' ' } else { raw[i] });
-        i += 1;
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            "UnreadablePolicy",
+            format!("IAM returned a policy document that is not JSON ({e})"),
+        )
+    })
 }
 
 impl IamRole {
@@ -184,8 +190,11 @@ impl Resource for IamRole {
             trust: role
                 .assume_role_policy_document()
                 .map(decode_policy)
+                .transpose()?
                 .unwrap_or(Value::Null),
-            policy: policy.map(|p| decode_policy(p.policy_document())),
+            policy: policy
+                .map(|p| decode_policy(p.policy_document()))
+                .transpose()?,
             inline,
             attached,
             tags: tags::from_iam(role.tags()),
@@ -341,10 +350,14 @@ mod tests {
 
     #[test]
     fn decodes_url_encoded_policies() {
-        let v = decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D");
+        let v = decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D").unwrap();
         assert_eq!(v["Version"], "2012-10-17");
-        let v = decode_policy("{\"a\": 1}");
+        let v = decode_policy("{\"a\": 1}").unwrap();
         assert_eq!(v["a"], 1);
+        assert_eq!(
+            decode_policy("%7Bnot").unwrap_err().code,
+            "UnreadablePolicy"
+        );
     }
 
     #[test]

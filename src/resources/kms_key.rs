@@ -28,8 +28,8 @@ pub struct Observed {
     meta: KeyMetadata,
     /// True when the alias points at this key.
     alias_ok: bool,
-    /// True when the alias exists (pointing elsewhere if `alias_ok` is false).
-    alias_exists: bool,
+    /// The other key the alias names, when it does not name this one.
+    alias_target: Option<String>,
     rotation: bool,
     policy: Value,
     tags: BTreeMap<String, String>,
@@ -39,7 +39,8 @@ pub struct Observed {
 struct Located {
     meta: KeyMetadata,
     alias_ok: bool,
-    alias_exists: bool,
+    /// The other key the alias names, when it does not name this one.
+    alias_target: Option<String>,
     tags: BTreeMap<String, String>,
 }
 
@@ -122,7 +123,15 @@ impl KmsKey {
                 |k: &str, v: &str| tags.iter().any(|t| t.tag_key() == k && t.tag_value() == v);
             has(ENV_TAG, env_full) && has(NODE_TAG, cx.node)
         };
-        let mut alias_exists = false;
+        // A key that says it belongs to another environment or node.
+        let claimed_elsewhere = |tags: &[aws_sdk_kms::types::Tag]| {
+            tags.iter().any(|t| {
+                (t.tag_key() == ENV_TAG && t.tag_value() != env_full)
+                    || (t.tag_key() == NODE_TAG && t.tag_value() != cx.node)
+            })
+        };
+        let mut alias_target = None;
+        let mut untagged = None;
         if let Some(out) = kms.describe_key().key_id(&alias).send().await.or_absent()? {
             let meta = out
                 .key_metadata()
@@ -137,13 +146,18 @@ impl KmsKey {
                 return Ok(Some(Located {
                     meta,
                     alias_ok: true,
-                    alias_exists: true,
+                    alias_target: None,
                     tags: tags::from_kms(tags.tags()),
                 }));
             }
-            // The alias names a key that is not this environment's (pointed elsewhere by
-            // hand): drift on the alias; the environment's key is found by its tags.
-            alias_exists = true;
+            // Not tagged as ours: the alias was pointed elsewhere by hand (drift on the
+            // alias; ours is found by its tags below), or our key lost its identity tags
+            // (tag drift: the alias, like a name, still says it is ours, unless the key says
+            // it belongs to another environment or node).
+            alias_target = Some(meta.key_id().to_string());
+            if !claimed_elsewhere(tags.tags()) {
+                untagged = Some((meta, tags::from_kms(tags.tags())));
+            }
         }
         let mut keys = kms.list_keys().into_paginator().items().send();
         while let Some(entry) = keys.next().await {
@@ -169,11 +183,19 @@ impl KmsKey {
                     return Ok(Some(Located {
                         meta,
                         alias_ok: false,
-                        alias_exists,
+                        alias_target,
                         tags: tags::from_kms(tags.tags()),
                     }));
                 }
             }
+        }
+        if let Some((meta, tags)) = untagged {
+            return Ok(Some(Located {
+                meta,
+                alias_ok: true,
+                alias_target: None,
+                tags,
+            }));
         }
         Ok(None)
     }
@@ -236,7 +258,7 @@ impl Resource for KmsKey {
         let Some(Located {
             meta,
             alias_ok,
-            alias_exists,
+            alias_target,
             tags,
         }) = self.locate(cx).await?
         else {
@@ -249,7 +271,7 @@ impl Resource for KmsKey {
             return Ok(Some(Observed {
                 meta,
                 alias_ok,
-                alias_exists,
+                alias_target,
                 rotation: false,
                 policy: Value::Null,
                 tags: BTreeMap::new(),
@@ -272,11 +294,16 @@ impl Resource for KmsKey {
                     .map_err(Failure::from)
             },
         )?;
-        let policy = serde_json::from_str(policy.policy().unwrap_or("null")).unwrap_or(Value::Null);
+        let policy = serde_json::from_str(policy.policy().unwrap_or("null")).map_err(|e| {
+            Failure::new(
+                "UnreadablePolicy",
+                format!("the key policy of KMS key {id} is not JSON: {e}"),
+            )
+        })?;
         Ok(Some(Observed {
             meta,
             alias_ok,
-            alias_exists,
+            alias_target,
             rotation: rotation.key_rotation_enabled(),
             policy,
             tags,
@@ -301,15 +328,12 @@ impl Resource for KmsKey {
             .unwrap_or("unknown");
         c.field("key_state", "Enabled", state);
         let alias = cx.scope().kms_alias();
-        c.field(
-            "alias",
-            alias.as_str(),
-            if have.alias_ok {
-                alias.as_str()
-            } else {
-                "(absent)"
-            },
-        );
+        let alias_have = match (&have.alias_ok, &have.alias_target) {
+            (true, _) => alias.clone(),
+            (false, Some(other)) => format!("{alias} names key {other}"),
+            (false, None) => "(absent)".into(),
+        };
+        c.field("alias", alias.as_str(), alias_have.as_str());
         if state != "PendingDeletion" {
             c.field("rotation_enabled", true, have.rotation);
             c.document("key_policy", &self.policy(cx), &have.policy);
@@ -360,7 +384,7 @@ impl Resource for KmsKey {
             kms.enable_key().key_id(id).send().await?;
         }
         if has(changes, "alias") {
-            self.set_alias(cx, id, have.alias_exists).await?;
+            self.set_alias(cx, id, have.alias_target.is_some()).await?;
         }
         // Rotation and policy were not readable while deletion was pending: set both.
         if pending || has(changes, "rotation_enabled") {

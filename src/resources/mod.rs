@@ -127,9 +127,10 @@ impl<'a> NodeCx<'a> {
         self.tags
     }
 
-    /// The idempotency token of this node's create call.
-    pub fn token(&self) -> String {
-        client_token(self.env_full(), self.node)
+    /// The idempotency token of this node's create call, from what the call depends on
+    /// (see [`client_token`]), at most `max_len` characters.
+    pub fn token(&self, parts: &[&str], max_len: usize) -> String {
+        client_token(self.env_full(), self.node, parts, max_len)
     }
 
     pub fn arn(&self, service: &str, resource: &str) -> String {

@@ -154,13 +154,33 @@ impl Resource for NatGateway {
             )
             .await?;
         }
+        // The token changes once an earlier NAT gateway of this node is gone or going (its
+        // state is part of it), so a re-create is not answered with the deleted one.
+        let subnet = inputs.id(&self.subnet)?;
+        let mut earlier: Vec<String> = all
+            .iter()
+            .filter(|n| {
+                n.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(tags::NODE_TAG) && t.value() == Some(cx.node))
+            })
+            .map(|n| {
+                format!(
+                    "{}:{}",
+                    n.nat_gateway_id().unwrap_or(""),
+                    n.state().map(|s| s.as_str()).unwrap_or("")
+                )
+            })
+            .collect();
+        earlier.sort();
+        let token = cx.token(&[subnet, eip, &earlier.join(",")], 64);
         let out = cx
             .aws()
             .ec2
             .create_nat_gateway()
-            .subnet_id(inputs.id(&self.subnet)?)
+            .subnet_id(subnet)
             .allocation_id(eip)
-            .client_token(cx.token())
+            .client_token(token)
             .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, cx.tags()))
             .send()
             .await?;

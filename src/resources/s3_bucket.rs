@@ -252,12 +252,25 @@ impl S3Bucket {
         Ok(())
     }
 
-    async fn put_tags(&self, cx: &NodeCx<'_>, name: &str) -> Result<(), Failure> {
+    /// Sets our tags. PutBucketTagging replaces the whole set, so the tags others put beside
+    /// ours (`keep`) are sent again.
+    async fn put_tags(
+        &self,
+        cx: &NodeCx<'_>,
+        name: &str,
+        keep: &BTreeMap<String, String>,
+    ) -> Result<(), Failure> {
+        let mut all = cx.tags().clone();
+        for (k, v) in keep {
+            if !all.iter().any(|(ours, _)| ours == k) && !k.starts_with("aws:") {
+                all.push((k.clone(), v.clone()));
+            }
+        }
         cx.aws()
             .s3
             .put_bucket_tagging()
             .bucket(name)
-            .tagging(tags::s3(cx.tags())?)
+            .tagging(tags::s3(&all)?)
             .send()
             .await?;
         Ok(())
@@ -429,10 +442,15 @@ impl Resource for S3Bucket {
             public_access_block: pab.and_then(|p| p.public_access_block_configuration().cloned()),
             versioning: versioning.and_then(|v| v.status().cloned()),
             encryption,
-            policy: policy
-                .and_then(|p| p.policy().map(String::from))
-                .and_then(|p| serde_json::from_str(&p).ok())
-                .unwrap_or(Value::Null),
+            policy: match policy.as_ref().and_then(|p| p.policy()) {
+                None => Value::Null,
+                Some(text) => serde_json::from_str(text).map_err(|e| {
+                    Failure::new(
+                        "UnreadablePolicy",
+                        format!("the policy of bucket {name} is not JSON: {e}"),
+                    )
+                })?,
+            },
             ownership: ownership.and_then(|o| {
                 o.ownership_controls()?
                     .rules()
@@ -496,11 +514,7 @@ impl Resource for S3Bucket {
         let have_encryption = have.encryption.clone().unwrap_or(("(none)".into(), None));
         c.field("encryption", algorithm.as_str(), have_encryption.0.as_str());
         if let Some(key) = key {
-            c.field(
-                "encryption_key",
-                true,
-                super::aurora_cluster::same_key(&key, have_encryption.1.as_deref()),
-            );
+            c.key("encryption_key", &key, have_encryption.1.as_deref(), false);
         }
         c.field(
             "object_ownership",
@@ -541,7 +555,7 @@ impl Resource for S3Bucket {
             .map_err(|f| f.context(format!("creating bucket {name}")))?;
         // Tags first, so the bucket is recognisable as the environment's at once; then the
         // settings, none of which holds data, so a repeat after an interruption is harmless.
-        self.put_tags(cx, &name).await?;
+        self.put_tags(cx, &name, &BTreeMap::new()).await?;
         self.put_public_access_block(cx, &name).await?;
         self.put_ownership(cx, &name).await?;
         self.put_encryption(cx, inputs, &name).await?;
@@ -584,7 +598,7 @@ impl Resource for S3Bucket {
             self.put_lifecycle(cx, name).await?;
         }
         if tags_changed(changes) {
-            self.put_tags(cx, name).await?;
+            self.put_tags(cx, name, &have.tags).await?;
         }
         Ok(self.attrs_of(cx))
     }

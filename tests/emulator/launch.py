@@ -14,7 +14,7 @@ that moto 5.2 does not do by itself.
   CreateDBInstance: another instance call on it then fails InvalidDBClusterStateFault, as
   parallel calls do on AWS (Terraform AWS provider #50115).
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
-  (TAP_EMULATOR_NAT_DELETE_SECONDS, default the same as NAT_SECONDS), as AWS does for about a
+  (TAP_EMULATOR_NAT_DELETE_SECONDS, default 3), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
 - ModifyDBSubnetGroup keeps the group (moto 5.2 loses it).
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
@@ -50,7 +50,9 @@ import threading
 import time
 
 NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
-NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", str(NAT_SECONDS)))
+# AWS keeps a deleted NAT gateway `deleting` for about a minute; 3 s leaves a test time to
+# start a repair while it is.
+NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", "3"))
 DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
 DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))

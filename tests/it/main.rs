@@ -6,3 +6,4 @@ mod config;
 mod database;
 mod drift;
 mod network;
+mod repair;

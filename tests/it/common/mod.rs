@@ -7,6 +7,8 @@
 //! already running instead. Each test uses its own 12-digit access key, hence its own
 //! account: tests share the server and never see each other's resources.
 
+pub mod live;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,0 +1,702 @@
+//! `repair` on the emulator, kind by kind: a property changed out of band, every tag of ours
+//! removed, resources deleted out of band. `drift` reports each without a write, `repair` puts
+//! each back with exactly the writes it needs, `drift` is clean after.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{IpPermission, Ipv6Range};
+
+use crate::common::live::{drift_then_repair, drifted, set, Live, ENV};
+use crate::common::{account, local, reset_calls, up_ok, writes, REGION};
+
+#[tokio::test]
+async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let ec2 = &live.ec2;
+    let (vpc, igw, sg_db, isolated_table, private_a) = (
+        live.id("vpc").await,
+        live.id("internet-gateway").await,
+        live.id("sg-db").await,
+        live.id("route-table-isolated").await,
+        live.id("subnet-private-a").await,
+    );
+    // VPC: DNS hostnames off. Subnet: public IPs on a private subnet.
+    ec2.modify_vpc_attribute()
+        .vpc_id(&vpc)
+        .enable_dns_hostnames(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.modify_subnet_attribute()
+        .subnet_id(&private_a)
+        .map_public_ip_on_launch(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Internet gateway detached; a route added to the isolated table; IPv6 egress on the
+    // group that has none.
+    ec2.detach_internet_gateway()
+        .internet_gateway_id(&igw)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_route()
+        .route_table_id(&isolated_table)
+        .destination_cidr_block("10.99.0.0/16")
+        .gateway_id(&igw)
+        .send()
+        .await
+        .unwrap();
+    ec2.authorize_security_group_egress()
+        .group_id(&sg_db)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // KMS rotation off; flow-log retention shortened; the flow-log role's policy widened.
+    live.kms
+        .disable_key_rotation()
+        .key_id(live.key_id().await)
+        .send()
+        .await
+        .unwrap();
+    live.logs
+        .put_retention_policy()
+        .log_group_name(format!("/tap/{ENV}/vpc-flow-logs"))
+        .retention_in_days(1)
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .put_role_policy()
+        .role_name(format!("{ENV}-vpc-flow-logs"))
+        .policy_name("tap-provision")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    // Aurora: retention shortened on the cluster, a reader resized.
+    live.rds
+        .modify_db_cluster()
+        .db_cluster_identifier(format!("{ENV}-db"))
+        .backup_retention_period(5)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    live.rds
+        .modify_db_instance()
+        .db_instance_identifier(format!("{ENV}-db-2"))
+        .db_instance_class("db.r6g.large")
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    // Backup schedule changed; state bucket's public access block removed.
+    let plan_id = live.plan_id().await;
+    let plan = live
+        .backup
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    let rule = &plan.backup_plan().unwrap().rules()[0];
+    live.backup
+        .update_backup_plan()
+        .backup_plan_id(&plan_id)
+        .backup_plan(
+            aws_sdk_backup::types::BackupPlanInput::builder()
+                .backup_plan_name(format!("{ENV}-db"))
+                .rules(
+                    aws_sdk_backup::types::BackupRuleInput::builder()
+                        .rule_name(rule.rule_name())
+                        .target_backup_vault_name(rule.target_backup_vault_name())
+                        .schedule_expression("cron(0 1 * * ? *)")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    live.s3
+        .delete_public_access_block()
+        .bucket(live.bucket())
+        .send()
+        .await
+        .unwrap();
+    // More of the same kinds. KMS: the key policy replaced, the alias pointed at another key.
+    let key_id = live.key_id().await;
+    live.kms
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    // Another environment's key: the alias is drift, that key is never taken for ours.
+    let other = live
+        .kms
+        .create_key()
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("tap:environment")
+                .tag_value("tap-other")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    live.kms
+        .update_alias()
+        .alias_name(format!("alias/{ENV}"))
+        .target_key_id(other.key_metadata().unwrap().key_id())
+        .send()
+        .await
+        .unwrap();
+    // The log group's key removed; the monitoring role's trust widened; a managed and an
+    // inline policy added to the backup role.
+    live.logs
+        .disassociate_kms_key()
+        .log_group_name(format!("/tap/{ENV}/vpc-flow-logs"))
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .update_assume_role_policy()
+        .role_name(format!("{ENV}-rds-monitoring"))
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let admin = live
+        .iam
+        .create_policy()
+        .policy_name("by-hand")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .attach_role_policy()
+        .role_name(format!("{ENV}-backup"))
+        .policy_arn(admin.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .put_role_policy()
+        .role_name(format!("{ENV}-backup"))
+        .policy_name("by-hand")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    // The DB subnet group down to two subnets; the ALB group's egress revoked; a second
+    // backup selection.
+    live.rds
+        .modify_db_subnet_group()
+        .db_subnet_group_name(ENV)
+        .subnet_ids(live.id("subnet-isolated-a").await)
+        .subnet_ids(live.id("subnet-isolated-b").await)
+        .send()
+        .await
+        .unwrap();
+    ec2.revoke_security_group_egress()
+        .group_id(live.id("sg-alb").await)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    live.backup
+        .create_backup_selection()
+        .backup_plan_id(&plan_id)
+        .backup_selection(
+            aws_sdk_backup::types::BackupSelection::builder()
+                .selection_name("by-hand")
+                .iam_role_arn(format!("arn:aws:iam::{acct}:role/{ENV}-backup"))
+                .resources("*")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The flow log replaced by hand with one that logs rejected traffic only, with our tags:
+    // AWS cannot change a flow log in place, so repair replaces it.
+    let flow = live.id("flow-logs").await;
+    let flows = ec2
+        .describe_flow_logs()
+        .flow_log_ids(&flow)
+        .send()
+        .await
+        .unwrap();
+    let old = &flows.flow_logs()[0];
+    ec2.delete_flow_logs()
+        .flow_log_ids(&flow)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_flow_logs()
+        .resource_ids(&vpc)
+        .resource_type(aws_sdk_ec2::types::FlowLogsResourceType::Vpc)
+        .traffic_type(aws_sdk_ec2::types::TrafficType::Reject)
+        .log_destination_type(aws_sdk_ec2::types::LogDestinationType::CloudWatchLogs)
+        .log_group_name(old.log_group_name().unwrap())
+        .deliver_logs_permission_arn(old.deliver_logs_permission_arn().unwrap())
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::VpcFlowLog)
+                .set_tags(Some(old.tags().to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let expected = set(&[
+        "flow-logs",
+        "vpc",
+        "subnet-private-a",
+        "internet-gateway",
+        "route-table-isolated",
+        "sg-db",
+        "kms-key",
+        "flow-logs-group",
+        "flow-logs-role",
+        "db-cluster",
+        "db-instance-2",
+        "backup-plan",
+        "state-bucket",
+        "db-monitoring-role",
+        "backup-role",
+        "db-subnet-group",
+        "sg-alb",
+    ]);
+    let (drift, _) = drift_then_repair(&acct, expected).await;
+    // The changes are named precisely.
+    let sg = drift
+        .events_of("drift")
+        .into_iter()
+        .find(|e| e["node"] == "sg-db")
+        .unwrap();
+    let field = &sg["drift"]["changes"][0];
+    assert_eq!(field["field"], "egress");
+    assert!(
+        field["have"].as_str().unwrap().contains("tcp/443 ::/0"),
+        "{field}"
+    );
+
+    // Each property is back, with exactly the writes it needs (counted by the emulator).
+    let w = writes(&acct).await;
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("ec2:ModifyVpcAttribute", 1),
+        ("ec2:ModifySubnetAttribute", 1),
+        ("ec2:AttachInternetGateway", 1),
+        ("ec2:DeleteRoute", 1),
+        ("ec2:RevokeSecurityGroupEgress", 1),
+        ("ec2:AuthorizeSecurityGroupEgress", 1),
+        ("kms:EnableKeyRotation", 1),
+        ("kms:PutKeyPolicy", 1),
+        ("kms:UpdateAlias", 1),
+        ("logs:PutRetentionPolicy", 1),
+        ("logs:AssociateKmsKey", 1),
+        ("iam:PutRolePolicy", 1),
+        ("iam:UpdateAssumeRolePolicy", 1),
+        ("iam:DetachRolePolicy", 1),
+        ("iam:DeleteRolePolicy", 1),
+        ("rds:ModifyDBCluster", 1),
+        ("rds:ModifyDBInstance", 1),
+        ("rds:ModifyDBSubnetGroup", 1),
+        ("backup:UpdateBackupPlan", 1),
+        ("backup:DeleteBackupSelection", 2),
+        ("backup:CreateBackupSelection", 1),
+        ("s3:PutPublicAccessBlock", 1),
+        ("ec2:DeleteFlowLogs", 1),
+        ("ec2:CreateFlowLogs", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(w, want);
+    let igws = ec2
+        .describe_internet_gateways()
+        .internet_gateway_ids(&igw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        igws.internet_gateways()[0].attachments()[0].vpc_id(),
+        Some(vpc.as_str())
+    );
+    let sg = ec2
+        .describe_security_groups()
+        .group_ids(&sg_db)
+        .send()
+        .await
+        .unwrap();
+    assert!(sg.security_groups()[0].ip_permissions_egress().is_empty());
+    let cluster = live.rds.describe_db_clusters().send().await.unwrap();
+    assert_eq!(cluster.db_clusters()[0].backup_retention_period(), Some(30));
+}
+
+#[tokio::test]
+async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let cost = "CostCenter";
+    let ids: Vec<String> = live.ec2_ids().await.into_iter().map(|(_, id)| id).collect();
+    live.ec2
+        .delete_tags()
+        .set_resources(Some(ids))
+        .tags(aws_sdk_ec2::types::Tag::builder().key(cost).build())
+        .send()
+        .await
+        .unwrap();
+    live.kms
+        .untag_resource()
+        .key_id(live.key_id().await)
+        .tag_keys(cost)
+        // An identity tag too: the alias still names the key, so it is tag drift, never a
+        // missing key (which would make a second one).
+        .tag_keys("tap:node")
+        .send()
+        .await
+        .unwrap();
+    let group_arn = format!("arn:aws:logs:{REGION}:{acct}:log-group:/tap/{ENV}/vpc-flow-logs");
+    live.logs
+        .untag_resource()
+        .resource_arn(group_arn)
+        .tag_keys(cost)
+        .send()
+        .await
+        .unwrap();
+    for role in ["vpc-flow-logs", "rds-monitoring", "backup"] {
+        live.iam
+            .untag_role()
+            .role_name(format!("{ENV}-{role}"))
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+    for arn in live.rds_arns().await {
+        live.rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+    let vault_arn = format!("arn:aws:backup:{REGION}:{acct}:backup-vault:{ENV}");
+    let plan_arn = format!(
+        "arn:aws:backup:{REGION}:{acct}:backup-plan:{}",
+        live.plan_id().await
+    );
+    for arn in [vault_arn, plan_arn] {
+        live.backup
+            .untag_resource()
+            .resource_arn(arn)
+            .tag_key_list(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+    let tags = live
+        .s3
+        .get_bucket_tagging()
+        .bucket(live.bucket())
+        .send()
+        .await
+        .unwrap();
+    let kept: Vec<aws_sdk_s3::types::Tag> = tags
+        .tag_set()
+        .iter()
+        .filter(|t| t.key() != cost)
+        .cloned()
+        .collect();
+    live.s3
+        .put_bucket_tagging()
+        .bucket(live.bucket())
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .set_tag_set(Some(kept))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    live.r53
+        .change_tags_for_resource()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+        .resource_id(live.zone_id().await)
+        .remove_tag_keys(cost)
+        .send()
+        .await
+        .unwrap();
+
+    // Every node of every kind lost a tag of ours.
+    let all: BTreeSet<String> = crate::common::nodes_of_local();
+    let (drift, _) = drift_then_repair(&acct, all).await;
+    for e in drift.events_of("drift") {
+        let fields: Vec<&str> = e["drift"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|c| assert_eq!(c["have"], "(absent)", "{e}"))
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        let want: &[&str] = if e["node"] == "kms-key" {
+            &["tags.CostCenter", "tags.tap:node"]
+        } else {
+            &["tags.CostCenter"]
+        };
+        assert_eq!(fields, want, "{e}");
+    }
+    let w = writes(&acct).await;
+    assert_eq!(
+        w.get("ec2:CreateTags"),
+        Some(&22),
+        "one per EC2 resource: {w:?}"
+    );
+    for op in [
+        "kms:TagResource",
+        "logs:TagResource",
+        "s3:PutBucketTagging",
+        "route53:ChangeTagsForResource",
+    ] {
+        assert_eq!(w.get(op), Some(&1), "{op}: {w:?}");
+    }
+    assert_eq!(w.get("iam:TagRole"), Some(&3), "{w:?}");
+    assert_eq!(w.get("rds:AddTagsToResource"), Some(&4), "{w:?}");
+    assert_eq!(w.get("backup:TagResource"), Some(&2), "{w:?}");
+}
+
+#[tokio::test]
+async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let ec2 = &live.ec2;
+    // A private route table (association first, as AWS requires) and the flow log.
+    let table = live.id("route-table-private-b").await;
+    let tables = ec2
+        .describe_route_tables()
+        .route_table_ids(&table)
+        .send()
+        .await
+        .unwrap();
+    for a in tables.route_tables()[0].associations() {
+        ec2.disassociate_route_table()
+            .association_id(a.route_table_association_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.delete_route_table()
+        .route_table_id(&table)
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_flow_logs()
+        .flow_log_ids(live.id("flow-logs").await)
+        .send()
+        .await
+        .unwrap();
+    // The KMS key scheduled for deletion; the backup role; a reader; the backup plan; the
+    // hosted zone this environment owns.
+    live.kms
+        .schedule_key_deletion()
+        .key_id(live.key_id().await)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let role = format!("{ENV}-backup");
+    live.iam
+        .delete_role_policy()
+        .role_name(&role)
+        .policy_name("tap-provision")
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .delete_role()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    live.rds
+        .delete_db_instance()
+        .db_instance_identifier(format!("{ENV}-db-2"))
+        .send()
+        .await
+        .unwrap();
+    let plan_id = live.plan_id().await;
+    let selections = live
+        .backup
+        .list_backup_selections()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    for s in selections.backup_selections_list() {
+        live.backup
+            .delete_backup_selection()
+            .backup_plan_id(&plan_id)
+            .selection_id(s.selection_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    live.backup
+        .delete_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    live.r53
+        .delete_hosted_zone()
+        .id(live.zone_id().await)
+        .send()
+        .await
+        .unwrap();
+
+    // The flow logs' log group and the backup vault (empty; the plan names it).
+    live.logs
+        .delete_log_group()
+        .log_group_name(format!("/tap/{ENV}/vpc-flow-logs"))
+        .send()
+        .await
+        .unwrap();
+    live.backup
+        .delete_backup_vault()
+        .backup_vault_name(ENV)
+        .send()
+        .await
+        .unwrap();
+
+    // Last, the NAT gateway: gone, but it keeps its Elastic IP while `deleting`.
+    ec2.delete_nat_gateway()
+        .nat_gateway_id(live.id("nat-a").await)
+        .send()
+        .await
+        .unwrap();
+    // Repair at once: the NAT gateway is still `deleting` and holds the address.
+    reset_calls(&acct).await;
+    let r = local("repair", &[], &acct, None).await;
+    assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("which holds Elastic IP"),
+        "repair waited for the old NAT gateway to let go of its address:\n{}",
+        r.stdout
+    );
+    let expected = set(&[
+        "nat-a",
+        "route-table-private-a",
+        "route-table-private-b",
+        "route-table-private-c",
+        "flow-logs",
+        "kms-key",
+        "backup-role",
+        "db-instance-2",
+        "backup-plan",
+        "hosted-zone",
+        "flow-logs-group",
+        "backup-vault",
+    ]);
+    assert_eq!(drifted(&r), expected, "{}", r.stdout);
+    let deleted: BTreeSet<String> = r
+        .events_of("drift")
+        .into_iter()
+        .filter(|e| e["drift"]["status"] == "deleted")
+        .map(|e| e["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        deleted,
+        set(&[
+            "nat-a",
+            "route-table-private-b",
+            "flow-logs",
+            "backup-role",
+            "db-instance-2",
+            "backup-plan",
+            "hosted-zone",
+            "flow-logs-group",
+            "backup-vault",
+        ])
+    );
+    let w = writes(&acct).await;
+    for (op, n) in [
+        ("ec2:CreateNatGateway", 1),
+        ("ec2:CreateRouteTable", 1),
+        ("ec2:ReplaceRoute", 2),
+        ("ec2:CreateFlowLogs", 1),
+        ("kms:CancelKeyDeletion", 1),
+        ("iam:CreateRole", 1),
+        ("backup:CreateBackupPlan", 1),
+        ("backup:CreateBackupSelection", 1),
+        ("route53:CreateHostedZone", 1),
+        ("logs:CreateLogGroup", 1),
+        ("backup:CreateBackupVault", 1),
+    ] {
+        assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
+    }
+    assert!(
+        w.get("rds:CreateDBInstance").is_some_and(|n| *n >= 1),
+        "{w:?}"
+    );
+    assert!(
+        !w.contains_key("ec2:CreateVpc") && !w.contains_key("kms:CreateKey"),
+        "{w:?}"
+    );
+    let after = local("drift", &[], &acct, None).await;
+    assert_eq!(after.code, 0, "drift after repair:\n{}", after.stdout);
+    assert_eq!(
+        live.rds
+            .describe_db_instances()
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .len(),
+        2,
+        "exactly the wanted instances"
+    );
+}
