@@ -43,6 +43,7 @@ standard input closes (the test process that started it has ended).
 """
 
 import argparse
+import functools
 import os
 import re
 import sys
@@ -532,15 +533,22 @@ def operation_of(environ, body):
     if service == "s3":
         return s3_operation(method, path, query)
     try:
-        from moto.core.routing import get_service_router
         from werkzeug.wrappers import Request
 
         request = Request(environ)
         request.raw_path = path
-        operation, _ = get_service_router(service).match(request)
+        operation, _ = service_router(service).match(request)
         return operation.name
     except Exception:
         return f"{method} {path}"
+
+
+@functools.lru_cache(maxsize=None)
+def service_router(service):
+    """moto builds a router from the service's model on every call: once per service here."""
+    from moto.core.routing import get_service_router
+
+    return get_service_router(service)
 
 
 S3_SUBRESOURCES = {
