@@ -177,6 +177,67 @@ pub async fn retag_rds(
     Ok(())
 }
 
+/// Re-applies `tags` to a KMS key.
+pub async fn retag_kms(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .key_id(key_id)
+        .set_tags(Some(kms(tags)?))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to an IAM role.
+pub async fn retag_iam_role(
+    client: &aws_sdk_iam::Client,
+    role: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_role()
+        .role_name(role)
+        .set_tags(Some(iam(tags)?))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to a CloudWatch Logs resource by ARN.
+pub async fn retag_logs(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(map(tags)))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to a Route53 hosted zone (`Z…`, without `/hostedzone/`).
+pub async fn retag_route53_zone(
+    client: &aws_sdk_route53::Client,
+    zone_id: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .change_tags_for_resource()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+        .resource_id(zone_id)
+        .set_add_tags(Some(route53(tags)))
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Re-applies `tags` to an AWS Backup resource by ARN.
 pub async fn retag_backup(
     client: &aws_sdk_backup::Client,

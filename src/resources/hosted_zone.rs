@@ -148,12 +148,7 @@ impl Resource for HostedZone {
                 .await?
                 .ok_or_else(|| Failure::missing("hosted zone"))?,
         };
-        r53.change_tags_for_resource()
-            .resource_type(TagResourceType::Hostedzone)
-            .resource_id(short_id(zone.id()))
-            .set_add_tags(Some(tags::route53(cx.tags())))
-            .send()
-            .await?;
+        tags::retag_route53_zone(r53, short_id(zone.id()), cx.tags()).await?;
         self.attrs(
             cx,
             &Observed {
@@ -171,13 +166,7 @@ impl Resource for HostedZone {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         if tags_changed(changes) {
-            cx.aws()
-                .route53
-                .change_tags_for_resource()
-                .resource_type(TagResourceType::Hostedzone)
-                .resource_id(short_id(have.zone.id()))
-                .set_add_tags(Some(tags::route53(cx.tags())))
-                .send()
+            tags::retag_route53_zone(&cx.aws().route53, short_id(have.zone.id()), cx.tags())
                 .await?;
         }
         self.attrs(cx, have)

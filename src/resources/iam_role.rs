@@ -303,11 +303,7 @@ impl Resource for IamRole {
             }
         }
         if tags_changed(changes) {
-            iam.tag_role()
-                .role_name(self.name(cx))
-                .set_tags(Some(tags::iam(cx.tags())?))
-                .send()
-                .await?;
+            tags::retag_iam_role(iam, &name, cx.tags()).await?;
         }
         Ok(self.attrs_of(cx, &have.arn))
     }

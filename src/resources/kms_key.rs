@@ -394,11 +394,7 @@ impl Resource for KmsKey {
             self.put_policy(cx, id).await?;
         }
         if pending || tags_changed(changes) {
-            kms.tag_resource()
-                .key_id(id)
-                .set_tags(Some(tags::kms(cx.tags())?))
-                .send()
-                .await?;
+            tags::retag_kms(kms, id, cx.tags()).await?;
         }
         let mut a = attrs_of(&have.meta);
         a.state = Some("Enabled".into());

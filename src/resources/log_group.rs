@@ -163,11 +163,7 @@ impl Resource for LogGroup {
                 .await?;
         }
         if tags_changed(changes) {
-            logs.tag_resource()
-                .resource_arn(self.arn(cx))
-                .set_tags(Some(tags::map(cx.tags())))
-                .send()
-                .await?;
+            tags::retag_logs(logs, &self.arn(cx), cx.tags()).await?;
         }
         Ok(self.attrs_of(cx))
     }
