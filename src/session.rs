@@ -87,6 +87,10 @@ impl Session {
             scope,
             wait_timeout: env.wait_timeout,
             flags,
+            run_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos().to_string())
+                .unwrap_or_default(),
             shared: Shared::default(),
             events: reporter.clone() as Arc<dyn Events>,
         };

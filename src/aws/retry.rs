@@ -127,6 +127,13 @@ pub const EIP_STILL_ASSOCIATED: Rule = Rule {
     matches: |f| f.code == "InvalidIPAddress.InUse",
 };
 
+/// A certificate stays in use for a moment after its listener or distribution is deleted.
+pub const CERTIFICATE_IN_USE: Rule = Rule {
+    name: "the certificate is still in use",
+    budget: FIVE_MINUTES,
+    matches: |f| f.code == "ResourceInUseException",
+};
+
 /// IAM refuses to delete a role for a moment after its policies were removed.
 pub const ROLE_DELETE_CONFLICT: Rule = Rule {
     name: "IAM still sees the role's policies",

@@ -73,6 +73,7 @@ pub struct EnvConfig {
     pub database: Database,
     pub backup: Backup,
     pub dns: Dns,
+    pub edge: Edge,
     /// Upper bound for any single readiness wait.
     pub wait_timeout: Duration,
 }
@@ -86,6 +87,11 @@ impl EnvConfig {
     /// The KMS alias of the environment's customer-managed key.
     pub fn kms_alias(&self) -> String {
         format!("alias/{}", self.full_name())
+    }
+
+    /// The CDN's name: `cdn.<domain>`.
+    pub fn cdn_domain(&self) -> String {
+        format!("{}.{}", self.edge.cdn_subdomain, self.domain)
     }
 }
 
@@ -173,6 +179,30 @@ pub struct Service {
     pub image: String,
     pub min_tasks: u32,
     pub max_tasks: u32,
+    /// Tasks when the service is created; auto scaling owns the count afterwards.
+    pub desired_tasks: u32,
+    /// Fargate CPU units (256, 512, 1024, 2048, 4096).
+    pub cpu: u32,
+    /// Fargate memory in MiB, a size that CPU allows.
+    pub memory: u32,
+}
+
+/// How CloudFront reads the static bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginAccess {
+    /// Origin access control: AWS's current way, reads SSE-KMS objects too.
+    Control,
+    /// Origin access identity: the reference design's way.
+    Identity,
+}
+
+/// The load balancer and the CDN in front of the services and the static assets.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub alb_deletion_protection: bool,
+    /// `<cdn_subdomain>.<domain>` is the distribution's alias.
+    pub cdn_subdomain: String,
+    pub origin_access: OriginAccess,
 }
 
 /// Reads and validates `<dir>/<env>.toml`.

@@ -28,6 +28,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub dns: RawDns,
     #[serde(default)]
+    pub load_balancer: RawLoadBalancer,
+    #[serde(default)]
+    pub cdn: RawCdn,
+    #[serde(default)]
     pub timeouts: RawTimeouts,
 }
 
@@ -140,6 +144,40 @@ pub struct RawService {
     pub min_tasks: i64,
     #[serde(default = "default_max_tasks")]
     pub max_tasks: i64,
+    /// Tasks at first; auto scaling owns the count afterwards. Default: 3 within min..max.
+    #[serde(default)]
+    pub desired_tasks: Option<i64>,
+    /// Fargate CPU units and memory (MiB); defaults per service (PLATFORM.md).
+    #[serde(default)]
+    pub cpu: Option<i64>,
+    #[serde(default)]
+    pub memory: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoadBalancer {
+    /// Default: on when the environment is protected.
+    #[serde(default)]
+    pub deletion_protection: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCdn {
+    /// The distribution's alias is `<subdomain>.<domain>`.
+    pub subdomain: String,
+    /// How CloudFront reads the bucket: `oac` (origin access control) or `oai` (identity).
+    pub origin_access: String,
+}
+
+impl Default for RawCdn {
+    fn default() -> Self {
+        RawCdn {
+            subdomain: "cdn".into(),
+            origin_access: "oac".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

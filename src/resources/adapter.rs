@@ -98,7 +98,11 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         } else if needs_replacement(&changes) {
             plan(Action::Replace { changes }, ignored, true)
         } else {
-            plan(Action::Update { changes }, ignored, false)
+            plan(
+                Action::Update { changes },
+                ignored,
+                self.spec.update_changes_attrs(),
+            )
         })
     }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_route53::types::{HostedZone as AwsZone, TagResourceType};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use super::{output, NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists};
@@ -41,29 +42,43 @@ fn fqdn(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.'))
 }
 
-impl HostedZone {
-    async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<AwsZone>, Failure> {
-        let r53 = &cx.aws().route53;
-        if let Some(id) = &self.id {
-            let Some(out) = r53.get_hosted_zone().id(id).send().await.or_absent()? else {
-                return Ok(None);
-            };
-            return Ok(out.hosted_zone().cloned());
-        }
-        let out = r53
-            .list_hosted_zones_by_name()
-            .dns_name(fqdn(&self.name))
-            .send()
-            .await?;
-        let public: Vec<AwsZone> = out
-            .hosted_zones()
-            .iter()
-            .filter(|z| z.name() == fqdn(&self.name))
-            .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
-            .cloned()
-            .collect();
-        Ok(cx.single("public hosted zone", public))
+/// Looks the zone up by id, or by name among the public zones (pure read, not cached).
+async fn lookup(cx: &NodeCx<'_>, name: &str, id: Option<&str>) -> Result<Option<AwsZone>, Failure> {
+    let r53 = &cx.aws().route53;
+    if let Some(id) = id {
+        let Some(out) = r53.get_hosted_zone().id(id).send().await.or_absent()? else {
+            return Ok(None);
+        };
+        return Ok(out.hosted_zone().cloned());
     }
+    let out = r53
+        .list_hosted_zones_by_name()
+        .dns_name(fqdn(name))
+        .send()
+        .await?;
+    let public: Vec<AwsZone> = out
+        .hosted_zones()
+        .iter()
+        .filter(|z| z.name() == fqdn(name))
+        .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
+        .cloned()
+        .collect();
+    Ok(cx.single("public hosted zone", public))
+}
+
+/// The environment's zone, looked up once per run for the zone node and every record node.
+#[derive(Default)]
+struct EnvZone(OnceCell<Option<AwsZone>>);
+
+/// The environment's hosted zone (by id or name), read once per run.
+pub async fn find_zone(
+    cx: &NodeCx<'_>,
+    name: &str,
+    id: Option<&str>,
+) -> Result<Option<AwsZone>, Failure> {
+    let cache = cx.shared::<EnvZone>();
+    let zone = cache.0.get_or_try_init(|| lookup(cx, name, id)).await?;
+    Ok(zone.clone())
 }
 
 #[async_trait]
@@ -84,7 +99,7 @@ impl Resource for HostedZone {
     }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let Some(zone) = self.locate(cx).await? else {
+        let Some(zone) = find_zone(cx, &self.name, self.id.as_deref()).await? else {
             return Ok(None);
         };
         let tags = if self.create {
@@ -127,24 +142,19 @@ impl Resource for HostedZone {
 
     async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let r53 = &cx.aws().route53;
-        // Route53 never takes a caller reference twice, even after the zone is deleted: the
-        // time goes into it. A zone an interrupted run made is found by name instead.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos().to_string())
-            .unwrap_or_default();
+        // Route53 never takes a caller reference twice, even after the zone is deleted: one
+        // per run. A zone an interrupted run made is found by name instead.
         let created = r53
             .create_hosted_zone()
             .name(&self.name)
-            .caller_reference(cx.token(&[&now], 128))
+            .caller_reference(cx.run_token(&[&self.name]))
             .send()
             .await
             .or_exists()?;
         let zone = match created.and_then(|o| o.hosted_zone().cloned()) {
             Some(z) => z,
             // Made by an interrupted run (same caller reference): find it.
-            None => self
-                .locate(cx)
+            None => lookup(cx, &self.name, self.id.as_deref())
                 .await?
                 .ok_or_else(|| Failure::missing("hosted zone"))?,
         };

@@ -17,7 +17,7 @@ use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs};
+use crate::model::{Attrs, Inputs, Ref};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IamRole {
@@ -28,12 +28,19 @@ pub struct IamRole {
     pub description: String,
     /// The inline policy, a template (see the module's doc).
     pub policy: Value,
+    /// The role's path (`/tap/prod/`); `None` is `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Nodes whose attributes the template names (`${db-cluster.secret_arn}`).
+    #[serde(default)]
+    pub reads: Vec<Ref>,
 }
 
 const POLICY_NAME: &str = "tap-provision";
 
 pub struct Observed {
     arn: String,
+    path: String,
     trust: Value,
     policy: Option<Value>,
     /// Every inline policy's name (ours is `tap-provision`).
@@ -48,23 +55,67 @@ pub fn role_name(env_full: &str, suffix: &str) -> String {
     format!("{env_full}-{suffix}")
 }
 
-/// Fills a policy template's placeholders from the scope (pure).
-pub fn render(template: &Value, scope: &Scope) -> Value {
-    match template {
-        Value::String(s) => Value::String(
-            s.replace("${partition}", &scope.partition)
-                .replace("${region}", &scope.region)
-                .replace("${account}", &scope.account)
-                .replace("${env}", &scope.env_full),
+/// Fills a policy template's placeholders (pure): `${partition}`, `${region}`, `${account}`,
+/// `${env}` from the scope; `${<node>.<attr>}` (attr: `id`, `arn`, `secret_arn`) from the
+/// inputs, unknown in `plan` until that node exists.
+pub fn render(
+    template: &Value,
+    scope: &Scope,
+    inputs: &Inputs<'_>,
+    reads: &[Ref],
+) -> Result<Value, Failure> {
+    Ok(match template {
+        Value::String(s) => Value::String(fill(s, scope, inputs, reads)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render(v, scope, inputs, reads))
+                .collect::<Result<_, _>>()?,
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, scope)).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), render(v, scope)))
-                .collect(),
+                .map(|(k, v)| Ok((k.clone(), render(v, scope, inputs, reads)?)))
+                .collect::<Result<_, Failure>>()?,
         ),
         other => other.clone(),
+    })
+}
+
+fn fill(text: &str, scope: &Scope, inputs: &Inputs<'_>, reads: &[Ref]) -> Result<String, Failure> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        let key = &rest[start + 2..start + len];
+        let value = match key {
+            "partition" => scope.partition.clone(),
+            "region" => scope.region.clone(),
+            "account" => scope.account.clone(),
+            "env" => scope.env_full.clone(),
+            other => {
+                let (node, attr) = other.rsplit_once('.').unwrap_or((other, "id"));
+                let r = reads.iter().find(|r| r.node == node).ok_or_else(|| {
+                    Failure::new(
+                        "UndeclaredInput",
+                        format!("policy template names `{node}`, which the role does not read (a bug in tap-provision)"),
+                    )
+                })?;
+                match attr {
+                    "arn" => inputs.arn(r)?,
+                    "secret_arn" => inputs.attr(r, "secret ARN", |a| a.secret_arn.as_deref())?,
+                    _ => inputs.id(r)?,
+                }
+                .to_string()
+            }
+        };
+        out.push_str(&value);
+        rest = &rest[start + len + 1..];
     }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -113,20 +164,24 @@ impl IamRole {
         })
     }
 
-    fn policy(&self, cx: &NodeCx<'_>) -> Value {
-        render(&self.policy, cx.scope())
+    fn policy(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
+        render(&self.policy, cx.scope(), inputs, &self.reads)
     }
 
-    async fn put_policy(&self, cx: &NodeCx<'_>) -> Result<(), Failure> {
+    async fn put_policy(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<(), Failure> {
         cx.aws()
             .iam
             .put_role_policy()
             .role_name(self.name(cx))
             .policy_name(POLICY_NAME)
-            .policy_document(self.policy(cx).to_string())
+            .policy_document(self.policy(cx, inputs)?.to_string())
             .send()
             .await?;
         Ok(())
+    }
+
+    fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
     }
 
     fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
@@ -187,6 +242,7 @@ impl Resource for IamRole {
         attached.sort();
         Ok(Some(Observed {
             arn: role.arn().to_string(),
+            path: role.path().to_string(),
             trust: role
                 .assume_role_policy_document()
                 .map(decode_policy)
@@ -203,9 +259,10 @@ impl Resource for IamRole {
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
         let arn = format!(
-            "arn:{}:iam::{}:role/{}",
+            "arn:{}:iam::{}:role{}{}",
             cx.scope().partition,
             cx.scope().account,
+            self.path(),
             self.name(cx)
         );
         Some(self.attrs_of(cx, &arn))
@@ -215,17 +272,22 @@ impl Resource for IamRole {
         Ok(self.attrs_of(cx, &have.arn))
     }
 
+    fn inputs(&self) -> Vec<&Ref> {
+        self.reads.iter().collect()
+    }
+
     fn diff(
         &self,
         cx: &NodeCx<'_>,
-        _inputs: &Inputs<'_>,
+        inputs: &Inputs<'_>,
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
+        c.immutable("path", self.path(), have.path.as_str());
         c.document("trust_policy", &self.trust(cx), &have.trust);
         c.document(
             &format!("inline_policy.{POLICY_NAME}"),
-            &self.policy(cx),
+            &self.policy(cx, inputs)?,
             have.policy.as_ref().unwrap_or(&Value::Null),
         );
         // A policy added beside ours, inline or managed, widens the role: drift.
@@ -241,12 +303,13 @@ impl Resource for IamRole {
         Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let iam = &cx.aws().iam;
         let name = self.name(cx);
         let out = iam
             .create_role()
             .role_name(&name)
+            .path(self.path())
             .description(&self.description)
             .assume_role_policy_document(self.trust(cx).to_string())
             .set_tags(Some(tags::iam(cx.tags())?))
@@ -256,14 +319,14 @@ impl Resource for IamRole {
             .role()
             .map(|r| r.arn().to_string())
             .ok_or_else(|| Failure::missing("role ARN"))?;
-        self.put_policy(cx).await?;
+        self.put_policy(cx, inputs).await?;
         Ok(self.attrs_of(cx, &arn))
     }
 
     async fn update(
         &self,
         cx: &NodeCx<'_>,
-        _inputs: &Inputs<'_>,
+        inputs: &Inputs<'_>,
         have: &Observed,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
@@ -279,7 +342,7 @@ impl Resource for IamRole {
             .iter()
             .any(|c| c.field.starts_with("inline_policy."))
         {
-            self.put_policy(cx).await?;
+            self.put_policy(cx, inputs).await?;
         }
         let name = self.name(cx);
         if crate::diff::has(changes, "inline_policies") {
@@ -366,10 +429,26 @@ mod tests {
             account: "123456789012".into(),
             partition: "aws".into(),
         };
-        let t = json!({"Resource": ["arn:${partition}:logs:${region}:${account}:log-group:/tap/${env}/x"]});
+        let t = json!({"Resource": ["arn:${partition}:logs:${region}:${account}:log-group:/tap/${env}/x", "${db-cluster.secret_arn}"]});
+        let values = vec![(
+            "db-cluster".to_string(),
+            Some(Attrs {
+                secret_arn: Some("arn:secret".into()),
+                ..Attrs::id("tap-prod-db")
+            }),
+        )];
+        let reads = [Ref::id("db-cluster")];
+        let inputs = Inputs::new("role", &values, true);
+        let v = render(&t, &scope, &inputs, &reads).unwrap();
         assert_eq!(
-            render(&t, &scope)["Resource"][0],
+            v["Resource"][0],
             "arn:aws:logs:eu-west-1:123456789012:log-group:/tap/tap-prod/x"
+        );
+        assert_eq!(v["Resource"][1], "arn:secret");
+        let missing = json!("${sg-db.id}");
+        assert_eq!(
+            render(&missing, &scope, &inputs, &reads).unwrap_err().code,
+            "UndeclaredInput"
         );
     }
 }

@@ -10,7 +10,9 @@ pub mod aurora_cluster;
 pub mod aurora_instance;
 pub mod backup_plan;
 pub mod backup_vault;
+pub mod certificate;
 pub mod db_subnet_group;
+pub mod dns_record;
 pub mod eip;
 pub mod flow_log;
 pub mod hosted_zone;
@@ -79,6 +81,9 @@ pub struct Cx {
     /// Upper bound of any single readiness wait (`timeouts.wait_seconds`).
     pub wait_timeout: Duration,
     pub flags: RunFlags,
+    /// Unique to this run (its start, in nanoseconds): tokens of APIs that must never see a
+    /// token twice once the resource is gone ([`NodeCx::run_token`]).
+    pub run_id: String,
     /// Per-run caches of batched reads, one per type ([`Shared`]).
     pub shared: Shared,
     pub events: Arc<dyn Events>,
@@ -92,6 +97,7 @@ impl Cx {
             scope: self.scope.clone(),
             wait_timeout: self.wait_timeout,
             flags: self.flags,
+            run_id: self.run_id.clone(),
             shared: Shared::default(),
             events: self.events.clone(),
         }
@@ -131,6 +137,17 @@ impl<'a> NodeCx<'a> {
     /// (see [`client_token`]), at most `max_len` characters.
     pub fn token(&self, parts: &[&str], max_len: usize) -> String {
         client_token(self.env_full(), self.node, parts, max_len)
+    }
+
+    /// A token unique to this run, as hex only (ACM allows `\w{1,32}`): SDK retries within
+    /// the run reuse it; another run, which first finds what this one made by its tags or
+    /// name, never does, so a resource deleted in between is never answered again (ACM, for
+    /// an hour, and Route53 and CloudFront, forever, return or refuse a token seen before).
+    pub fn run_token(&self, parts: &[&str]) -> String {
+        let mut all: Vec<&str> = parts.to_vec();
+        all.push(&self.cx.run_id);
+        let token = client_token(self.env_full(), self.node, &all, 64);
+        token.rsplit('-').next().unwrap_or(&token).to_string()
     }
 
     pub fn arn(&self, service: &str, resource: &str) -> String {
@@ -301,6 +318,12 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
         have: &Self::Observed,
         changes: &[Change],
     ) -> Result<Attrs, Failure>;
+
+    /// True when its update gives it new attributes (a task definition's new revision): `plan`
+    /// shows its dependents' fields as unknown until then.
+    fn update_changes_attrs(&self) -> bool {
+        false
+    }
 
     /// True when `up` may replace it (delete, then create) for a change AWS cannot make in
     /// place: it holds no data and nothing pins it.

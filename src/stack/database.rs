@@ -44,6 +44,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                      "Resource": ["arn:${partition}:logs:${region}:${account}:log-group:RDS*:log-stream:*"]}
                 ]
             }),
+            path: None,
+            reads: vec![],
         },
     );
     // Secrets Manager: RDS manages the master secret under the CMK (no node of ours).
@@ -118,6 +120,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                     {"Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"}
                 ]
             }),
+            path: None,
+            reads: vec![],
         },
     );
     // PLATFORM.md: a new backup role may not be assumable yet; the selection retries.

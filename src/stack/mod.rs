@@ -52,7 +52,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     };
     let net = network::build(&mut s, env);
     database::build(&mut s, env, &net);
-    platform::build(&mut s, env);
+    let _edge = platform::build(&mut s, env);
     s.builder.build()
 }
 
@@ -92,7 +92,12 @@ mod tests {
         assert_eq!(kinds("aurora_instance"), 2);
         assert_eq!(kinds("hosted_zone"), 1);
         assert_eq!(kinds("s3_bucket"), 1);
-        assert_eq!(g.len(), 29 + 8 + 2);
+        assert_eq!(
+            kinds("certificate"),
+            2,
+            "prod is not in us-east-1: one for CloudFront there"
+        );
+        assert_eq!(g.len(), 29 + 8 + 2 + 3);
         // Every edge so far needs identifiers only: nothing waits for a NAT.
         assert!(g.edges().all(|(_, _, n)| n == Needs::Id));
         // Each private table routes to its own zone's NAT; a NAT needs the attached IGW.

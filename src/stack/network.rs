@@ -148,6 +148,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
                     ]
                 }]
             }),
+            path: None,
+            reads: vec![],
         },
     );
     s.add(

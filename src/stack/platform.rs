@@ -2,7 +2,11 @@
 //! where the file says so) and the state bucket that keeps the applied record.
 
 use super::Stack;
+use crate::aws::GLOBAL_REGION;
 use crate::config::EnvConfig;
+use crate::model::Ref;
+use crate::resources::certificate::Certificate;
+use crate::resources::dns_record::{ValidationRecords, ZoneRef};
 use crate::resources::hosted_zone::HostedZone;
 use crate::resources::s3_bucket::{Encryption, Lifecycle, S3Bucket};
 
@@ -11,13 +15,50 @@ pub const STATE_BUCKET: &str = "state-bucket";
 /// The state bucket's name part: `<project>-<env>-state-<account>`.
 pub const STATE_BUCKET_SUFFIX: &str = "state";
 
-pub fn build(s: &mut Stack<'_>, env: &EnvConfig) {
+/// What the edge layer reads of this one.
+#[allow(dead_code)] // read by the edge layer (load balancer, CDN) as it arrives
+pub struct Platform {
+    pub zone: ZoneRef,
+    /// The certificate for the load balancer (the environment's region).
+    pub certificate: Ref,
+    /// The certificate for CloudFront (us-east-1; the same one when the region is).
+    pub cdn_certificate: Ref,
+}
+
+pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
+    let zone = ZoneRef {
+        node: s.add(
+            HOSTED_ZONE,
+            HostedZone {
+                name: env.dns.zone_name.clone(),
+                id: env.dns.zone_id.clone(),
+                create: env.dns.create_zone,
+            },
+        ),
+        name: env.dns.zone_name.clone(),
+        id: env.dns.zone_id.clone(),
+    };
+    // `<domain>` and `*.<domain>`, validated by DNS; CloudFront's in us-east-1 (PLATFORM.md).
+    let cert = |global| Certificate {
+        domain: env.domain.clone(),
+        alternative_names: vec![format!("*.{}", env.domain)],
+        global,
+    };
+    let certificate = s.add("certificate", cert(false));
+    let mut certificates = vec![certificate.clone()];
+    let cdn_certificate = if env.region == GLOBAL_REGION {
+        certificate.clone()
+    } else {
+        let c = s.add("certificate-cdn", cert(true));
+        certificates.push(c.clone());
+        c
+    };
     s.add(
-        HOSTED_ZONE,
-        HostedZone {
-            name: env.dns.zone_name.clone(),
-            id: env.dns.zone_id.clone(),
-            create: env.dns.create_zone,
+        "certificate-dns",
+        ValidationRecords {
+            zone: zone.clone(),
+            domain: env.domain.clone(),
+            certificates,
         },
     );
     // The tool's own record of what it applied (and, later, the lock and run history).
@@ -38,4 +79,11 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) {
             holds_data: true,
         },
     );
+    // Listeners and distributions need their certificate ISSUED (PLATFORM.md: they fail
+    // otherwise with errors that do not say "pending"): readiness edges.
+    Platform {
+        zone,
+        certificate: Ref::ready(certificate.node),
+        cdn_certificate: Ref::ready(cdn_certificate.node),
+    }
 }

@@ -32,6 +32,11 @@ that moto 5.2 does not do by itself.
 - S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
 - TAP_EMULATOR_LATENCY_MS (default 0) delays every answer, for benchmarks that count rounds
   of call latency.
+- ACM: a certificate is ISSUED once its validation records are in a hosted zone of its
+  account and TAP_EMULATOR_ACM_SECONDS (default 2) have passed (moto issues after a fixed
+  wait, records or not).
+- Route53: a change is PENDING for TAP_EMULATOR_DNS_SECONDS (default 1), then INSYNC, each
+  with its own id (moto: INSYNC at once, one id for all).
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -186,6 +191,89 @@ def patch_logs():
 
     LogsResponse.associate_kms_key = associate_kms_key
     LogsResponse.disassociate_kms_key = disassociate_kms_key
+
+
+ACM_SECONDS = float(os.environ.get("TAP_EMULATOR_ACM_SECONDS", "2"))
+DNS_SECONDS = float(os.environ.get("TAP_EMULATOR_DNS_SECONDS", "1"))
+
+
+def patch_acm():
+    """A certificate is ISSUED only once its validation records are in a hosted zone of its
+    account and TAP_EMULATOR_ACM_SECONDS have passed since they were seen (moto issues any
+    certificate after a fixed wait, records or not)."""
+    from moto.acm.models import CertBundle
+    from moto.route53.models import route53_backends
+
+    original_check = CertBundle.check
+
+    def record_names(cert):
+        names = set(cert.sans + ([cert.common_name] if cert.common_name else []))
+        # The names moto's describe gives (one per domain, `*.` stripped).
+        return {
+            f"_d930b28be6c5927595552b219965053e.{n[2:] if n.startswith('*.') else n}.".lower()
+            for n in names
+        }
+
+    def in_zones(account, names):
+        backend = route53_backends[account]["aws"]
+        present = set()
+        for zone in backend.zones.values():
+            for rrset in zone.rrsets:
+                name = rrset.name.lower().rstrip(".") + "."
+                if name in names and rrset.type == "CNAME":
+                    present.add(name)
+        return present == names
+
+    def check(self):
+        original_check(self)
+        if self.type != "AMAZON_ISSUED" or self.status != "PENDING_VALIDATION":
+            return
+        account = self.arn.split(":")[4]
+        if not in_zones(account, record_names(self)):
+            self.__dict__.pop("_tap_seen", None)
+            return
+        seen = self.__dict__.setdefault("_tap_seen", time.monotonic())
+        if time.monotonic() - seen >= ACM_SECONDS:
+            self.status = "ISSUED"
+
+    CertBundle.check = check
+
+
+def patch_route53_changes():
+    """A change is PENDING for TAP_EMULATOR_DNS_SECONDS, then INSYNC, each with its own id
+    (moto answers INSYNC at once, always with the same id)."""
+    import uuid
+
+    from moto.core.responses import ActionResult
+    from moto.route53.responses import Route53
+
+    changes = {}
+    original_change = Route53.change_resource_record_sets
+
+    def change_resource_record_sets(self):
+        result = original_change(self)
+        if isinstance(result, ActionResult):
+            info = result.result["ChangeInfo"]
+            change_id = f"C{uuid.uuid4().hex[:12].upper()}"
+            changes[change_id] = time.monotonic()
+            info["Id"] = f"/change/{change_id}"
+            info["Status"] = "PENDING"
+        return result
+
+    original_get = Route53.get_change
+
+    def get_change(self):
+        result = original_get(self)
+        if isinstance(result, ActionResult):
+            info = result.result["ChangeInfo"]
+            change_id = str(info["Id"]).rsplit("/", 1)[-1]
+            at = changes.get(change_id)
+            info["Id"] = f"/change/{change_id}"
+            info["Status"] = "PENDING" if at is not None and time.monotonic() - at < DNS_SECONDS else "INSYNC"
+        return result
+
+    Route53.change_resource_record_sets = change_resource_record_sets
+    Route53.get_change = get_change
 
 
 def patch_s3():
@@ -648,6 +736,8 @@ def main():
     if not args.host.startswith("127.") and args.host not in ("localhost", "::1"):
         sys.exit("launch.py serves on loopback only")
 
+    # Certificates issue on records seen in a zone (patch_acm), never on moto's timer alone.
+    os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "1000000")
     patch_accounts()
     patch_nat_gateways()
     patch_rds()
@@ -655,6 +745,8 @@ def main():
     patch_policy_conditions()
     patch_s3()
     patch_logs()
+    patch_acm()
+    patch_route53_changes()
     patch_security_groups()
     patch_counting()
 

@@ -13,13 +13,13 @@ async fn an_empty_account_plans_every_node_as_a_create_without_a_write() {
     let r = local("plan", &[], &acct, None).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let plans = r.events_of("plan");
-    assert_eq!(plans.len(), 35);
+    assert_eq!(plans.len(), 37);
     assert!(
         plans.iter().all(|p| p["action"] == "create"),
         "{}",
         r.stdout
     );
-    assert_eq!(r.event("plan_finished")["counts"]["create"], 35);
+    assert_eq!(r.event("plan_finished")["counts"]["create"], 37);
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
 }
 
@@ -257,7 +257,7 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         .unwrap();
     let up = run(&["up", "--env", "prod", "--yes", "--json"], &acct).await;
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
-    assert_eq!(up.finished()["counts"]["created"], 38, "{}", up.finished());
+    assert_eq!(up.finished()["counts"]["created"], 41, "{}", up.finished());
     assert_eq!(
         up.outcome("hosted-zone"),
         "unchanged",
@@ -297,4 +297,33 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         location.location_constraint().map(|l| l.as_str()),
         Some("eu-west-1")
     );
+    // The certificate in the region, and CloudFront's in us-east-1: both ISSUED, for the
+    // domain and its wildcard, validated through the zone.
+    for region in ["eu-west-1", "us-east-1"] {
+        let acm = aws_sdk_acm::Client::from_conf(
+            aws_sdk_acm::config::Builder::from(&conf)
+                .region(aws_config::Region::new(region))
+                .build(),
+        );
+        let certs = acm.list_certificates().send().await.unwrap();
+        assert_eq!(certs.certificate_summary_list().len(), 1, "{region}");
+        let arn = certs.certificate_summary_list()[0]
+            .certificate_arn()
+            .unwrap();
+        let cert = acm
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        let cert = cert.certificate().unwrap();
+        assert_eq!(
+            cert.status().map(|s| s.as_str()),
+            Some("ISSUED"),
+            "{region}"
+        );
+        let mut names = cert.subject_alternative_names().to_vec();
+        names.sort();
+        assert_eq!(names, ["*.pay.example.com", "pay.example.com"], "{region}");
+    }
 }

@@ -471,8 +471,27 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         .await
         .unwrap();
 
-    // Every node of every kind lost a tag of ours.
-    let all: BTreeSet<String> = crate::common::nodes_of_local();
+    let acm = aws_sdk_acm::Client::new(&crate::common::sdk(&acct).await);
+    let certs = acm.list_certificates().send().await.unwrap();
+    acm.remove_tags_from_certificate()
+        .certificate_arn(
+            certs.certificate_summary_list()[0]
+                .certificate_arn()
+                .unwrap(),
+        )
+        .tags(
+            aws_sdk_acm::types::Tag::builder()
+                .key(cost)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Every node of every kind lost a tag of ours; DNS records carry no tags.
+    let mut all: BTreeSet<String> = crate::common::nodes_of_local();
+    all.remove("certificate-dns");
     let (drift, _) = drift_then_repair(&acct, all).await;
     for e in drift.events_of("drift") {
         let fields: Vec<&str> = e["drift"]["changes"]
@@ -500,6 +519,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         "logs:TagResource",
         "s3:PutBucketTagging",
         "route53:ChangeTagsForResource",
+        "acm:AddTagsToCertificate",
     ] {
         assert_eq!(w.get(op), Some(&1), "{op}: {w:?}");
     }
@@ -591,12 +611,59 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         .send()
         .await
         .unwrap();
-    live.r53
-        .delete_hosted_zone()
-        .id(live.zone_id().await)
+    // A zone goes only empty, as on AWS: the certificate's validation record first.
+    let zone = live.zone_id().await;
+    let records = live
+        .r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
         .send()
         .await
         .unwrap();
+    for record in records
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().starts_with('_'))
+    {
+        live.r53
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(
+                        aws_sdk_route53::types::Change::builder()
+                            .action(aws_sdk_route53::types::ChangeAction::Delete)
+                            .resource_record_set(record.clone())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    live.r53
+        .delete_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
+
+    // The certificate.
+    let acm = aws_sdk_acm::Client::new(&crate::common::sdk(&acct).await);
+    let certs = acm.list_certificates().send().await.unwrap();
+    acm.delete_certificate()
+        .certificate_arn(
+            certs.certificate_summary_list()[0]
+                .certificate_arn()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Its validation record went with the hosted zone, above.
 
     // The flow logs' log group and the backup vault (empty; the plan names it).
     live.logs
@@ -640,6 +707,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         "hosted-zone",
         "flow-logs-group",
         "backup-vault",
+        "certificate",
+        "certificate-dns",
     ]);
     assert_eq!(drifted(&r), expected, "{}", r.stdout);
     let deleted: BTreeSet<String> = r
@@ -660,6 +729,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
             "hosted-zone",
             "flow-logs-group",
             "backup-vault",
+            "certificate",
+            "certificate-dns",
         ])
     );
     let w = writes(&acct).await;
@@ -675,6 +746,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         ("route53:CreateHostedZone", 1),
         ("logs:CreateLogGroup", 1),
         ("backup:CreateBackupVault", 1),
+        ("acm:RequestCertificate", 1),
+        ("route53:ChangeResourceRecordSets", 1),
     ] {
         assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
     }

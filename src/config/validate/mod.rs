@@ -8,7 +8,7 @@ use std::time::Duration;
 use network::validate_network;
 
 use super::raw::{RawConfig, RawService};
-use super::{Backup, Database, Dns, EnvConfig, Problem, Service, Services};
+use super::{Backup, Database, Dns, Edge, EnvConfig, OriginAccess, Problem, Service, Services};
 
 /// Retention values CloudWatch Logs accepts (PutRetentionPolicy).
 const LOG_RETENTION_DAYS: &[i64] = &[
@@ -115,8 +115,20 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
         );
     }
 
-    let frontend = validate_service(&mut p, "services.frontend", &raw.services.frontend);
-    let backend = validate_service(&mut p, "services.backend", &raw.services.backend);
+    // PLATFORM.md's sizes: frontend 512 CPU / 1024 MiB, backend 1024 / 2048.
+    let frontend = validate_service(
+        &mut p,
+        "services.frontend",
+        &raw.services.frontend,
+        (512, 1024),
+    );
+    let backend = validate_service(
+        &mut p,
+        "services.backend",
+        &raw.services.backend,
+        (1024, 2048),
+    );
+    let edge = validate_edge(&mut p, &raw);
 
     let database = validate_database(&mut p, &raw);
     let backup = validate_backup(&mut p, &raw);
@@ -149,6 +161,7 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
             database,
             backup,
             dns,
+            edge,
             wait_timeout: Duration::from_secs(wait as u64),
         }),
         _ => Err(p.0),
@@ -339,7 +352,96 @@ fn validate_backup(p: &mut Collector, raw: &RawConfig) -> Backup {
     }
 }
 
-fn validate_service(p: &mut Collector, key: &str, raw: &RawService) -> Service {
+fn validate_edge(p: &mut Collector, raw: &RawConfig) -> Edge {
+    if !is_dns_label(&raw.cdn.subdomain) {
+        p.add(
+            "cdn.subdomain",
+            format!(
+                "`{}` is not one DNS label: expected lowercase letters, digits or `-`, e.g. cdn",
+                raw.cdn.subdomain
+            ),
+        );
+    }
+    let origin_access = match raw.cdn.origin_access.as_str() {
+        "oac" => OriginAccess::Control,
+        "oai" => OriginAccess::Identity,
+        other => {
+            p.add(
+                "cdn.origin_access",
+                format!("`{other}` is not a way CloudFront reads a bucket: expected \"oac\" (default) or \"oai\""),
+            );
+            OriginAccess::Control
+        }
+    };
+    Edge {
+        alb_deletion_protection: raw
+            .load_balancer
+            .deletion_protection
+            .unwrap_or(raw.protected),
+        cdn_subdomain: raw.cdn.subdomain.clone(),
+        origin_access,
+    }
+}
+
+/// Fargate's CPU units and the memory sizes (MiB) each allows.
+fn fargate_memory(cpu: i64) -> Option<Vec<i64>> {
+    let gib = |from: i64, to: i64, step: i64| {
+        (from..=to)
+            .step_by(step as usize)
+            .map(|g| g * 1024)
+            .collect::<Vec<_>>()
+    };
+    Some(match cpu {
+        256 => vec![512, 1024, 2048],
+        512 => gib(1, 4, 1),
+        1024 => gib(2, 8, 1),
+        2048 => gib(4, 16, 1),
+        4096 => gib(8, 30, 1),
+        _ => return None,
+    })
+}
+
+fn validate_service(
+    p: &mut Collector,
+    key: &str,
+    raw: &RawService,
+    (default_cpu, default_memory): (i64, i64),
+) -> Service {
+    let cpu = raw.cpu.unwrap_or(default_cpu);
+    let memory = raw.memory.unwrap_or(default_memory);
+    match fargate_memory(cpu) {
+        None => p.add(
+            &format!("{key}.cpu"),
+            format!("{cpu} is not a Fargate CPU size: expected 256, 512, 1024, 2048 or 4096"),
+        ),
+        Some(sizes) if !sizes.contains(&memory) => p.add(
+            &format!("{key}.memory"),
+            format!(
+                "{memory} MiB does not go with {cpu} CPU units on Fargate: expected one of {}",
+                sizes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Some(_) => {}
+    }
+    let desired = raw.desired_tasks.unwrap_or_else(|| {
+        3.clamp(
+            raw.min_tasks.min(raw.max_tasks),
+            raw.max_tasks.max(raw.min_tasks),
+        )
+    });
+    if raw.min_tasks <= raw.max_tasks && !(raw.min_tasks..=raw.max_tasks).contains(&desired) {
+        p.add(
+            &format!("{key}.desired_tasks"),
+            format!(
+                "{desired} is outside min_tasks..max_tasks ({}..{})",
+                raw.min_tasks, raw.max_tasks
+            ),
+        );
+    }
     if let Err(e) = check_image(&raw.image) {
         p.add(&format!("{key}.image"), e);
     }
@@ -364,10 +466,14 @@ fn validate_service(p: &mut Collector, key: &str, raw: &RawService) -> Service {
             ),
         );
     }
+    let narrow = |v: i64| v.clamp(0, u32::MAX.into()) as u32;
     Service {
         image: raw.image.clone(),
-        min_tasks: raw.min_tasks.clamp(0, u32::MAX.into()) as u32,
-        max_tasks: raw.max_tasks.clamp(0, u32::MAX.into()) as u32,
+        min_tasks: narrow(raw.min_tasks),
+        max_tasks: narrow(raw.max_tasks),
+        desired_tasks: narrow(desired),
+        cpu: narrow(cpu),
+        memory: narrow(memory),
     }
 }
 

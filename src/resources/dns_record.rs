@@ -1,0 +1,477 @@
+//! Records in the environment's hosted zone: the CNAMEs that validate its certificates, and
+//! the alias A records that point its names at the load balancer and the distribution. Each
+//! change waits until Route53 says INSYNC. Records carry no tags: they are found by name and
+//! type in the zone, whose records are listed once per run for every record node.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_route53::types::{
+    AliasTarget, Change as R53Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
+    ResourceRecordSet, RrType,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::hosted_zone::find_zone;
+use super::{NodeCx, Resource};
+use crate::aws::wait::Poll;
+use crate::diff::{Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, DnsRecord, Inputs, Ref, UNKNOWN};
+
+/// Where the zone is: its node (for its id when writing) and how to look it up (observing
+/// needs no other node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneRef {
+    pub node: Ref,
+    pub name: String,
+    pub id: Option<String>,
+}
+
+/// The CNAMEs that validate certificates for `domain` and `*.<domain>`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ValidationRecords {
+    pub zone: ZoneRef,
+    pub domain: String,
+    pub certificates: Vec<Ref>,
+}
+
+/// What an alias record points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AliasKind {
+    LoadBalancer,
+    Distribution,
+}
+
+/// `name` A (alias) -> a load balancer or a distribution.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub zone: ZoneRef,
+    pub name: String,
+    pub target: Ref,
+    pub kind: AliasKind,
+}
+
+/// The zone's records, listed once per run.
+#[derive(Default)]
+struct ZoneRecords(OnceCell<Option<(String, Vec<ResourceRecordSet>)>>);
+
+/// The zone's id and every record in it; `None` when the zone does not exist.
+async fn zone_records(
+    cx: &NodeCx<'_>,
+    zone: &ZoneRef,
+) -> Result<Option<(String, Vec<ResourceRecordSet>)>, Failure> {
+    let cache = cx.shared::<ZoneRecords>();
+    let found = cache
+        .0
+        .get_or_try_init(|| async {
+            let Some(z) = find_zone(cx, &zone.name, zone.id.as_deref()).await? else {
+                return Ok::<_, Failure>(None);
+            };
+            let id = z.id().rsplit('/').next().unwrap_or(z.id()).to_string();
+            let mut records = Vec::new();
+            let mut next: Option<(String, RrType)> = None;
+            loop {
+                let mut call = cx
+                    .aws()
+                    .route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&id);
+                if let Some((name, kind)) = next.take() {
+                    call = call.start_record_name(name).start_record_type(kind);
+                }
+                let page = call.send().await?;
+                records.extend(page.resource_record_sets().iter().cloned());
+                match (
+                    page.is_truncated(),
+                    page.next_record_name(),
+                    page.next_record_type(),
+                ) {
+                    (true, Some(name), Some(kind)) => next = Some((name.to_string(), kind.clone())),
+                    _ => break,
+                }
+            }
+            Ok(Some((id, records)))
+        })
+        .await?;
+    Ok(found.clone())
+}
+
+fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Sends one change batch and waits until Route53 has it everywhere (INSYNC).
+async fn change(
+    cx: &NodeCx<'_>,
+    zone_id: &str,
+    changes: Vec<R53Change>,
+    what: &str,
+) -> Result<(), Failure> {
+    let batch = ChangeBatch::builder()
+        .set_changes(Some(changes))
+        .comment(format!("tap-provision {}", cx.node))
+        .build()
+        .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+    let out = cx
+        .aws()
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await?;
+    let id = out
+        .change_info()
+        .map(|c| c.id().to_string())
+        .ok_or_else(|| Failure::missing("change id"))?;
+    cx.wait_ready(
+        &format!("{what} to be INSYNC"),
+        Duration::from_secs(1),
+        || async {
+            let got = cx.aws().route53.get_change().id(&id).send().await?;
+            Ok(match got.change_info().map(|c| c.status()) {
+                Some(ChangeStatus::Insync) => Poll::Ready,
+                Some(s) => Poll::Pending(s.as_str().to_string()),
+                None => Poll::Pending("unknown".into()),
+            })
+        },
+    )
+    .await
+}
+
+fn cname_change(action: ChangeAction, r: &DnsRecord) -> Result<R53Change, Failure> {
+    let set = ResourceRecordSet::builder()
+        .name(&r.name)
+        .r#type(RrType::from(r.record_type.as_str()))
+        .ttl(300)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(&r.value)
+                .build()
+                .map_err(|e| Failure::new("InvalidInput", e.to_string()))?,
+        )
+        .build()
+        .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+    R53Change::builder()
+        .action(action)
+        .resource_record_set(set)
+        .build()
+        .map_err(|e| Failure::new("InvalidInput", e.to_string()))
+}
+
+/// The validation records live: CNAMEs named `_<token>.<domain>.` (one label more).
+pub struct Validation {
+    zone_id: String,
+    records: Vec<DnsRecord>,
+}
+
+impl ValidationRecords {
+    fn want(&self, inputs: &Inputs<'_>) -> Result<Option<Vec<DnsRecord>>, Failure> {
+        let mut all = Vec::new();
+        for c in &self.certificates {
+            match inputs.attrs(c)? {
+                Some(a) => all.extend(a.validation_records.iter().cloned()),
+                None => return Ok(None),
+            }
+        }
+        for r in &mut all {
+            r.name = fqdn(&r.name);
+            r.value = fqdn(&r.value);
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.dedup();
+        Ok(Some(all))
+    }
+
+    async fn upsert(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let zone = inputs.id(&self.zone.node)?;
+        let want = self.want(inputs)?.unwrap_or_default();
+        let changes = want
+            .iter()
+            .map(|r| cname_change(ChangeAction::Upsert, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !changes.is_empty() {
+            change(
+                cx,
+                zone,
+                changes,
+                &format!("the validation records of {}", self.domain),
+            )
+            .await?;
+        }
+        Ok(Attrs::id(format!("{zone}/_validation.{}", self.domain)))
+    }
+}
+
+#[async_trait]
+impl Resource for ValidationRecords {
+    type Observed = Validation;
+    const KIND: &'static str = "dns_validation";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        let mut all = vec![&self.zone.node];
+        all.extend(self.certificates.iter());
+        all
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Validation>, Failure> {
+        let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
+            return Ok(None);
+        };
+        let domain = fqdn(&self.domain);
+        let mut ours: Vec<DnsRecord> = records
+            .iter()
+            .filter(|r| r.r#type() == &RrType::Cname)
+            .filter(|r| {
+                let name = r.name().to_ascii_lowercase();
+                name.strip_suffix(&domain)
+                    .and_then(|label| label.strip_suffix('.'))
+                    .is_some_and(|label| label.starts_with('_') && !label.contains('.'))
+            })
+            .flat_map(|r| {
+                r.resource_records().iter().map(|v| DnsRecord {
+                    name: fqdn(r.name()),
+                    record_type: "CNAME".into(),
+                    value: fqdn(v.value()),
+                })
+            })
+            .collect();
+        if ours.is_empty() {
+            return Ok(None);
+        }
+        ours.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(Validation {
+            zone_id,
+            records: ours,
+        }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Validation) -> Result<Attrs, Failure> {
+        Ok(Attrs::id(format!(
+            "{}/_validation.{}",
+            have.zone_id, self.domain
+        )))
+    }
+
+    /// Every wanted record present with its value; validation records of earlier
+    /// certificates beside them do no harm and are left alone.
+    fn diff(
+        &self,
+        _cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Validation,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let show = |rs: &[DnsRecord]| -> Vec<String> {
+            rs.iter()
+                .map(|r| format!("{} CNAME {}", r.name, r.value))
+                .collect()
+        };
+        match self.want(inputs)? {
+            None => c.field("records", vec![UNKNOWN.to_string()], show(&have.records)),
+            Some(want) => {
+                let present: Vec<DnsRecord> = have
+                    .records
+                    .iter()
+                    .filter(|h| want.iter().any(|w| w.name == h.name))
+                    .cloned()
+                    .collect();
+                c.field("records", show(&want), show(&present));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        self.upsert(cx, inputs).await
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        _have: &Validation,
+        _changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        self.upsert(cx, inputs).await
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Validation) -> Result<(), Failure> {
+        let changes = have
+            .records
+            .iter()
+            .map(|r| cname_change(ChangeAction::Delete, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        change(
+            cx,
+            &have.zone_id,
+            changes,
+            &format!("the validation records of {}", self.domain),
+        )
+        .await
+    }
+}
+
+/// An alias record live.
+pub struct Alias {
+    zone_id: String,
+    set: ResourceRecordSet,
+}
+
+/// The hosted zone id every CloudFront distribution's alias records name.
+pub const CLOUDFRONT_ZONE_ID: &str = "Z2FDTNDATAQYW2";
+
+/// A load balancer's name as an alias target: lower case, no trailing dot, without the
+/// `dualstack.` Route53 may show.
+fn target_name(name: &str) -> String {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n.strip_prefix("dualstack.").map(String::from).unwrap_or(n)
+}
+
+impl AliasRecord {
+    fn target<'a>(&self, inputs: &Inputs<'a>) -> Result<(&'a str, &'a str), Failure> {
+        let dns = inputs.attr(&self.target, "DNS name", |a| a.dns_name.as_deref())?;
+        let zone = inputs.attr(&self.target, "hosted zone id", |a| {
+            a.hosted_zone_id.as_deref()
+        })?;
+        Ok((dns, zone))
+    }
+
+    fn set(&self, dns: &str, zone: &str) -> Result<ResourceRecordSet, Failure> {
+        ResourceRecordSet::builder()
+            .name(fqdn(&self.name))
+            .r#type(RrType::A)
+            .alias_target(
+                AliasTarget::builder()
+                    .dns_name(dns)
+                    .hosted_zone_id(zone)
+                    // A distribution's health is not Route53's to judge.
+                    .evaluate_target_health(self.kind == AliasKind::LoadBalancer)
+                    .build()
+                    .map_err(|e| Failure::new("InvalidInput", e.to_string()))?,
+            )
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))
+    }
+
+    async fn upsert(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let zone = inputs.id(&self.zone.node)?;
+        let (dns, target_zone) = self.target(inputs)?;
+        let change_item = R53Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(self.set(dns, target_zone)?)
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        change(cx, zone, vec![change_item], &format!("{} A", self.name)).await?;
+        let mut a = Attrs::id(fqdn(&self.name));
+        a.dns_name = Some(self.name.clone());
+        Ok(a)
+    }
+}
+
+#[async_trait]
+impl Resource for AliasRecord {
+    type Observed = Alias;
+    const KIND: &'static str = "dns_alias";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.zone.node, &self.target]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Alias>, Failure> {
+        let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
+            return Ok(None);
+        };
+        let name = fqdn(&self.name);
+        Ok(records
+            .iter()
+            .find(|r| r.r#type() == &RrType::A && fqdn(r.name()) == name)
+            .map(|set| Alias {
+                zone_id,
+                set: set.clone(),
+            }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, _have: &Alias) -> Result<Attrs, Failure> {
+        let mut a = Attrs::id(fqdn(&self.name));
+        a.dns_name = Some(self.name.clone());
+        Ok(a)
+    }
+
+    fn diff(
+        &self,
+        _cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Alias,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let (dns, zone) = self.target(inputs)?;
+        let alias = have.set.alias_target();
+        c.field(
+            "alias_target",
+            target_name(dns),
+            alias
+                .map(|a| target_name(a.dns_name()))
+                .unwrap_or_else(|| "(not an alias)".into()),
+        );
+        c.field(
+            "alias_hosted_zone_id",
+            zone,
+            alias.map(|a| a.hosted_zone_id()).unwrap_or("(none)"),
+        );
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        self.upsert(cx, inputs).await
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        _have: &Alias,
+        _changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        self.upsert(cx, inputs).await
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Alias) -> Result<(), Failure> {
+        let change_item = R53Change::builder()
+            .action(ChangeAction::Delete)
+            .resource_record_set(have.set.clone())
+            .build()
+            .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+        change(
+            cx,
+            &have.zone_id,
+            vec![change_item],
+            &format!("{} A", self.name),
+        )
+        .await
+    }
+
+    fn outputs(&self, _attrs: &Attrs) -> Vec<crate::model::Output> {
+        let key = match self.kind {
+            AliasKind::LoadBalancer => "application_url",
+            AliasKind::Distribution => "cdn_url",
+        };
+        vec![super::output(key, format!("https://{}", self.name))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_compare_without_case_dots_or_dualstack() {
+        assert_eq!(super::fqdn("Pay.Example.com"), "pay.example.com.");
+        assert_eq!(super::fqdn("pay.example.com."), "pay.example.com.");
+        assert_eq!(
+            super::target_name("dualstack.tap-prod-1.eu-west-1.elb.amazonaws.com."),
+            "tap-prod-1.eu-west-1.elb.amazonaws.com"
+        );
+    }
+}
