@@ -134,6 +134,13 @@ pub const CERTIFICATE_IN_USE: Rule = Rule {
     matches: |f| f.code == "ResourceInUseException",
 };
 
+/// A target group stays in use for a moment after its rules and services are deleted.
+pub const TARGET_GROUP_IN_USE: Rule = Rule {
+    name: "the target group is still in use",
+    budget: FIVE_MINUTES,
+    matches: |f| f.code == "ResourceInUse",
+};
+
 /// IAM refuses to delete a role for a moment after its policies were removed.
 pub const ROLE_DELETE_CONFLICT: Rule = Rule {
     name: "IAM still sees the role's policies",

@@ -19,6 +19,8 @@ pub mod hosted_zone;
 pub mod iam_role;
 pub mod internet_gateway;
 pub mod kms_key;
+pub mod listener;
+pub mod load_balancer;
 pub mod log_group;
 pub mod nat_gateway;
 pub mod route_table;
@@ -349,6 +351,19 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn outputs(&self, _attrs: &Attrs) -> Vec<Output> {
         Vec::new()
     }
+}
+
+/// `<env_full>-<suffix>`, or, when longer than `max` (ELB's 32), its start and a short hash
+/// of the whole, so names stay unique and deterministic.
+pub fn short_name(env_full: &str, suffix: &str, max: usize) -> String {
+    let full = format!("{env_full}-{suffix}");
+    if full.len() <= max {
+        return full;
+    }
+    let hash = client_token(env_full, suffix, &[], 64);
+    let hash = &hash[hash.len() - 8..];
+    let keep = max - hash.len() - 1;
+    format!("{}-{hash}", full[..keep].trim_end_matches('-'))
 }
 
 /// The output entry `key = value`.

@@ -6,6 +6,7 @@
 //! Edge kinds follow PLATFORM.md, "When a dependent call may start".
 
 mod database;
+mod edge;
 mod network;
 mod platform;
 
@@ -52,7 +53,8 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     };
     let net = network::build(&mut s, env);
     database::build(&mut s, env, &net);
-    let _edge = platform::build(&mut s, env);
+    let platform = platform::build(&mut s, env);
+    edge::build(&mut s, env, &net, &platform);
     s.builder.build()
 }
 
@@ -97,9 +99,18 @@ mod tests {
             2,
             "prod is not in us-east-1: one for CloudFront there"
         );
-        assert_eq!(g.len(), 29 + 8 + 2 + 3);
-        // Every edge so far needs identifiers only: nothing waits for a NAT.
-        assert!(g.edges().all(|(_, _, n)| n == Needs::Id));
+        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8);
+        // PLATFORM.md: only the certificate is waited for (ISSUED), by the HTTPS listener;
+        // every other edge needs identifiers only (nothing waits for a NAT or the ALB).
+        let ready: Vec<(String, String)> = g
+            .edges()
+            .filter(|(_, _, n)| *n == Needs::Ready)
+            .map(|(node, dep, _)| (g.node(node).id.clone(), g.node(dep).id.clone()))
+            .collect();
+        assert_eq!(
+            ready,
+            [("listener-https".to_string(), "certificate".to_string())]
+        );
         // Each private table routes to its own zone's NAT; a NAT needs the attached IGW.
         assert!(deps(&g, "route-table-private-b").contains(&("nat-b".into(), Needs::Id)));
         assert!(deps(&g, "nat-a").contains(&(IGW.into(), Needs::Id)));

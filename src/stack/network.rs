@@ -28,7 +28,11 @@ pub fn subnet_id(tier: &str, suffix: char) -> String {
 /// What the later layers read of this one.
 pub struct Network {
     pub key: Ref,
+    pub vpc: Ref,
+    pub igw: Ref,
+    pub public_subnets: Vec<Ref>,
     pub isolated_subnets: Vec<Ref>,
+    pub alb_security_group: Ref,
     pub db_security_group: Ref,
 }
 
@@ -169,7 +173,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
         description: description.into(),
     };
     let anywhere = || Peer::Cidr("0.0.0.0/0".into());
-    let alb = s.add(
+    let alb_security_group = s.add(
         "sg-alb",
         SecurityGroup {
             vpc: vpc.clone(),
@@ -182,15 +186,23 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
             egress: None,
         },
     );
-    let ecs = s.add(
+    let ecs_security_group = s.add(
         "sg-ecs",
         SecurityGroup {
             vpc: vpc.clone(),
             name: "ecs".into(),
             description: "ECS tasks: container ports from the ALB only".into(),
             ingress: vec![
-                tcp(80, Peer::Group(alb.clone()), "frontend from the ALB"),
-                tcp(3000, Peer::Group(alb), "backend from the ALB"),
+                tcp(
+                    80,
+                    Peer::Group(alb_security_group.clone()),
+                    "frontend from the ALB",
+                ),
+                tcp(
+                    3000,
+                    Peer::Group(alb_security_group.clone()),
+                    "backend from the ALB",
+                ),
             ],
             egress: None,
         },
@@ -198,16 +210,24 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
     let db = s.add(
         "sg-db",
         SecurityGroup {
-            vpc,
+            vpc: vpc.clone(),
             name: "db".into(),
             description: "Aurora: PostgreSQL from the ECS tasks only, no egress".into(),
-            ingress: vec![tcp(5432, Peer::Group(ecs), "PostgreSQL from ECS tasks")],
+            ingress: vec![tcp(
+                5432,
+                Peer::Group(ecs_security_group.clone()),
+                "PostgreSQL from ECS tasks",
+            )],
             egress: Some(vec![]),
         },
     );
     Network {
         key,
+        vpc,
+        igw,
+        public_subnets: public,
         isolated_subnets: isolated,
+        alb_security_group,
         db_security_group: db,
     }
 }

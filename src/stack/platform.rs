@@ -16,13 +16,10 @@ pub const STATE_BUCKET: &str = "state-bucket";
 pub const STATE_BUCKET_SUFFIX: &str = "state";
 
 /// What the edge layer reads of this one.
-#[allow(dead_code)] // read by the edge layer (load balancer, CDN) as it arrives
 pub struct Platform {
     pub zone: ZoneRef,
     /// The certificate for the load balancer (the environment's region).
     pub certificate: Ref,
-    /// The certificate for CloudFront (us-east-1; the same one when the region is).
-    pub cdn_certificate: Ref,
 }
 
 pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
@@ -46,13 +43,9 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
     };
     let certificate = s.add("certificate", cert(false));
     let mut certificates = vec![certificate.clone()];
-    let cdn_certificate = if env.region == GLOBAL_REGION {
-        certificate.clone()
-    } else {
-        let c = s.add("certificate-cdn", cert(true));
-        certificates.push(c.clone());
-        c
-    };
+    if env.region != GLOBAL_REGION {
+        certificates.push(s.add("certificate-cdn", cert(true)));
+    }
     s.add(
         "certificate-dns",
         ValidationRecords {
@@ -84,6 +77,5 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
     Platform {
         zone,
         certificate: Ref::ready(certificate.node),
-        cdn_certificate: Ref::ready(cdn_certificate.node),
     }
 }

@@ -37,6 +37,9 @@ that moto 5.2 does not do by itself.
   wait, records or not).
 - Route53: a change is PENDING for TAP_EMULATOR_DNS_SECONDS (default 1), then INSYNC, each
   with its own id (moto: INSYNC at once, one id for all).
+- ELBv2: a load balancer is `provisioning` for TAP_EMULATOR_ALB_SECONDS (default 2); a
+  listener refuses a certificate not yet ISSUED (UnsupportedCertificate); deletion protection
+  stops DeleteLoadBalancer (OperationNotPermitted).
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -274,6 +277,67 @@ def patch_route53_changes():
 
     Route53.change_resource_record_sets = change_resource_record_sets
     Route53.get_change = get_change
+
+
+ALB_SECONDS = float(os.environ.get("TAP_EMULATOR_ALB_SECONDS", "2"))
+
+
+def patch_elbv2():
+    """A load balancer is `provisioning` for TAP_EMULATOR_ALB_SECONDS (moto: active on the
+    first describe); a listener refuses an ACM certificate that is not ISSUED
+    (UnsupportedCertificate, as AWS); a load balancer with deletion protection refuses to be
+    deleted (OperationNotPermitted; moto deletes it)."""
+    from moto.acm.models import acm_backends
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer
+
+    original_init = FakeLoadBalancer.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.__dict__["_tap_at"] = time.monotonic()
+
+    def activate(self):
+        if self.state == "provisioning" and time.monotonic() - self.__dict__.get("_tap_at", 0) >= ALB_SECONDS:
+            self.state = "active"
+
+    FakeLoadBalancer.__init__ = init
+    FakeLoadBalancer.activate = activate
+
+    def require_issued(backend, certificate):
+        if not certificate or ":acm:" not in certificate:
+            return
+        try:
+            cert = acm_backends[backend.account_id][backend.region_name].get_certificate(certificate)
+        except Exception:
+            return  # moto's own CertificateNotFound follows
+        cert.check()
+        if cert.status != "ISSUED":
+            raise ELBClientError(
+                "UnsupportedCertificate",
+                f"The certificate '{certificate}' must have a fully-qualified domain name, a supported signature, and a supported key size.",
+            )
+
+    original_create_listener = ELBv2Backend.create_listener
+
+    def create_listener(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs):
+        require_issued(self, certificate)
+        return original_create_listener(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs)
+
+    ELBv2Backend.create_listener = create_listener
+
+    original_delete = ELBv2Backend.delete_load_balancer
+
+    def delete_load_balancer(self, arn):
+        lb = self.load_balancers.get(arn)
+        if lb is not None and lb.attrs.get("deletion_protection.enabled") == "true":
+            raise ELBClientError(
+                "OperationNotPermitted",
+                f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled",
+            )
+        return original_delete(self, arn)
+
+    ELBv2Backend.delete_load_balancer = delete_load_balancer
 
 
 def patch_s3():
@@ -747,6 +811,7 @@ def main():
     patch_logs()
     patch_acm()
     patch_route53_changes()
+    patch_elbv2()
     patch_security_groups()
     patch_counting()
 

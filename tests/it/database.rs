@@ -414,7 +414,7 @@ async fn destroy_data_takes_no_final_snapshot_and_up_builds_again() {
     let again = up_ok(&acct).await;
     assert_eq!(
         again.finished()["counts"]["created"],
-        37,
+        45,
         "{}",
         again.finished()
     );
@@ -423,8 +423,10 @@ async fn destroy_data_takes_no_final_snapshot_and_up_builds_again() {
 #[tokio::test]
 async fn deletion_protection_stops_down_before_anything_is_deleted() {
     let acct = account();
-    let dir =
-        config_dir(|t| t.replace("deletion_protection = false", "deletion_protection = true"));
+    let dir = config_dir(|t| {
+        t.replace("deletion_protection = false", "deletion_protection = true")
+            + "\n[load_balancer]\ndeletion_protection = true\n"
+    });
     let dir_arg = dir.path().to_str().unwrap();
     let r = run_with(
         &[
@@ -451,7 +453,9 @@ async fn deletion_protection_stops_down_before_anything_is_deleted() {
     .await;
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("db-cluster") && r.stderr.contains("deletion protection"),
+        r.stderr.contains("db-cluster")
+            && r.stderr.contains("alb (load balancer")
+            && r.stderr.contains("deletion protection"),
         "{}",
         r.stderr
     );

@@ -13,13 +13,13 @@ async fn an_empty_account_plans_every_node_as_a_create_without_a_write() {
     let r = local("plan", &[], &acct, None).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let plans = r.events_of("plan");
-    assert_eq!(plans.len(), 37);
+    assert_eq!(plans.len(), 45);
     assert!(
         plans.iter().all(|p| p["action"] == "create"),
         "{}",
         r.stdout
     );
-    assert_eq!(r.event("plan_finished")["counts"]["create"], 37);
+    assert_eq!(r.event("plan_finished")["counts"]["create"], 45);
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
 }
 
@@ -257,7 +257,7 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         .unwrap();
     let up = run(&["up", "--env", "prod", "--yes", "--json"], &acct).await;
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
-    assert_eq!(up.finished()["counts"]["created"], 41, "{}", up.finished());
+    assert_eq!(up.finished()["counts"]["created"], 49, "{}", up.finished());
     assert_eq!(
         up.outcome("hosted-zone"),
         "unchanged",

@@ -5,5 +5,6 @@ mod common;
 mod config;
 mod database;
 mod drift;
+mod edge;
 mod network;
 mod repair;

@@ -489,9 +489,54 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         .await
         .unwrap();
 
+    // The load balancer, its target groups, listeners and rules.
+    let elb = &live.elb;
+    let mut arns: Vec<String> = Vec::new();
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    let lb_arn = lbs.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    arns.push(lb_arn.clone());
+    let tgs = elb.describe_target_groups().send().await.unwrap();
+    arns.extend(
+        tgs.target_groups()
+            .iter()
+            .map(|t| t.target_group_arn().unwrap().to_string()),
+    );
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&lb_arn)
+        .send()
+        .await
+        .unwrap();
+    for l in listeners.listeners() {
+        arns.push(l.listener_arn().unwrap().to_string());
+        let rules = elb
+            .describe_rules()
+            .listener_arn(l.listener_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        arns.extend(
+            rules
+                .rules()
+                .iter()
+                .filter(|r| r.priority() != Some("default"))
+                .map(|r| r.rule_arn().unwrap().to_string()),
+        );
+    }
+    elb.remove_tags()
+        .set_resource_arns(Some(arns))
+        .tag_keys(cost)
+        .send()
+        .await
+        .unwrap();
+
     // Every node of every kind lost a tag of ours; DNS records carry no tags.
     let mut all: BTreeSet<String> = crate::common::nodes_of_local();
     all.remove("certificate-dns");
+    all.remove("dns-app");
     let (drift, _) = drift_then_repair(&acct, all).await;
     for e in drift.events_of("drift") {
         let fields: Vec<&str> = e["drift"]["changes"]
@@ -523,6 +568,8 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
     ] {
         assert_eq!(w.get(op), Some(&1), "{op}: {w:?}");
     }
+    // The load balancer, two target groups, two listeners, two rules.
+    assert_eq!(w.get("elasticloadbalancing:AddTags"), Some(&7), "{w:?}");
     assert_eq!(w.get("iam:TagRole"), Some(&3), "{w:?}");
     assert_eq!(w.get("rds:AddTagsToResource"), Some(&4), "{w:?}");
     assert_eq!(w.get("backup:TagResource"), Some(&2), "{w:?}");
@@ -611,7 +658,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         .send()
         .await
         .unwrap();
-    // A zone goes only empty, as on AWS: the certificate's validation record first.
+    // A zone goes only empty, as on AWS: its records (validation, alias) first.
     let zone = live.zone_id().await;
     let records = live
         .r53
@@ -623,7 +670,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
     for record in records
         .resource_record_sets()
         .iter()
-        .filter(|r| r.name().starts_with('_'))
+        .filter(|r| !matches!(r.r#type().as_str(), "SOA" | "NS"))
     {
         live.r53
             .change_resource_record_sets()
@@ -651,7 +698,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         .await
         .unwrap();
 
-    // The certificate.
+    // The certificate (AWS refuses while the listener uses it; moto lets it go, and the
+    // tool copes either way: a new one, and the listener moved to it).
     let acm = aws_sdk_acm::Client::new(&crate::common::sdk(&acct).await);
     let certs = acm.list_certificates().send().await.unwrap();
     acm.delete_certificate()
@@ -709,6 +757,9 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         "backup-vault",
         "certificate",
         "certificate-dns",
+        "dns-app",
+        // Its certificate is a new one.
+        "listener-https",
     ]);
     assert_eq!(drifted(&r), expected, "{}", r.stdout);
     let deleted: BTreeSet<String> = r
@@ -731,6 +782,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
             "backup-vault",
             "certificate",
             "certificate-dns",
+            "dns-app",
         ])
     );
     let w = writes(&acct).await;
@@ -747,7 +799,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         ("logs:CreateLogGroup", 1),
         ("backup:CreateBackupVault", 1),
         ("acm:RequestCertificate", 1),
-        ("route53:ChangeResourceRecordSets", 1),
+        ("route53:ChangeResourceRecordSets", 2),
+        ("elasticloadbalancing:ModifyListener", 1),
     ] {
         assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
     }

@@ -46,6 +46,7 @@ pub struct Live {
     pub backup: aws_sdk_backup::Client,
     pub s3: aws_sdk_s3::Client,
     pub r53: aws_sdk_route53::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
     account: String,
 }
 
@@ -66,6 +67,7 @@ impl Live {
             backup: aws_sdk_backup::Client::new(&conf),
             s3,
             r53: aws_sdk_route53::Client::new(&conf),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             account: acct.to_string(),
         }
     }

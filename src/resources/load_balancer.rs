@@ -1,0 +1,692 @@
+//! The application load balancer (internet-facing, in the public subnets, with the ALB
+//! security group, deletion protection from config, invalid header fields dropped) and its
+//! target groups (IP targets, health checks, deregistration delay, lb_cookie stickiness).
+//! Both are found by their deterministic names; the load balancer is looked up once per run
+//! for it, its listeners and their rules.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::types::{
+    IpAddressType, LoadBalancer as AwsLb, LoadBalancerAttribute, LoadBalancerSchemeEnum,
+    LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, TargetGroup as AwsTg,
+    TargetGroupAttribute, TargetTypeEnum,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::{short_name, NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
+use crate::aws::tags::Tags;
+use crate::aws::wait::Poll;
+use crate::diff::{tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output, Ref};
+
+/// ELB names are at most 32 characters.
+const NAME_MAX: usize = 32;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub subnets: Vec<Ref>,
+    pub security_group: Ref,
+    /// Ordering only: an internet-facing load balancer needs the gateway attached
+    /// (PLATFORM.md: else `InvalidSubnet`).
+    pub igw: Ref,
+    pub deletion_protection: bool,
+}
+
+/// The environment's load balancer name.
+pub fn load_balancer_name(env_full: &str) -> String {
+    short_name(env_full, "alb", NAME_MAX)
+}
+
+/// The run's one lookup of the environment's load balancer, for it, its listeners and rules.
+#[derive(Default)]
+struct EnvLoadBalancer(OnceCell<Option<AwsLb>>);
+
+/// The environment's load balancer, looked up by name once per run.
+pub async fn find_load_balancer(cx: &NodeCx<'_>) -> Result<Option<AwsLb>, Failure> {
+    let cache = cx.shared::<EnvLoadBalancer>();
+    let found = cache
+        .0
+        .get_or_try_init(|| async {
+            let out = cx
+                .aws()
+                .elb
+                .describe_load_balancers()
+                .names(load_balancer_name(cx.env_full()))
+                .send()
+                .await
+                .or_absent()?;
+            Ok::<_, Failure>(out.and_then(|o| o.load_balancers().first().cloned()))
+        })
+        .await?;
+    Ok(found.clone())
+}
+
+/// Tags of one ELB resource (load balancer, target group, listener, rule).
+pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
+    let out = cx
+        .aws()
+        .elb
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await?;
+    Ok(out
+        .tag_descriptions()
+        .iter()
+        .flat_map(|d| d.tags())
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect())
+}
+
+/// ELB's tag type.
+pub fn elb_tag_list(tags: &Tags) -> Vec<aws_sdk_elasticloadbalancingv2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
+/// Re-applies `tags` to an ELB resource.
+pub async fn retag_elb(cx: &NodeCx<'_>, arn: &str) -> Result<(), Failure> {
+    cx.aws()
+        .elb
+        .add_tags()
+        .resource_arns(arn)
+        .set_tags(Some(elb_tag_list(cx.tags())))
+        .send()
+        .await?;
+    Ok(())
+}
+
+const DELETION_PROTECTION: &str = "deletion_protection.enabled";
+const DROP_INVALID_HEADERS: &str = "routing.http.drop_invalid_header_fields.enabled";
+
+pub struct ObservedLb {
+    lb: AwsLb,
+    attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+fn lb_attrs(lb: &AwsLb) -> Result<Attrs, Failure> {
+    let arn = lb
+        .load_balancer_arn()
+        .ok_or_else(|| Failure::missing("load balancer ARN"))?;
+    let mut a = Attrs::id(arn).with_arn(arn);
+    a.name = lb.load_balancer_name().map(String::from);
+    a.dns_name = lb.dns_name().map(String::from);
+    a.hosted_zone_id = lb.canonical_hosted_zone_id().map(String::from);
+    a.state = lb
+        .state()
+        .and_then(|s| s.code())
+        .map(|c| c.as_str().to_string());
+    Ok(a)
+}
+
+fn lb_ready(lb: Option<&AwsLb>) -> Poll {
+    match lb.and_then(|l| l.state()).and_then(|s| s.code()) {
+        Some(LoadBalancerStateEnum::Active) => Poll::Ready,
+        Some(LoadBalancerStateEnum::Failed) => Poll::Failed("state `failed`".into()),
+        Some(other) => Poll::Pending(other.as_str().to_string()),
+        None => Poll::Pending("not yet visible".into()),
+    }
+}
+
+impl LoadBalancer {
+    fn want_attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                DELETION_PROTECTION.to_string(),
+                self.deletion_protection.to_string(),
+            ),
+            (DROP_INVALID_HEADERS.to_string(), "true".to_string()),
+        ])
+    }
+
+    async fn put_attributes(&self, cx: &NodeCx<'_>, arn: &str) -> Result<(), Failure> {
+        let attributes = self
+            .want_attributes()
+            .into_iter()
+            .map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build())
+            .collect();
+        cx.aws()
+            .elb
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .set_attributes(Some(attributes))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    fn ids(&self, inputs: &Inputs<'_>, refs: &[Ref]) -> Result<Vec<String>, Failure> {
+        let mut ids = refs
+            .iter()
+            .map(|r| Ok(inputs.id(r)?.to_string()))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn describe(cx: &NodeCx<'_>, arn: &str) -> Result<Option<AwsLb>, Failure> {
+        Ok(cx
+            .aws()
+            .elb
+            .describe_load_balancers()
+            .load_balancer_arns(arn)
+            .send()
+            .await
+            .or_absent()?
+            .and_then(|o| o.load_balancers().first().cloned()))
+    }
+}
+
+#[async_trait]
+impl Resource for LoadBalancer {
+    type Observed = ObservedLb;
+    const KIND: &'static str = "load_balancer";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        let mut all: Vec<&Ref> = self.subnets.iter().collect();
+        all.push(&self.security_group);
+        all.push(&self.igw);
+        all
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedLb>, Failure> {
+        let Some(lb) = find_load_balancer(cx).await? else {
+            return Ok(None);
+        };
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        let (attributes, tags) = tokio::try_join!(
+            async {
+                let out = cx
+                    .aws()
+                    .elb
+                    .describe_load_balancer_attributes()
+                    .load_balancer_arn(&arn)
+                    .send()
+                    .await?;
+                Ok::<_, Failure>(
+                    out.attributes()
+                        .iter()
+                        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            },
+            elb_tags(cx, &arn),
+        )?;
+        Ok(Some(ObservedLb {
+            lb,
+            attributes,
+            tags,
+        }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &ObservedLb) -> Result<Attrs, Failure> {
+        lb_attrs(&have.lb)
+    }
+
+    fn is_ready(&self, have: &ObservedLb) -> bool {
+        lb_ready(Some(&have.lb)) == Poll::Ready
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &ObservedLb,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let lb = &have.lb;
+        c.immutable(
+            "scheme",
+            "internet-facing",
+            lb.scheme().map(|s| s.as_str()).unwrap_or(""),
+        );
+        c.immutable(
+            "type",
+            "application",
+            lb.r#type().map(|t| t.as_str()).unwrap_or(""),
+        );
+        let mut subnets: Vec<String> = lb
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(String::from))
+            .collect();
+        subnets.sort();
+        c.set("subnets", &self.ids(inputs, &self.subnets)?, &subnets);
+        let mut groups = lb.security_groups().to_vec();
+        groups.sort();
+        c.set(
+            "security_groups",
+            &self.ids(inputs, std::slice::from_ref(&self.security_group))?,
+            &groups,
+        );
+        for (k, v) in self.want_attributes() {
+            c.field(
+                &format!("attributes.{k}"),
+                v.as_str(),
+                have.attributes
+                    .get(&k)
+                    .map(String::as_str)
+                    .unwrap_or("(unset)"),
+            );
+        }
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let out = cx
+            .aws()
+            .elb
+            .create_load_balancer()
+            .name(load_balancer_name(cx.env_full()))
+            .set_subnets(Some(self.ids(inputs, &self.subnets)?))
+            .security_groups(inputs.id(&self.security_group)?)
+            .scheme(LoadBalancerSchemeEnum::InternetFacing)
+            .r#type(LoadBalancerTypeEnum::Application)
+            .ip_address_type(IpAddressType::Ipv4)
+            .set_tags(Some(elb_tag_list(cx.tags())))
+            .send()
+            .await?;
+        let lb = out
+            .load_balancers()
+            .first()
+            .ok_or_else(|| Failure::missing("load balancer"))?;
+        let attrs = lb_attrs(lb)?;
+        self.put_attributes(cx, &attrs.id).await?;
+        Ok(attrs)
+    }
+
+    /// Provisioning takes a few minutes; listeners and rules need only its ARN (PLATFORM.md).
+    async fn wait_ready(&self, cx: &NodeCx<'_>, attrs: Attrs) -> Result<Attrs, Failure> {
+        let last = std::sync::Mutex::new(None);
+        cx.wait_ready(
+            &format!(
+                "load balancer {} to be active",
+                attrs.name.as_deref().unwrap_or(&attrs.id)
+            ),
+            Duration::from_secs(2),
+            || async {
+                let lb = Self::describe(cx, &attrs.id).await?;
+                let poll = lb_ready(lb.as_ref());
+                *last.lock().unwrap_or_else(|e| e.into_inner()) = lb;
+                Ok(poll)
+            },
+        )
+        .await?;
+        match last.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(lb) => lb_attrs(&lb),
+            None => Ok(attrs),
+        }
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &ObservedLb,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let elb = &cx.aws().elb;
+        let arn = have.lb.load_balancer_arn().unwrap_or_default();
+        let has = |f: &str| changes.iter().any(|c| c.field == f);
+        if has("subnets") {
+            elb.set_subnets()
+                .load_balancer_arn(arn)
+                .set_subnets(Some(self.ids(inputs, &self.subnets)?))
+                .send()
+                .await?;
+        }
+        if has("security_groups") {
+            elb.set_security_groups()
+                .load_balancer_arn(arn)
+                .security_groups(inputs.id(&self.security_group)?)
+                .send()
+                .await?;
+        }
+        if changes.iter().any(|c| c.field.starts_with("attributes.")) {
+            self.put_attributes(cx, arn).await?;
+        }
+        if tags_changed(changes) {
+            retag_elb(cx, arn).await?;
+        }
+        lb_attrs(&have.lb)
+    }
+
+    fn protection(&self, _cx: &NodeCx<'_>, have: &ObservedLb) -> Option<String> {
+        (have.attributes.get(DELETION_PROTECTION).map(String::as_str) == Some("true")).then(|| {
+            format!(
+                "load balancer {} has deletion protection",
+                have.lb.load_balancer_name().unwrap_or("?")
+            )
+        })
+    }
+
+    /// Turns off deletion protection when asked (`--disable-protection`), deletes, and waits
+    /// until it is gone (its network interfaces hold the subnets and the group until then).
+    async fn delete(&self, cx: &NodeCx<'_>, have: &ObservedLb) -> Result<(), Failure> {
+        let arn = have.lb.load_balancer_arn().unwrap_or_default();
+        let elb = &cx.aws().elb;
+        if self.protection(cx, have).is_some() {
+            if !cx.cx.flags.disable_protection {
+                return Err(Failure::new(
+                    "DeletionProtection",
+                    "the load balancer has deletion protection; rerun `down` with --disable-protection to remove it",
+                ));
+            }
+            elb.modify_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .attributes(
+                    LoadBalancerAttribute::builder()
+                        .key(DELETION_PROTECTION)
+                        .value("false")
+                        .build(),
+                )
+                .send()
+                .await?;
+        }
+        elb.delete_load_balancer()
+            .load_balancer_arn(arn)
+            .send()
+            .await
+            .or_absent()?;
+        cx.wait_gone("the load balancer", Duration::from_secs(2), || async {
+            Ok(Self::describe(cx, arn).await?.map(|lb| {
+                lb.state()
+                    .and_then(|s| s.code())
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default()
+            }))
+        })
+        .await
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![super::output("alb_dns_name", &attrs.dns_name)]
+    }
+}
+
+/// A target group of IP targets with PLATFORM.md's health check and attributes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TargetGroup {
+    /// `frontend` or `backend`: the group is `<project>-<env>-<service>`.
+    pub service: String,
+    pub port: i32,
+    pub health_path: String,
+    pub vpc: Ref,
+}
+
+pub struct ObservedTg {
+    tg: AwsTg,
+    attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+/// Health check: every 30 s, unhealthy after 3 failures, healthy after 2, 10 s timeout.
+const HEALTH_INTERVAL: i32 = 30;
+const HEALTH_TIMEOUT: i32 = 10;
+const HEALTHY: i32 = 2;
+const UNHEALTHY: i32 = 3;
+
+fn tg_attrs(tg: &AwsTg) -> Result<Attrs, Failure> {
+    let arn = tg
+        .target_group_arn()
+        .ok_or_else(|| Failure::missing("target group ARN"))?;
+    let mut a = Attrs::id(arn).with_arn(arn);
+    a.name = tg.target_group_name().map(String::from);
+    Ok(a)
+}
+
+impl TargetGroup {
+    fn name(&self, cx: &NodeCx<'_>) -> String {
+        short_name(cx.env_full(), &self.service, NAME_MAX)
+    }
+
+    fn want_attributes() -> BTreeMap<String, String> {
+        [
+            ("deregistration_delay.timeout_seconds", "30"),
+            ("stickiness.enabled", "true"),
+            ("stickiness.type", "lb_cookie"),
+            ("stickiness.lb_cookie.duration_seconds", "3600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    async fn put_attributes(&self, cx: &NodeCx<'_>, arn: &str) -> Result<(), Failure> {
+        let attributes = Self::want_attributes()
+            .into_iter()
+            .map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build())
+            .collect();
+        cx.aws()
+            .elb
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .set_attributes(Some(attributes))
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for TargetGroup {
+    type Observed = ObservedTg;
+    const KIND: &'static str = "target_group";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.vpc]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {
+        let elb = &cx.aws().elb;
+        let Some(out) = elb
+            .describe_target_groups()
+            .names(self.name(cx))
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        let Some(tg) = out.target_groups().first().cloned() else {
+            return Ok(None);
+        };
+        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+        let (attributes, tags) = tokio::try_join!(
+            async {
+                let out = elb
+                    .describe_target_group_attributes()
+                    .target_group_arn(&arn)
+                    .send()
+                    .await?;
+                Ok::<_, Failure>(
+                    out.attributes()
+                        .iter()
+                        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            },
+            elb_tags(cx, &arn),
+        )?;
+        Ok(Some(ObservedTg {
+            tg,
+            attributes,
+            tags,
+        }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &ObservedTg) -> Result<Attrs, Failure> {
+        tg_attrs(&have.tg)
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &ObservedTg,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let tg = &have.tg;
+        c.immutable("vpc_id", inputs.id(&self.vpc)?, tg.vpc_id().unwrap_or(""));
+        c.immutable(
+            "protocol",
+            "HTTP",
+            tg.protocol().map(|p| p.as_str()).unwrap_or(""),
+        );
+        c.immutable("port", Some(self.port), tg.port());
+        c.immutable(
+            "target_type",
+            "ip",
+            tg.target_type().map(|t| t.as_str()).unwrap_or(""),
+        );
+        c.field(
+            "health_check.path",
+            Some(self.health_path.as_str()),
+            tg.health_check_path(),
+        );
+        c.field(
+            "health_check.protocol",
+            "HTTP",
+            tg.health_check_protocol().map(|p| p.as_str()).unwrap_or(""),
+        );
+        c.field(
+            "health_check.interval_seconds",
+            Some(HEALTH_INTERVAL),
+            tg.health_check_interval_seconds(),
+        );
+        c.field(
+            "health_check.timeout_seconds",
+            Some(HEALTH_TIMEOUT),
+            tg.health_check_timeout_seconds(),
+        );
+        c.field(
+            "health_check.healthy_threshold",
+            Some(HEALTHY),
+            tg.healthy_threshold_count(),
+        );
+        c.field(
+            "health_check.unhealthy_threshold",
+            Some(UNHEALTHY),
+            tg.unhealthy_threshold_count(),
+        );
+        c.field(
+            "health_check.matcher",
+            Some("200"),
+            tg.matcher().and_then(|m| m.http_code()),
+        );
+        for (k, v) in Self::want_attributes() {
+            c.field(
+                &format!("attributes.{k}"),
+                v.as_str(),
+                have.attributes
+                    .get(&k)
+                    .map(String::as_str)
+                    .unwrap_or("(unset)"),
+            );
+        }
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let out = cx
+            .aws()
+            .elb
+            .create_target_group()
+            .name(self.name(cx))
+            .protocol(ProtocolEnum::Http)
+            .port(self.port)
+            .vpc_id(inputs.id(&self.vpc)?)
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_protocol(ProtocolEnum::Http)
+            .health_check_path(&self.health_path)
+            .health_check_interval_seconds(HEALTH_INTERVAL)
+            .health_check_timeout_seconds(HEALTH_TIMEOUT)
+            .healthy_threshold_count(HEALTHY)
+            .unhealthy_threshold_count(UNHEALTHY)
+            .matcher(Matcher::builder().http_code("200").build())
+            .set_tags(Some(elb_tag_list(cx.tags())))
+            .send()
+            .await?;
+        let tg = out
+            .target_groups()
+            .first()
+            .ok_or_else(|| Failure::missing("target group"))?;
+        let attrs = tg_attrs(tg)?;
+        self.put_attributes(cx, &attrs.id).await?;
+        Ok(attrs)
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &ObservedTg,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let arn = have.tg.target_group_arn().unwrap_or_default();
+        if changes.iter().any(|c| c.field.starts_with("health_check.")) {
+            cx.aws()
+                .elb
+                .modify_target_group()
+                .target_group_arn(arn)
+                .health_check_protocol(ProtocolEnum::Http)
+                .health_check_path(&self.health_path)
+                .health_check_interval_seconds(HEALTH_INTERVAL)
+                .health_check_timeout_seconds(HEALTH_TIMEOUT)
+                .healthy_threshold_count(HEALTHY)
+                .unhealthy_threshold_count(UNHEALTHY)
+                .matcher(Matcher::builder().http_code("200").build())
+                .send()
+                .await?;
+        }
+        if changes.iter().any(|c| c.field.starts_with("attributes.")) {
+            self.put_attributes(cx, arn).await?;
+        }
+        if tags_changed(changes) {
+            retag_elb(cx, arn).await?;
+        }
+        tg_attrs(&have.tg)
+    }
+
+    /// Listener rules and services let go of it a little after they are deleted.
+    async fn delete(&self, cx: &NodeCx<'_>, have: &ObservedTg) -> Result<(), Failure> {
+        let arn = have.tg.target_group_arn().unwrap_or_default();
+        let elb = &cx.aws().elb;
+        retry::on(&[&TARGET_GROUP_IN_USE], || async {
+            elb.delete_target_group()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .or_absent()
+                .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_elb() {
+        assert_eq!(load_balancer_name("tap-prod"), "tap-prod-alb");
+        let long = load_balancer_name(&format!("{}-{}", "p".repeat(12), "e".repeat(20)));
+        assert!(long.len() <= 32, "{long}");
+    }
+}
