@@ -142,24 +142,34 @@ impl<'a> Inputs<'a> {
         }
     }
 
-    /// One attribute of `r`, [`UNKNOWN`] while `r` does not exist (lenient mode).
+    /// One attribute of `r`, [`UNKNOWN`] while `r` does not exist or has not published it
+    /// yet (lenient mode: a planned node publishes only what its name gives).
     pub fn attr(
         &self,
         r: &Ref,
         what: &str,
         get: impl Fn(&'a Attrs) -> Option<&'a str>,
     ) -> Result<&'a str, Failure> {
-        match self.attrs(r)? {
+        match self.attrs(r)?.map(get) {
             None => Ok(UNKNOWN),
-            Some(a) => get(a).ok_or_else(|| {
-                Failure::new(
-                    "MissingAttribute",
-                    format!(
-                        "{} needs the {what} of `{}`, which it did not publish",
-                        self.node, r.node
-                    ),
-                )
-            }),
+            Some(Some(v)) => Ok(v),
+            Some(None) if !self.strict => Ok(UNKNOWN),
+            Some(None) => Err(Failure::new(
+                "MissingAttribute",
+                format!(
+                    "{} needs the {what} of `{}`, which it did not publish",
+                    self.node, r.node
+                ),
+            )),
+        }
+    }
+
+    /// `r`'s port, as text (see [`Inputs::attr`]).
+    pub fn port(&self, r: &Ref) -> Result<String, Failure> {
+        let port = self.attrs(r)?.and_then(|a| a.port).map(|p| p.to_string());
+        match port {
+            Some(p) => Ok(p),
+            None => self.attr(r, "port", |_| None).map(String::from),
         }
     }
 

@@ -74,10 +74,21 @@ pub fn chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
+/// A request the SDK would not build (a required field left out): a bug in tap-provision.
+impl From<aws_smithy_types::error::operation::BuildError> for Failure {
+    fn from(e: aws_smithy_types::error::operation::BuildError) -> Self {
+        Failure::new(
+            "InvalidRequest",
+            format!("the request could not be built ({e}): a bug in tap-provision"),
+        )
+    }
+}
+
 /// Codes meaning "it is not there", across the services used here (S3 says `NoSuchBucket`,
 /// `NoSuchBucketPolicy`, `ServerSideEncryptionConfigurationNotFoundError`).
 pub fn is_not_found(f: &Failure) -> bool {
     f.code.ends_with("NotFound")
+        || f.code.ends_with("NotFoundException")
         || f.code.ends_with("NotFoundFault")
         || f.code.ends_with("NotFoundError")
         || f.code.starts_with("NoSuch")

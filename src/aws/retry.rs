@@ -141,6 +141,43 @@ pub const TARGET_GROUP_IN_USE: Rule = Rule {
     matches: |f| f.code == "ResourceInUse",
 };
 
+/// A target group is not attached to the load balancer until its listener rule exists
+/// (PLATFORM.md: "listener rule -> ECS CreateService": retry for 1 min).
+pub const TARGET_GROUP_NOT_ATTACHED: Rule = Rule {
+    name: "the target group is not attached to the load balancer yet",
+    budget: Duration::from_secs(60),
+    matches: |f| {
+        code_and(
+            f,
+            "InvalidParameterException",
+            "does not have an associated load balancer",
+        )
+    },
+};
+
+/// A service just created is not visible to Application Auto Scaling yet (PLATFORM.md: "ECS
+/// service deploying -> RegisterScalableTarget -> PutScalingPolicy": 1-2 min).
+pub const NEW_SERVICE_NOT_VISIBLE: Rule = Rule {
+    name: "a new ECS service is not visible to Application Auto Scaling yet",
+    budget: TWO_MINUTES,
+    matches: |f| {
+        code_and(f, "ValidationException", "ECS service doesn't exist")
+            || f.code == "ObjectNotFoundException"
+    },
+};
+
+/// ECS refuses to delete a cluster while its services drain and their tasks stop.
+pub const SERVICES_DRAINING: Rule = Rule {
+    name: "the cluster's services are still draining",
+    budget: FIVE_MINUTES,
+    matches: |f| {
+        matches!(
+            f.code.as_str(),
+            "ClusterContainsServicesException" | "ClusterContainsTasksException"
+        )
+    },
+};
+
 /// IAM refuses to delete a role for a moment after its policies were removed.
 pub const ROLE_DELETE_CONFLICT: Rule = Rule {
     name: "IAM still sees the role's policies",

@@ -252,3 +252,46 @@ pub async fn retag_backup(
         .await?;
     Ok(())
 }
+
+/// ECS's tag type.
+pub fn ecs(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub fn from_ecs(tags: &[aws_sdk_ecs::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+/// Re-applies `tags` to an ECS resource by ARN (cluster, service, task definition).
+pub async fn retag_ecs(
+    client: &aws_sdk_ecs::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(ecs(tags)))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Re-applies `tags` to an Application Auto Scaling scalable target by ARN.
+pub async fn retag_autoscaling(
+    client: &aws_sdk_applicationautoscaling::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(map(tags)))
+        .send()
+        .await?;
+    Ok(())
+}

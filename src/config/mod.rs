@@ -172,7 +172,12 @@ pub struct Encryption {
 pub struct Services {
     pub frontend: Service,
     pub backend: Service,
+    /// The backend's X-Ray daemon sidecar.
+    pub xray_image: String,
 }
+
+/// AWS's X-Ray daemon on ECR Public, pinned.
+pub const DEFAULT_XRAY_IMAGE: &str = "public.ecr.aws/xray/aws-xray-daemon:3.3.13";
 
 #[derive(Debug, Clone)]
 pub struct Service {

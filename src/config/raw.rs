@@ -134,6 +134,9 @@ impl Default for RawEncryption {
 pub struct RawServices {
     pub frontend: RawService,
     pub backend: RawService,
+    /// The X-Ray daemon sidecar of the backend: a versioned image like the services'.
+    #[serde(default = "default_xray_image")]
+    pub xray_image: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +209,9 @@ fn default_retention() -> i64 {
 }
 fn default_deletion_window() -> i64 {
     30
+}
+fn default_xray_image() -> String {
+    super::DEFAULT_XRAY_IMAGE.into()
 }
 fn default_min_tasks() -> i64 {
     3

@@ -98,11 +98,8 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         } else if needs_replacement(&changes) {
             plan(Action::Replace { changes }, ignored, true)
         } else {
-            plan(
-                Action::Update { changes },
-                ignored,
-                self.spec.update_changes_attrs(),
-            )
+            let new_attrs = self.spec.update_changes_attrs(&changes);
+            plan(Action::Update { changes }, ignored, new_attrs)
         })
     }
 

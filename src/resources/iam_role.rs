@@ -1,9 +1,8 @@
 //! IAM service roles: a trust policy for one AWS service (scoped to this account) and one
 //! least-privilege inline policy, both compared as JSON so a hand edit is drift.
 //!
-//! The inline policy is a template in the spec: `${partition}`, `${region}`, `${account}`
-//! and `${env}` (the environment's full name) are filled in from the scope when used, so the
-//! recorded spec says what was asked for in any account.
+//! The inline policy is a template in the spec ([`super::template`]), filled in when used,
+//! so the recorded spec says what was asked for in any account.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +10,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{NodeCx, Resource, Scope};
+use super::template::render;
+use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
@@ -53,69 +53,6 @@ pub struct Observed {
 /// The role's name, `<project>-<env>-<suffix>`.
 pub fn role_name(env_full: &str, suffix: &str) -> String {
     format!("{env_full}-{suffix}")
-}
-
-/// Fills a policy template's placeholders (pure): `${partition}`, `${region}`, `${account}`,
-/// `${env}` from the scope; `${<node>.<attr>}` (attr: `id`, `arn`, `secret_arn`) from the
-/// inputs, unknown in `plan` until that node exists.
-pub fn render(
-    template: &Value,
-    scope: &Scope,
-    inputs: &Inputs<'_>,
-    reads: &[Ref],
-) -> Result<Value, Failure> {
-    Ok(match template {
-        Value::String(s) => Value::String(fill(s, scope, inputs, reads)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render(v, scope, inputs, reads))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render(v, scope, inputs, reads)?)))
-                .collect::<Result<_, Failure>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-fn fill(text: &str, scope: &Scope, inputs: &Inputs<'_>, reads: &[Ref]) -> Result<String, Failure> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let Some(len) = rest[start..].find('}') else {
-            break;
-        };
-        let key = &rest[start + 2..start + len];
-        let value = match key {
-            "partition" => scope.partition.clone(),
-            "region" => scope.region.clone(),
-            "account" => scope.account.clone(),
-            "env" => scope.env_full.clone(),
-            other => {
-                let (node, attr) = other.rsplit_once('.').unwrap_or((other, "id"));
-                let r = reads.iter().find(|r| r.node == node).ok_or_else(|| {
-                    Failure::new(
-                        "UndeclaredInput",
-                        format!("policy template names `{node}`, which the role does not read (a bug in tap-provision)"),
-                    )
-                })?;
-                match attr {
-                    "arn" => inputs.arn(r)?,
-                    "secret_arn" => inputs.attr(r, "secret ARN", |a| a.secret_arn.as_deref())?,
-                    _ => inputs.id(r)?,
-                }
-                .to_string()
-            }
-        };
-        out.push_str(&value);
-        rest = &rest[start + len + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -416,39 +353,6 @@ mod tests {
         assert_eq!(
             decode_policy("%7Bnot").unwrap_err().code,
             "UnreadablePolicy"
-        );
-    }
-
-    #[test]
-    fn templates_fill_from_the_scope() {
-        let scope = Scope {
-            project: "tap".into(),
-            env: "prod".into(),
-            env_full: "tap-prod".into(),
-            region: "eu-west-1".into(),
-            account: "123456789012".into(),
-            partition: "aws".into(),
-        };
-        let t = json!({"Resource": ["arn:${partition}:logs:${region}:${account}:log-group:/tap/${env}/x", "${db-cluster.secret_arn}"]});
-        let values = vec![(
-            "db-cluster".to_string(),
-            Some(Attrs {
-                secret_arn: Some("arn:secret".into()),
-                ..Attrs::id("tap-prod-db")
-            }),
-        )];
-        let reads = [Ref::id("db-cluster")];
-        let inputs = Inputs::new("role", &values, true);
-        let v = render(&t, &scope, &inputs, &reads).unwrap();
-        assert_eq!(
-            v["Resource"][0],
-            "arn:aws:logs:eu-west-1:123456789012:log-group:/tap/tap-prod/x"
-        );
-        assert_eq!(v["Resource"][1], "arn:secret");
-        let missing = json!("${sg-db.id}");
-        assert_eq!(
-            render(&missing, &scope, &inputs, &reads).unwrap_err().code,
-            "UndeclaredInput"
         );
     }
 }

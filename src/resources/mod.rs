@@ -13,6 +13,8 @@ pub mod backup_vault;
 pub mod certificate;
 pub mod db_subnet_group;
 pub mod dns_record;
+pub mod ecs_cluster;
+pub mod ecs_service;
 pub mod eip;
 pub mod flow_log;
 pub mod hosted_zone;
@@ -26,7 +28,10 @@ pub mod nat_gateway;
 pub mod route_table;
 pub mod s3_bucket;
 pub mod security_group;
+pub mod service_scaling;
 pub mod subnet;
+pub mod task_definition;
+pub mod template;
 pub mod vpc;
 
 pub use adapter::Adapter;
@@ -323,7 +328,7 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// True when its update gives it new attributes (a task definition's new revision): `plan`
     /// shows its dependents' fields as unknown until then.
-    fn update_changes_attrs(&self) -> bool {
+    fn update_changes_attrs(&self, _changes: &[Change]) -> bool {
         false
     }
 

@@ -12,7 +12,15 @@ use crate::resources::load_balancer::{LoadBalancer, TargetGroup};
 
 pub const LOAD_BALANCER: &str = "alb";
 
-pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, platform: &Platform) {
+/// What the services read of the edge: their target groups and the rules that attach them.
+pub struct Edge {
+    pub frontend_target_group: Ref,
+    pub backend_target_group: Ref,
+    pub frontend_rule: Ref,
+    pub backend_rule: Ref,
+}
+
+pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, platform: &Platform) -> Edge {
     // PLATFORM.md: an internet-facing load balancer needs the attached gateway (its
     // identifiers mean attached); listeners and rules need only its ARN while it provisions.
     let lb = s.add(
@@ -58,8 +66,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, platform: &Platf
         paths: vec![path.into()],
         target_group: tg.clone(),
     };
-    s.add("rule-api", rule(10, "/api/*", &backend_tg));
-    s.add("rule-default", rule(20, "/*", &frontend_tg));
+    let backend_rule = s.add("rule-api", rule(10, "/api/*", &backend_tg));
+    let frontend_rule = s.add("rule-default", rule(20, "/*", &frontend_tg));
     s.add(
         "dns-app",
         AliasRecord {
@@ -69,4 +77,10 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, platform: &Platf
             kind: AliasKind::LoadBalancer,
         },
     );
+    Edge {
+        frontend_target_group: frontend_tg,
+        backend_target_group: backend_tg,
+        frontend_rule,
+        backend_rule,
+    }
 }

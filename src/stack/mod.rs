@@ -5,6 +5,7 @@
 //!
 //! Edge kinds follow PLATFORM.md, "When a dependent call may start".
 
+mod compute;
 mod database;
 mod edge;
 mod network;
@@ -54,7 +55,8 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     let net = network::build(&mut s, env);
     database::build(&mut s, env, &net);
     let platform = platform::build(&mut s, env);
-    edge::build(&mut s, env, &net, &platform);
+    let edge = edge::build(&mut s, env, &net, &platform);
+    compute::build(&mut s, env, &net, &edge);
     s.builder.build()
 }
 
@@ -99,7 +101,7 @@ mod tests {
             2,
             "prod is not in us-east-1: one for CloudFront there"
         );
-        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8);
+        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 12);
         // PLATFORM.md: only the certificate is waited for (ISSUED), by the HTTPS listener;
         // every other edge needs identifiers only (nothing waits for a NAT or the ALB).
         let ready: Vec<(String, String)> = g
@@ -146,6 +148,30 @@ mod tests {
         );
         assert!(deps(&g, DB_CLUSTER).contains(&("sg-db".to_string(), Needs::Id)));
         assert!(deps(&g, "backup-plan").contains(&(DB_CLUSTER.to_string(), Needs::Id)));
+    }
+
+    #[test]
+    fn services_start_on_identifiers() {
+        let g = build(&env(3)).unwrap();
+        // PLATFORM.md: CreateService after the rule that attaches its target group,
+        // RegisterScalableTarget while the service deploys, the secret read at task start.
+        for (node, dep) in [
+            ("service-backend", "rule-api"),
+            ("service-frontend", "rule-default"),
+            ("service-backend", "task-backend"),
+            ("scaling-backend", "service-backend"),
+            ("task-backend", DB_CLUSTER),
+            ("task-backend", "ecs-execution-role"),
+            ("ecs-execution-role", DB_CLUSTER),
+        ] {
+            assert!(
+                deps(&g, node).contains(&(dep.to_string(), Needs::Id)),
+                "{node} -> {dep}"
+            );
+        }
+        assert!(!deps(&g, "task-frontend")
+            .iter()
+            .any(|(d, _)| d == DB_CLUSTER));
     }
 
     #[test]

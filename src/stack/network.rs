@@ -31,8 +31,10 @@ pub struct Network {
     pub vpc: Ref,
     pub igw: Ref,
     pub public_subnets: Vec<Ref>,
+    pub private_subnets: Vec<Ref>,
     pub isolated_subnets: Vec<Ref>,
     pub alb_security_group: Ref,
+    pub ecs_security_group: Ref,
     pub db_security_group: Ref,
 }
 
@@ -226,8 +228,10 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
         vpc,
         igw,
         public_subnets: public,
+        private_subnets: private,
         isolated_subnets: isolated,
         alb_security_group,
+        ecs_security_group,
         db_security_group: db,
     }
 }

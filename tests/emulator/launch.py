@@ -14,7 +14,7 @@ that moto 5.2 does not do by itself.
   CreateDBInstance: another instance call on it then fails InvalidDBClusterStateFault, as
   parallel calls do on AWS (Terraform AWS provider #50115).
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
-  (TAP_EMULATOR_NAT_DELETE_SECONDS, default 3), as AWS does for about a
+  (TAP_EMULATOR_NAT_DELETE_SECONDS, default 8), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
 - ModifyDBSubnetGroup keeps the group (moto 5.2 loses it).
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
@@ -40,6 +40,9 @@ that moto 5.2 does not do by itself.
 - ELBv2: a load balancer is `provisioning` for TAP_EMULATOR_ALB_SECONDS (default 2); a
   listener refuses a certificate not yet ISSUED (UnsupportedCertificate); deletion protection
   stops DeleteLoadBalancer (OperationNotPermitted).
+- ECS: a service deploys for TAP_EMULATOR_ECS_SECONDS (default 2) before its tasks run
+  (moto: never), drains as long when deleted; DeleteCluster refuses a cluster with services.
+- Application Auto Scaling tags (moto 5.2 lacks them), and policies deleted with their target.
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -59,9 +62,9 @@ import threading
 import time
 
 NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
-# AWS keeps a deleted NAT gateway `deleting` for about a minute; 3 s leaves a test time to
-# start a repair while it is.
-NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", "3"))
+# AWS keeps a deleted NAT gateway `deleting` for about a minute; 8 s leaves a test time to
+# start a repair while it is, on a busy machine.
+NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", "8"))
 DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
 DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
@@ -338,6 +341,206 @@ def patch_elbv2():
         return original_delete(self, arn)
 
     ELBv2Backend.delete_load_balancer = delete_load_balancer
+
+
+ECS_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_SECONDS", "2"))
+
+
+def patch_ecs():
+    """A service deploys for TAP_EMULATOR_ECS_SECONDS after CreateService and after an
+    UpdateService that starts a deployment: its primary deployment is IN_PROGRESS, then
+    COMPLETED with the desired count running (moto keeps 0 running, MOTO_ECS_SERVICE_RUNNING).
+    A deleted service is DRAINING as long before INACTIVE, and DeleteCluster refuses a cluster
+    that still has one (ClusterContainsServicesException), as AWS does. CreateService keeps
+    the capacity provider strategy, deployment configuration, health check grace period and
+    managed tags setting (moto drops them), UpdateService the managed tags setting.
+    DescribeTaskDefinition by family answers the latest ACTIVE revision (moto: the latest)."""
+    import math
+
+    from moto.ecs import models, responses
+    from moto.ecs.exceptions import ECSException, TaskDefinitionNotFoundException
+
+    class ClusterContainsServices(ECSException):
+        code = "ClusterContainsServicesException"
+
+    Service = models.Service
+
+    def ready(svc):
+        return time.monotonic() >= svc.__dict__.get("_tap_ready_at", math.inf)
+
+    def get_running(self):
+        if self.status != "ACTIVE":
+            return 0
+        return self.desired_count if ready(self) else self.__dict__.get("_tap_before", 0)
+
+    def get_pending(self):
+        return max(self.desired_count - self.running_count, 0) if self.status == "ACTIVE" else 0
+
+    def get_deployments(self):
+        deployments = self.__dict__.get("_tap_deployments", [])
+        for d in deployments[:1]:
+            d.update(
+                desiredCount=self.desired_count,
+                runningCount=self.running_count,
+                pendingCount=self.pending_count,
+                taskDefinition=self.task_definition,
+                rolloutState="COMPLETED" if ready(self) else "IN_PROGRESS",
+            )
+        return deployments
+
+    def set_deployments(self, value):
+        self.__dict__["_tap_deployments"] = value
+
+    def get_status(self):
+        status = self.__dict__.get("_tap_status", "ACTIVE")
+        if status == "INACTIVE" and time.monotonic() < self.__dict__.get("_tap_gone_at", 0):
+            return "DRAINING"
+        return status
+
+    def set_status(self, value):
+        if value == "INACTIVE" and self.__dict__.get("_tap_status") != "INACTIVE":
+            self.__dict__["_tap_gone_at"] = time.monotonic() + ECS_SECONDS
+        self.__dict__["_tap_status"] = value
+
+    Service.running_count = property(get_running, lambda self, value: None)
+    Service.pending_count = property(get_pending, lambda self, value: None)
+    Service.deployments = property(get_deployments, set_deployments)
+    Service.status = property(get_status, set_status)
+
+    def deploy(svc):
+        svc.__dict__["_tap_before"] = svc.running_count if svc.status == "ACTIVE" else 0
+        svc.__dict__["_tap_ready_at"] = time.monotonic() + ECS_SECONDS
+
+    kept = {
+        "capacityProviderStrategy": "capacity_provider_strategy",
+        "deploymentConfiguration": "deployment_configuration",
+        "healthCheckGracePeriodSeconds": "health_check_grace_period_seconds",
+        "enableECSManagedTags": "enable_ecs_managed_tags",
+    }
+    Response = responses.EC2ContainerServiceResponse
+    original_create = Response.create_service
+
+    def create_service(self):
+        result = original_create(self)
+        svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        for param, attr in kept.items():
+            value = self._get_param(param)
+            if value is not None:
+                setattr(svc, attr, value)
+        deploy(svc)
+        return result
+
+    original_update = Response.update_service
+
+    def update_service(self):
+        svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("service"))
+        new_deployment = any(
+            self._get_param(p) is not None
+            for p in ("taskDefinition", "networkConfiguration", "capacityProviderStrategy", "loadBalancers")
+        ) or self._get_param("forceNewDeployment")
+        if new_deployment:
+            deploy(svc)
+        result = original_update(self)
+        managed = self._get_param("enableECSManagedTags")
+        if managed is not None:
+            svc.enable_ecs_managed_tags = managed
+        return result
+
+    Response.create_service = create_service
+    Response.update_service = update_service
+
+    Backend = models.EC2ContainerServiceBackend
+    original_delete_cluster = Backend.delete_cluster
+
+    def delete_cluster(self, cluster_str):
+        name = cluster_str.split("/")[-1]
+        busy = [s.name for key, s in self.services.items() if key.startswith(name + ":") and s.status != "INACTIVE"]
+        if busy:
+            raise ClusterContainsServices(
+                f"The Cluster cannot be deleted while Services are active or draining: {', '.join(busy)}"
+            )
+        return original_delete_cluster(self, cluster_str)
+
+    Backend.delete_cluster = delete_cluster
+
+    original_describe_td = Backend.describe_task_definition
+
+    def describe_task_definition(self, task_definition_str):
+        name = task_definition_str.split("/")[-1]
+        if ":" in name:
+            return original_describe_td(self, task_definition_str)
+        active = [r for r, d in self.task_definitions.get(name, {}).items() if d.status == "ACTIVE"]
+        if not active:
+            raise TaskDefinitionNotFoundException()
+        return self.task_definitions[name][max(active)]
+
+    Backend.describe_task_definition = describe_task_definition
+
+
+def patch_autoscaling():
+    """Application Auto Scaling tags: Tags on RegisterScalableTarget, TagResource,
+    UntagResource, ListTagsForResource (moto 5.2 lacks them); DeregisterScalableTarget
+    deletes the target's scaling policies, as AWS does (moto keeps them)."""
+    import json
+
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse as Response
+
+    def tags_of(backend):
+        return backend.__dict__.setdefault("_tap_tags", {})
+
+    original_register = Response.register_scalable_target
+
+    def register_scalable_target(self):
+        result = original_register(self)
+        tags = self._get_param("Tags")
+        if tags:
+            tags_of(self.applicationautoscaling_backend).setdefault(json.loads(result)["ScalableTargetARN"], {}).update(tags)
+        return result
+
+    def known_arn(backend, arn):
+        for targets in backend.targets.values():
+            if any(t.arn == arn for t in targets.values()):
+                return
+        from moto.applicationautoscaling.exceptions import AWSValidationException
+        raise AWSValidationException(f"Resource {arn} not found")
+
+    def tag_resource(self):
+        arn = self._get_param("ResourceARN")
+        known_arn(self.applicationautoscaling_backend, arn)
+        tags_of(self.applicationautoscaling_backend).setdefault(arn, {}).update(self._get_param("Tags") or {})
+        return "{}"
+
+    def untag_resource(self):
+        arn = self._get_param("ResourceARN")
+        known_arn(self.applicationautoscaling_backend, arn)
+        tags = tags_of(self.applicationautoscaling_backend).get(arn, {})
+        for key in self._get_param("TagKeys") or []:
+            tags.pop(key, None)
+        return "{}"
+
+    def list_tags_for_resource(self):
+        arn = self._get_param("ResourceARN")
+        known_arn(self.applicationautoscaling_backend, arn)
+        return json.dumps({"Tags": tags_of(self.applicationautoscaling_backend).get(arn, {})})
+
+    Response.register_scalable_target = register_scalable_target
+    Response.tag_resource = tag_resource
+    Response.untag_resource = untag_resource
+    Response.list_tags_for_resource = list_tags_for_resource
+
+    original_deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister_scalable_target(self, namespace, r_id, dimension):
+        target = self.targets.get(dimension, {}).get(r_id)
+        original_deregister(self, namespace, r_id, dimension)
+        for key, policy in list(self.policies.items()):
+            if policy.resource_id == r_id and policy.scalable_dimension == dimension:
+                del self.policies[key]
+        if target is not None:
+            tags_of(self).pop(target.arn, None)
+
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
 
 
 def patch_s3():
@@ -812,6 +1015,8 @@ def main():
     patch_acm()
     patch_route53_changes()
     patch_elbv2()
+    patch_ecs()
+    patch_autoscaling()
     patch_security_groups()
     patch_counting()
 

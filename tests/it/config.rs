@@ -64,14 +64,13 @@ async fn latest_image_fails_validate_naming_the_key() {
 #[tokio::test]
 async fn every_problem_is_reported_and_up_makes_no_call() {
     let dir = config_dir(|t| {
-        t.replace("public.ecr.aws/nginx/nginx:1.27.3", "nginx")
-            .replace("vpc_cidr = \"10.42.0.0/16\"", "vpc_cidr = \"10.42.0.1/16\"")
-            .replace("availability_zones = 3", "availability_zones = 7")
-            .replace(
-                "min_tasks = 1\nmax_tasks = 2\n\n[services.backend]",
-                "min_tasks = 5\nmax_tasks = 2\n\n[services.backend]",
-            )
-            .replace("dev@example.com", "not-an-email")
+        t.replace(
+            "\"public.ecr.aws/nginx/nginx:1.27.3\"\n",
+            "\"nginx\"\nmin_tasks = 5\nmax_tasks = 2\n",
+        )
+        .replace("vpc_cidr = \"10.42.0.0/16\"", "vpc_cidr = \"10.42.0.1/16\"")
+        .replace("availability_zones = 3", "availability_zones = 7")
+        .replace("dev@example.com", "not-an-email")
     });
     let (endpoint, calls) = counting_endpoint();
     let r = run_with(

@@ -2,6 +2,7 @@
 //! `cargo test --test it network::` runs one.
 
 mod common;
+mod compute;
 mod config;
 mod database;
 mod drift;

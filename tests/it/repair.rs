@@ -397,15 +397,23 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         .send()
         .await
         .unwrap();
-    let group_arn = format!("arn:aws:logs:{REGION}:{acct}:log-group:/tap/{ENV}/vpc-flow-logs");
-    live.logs
-        .untag_resource()
-        .resource_arn(group_arn)
-        .tag_keys(cost)
-        .send()
-        .await
-        .unwrap();
-    for role in ["vpc-flow-logs", "rds-monitoring", "backup"] {
+    for group in ["vpc-flow-logs", "ecs/frontend", "ecs/backend", "ecs/xray"] {
+        let group_arn = format!("arn:aws:logs:{REGION}:{acct}:log-group:/tap/{ENV}/{group}");
+        live.logs
+            .untag_resource()
+            .resource_arn(group_arn)
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+    for role in [
+        "vpc-flow-logs",
+        "rds-monitoring",
+        "backup",
+        "ecs-execution",
+        "ecs-task",
+    ] {
         live.iam
             .untag_role()
             .role_name(format!("{ENV}-{role}"))
@@ -533,6 +541,46 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         .await
         .unwrap();
 
+    // The ECS cluster, services and task definitions; the services' scalable targets.
+    let mut ecs_arns = vec![format!("arn:aws:ecs:{REGION}:{acct}:cluster/{ENV}")];
+    for service in ["frontend", "backend"] {
+        let s = live
+            .ecs
+            .describe_services()
+            .cluster(ENV)
+            .services(service)
+            .send()
+            .await
+            .unwrap();
+        ecs_arns.push(s.services()[0].service_arn().unwrap().to_string());
+        ecs_arns.push(s.services()[0].task_definition().unwrap().to_string());
+    }
+    for arn in ecs_arns {
+        live.ecs
+            .untag_resource()
+            .resource_arn(arn)
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+    let targets = live
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    for t in targets.scalable_targets() {
+        live.aas
+            .untag_resource()
+            .resource_arn(t.scalable_target_arn().unwrap())
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
+
     // Every node of every kind lost a tag of ours; DNS records carry no tags.
     let mut all: BTreeSet<String> = crate::common::nodes_of_local();
     all.remove("certificate-dns");
@@ -561,7 +609,6 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
     );
     for op in [
         "kms:TagResource",
-        "logs:TagResource",
         "s3:PutBucketTagging",
         "route53:ChangeTagsForResource",
         "acm:AddTagsToCertificate",
@@ -570,7 +617,16 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
     }
     // The load balancer, two target groups, two listeners, two rules.
     assert_eq!(w.get("elasticloadbalancing:AddTags"), Some(&7), "{w:?}");
-    assert_eq!(w.get("iam:TagRole"), Some(&3), "{w:?}");
+    assert_eq!(w.get("iam:TagRole"), Some(&5), "{w:?}");
+    assert_eq!(w.get("logs:TagResource"), Some(&4), "{w:?}");
+    // The cluster, two services and two task definitions (no new revision), two targets.
+    assert_eq!(w.get("ecs:TagResource"), Some(&5), "{w:?}");
+    assert_eq!(w.get("ecs:RegisterTaskDefinition"), None, "{w:?}");
+    assert_eq!(
+        w.get("application-autoscaling:TagResource"),
+        Some(&2),
+        "{w:?}"
+    );
     assert_eq!(w.get("rds:AddTagsToResource"), Some(&4), "{w:?}");
     assert_eq!(w.get("backup:TagResource"), Some(&2), "{w:?}");
 }

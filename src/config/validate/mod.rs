@@ -128,6 +128,9 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
         &raw.services.backend,
         (1024, 2048),
     );
+    if let Err(e) = check_image(&raw.services.xray_image) {
+        p.add("services.xray_image", e);
+    }
     let edge = validate_edge(&mut p, &raw);
 
     let database = validate_database(&mut p, &raw);
@@ -157,7 +160,11 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
             encryption: super::Encryption {
                 key_deletion_window_days: window as i32,
             },
-            services: Services { frontend, backend },
+            services: Services {
+                frontend,
+                backend,
+                xray_image: raw.services.xray_image.clone(),
+            },
             database,
             backup,
             dns,

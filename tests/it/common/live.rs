@@ -47,6 +47,8 @@ pub struct Live {
     pub s3: aws_sdk_s3::Client,
     pub r53: aws_sdk_route53::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub aas: aws_sdk_applicationautoscaling::Client,
     account: String,
 }
 
@@ -68,6 +70,8 @@ impl Live {
             s3,
             r53: aws_sdk_route53::Client::new(&conf),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
+            ecs: aws_sdk_ecs::Client::new(&conf),
+            aas: aws_sdk_applicationautoscaling::Client::new(&conf),
             account: acct.to_string(),
         }
     }

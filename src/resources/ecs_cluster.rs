@@ -1,0 +1,190 @@
+//! The ECS cluster: Container Insights on, FARGATE and FARGATE_SPOT capacity providers.
+//! Found by its name, `<project>-<env>`.
+
+use async_trait::async_trait;
+use aws_sdk_ecs::types::{
+    CapacityProviderStrategyItem, Cluster, ClusterField, ClusterSetting, ClusterSettingName,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::aws::retry::{self, SERVICES_DRAINING};
+use crate::aws::tags::{self, from_ecs, retag_ecs};
+use crate::diff::{has, tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs};
+
+pub const PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EcsCluster {
+    pub container_insights: bool,
+}
+
+pub struct ObservedCluster {
+    cluster: Cluster,
+}
+
+/// The cluster's name.
+pub fn cluster_name(env_full: &str) -> String {
+    env_full.to_string()
+}
+
+fn attrs_of(c: &Cluster) -> Result<Attrs, Failure> {
+    let arn = c
+        .cluster_arn()
+        .ok_or_else(|| Failure::missing("cluster ARN"))?;
+    let mut a = Attrs::id(c.cluster_name().unwrap_or_default()).with_arn(arn);
+    a.state = c.status().map(String::from);
+    Ok(a)
+}
+
+impl EcsCluster {
+    fn insights(&self) -> &'static str {
+        if self.container_insights {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    }
+
+    fn setting(&self) -> ClusterSetting {
+        ClusterSetting::builder()
+            .name(ClusterSettingName::ContainerInsights)
+            .value(self.insights())
+            .build()
+    }
+
+    /// New tasks go to FARGATE unless a service says otherwise.
+    fn default_strategy() -> CapacityProviderStrategyItem {
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE")
+            .weight(1)
+            .build()
+            .expect("capacity provider is set")
+    }
+}
+
+#[async_trait]
+impl Resource for EcsCluster {
+    type Observed = ObservedCluster;
+    const KIND: &'static str = "ecs_cluster";
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedCluster>, Failure> {
+        let out = cx
+            .aws()
+            .ecs
+            .describe_clusters()
+            .clusters(cluster_name(cx.env_full()))
+            .include(ClusterField::Settings)
+            .include(ClusterField::Tags)
+            .send()
+            .await
+            .or_absent()?;
+        Ok(out
+            .and_then(|o| o.clusters().first().cloned())
+            .filter(|c| c.status() == Some("ACTIVE"))
+            .map(|cluster| ObservedCluster { cluster }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &ObservedCluster) -> Result<Attrs, Failure> {
+        attrs_of(&have.cluster)
+    }
+
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = cluster_name(cx.env_full());
+        Some(Attrs::id(&name).with_arn(cx.arn("ecs", &format!("cluster/{name}"))))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &ObservedCluster,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let cl = &have.cluster;
+        let insights = cl
+            .settings()
+            .iter()
+            .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
+            .and_then(|s| s.value())
+            .unwrap_or("disabled");
+        c.field("container_insights", self.insights(), insights);
+        let mut providers = cl.capacity_providers().to_vec();
+        providers.sort();
+        c.set(
+            "capacity_providers",
+            &PROVIDERS.map(String::from),
+            &providers,
+        );
+        c.tags(cx.tags(), &from_ecs(cl.tags()));
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let out = cx
+            .aws()
+            .ecs
+            .create_cluster()
+            .cluster_name(cluster_name(cx.env_full()))
+            .settings(self.setting())
+            .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
+            .default_capacity_provider_strategy(Self::default_strategy())
+            .set_tags(Some(tags::ecs(cx.tags())))
+            .send()
+            .await?;
+        attrs_of(out.cluster().ok_or_else(|| Failure::missing("cluster"))?)
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        _inputs: &Inputs<'_>,
+        have: &ObservedCluster,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let ecs = &cx.aws().ecs;
+        let name = cluster_name(cx.env_full());
+        if has(changes, "container_insights") {
+            ecs.update_cluster()
+                .cluster(&name)
+                .settings(self.setting())
+                .send()
+                .await?;
+        }
+        if has(changes, "capacity_providers") {
+            ecs.put_cluster_capacity_providers()
+                .cluster(&name)
+                .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
+                .default_capacity_provider_strategy(Self::default_strategy())
+                .send()
+                .await?;
+        }
+        if tags_changed(changes) {
+            retag_ecs(
+                ecs,
+                have.cluster.cluster_arn().unwrap_or_default(),
+                cx.tags(),
+            )
+            .await?;
+        }
+        attrs_of(&have.cluster)
+    }
+
+    /// Services go first (the graph deletes them before); ECS refuses while they drain.
+    async fn delete(&self, cx: &NodeCx<'_>, _have: &ObservedCluster) -> Result<(), Failure> {
+        let ecs = &cx.aws().ecs;
+        let name = cluster_name(cx.env_full());
+        retry::on(&[&SERVICES_DRAINING], || async {
+            ecs.delete_cluster()
+                .cluster(&name)
+                .send()
+                .await
+                .or_absent()
+                .map(|_| ())
+        })
+        .await
+    }
+}
