@@ -5,6 +5,7 @@
 //!
 //! Edge kinds follow PLATFORM.md, "When a dependent call may start".
 
+mod cdn;
 mod compute;
 mod database;
 mod edge;
@@ -57,6 +58,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     let platform = platform::build(&mut s, env);
     let edge = edge::build(&mut s, env, &net, &platform);
     compute::build(&mut s, env, &net, &edge);
+    cdn::build(&mut s, env, &platform);
     s.builder.build()
 }
 
@@ -95,15 +97,18 @@ mod tests {
         assert_eq!(kinds("security_group"), 3);
         assert_eq!(kinds("aurora_instance"), 2);
         assert_eq!(kinds("hosted_zone"), 1);
-        assert_eq!(kinds("s3_bucket"), 1);
+        assert_eq!(kinds("s3_bucket"), 3, "state, static assets, CDN logs");
+        assert_eq!(kinds("ecs_service"), 2);
+        assert_eq!(kinds("distribution"), 1);
         assert_eq!(
             kinds("certificate"),
             2,
             "prod is not in us-east-1: one for CloudFront there"
         );
-        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 12);
-        // PLATFORM.md: only the certificate is waited for (ISSUED), by the HTTPS listener;
-        // every other edge needs identifiers only (nothing waits for a NAT or the ALB).
+        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 12 + 6);
+        // PLATFORM.md: only the certificates are waited for (ISSUED), by the HTTPS listener
+        // and the distribution (prod is not in us-east-1: CloudFront's is its own); every
+        // other edge needs identifiers only (nothing waits for a NAT, the ALB or CloudFront).
         let ready: Vec<(String, String)> = g
             .edges()
             .filter(|(_, _, n)| *n == Needs::Ready)
@@ -111,7 +116,10 @@ mod tests {
             .collect();
         assert_eq!(
             ready,
-            [("listener-https".to_string(), "certificate".to_string())]
+            [
+                ("listener-https".to_string(), "certificate".to_string()),
+                ("cdn".to_string(), "certificate-cdn".to_string()),
+            ]
         );
         // Each private table routes to its own zone's NAT; a NAT needs the attached IGW.
         assert!(deps(&g, "route-table-private-b").contains(&("nat-b".into(), Needs::Id)));

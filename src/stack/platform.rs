@@ -20,6 +20,8 @@ pub struct Platform {
     pub zone: ZoneRef,
     /// The certificate for the load balancer (the environment's region).
     pub certificate: Ref,
+    /// The certificate for CloudFront (us-east-1: the same one when that is the region).
+    pub cdn_certificate: Ref,
 }
 
 pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
@@ -43,8 +45,10 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
     };
     let certificate = s.add("certificate", cert(false));
     let mut certificates = vec![certificate.clone()];
+    let mut cdn_certificate = certificate.clone();
     if env.region != GLOBAL_REGION {
-        certificates.push(s.add("certificate-cdn", cert(true)));
+        cdn_certificate = s.add("certificate-cdn", cert(true));
+        certificates.push(cdn_certificate.clone());
     }
     s.add(
         "certificate-dns",
@@ -70,6 +74,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
                 abort_incomplete_upload_days: Some(7),
             },
             holds_data: true,
+            log_delivery: false,
+            owns_policy: true,
         },
     );
     // Listeners and distributions need their certificate ISSUED (PLATFORM.md: they fail
@@ -77,5 +83,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Platform {
     Platform {
         zone,
         certificate: Ref::ready(certificate.node),
+        cdn_certificate: Ref::ready(cdn_certificate.node),
     }
 }

@@ -43,6 +43,10 @@ that moto 5.2 does not do by itself.
 - ECS: a service deploys for TAP_EMULATOR_ECS_SECONDS (default 2) before its tasks run
   (moto: never), drains as long when deleted; DeleteCluster refuses a cluster with services.
 - Application Auto Scaling tags (moto 5.2 lacks them), and policies deleted with their target.
+- CloudFront: a distribution is `InProgress` for TAP_EMULATOR_CF_SECONDS (default 2) after
+  each change; a certificate not ISSUED is refused (InvalidViewerCertificate); ETags are
+  checked; only a disabled, deployed distribution can be deleted; origins keep their origin
+  access settings; origin access identities are served (moto 5.2 answers 404).
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -543,6 +547,211 @@ def patch_autoscaling():
     ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
 
 
+CF_SECONDS = float(os.environ.get("TAP_EMULATOR_CF_SECONDS", "2"))
+
+
+def patch_cloudfront():
+    """A distribution is `InProgress` for TAP_EMULATOR_CF_SECONDS after each create or update
+    (moto: `Deployed` at once); a viewer certificate not ISSUED is refused
+    (InvalidViewerCertificate); updates and deletes must name the current ETag
+    (PreconditionFailed) and change it; DeleteDistribution refuses a distribution that is
+    enabled or not yet deployed (DistributionNotDisabled); an origin keeps its
+    OriginAccessControlId and S3OriginConfig (moto drops them). Origin access identities
+    (moto 5.2 answers 404): Create/Get/GetConfig/Update/Delete/List."""
+    from moto.acm.models import acm_backends
+    from moto.cloudfront import models, urls
+    from moto.cloudfront.exceptions import CloudFrontException
+    from moto.cloudfront.responses import CloudFrontResponse
+    from moto.core.responses import ActionResult, EmptyResult
+
+    def fail(code, message):
+        return CloudFrontException(code, message)
+
+    original_origin_init = models.Origin.__init__
+
+    def origin_init(self, origin):
+        original_origin_init(self, origin)
+        self.origin_access_control_id = origin.get("OriginAccessControlId") or ""
+        if "S3OriginConfig" in origin:
+            identity = (origin.get("S3OriginConfig") or {}).get("OriginAccessIdentity") or ""
+            self.s3_origin_config = {"OriginAccessIdentity": identity}
+
+    models.Origin.__init__ = origin_init
+
+    def get_status(self):
+        return "InProgress" if time.monotonic() < self.__dict__.get("_tap_ready_at", 0) else "Deployed"
+
+    models.Distribution.status = property(get_status, lambda self, value: None)
+
+    def deploying(dist):
+        dist.__dict__["_tap_ready_at"] = time.monotonic() + CF_SECONDS
+        dist.etag = models.random_id()
+
+    def require_issued(backend, config):
+        arn = ((config or {}).get("ViewerCertificate") or {})
+        arn = arn.get("ACMCertificateArn") if isinstance(arn, dict) else getattr(arn, "acm_certificate_arn", "")
+        if not arn:
+            return
+        cert = None
+        try:
+            cert = acm_backends[backend.account_id]["us-east-1"].get_certificate(arn)
+            cert.check()
+        except Exception:
+            cert = None
+        if cert is None or cert.status != "ISSUED":
+            raise fail(
+                "InvalidViewerCertificate",
+                "The specified SSL certificate doesn't exist, isn't in us-east-1 region, isn't valid, or doesn't include a valid certificate chain.",
+            )
+
+    def require_etag(dist, if_match):
+        if if_match != dist.etag:
+            raise fail("PreconditionFailed", "The If-Match version is missing or not valid for the resource.")
+
+    Backend = models.CloudFrontBackend
+    original_create = Backend.create_distribution_with_tags
+
+    def create_distribution_with_tags(self, distribution_config, tags):
+        require_issued(self, distribution_config)
+        dist, location, _ = original_create(self, distribution_config, tags)
+        deploying(dist)
+        return dist, location, dist.etag
+
+    original_update = Backend.update_distribution
+
+    def update_distribution(self, dist_config, _id, if_match):
+        dist = self.distributions.get(_id)
+        if dist is None:
+            raise models.NoSuchDistribution
+        require_etag(dist, if_match)
+        require_issued(self, dist_config)
+        dist, location, _ = original_update(self, dist_config, _id, if_match)
+        deploying(dist)
+        return dist, location, dist.etag
+
+    original_delete = Backend.delete_distribution
+
+    def delete_distribution(self, distribution_id, if_match):
+        dist = self.distributions.get(distribution_id)
+        if dist is None:
+            raise models.NoSuchDistribution
+        require_etag(dist, if_match)
+        enabled = str(dist.distribution_config.__dict__.get("Enabled")).lower() == "true"
+        if enabled or dist.status != "Deployed":
+            raise fail(
+                "DistributionNotDisabled",
+                "The distribution you are trying to delete has not been disabled.",
+            )
+        return original_delete(self, distribution_id, if_match)
+
+    Backend.create_distribution_with_tags = create_distribution_with_tags
+    Backend.update_distribution = update_distribution
+    Backend.delete_distribution = delete_distribution
+
+    # Origin access identities.
+    base = "{0}/2020-05-31/origin-access-identity/cloudfront"
+    urls.url_paths.update(
+        {
+            base + "$": CloudFrontResponse.dispatch,
+            base + "/(?P<Id>[^/]+)$": CloudFrontResponse.dispatch,
+            base + "/(?P<Id>[^/]+)/config$": CloudFrontResponse.dispatch,
+        }
+    )
+
+    def store(backend):
+        return backend.__dict__.setdefault("_tap_identities", {})
+
+    def found(self):
+        entry = store(self.backend).get(self._get_param("Id"))
+        if entry is None:
+            raise fail("NoSuchCloudFrontOriginAccessIdentity", "The specified origin access identity does not exist.")
+        return entry
+
+    def create_identity(self):
+        config = self._get_param("CloudFrontOriginAccessIdentityConfig", {}) or {}
+        for entry in store(self.backend).values():
+            if entry["identity"]["CloudFrontOriginAccessIdentityConfig"]["CallerReference"] == config.get("CallerReference"):
+                raise fail(
+                    "CloudFrontOriginAccessIdentityAlreadyExists",
+                    "The caller reference is associated with another origin access identity.",
+                )
+        identity_id = "E" + models.random_id(length=13)[1:]
+        identity = {
+            "Id": identity_id,
+            "S3CanonicalUserId": models.random_id(uppercase=False, length=64),
+            "CloudFrontOriginAccessIdentityConfig": {
+                "CallerReference": config.get("CallerReference") or "",
+                "Comment": config.get("Comment") or "",
+            },
+        }
+        entry = {"identity": identity, "etag": models.random_id()}
+        store(self.backend)[identity_id] = entry
+        return ActionResult(
+            {
+                "CloudFrontOriginAccessIdentity": identity,
+                "ETag": entry["etag"],
+                "Location": f"https://cloudfront.amazonaws.com/2020-05-31/origin-access-identity/cloudfront/{identity_id}",
+            }
+        )
+
+    def get_identity(self):
+        entry = found(self)
+        return ActionResult({"CloudFrontOriginAccessIdentity": entry["identity"], "ETag": entry["etag"]})
+
+    def get_identity_config(self):
+        entry = found(self)
+        return ActionResult(
+            {
+                "CloudFrontOriginAccessIdentityConfig": entry["identity"]["CloudFrontOriginAccessIdentityConfig"],
+                "ETag": entry["etag"],
+            }
+        )
+
+    def update_identity(self):
+        entry = found(self)
+        if self._get_param("IfMatch") != entry["etag"]:
+            raise fail("PreconditionFailed", "The If-Match version is missing or not valid for the resource.")
+        config = self._get_param("CloudFrontOriginAccessIdentityConfig", {}) or {}
+        entry["identity"]["CloudFrontOriginAccessIdentityConfig"]["Comment"] = config.get("Comment") or ""
+        entry["etag"] = models.random_id()
+        return get_identity(self)
+
+    def delete_identity(self):
+        entry = found(self)
+        if self._get_param("IfMatch") != entry["etag"]:
+            raise fail("PreconditionFailed", "The If-Match version is missing or not valid for the resource.")
+        del store(self.backend)[entry["identity"]["Id"]]
+        return EmptyResult()
+
+    def list_identities(self):
+        items = [
+            {
+                "Id": e["identity"]["Id"],
+                "S3CanonicalUserId": e["identity"]["S3CanonicalUserId"],
+                "Comment": e["identity"]["CloudFrontOriginAccessIdentityConfig"]["Comment"],
+            }
+            for e in store(self.backend).values()
+        ]
+        return ActionResult(
+            {
+                "CloudFrontOriginAccessIdentityList": {
+                    "Marker": "",
+                    "MaxItems": 100,
+                    "IsTruncated": False,
+                    "Quantity": len(items),
+                    "Items": items,
+                }
+            }
+        )
+
+    CloudFrontResponse.create_cloud_front_origin_access_identity = create_identity
+    CloudFrontResponse.get_cloud_front_origin_access_identity = get_identity
+    CloudFrontResponse.get_cloud_front_origin_access_identity_config = get_identity_config
+    CloudFrontResponse.update_cloud_front_origin_access_identity = update_identity
+    CloudFrontResponse.delete_cloud_front_origin_access_identity = delete_identity
+    CloudFrontResponse.list_cloud_front_origin_access_identities = list_identities
+
+
 def patch_s3():
     from moto.s3.responses import S3Response
 
@@ -862,6 +1071,8 @@ def patch_backup():
 
 
 CALLS = {}
+# Every request since the start, by operation: resets of CALLS do not touch it.
+SERVED = {}
 CALLS_LOCK = threading.Lock()
 CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
 
@@ -972,24 +1183,22 @@ def patch_counting():
             with CALLS_LOCK:
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
+                SERVED[key] = SERVED.get(key, 0) + 1
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__
 
 
 def write_served():
-    """Adds what was served, summed over accounts, to $TAP_EMULATOR_CALLS_LOG (one JSON
+    """Adds what was served, summed over accounts and never reset, to $TAP_EMULATOR_CALLS_LOG (one JSON
     object per line), for tests/emulator/coverage.py."""
     import json
 
     path = os.environ.get("TAP_EMULATOR_CALLS_LOG")
     if not path:
         return
-    total = {}
     with CALLS_LOCK:
-        for counts in CALLS.values():
-            for op, n in counts.items():
-                total[op] = total.get(op, 0) + n
+        total = dict(SERVED)
     with open(path, "a") as f:
         f.write(json.dumps(total) + "\n")
 
@@ -1017,6 +1226,7 @@ def main():
     patch_elbv2()
     patch_ecs()
     patch_autoscaling()
+    patch_cloudfront()
     patch_security_groups()
     patch_counting()
 

@@ -344,7 +344,7 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     // One batched read per EC2 type, a few per other resource (BENCHMARKS.md lists them);
     // the count does not grow with zones, subnets or route tables.
     let reads: u64 = crate::common::calls(&acct).await.values().sum();
-    assert!(reads <= 94, "converged run reads little: {reads}");
+    assert!(reads <= 115, "converged run reads little: {reads}");
 }
 
 #[tokio::test]
@@ -441,6 +441,17 @@ async fn down_leaves_nothing_but_the_kept_key_and_state() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("kms-key"), "kept");
     assert_eq!(r.outcome("state-bucket"), "kept");
+    assert_eq!(r.outcome("static-bucket"), "kept");
+    assert_eq!(r.outcome("cdn-log-bucket"), "kept");
+    for gone in [
+        "cdn",
+        "cdn-origin-access",
+        "service-backend",
+        "ecs-cluster",
+        "alb",
+    ] {
+        assert_eq!(r.outcome(gone), "deleted", "{gone}");
+    }
     assert_eq!(
         r.outcome("hosted-zone"),
         "deleted",

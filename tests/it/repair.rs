@@ -445,27 +445,45 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
             .await
             .unwrap();
     }
-    let tags = live
-        .s3
-        .get_bucket_tagging()
-        .bucket(live.bucket())
-        .send()
-        .await
-        .unwrap();
-    let kept: Vec<aws_sdk_s3::types::Tag> = tags
-        .tag_set()
-        .iter()
-        .filter(|t| t.key() != cost)
-        .cloned()
-        .collect();
-    live.s3
-        .put_bucket_tagging()
-        .bucket(live.bucket())
-        .tagging(
-            aws_sdk_s3::types::Tagging::builder()
-                .set_tag_set(Some(kept))
-                .build()
-                .unwrap(),
+    for bucket in [
+        live.bucket(),
+        format!("{ENV}-static-{acct}"),
+        format!("{ENV}-cdn-logs-{acct}"),
+    ] {
+        let tags = live
+            .s3
+            .get_bucket_tagging()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let kept: Vec<aws_sdk_s3::types::Tag> = tags
+            .tag_set()
+            .iter()
+            .filter(|t| t.key() != cost)
+            .cloned()
+            .collect();
+        live.s3
+            .put_bucket_tagging()
+            .bucket(&bucket)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .set_tag_set(Some(kept))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let distributions = live.cf.list_distributions().send().await.unwrap();
+    live.cf
+        .untag_resource()
+        .resource(distributions.distribution_list().unwrap().items()[0].arn())
+        .tag_keys(
+            aws_sdk_cloudfront::types::TagKeys::builder()
+                .items(cost)
+                .build(),
         )
         .send()
         .await
@@ -581,10 +599,18 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
             .unwrap();
     }
 
-    // Every node of every kind lost a tag of ours; DNS records carry no tags.
+    // Every node of every kind lost a tag of ours; DNS records, bucket policies and
+    // CloudFront origin access carry no tags.
     let mut all: BTreeSet<String> = crate::common::nodes_of_local();
-    all.remove("certificate-dns");
-    all.remove("dns-app");
+    for untagged in [
+        "certificate-dns",
+        "dns-app",
+        "dns-cdn",
+        "static-bucket-policy",
+        "cdn-origin-access",
+    ] {
+        all.remove(untagged);
+    }
     let (drift, _) = drift_then_repair(&acct, all).await;
     for e in drift.events_of("drift") {
         let fields: Vec<&str> = e["drift"]["changes"]
@@ -607,9 +633,10 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         Some(&22),
         "one per EC2 resource: {w:?}"
     );
+    assert_eq!(w.get("s3:PutBucketTagging"), Some(&3), "{w:?}");
     for op in [
         "kms:TagResource",
-        "s3:PutBucketTagging",
+        "cloudfront:TagResource",
         "route53:ChangeTagsForResource",
         "acm:AddTagsToCertificate",
     ] {
@@ -814,8 +841,10 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         "certificate",
         "certificate-dns",
         "dns-app",
-        // Its certificate is a new one.
+        "dns-cdn",
+        // Their certificate is a new one.
         "listener-https",
+        "cdn",
     ]);
     assert_eq!(drifted(&r), expected, "{}", r.stdout);
     let deleted: BTreeSet<String> = r
@@ -839,6 +868,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
             "certificate",
             "certificate-dns",
             "dns-app",
+            "dns-cdn",
         ])
     );
     let w = writes(&acct).await;
@@ -855,8 +885,10 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         ("logs:CreateLogGroup", 1),
         ("backup:CreateBackupVault", 1),
         ("acm:RequestCertificate", 1),
-        ("route53:ChangeResourceRecordSets", 2),
+        // The validation record, the domain's and the CDN's aliases.
+        ("route53:ChangeResourceRecordSets", 3),
         ("elasticloadbalancing:ModifyListener", 1),
+        ("cloudfront:UpdateDistribution", 1),
     ] {
         assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
     }

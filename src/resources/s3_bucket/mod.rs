@@ -55,6 +55,31 @@ pub struct S3Bucket {
     pub lifecycle: Lifecycle,
     /// True when its objects are data: `down` keeps the bucket unless `--destroy-data`.
     pub holds_data: bool,
+    /// True when CloudFront delivers standard logs to it: that needs ACLs, so objects are
+    /// owned by the bucket owner where the writer allows (`BucketOwnerPreferred`) rather than
+    /// always (`BucketOwnerEnforced`, ACLs off).
+    #[serde(default)]
+    pub log_delivery: bool,
+    /// False when a `bucket_policy` node owns the policy (it names other nodes).
+    #[serde(default = "owns_policy")]
+    pub owns_policy: bool,
+}
+
+fn owns_policy() -> bool {
+    true
+}
+
+/// The statement every bucket's policy starts with: refuse any request not made over TLS.
+pub fn deny_insecure_transport(partition: &str, bucket: &str) -> Value {
+    let arn = format!("arn:{partition}:s3:::{bucket}");
+    json!({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn.clone(), format!("{arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+    })
 }
 
 /// The bucket name for `suffix` in an environment and account (pure): at most 63 characters
@@ -90,18 +115,18 @@ impl S3Bucket {
 
     /// The bucket policy: refuse every request not made over TLS.
     pub(super) fn policy(&self, cx: &NodeCx<'_>) -> Value {
-        let arn = format!("arn:{}:s3:::{}", cx.scope().partition, self.name(cx));
         json!({
             "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn.clone(), format!("{arn}/*")],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
-            }]
+            "Statement": [deny_insecure_transport(&cx.scope().partition, &self.name(cx))]
         })
+    }
+
+    pub(super) fn ownership(&self) -> ObjectOwnership {
+        if self.log_delivery {
+            ObjectOwnership::BucketOwnerPreferred
+        } else {
+            ObjectOwnership::BucketOwnerEnforced
+        }
     }
 
     pub(super) fn want_encryption(
@@ -307,13 +332,15 @@ impl Resource for S3Bucket {
         }
         c.field(
             "object_ownership",
-            "BucketOwnerEnforced",
+            self.ownership().as_str(),
             have.ownership
                 .as_ref()
                 .map(|o| o.as_str())
                 .unwrap_or("(none)"),
         );
-        c.document("policy", &self.policy(cx), &have.policy);
+        if self.owns_policy {
+            c.document("policy", &self.policy(cx), &have.policy);
+        }
         if self.lifecycle != Lifecycle::default() {
             c.field("lifecycle", &self.lifecycle, &have.lifecycle);
         }
@@ -337,7 +364,7 @@ impl Resource for S3Bucket {
             .create_bucket()
             .bucket(&name)
             .set_create_bucket_configuration(config)
-            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .object_ownership(self.ownership())
             .send()
             .await
             .or_exists()
@@ -349,7 +376,9 @@ impl Resource for S3Bucket {
         self.put_ownership(cx, &name).await?;
         self.put_encryption(cx, inputs, &name).await?;
         self.put_versioning(cx, &name).await?;
-        self.put_policy(cx, &name).await?;
+        if self.owns_policy {
+            self.put_policy(cx, &name).await?;
+        }
         self.put_lifecycle(cx, &name).await?;
         Ok(self.attrs_of(cx))
     }

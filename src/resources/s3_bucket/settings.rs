@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, Delete,
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, ObjectIdentifier, ObjectOwnership, OwnershipControls,
-    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    NoncurrentVersionExpiration, ObjectIdentifier, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 
 use super::{Lifecycle, S3Bucket, LIFECYCLE_RULE};
@@ -104,7 +103,7 @@ impl S3Bucket {
         let controls = OwnershipControls::builder()
             .rules(
                 OwnershipControlsRule::builder()
-                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                    .object_ownership(self.ownership())
                     .build()
                     .map_err(|e| Failure::new("InvalidInput", e.to_string()))?,
             )

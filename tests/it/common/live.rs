@@ -49,6 +49,7 @@ pub struct Live {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub aas: aws_sdk_applicationautoscaling::Client,
+    pub cf: aws_sdk_cloudfront::Client,
     account: String,
 }
 
@@ -72,6 +73,7 @@ impl Live {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             ecs: aws_sdk_ecs::Client::new(&conf),
             aas: aws_sdk_applicationautoscaling::Client::new(&conf),
+            cf: aws_sdk_cloudfront::Client::new(&conf),
             account: acct.to_string(),
         }
     }

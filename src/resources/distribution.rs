@@ -1,0 +1,493 @@
+//! The CloudFront distribution in front of the static bucket: alias `cdn.<domain>` with the
+//! us-east-1 certificate, TLSv1.2_2021, HTTP/2 and 3, IPv6, HTTPS only (HTTP redirected),
+//! compression, AWS's managed CachingOptimized policy, origin access (OAC or OAI), and
+//! standard logs to the log bucket. Found by its alias, which CloudFront lets only one
+//! distribution have.
+//!
+//! `up` returns once CloudFront has accepted the configuration: nothing depends on it being
+//! deployed to the edge (`InProgress` for minutes on AWS). `down` disables it, waits until
+//! that is deployed, then deletes it, as CloudFront requires.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_cloudfront::types::{
+    Aliases, AllowedMethods, CachedMethods, DefaultCacheBehavior, Distribution as AwsDistribution,
+    DistributionConfig, DistributionConfigWithTags, HttpVersion, LoggingConfig, Method,
+    MinimumProtocolVersion, Origin, Origins, PriceClass, S3OriginConfig, SslSupportMethod, Tag,
+    Tags, ViewerCertificate, ViewerProtocolPolicy,
+};
+use serde::{Deserialize, Serialize};
+
+use super::dns_record::CLOUDFRONT_ZONE_ID;
+use super::origin_access::AccessKind;
+use super::{NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::aws::wait::Poll;
+use crate::diff::{tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output, Ref};
+
+/// AWS's managed cache policy `Managed-CachingOptimized`.
+pub const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+const ORIGIN_ID: &str = "static";
+const ROOT_OBJECT: &str = "index.html";
+const LOG_PREFIX: &str = "cloudfront/";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Distribution {
+    /// `cdn.<domain>`: the distribution's identity too.
+    pub alias: String,
+    /// The static bucket (its regional domain name is the origin).
+    pub bucket: Ref,
+    /// Where the standard logs go.
+    pub log_bucket: Ref,
+    /// The certificate in us-east-1; it must be ISSUED (a readiness input, PLATFORM.md).
+    pub certificate: Ref,
+    pub origin_access: Ref,
+    pub access_kind: AccessKind,
+}
+
+pub struct Observed {
+    distribution: AwsDistribution,
+    etag: Option<String>,
+    tags: BTreeMap<String, String>,
+}
+
+/// The settings compared, one line each: the same text from the spec and from AWS.
+#[derive(Debug, PartialEq)]
+struct View {
+    aliases: Vec<String>,
+    origin: String,
+    behavior: String,
+    certificate: String,
+    protocol: String,
+    logging: String,
+    enabled: bool,
+    root_object: String,
+    price_class: String,
+}
+
+fn attrs_of(d: &AwsDistribution) -> Attrs {
+    let mut a = Attrs::id(d.id()).with_arn(d.arn());
+    a.dns_name = Some(d.domain_name().to_string());
+    a.hosted_zone_id = Some(CLOUDFRONT_ZONE_ID.to_string());
+    a.state = Some(d.status().to_string());
+    a
+}
+
+fn methods(items: &[Method]) -> String {
+    let mut all: Vec<&str> = items.iter().map(|m| m.as_str()).collect();
+    all.sort();
+    all.join(",")
+}
+
+fn view_of(c: &DistributionConfig) -> View {
+    let origin = c
+        .origins()
+        .and_then(|o| o.items().iter().find(|o| o.id() == ORIGIN_ID))
+        .map(|o| {
+            format!(
+                "{} via OAC {} / OAI {}",
+                o.domain_name(),
+                o.origin_access_control_id().unwrap_or(""),
+                o.s3_origin_config()
+                    .map(|s| s.origin_access_identity())
+                    .unwrap_or("")
+            )
+        })
+        .unwrap_or_else(|| "(absent)".into());
+    let behavior = c
+        .default_cache_behavior()
+        .map(|b| {
+            let allowed = b.allowed_methods();
+            format!(
+                "to {}, {}, methods {} cached {}, compress {}, cache policy {}",
+                b.target_origin_id(),
+                b.viewer_protocol_policy().as_str(),
+                allowed.map(|a| methods(a.items())).unwrap_or_default(),
+                allowed
+                    .and_then(|a| a.cached_methods())
+                    .map(|m| methods(m.items()))
+                    .unwrap_or_default(),
+                b.compress().unwrap_or(false),
+                b.cache_policy_id().unwrap_or("(none)")
+            )
+        })
+        .unwrap_or_default();
+    let cert = c.viewer_certificate();
+    let mut aliases = c.aliases().map(|a| a.items().to_vec()).unwrap_or_default();
+    aliases.sort();
+    View {
+        aliases,
+        origin,
+        behavior,
+        certificate: format!(
+            "{} {} {}",
+            cert.and_then(|v| v.acm_certificate_arn())
+                .unwrap_or("(none)"),
+            cert.and_then(|v| v.ssl_support_method())
+                .map(|s| s.as_str())
+                .unwrap_or("(none)"),
+            cert.and_then(|v| v.minimum_protocol_version())
+                .map(|s| s.as_str())
+                .unwrap_or("(none)")
+        ),
+        protocol: format!(
+            "{}, IPv6 {}",
+            c.http_version().map(|h| h.as_str()).unwrap_or("(none)"),
+            c.is_ipv6_enabled().unwrap_or(false)
+        ),
+        logging: c
+            .logging()
+            .filter(|l| l.enabled())
+            .map(|l| {
+                format!(
+                    "to {}/{} (cookies {})",
+                    l.bucket(),
+                    l.prefix(),
+                    l.include_cookies()
+                )
+            })
+            .unwrap_or_else(|| "(off)".into()),
+        enabled: c.enabled(),
+        root_object: c.default_root_object().unwrap_or("").to_string(),
+        price_class: c
+            .price_class()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+impl Distribution {
+    fn comment(&self, cx: &NodeCx<'_>) -> String {
+        format!("{} static assets (tap-provision)", cx.env_full())
+    }
+
+    /// The whole configuration; `live` lends what this tool does not manage (a web ACL,
+    /// geo restrictions) and the caller reference, so an update keeps them.
+    fn config(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        live: Option<&DistributionConfig>,
+        enabled: bool,
+    ) -> Result<DistributionConfig, Failure> {
+        let bucket_domain = inputs.attr(&self.bucket, "domain name", |a| a.dns_name.as_deref())?;
+        let access = inputs.id(&self.origin_access)?;
+        let mut origin = Origin::builder().id(ORIGIN_ID).domain_name(bucket_domain);
+        origin = match self.access_kind {
+            AccessKind::Control => origin
+                .origin_access_control_id(access)
+                .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build()),
+            AccessKind::Identity => origin.s3_origin_config(
+                S3OriginConfig::builder()
+                    .origin_access_identity(format!("origin-access-identity/cloudfront/{access}"))
+                    .build(),
+            ),
+        };
+        let get_head = || vec![Method::Get, Method::Head];
+        let behavior = DefaultCacheBehavior::builder()
+            .target_origin_id(ORIGIN_ID)
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+            .allowed_methods(
+                AllowedMethods::builder()
+                    .quantity(2)
+                    .set_items(Some(get_head()))
+                    .cached_methods(
+                        CachedMethods::builder()
+                            .quantity(2)
+                            .set_items(Some(get_head()))
+                            .build()?,
+                    )
+                    .build()?,
+            )
+            .compress(true)
+            .cache_policy_id(CACHING_OPTIMIZED)
+            .build()?;
+        let log_bucket = inputs.id(&self.log_bucket)?;
+        let caller_reference = match live {
+            Some(l) => l.caller_reference().to_string(),
+            None => cx.run_token(&[]),
+        };
+        Ok(DistributionConfig::builder()
+            .caller_reference(caller_reference)
+            .aliases(Aliases::builder().quantity(1).items(&self.alias).build()?)
+            .default_root_object(ROOT_OBJECT)
+            .origins(
+                Origins::builder()
+                    .quantity(1)
+                    .items(origin.build()?)
+                    .build()?,
+            )
+            .default_cache_behavior(behavior)
+            .comment(self.comment(cx))
+            .logging(
+                LoggingConfig::builder()
+                    .enabled(true)
+                    .include_cookies(false)
+                    .bucket(format!("{log_bucket}.s3.amazonaws.com"))
+                    .prefix(LOG_PREFIX)
+                    .build(),
+            )
+            .price_class(PriceClass::PriceClassAll)
+            .enabled(enabled)
+            .viewer_certificate(
+                ViewerCertificate::builder()
+                    .acm_certificate_arn(inputs.arn(&self.certificate)?)
+                    .ssl_support_method(SslSupportMethod::SniOnly)
+                    .minimum_protocol_version(MinimumProtocolVersion::TlSv122021)
+                    .build(),
+            )
+            .http_version(HttpVersion::Http2and3)
+            .is_ipv6_enabled(true)
+            .set_restrictions(live.and_then(|l| l.restrictions()).cloned())
+            .set_web_acl_id(live.and_then(|l| l.web_acl_id()).map(String::from))
+            .build()?)
+    }
+
+    async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<String>, Failure> {
+        let cf = &cx.aws().cloudfront;
+        let mut marker = None;
+        loop {
+            let out = cf.list_distributions().set_marker(marker).send().await?;
+            let Some(list) = out.distribution_list() else {
+                return Ok(None);
+            };
+            let found = list.items().iter().find(|d| {
+                d.aliases()
+                    .is_some_and(|a| a.items().iter().any(|n| n == &self.alias))
+            });
+            if let Some(d) = found {
+                return Ok(Some(d.id().to_string()));
+            }
+            marker = list
+                .next_marker()
+                .filter(|_| list.is_truncated())
+                .map(String::from);
+            if marker.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        cx: &NodeCx<'_>,
+        id: &str,
+    ) -> Result<Option<(AwsDistribution, Option<String>)>, Failure> {
+        let out = cx
+            .aws()
+            .cloudfront
+            .get_distribution()
+            .id(id)
+            .send()
+            .await
+            .or_absent()?;
+        Ok(out.and_then(|o| Some((o.distribution()?.clone(), o.e_tag().map(String::from)))))
+    }
+
+    fn cloudfront_tags(&self, cx: &NodeCx<'_>) -> Result<Tags, Failure> {
+        Ok(Tags::builder()
+            .set_items(Some(
+                cx.tags()
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect::<Result<_, _>>()?,
+            ))
+            .build())
+    }
+}
+
+#[async_trait]
+impl Resource for Distribution {
+    type Observed = Observed;
+    const KIND: &'static str = "distribution";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![
+            &self.bucket,
+            &self.log_bucket,
+            &self.certificate,
+            &self.origin_access,
+        ]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let Some(id) = self.find(cx).await? else {
+            return Ok(None);
+        };
+        let Some((distribution, etag)) = self.get(cx, &id).await? else {
+            return Ok(None);
+        };
+        let tags = cx
+            .aws()
+            .cloudfront
+            .list_tags_for_resource()
+            .resource(distribution.arn())
+            .send()
+            .await
+            .or_absent()?
+            .and_then(|o| o.tags().cloned())
+            .map(|t| {
+                t.items()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Observed {
+            distribution,
+            etag,
+            tags,
+        }))
+    }
+
+    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(attrs_of(&have.distribution))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        let live = have
+            .distribution
+            .distribution_config()
+            .ok_or_else(|| Failure::missing("distribution configuration"))?;
+        let want = view_of(&self.config(cx, inputs, Some(live), true)?);
+        let have_view = view_of(live);
+        c.field("aliases", &want.aliases, &have_view.aliases);
+        c.field("origin", &want.origin, &have_view.origin);
+        c.field("default_behavior", &want.behavior, &have_view.behavior);
+        c.field("certificate", &want.certificate, &have_view.certificate);
+        c.field("protocols", &want.protocol, &have_view.protocol);
+        c.field("logging", &want.logging, &have_view.logging);
+        c.field("enabled", want.enabled, have_view.enabled);
+        c.field(
+            "default_root_object",
+            &want.root_object,
+            &have_view.root_object,
+        );
+        c.field("price_class", &want.price_class, &have_view.price_class);
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
+    }
+
+    /// PLATFORM.md: the certificate must be ISSUED (else `InvalidViewerCertificate`); the
+    /// bucket and the origin access need identifiers only.
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let out = cx
+            .aws()
+            .cloudfront
+            .create_distribution_with_tags()
+            .distribution_config_with_tags(
+                DistributionConfigWithTags::builder()
+                    .distribution_config(self.config(cx, inputs, None, true)?)
+                    .tags(self.cloudfront_tags(cx)?)
+                    .build(),
+            )
+            .send()
+            .await?;
+        let d = out
+            .distribution()
+            .ok_or_else(|| Failure::missing("distribution"))?;
+        cx.progress(format!(
+            "distribution {} accepted; CloudFront deploys it to the edge in the background",
+            d.id()
+        ));
+        Ok(attrs_of(d))
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let cf = &cx.aws().cloudfront;
+        let d = &have.distribution;
+        let mut result = attrs_of(d);
+        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+            let out = cf
+                .update_distribution()
+                .id(d.id())
+                .set_if_match(have.etag.clone())
+                .distribution_config(self.config(cx, inputs, d.distribution_config(), true)?)
+                .send()
+                .await?;
+            if let Some(updated) = out.distribution() {
+                result = attrs_of(updated);
+            }
+        }
+        if tags_changed(changes) {
+            cf.tag_resource()
+                .resource(d.arn())
+                .tags(self.cloudfront_tags(cx)?)
+                .send()
+                .await?;
+        }
+        Ok(result)
+    }
+
+    /// Disable, wait until that is deployed, delete (CloudFront refuses an enabled one).
+    async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
+        let cf = &cx.aws().cloudfront;
+        let id = have.distribution.id();
+        let live = have
+            .distribution
+            .distribution_config()
+            .ok_or_else(|| Failure::missing("distribution configuration"))?;
+        let mut etag = have.etag.clone();
+        if live.enabled() {
+            let mut config = live.clone();
+            config.enabled = false;
+            let out = cf
+                .update_distribution()
+                .id(id)
+                .set_if_match(etag)
+                .distribution_config(config)
+                .send()
+                .await
+                .or_absent()?;
+            let Some(out) = out else { return Ok(()) };
+            etag = out.e_tag().map(String::from);
+        }
+        let last = std::sync::Mutex::new(etag);
+        cx.wait_ready(
+            &format!("distribution {id} to be disabled at the edge"),
+            Duration::from_secs(5),
+            || async {
+                Ok(match self.get(cx, id).await? {
+                    None => Poll::Ready,
+                    Some((d, tag)) => {
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = tag;
+                        if d.status() == "Deployed" {
+                            Poll::Ready
+                        } else {
+                            Poll::Pending(d.status().to_string())
+                        }
+                    }
+                })
+            },
+        )
+        .await?;
+        let etag = last.into_inner().unwrap_or_else(|e| e.into_inner());
+        cf.delete_distribution()
+            .id(id)
+            .set_if_match(etag)
+            .send()
+            .await
+            .or_absent()?;
+        Ok(())
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![super::output("cdn_domain_name", &attrs.dns_name)]
+    }
+}
