@@ -166,6 +166,14 @@ pub const NEW_SERVICE_NOT_VISIBLE: Rule = Rule {
     },
 };
 
+/// ECS refuses a new service under the name of one still draining (deleted by hand, or by a
+/// `down` that was interrupted): it lets the name go once its tasks have stopped.
+pub const SERVICE_NAME_DRAINING: Rule = Rule {
+    name: "a service of this name is still draining",
+    budget: FIVE_MINUTES,
+    matches: |f| code_and(f, "InvalidParameterException", "still Draining"),
+};
+
 /// ECS refuses to delete a cluster while its services drain and their tasks stop.
 pub const SERVICES_DRAINING: Rule = Rule {
     name: "the cluster's services are still draining",

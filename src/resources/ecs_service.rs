@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::ecs_cluster::cluster_name;
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::aws::retry::{self, NEW_ROLE_ECS, TARGET_GROUP_NOT_ATTACHED};
+use crate::aws::retry::{self, NEW_ROLE_ECS, SERVICE_NAME_DRAINING, TARGET_GROUP_NOT_ATTACHED};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::aws::wait::Poll;
 use crate::diff::{has, tags_changed, Change, Changes};
@@ -330,25 +330,32 @@ impl Resource for EcsService {
     async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let ecs = &cx.aws().ecs;
         let token = cx.run_token(&[]);
-        let out = retry::on(&[&TARGET_GROUP_NOT_ATTACHED, &NEW_ROLE_ECS], || async {
-            Ok(ecs
-                .create_service()
-                .cluster(inputs.id(&self.cluster)?)
-                .service_name(&self.service)
-                .task_definition(inputs.arn(&self.task_definition)?)
-                .desired_count(self.desired_count)
-                .set_capacity_provider_strategy(Some(strategy()?))
-                .deployment_configuration(deployment())
-                .network_configuration(self.network(inputs)?)
-                .load_balancers(self.load_balancer(inputs)?)
-                .health_check_grace_period_seconds(self.health_check_grace_seconds)
-                .propagate_tags(PropagateTags::Service)
-                .enable_ecs_managed_tags(true)
-                .set_tags(Some(tags::ecs(cx.tags())))
-                .client_token(&token)
-                .send()
-                .await?)
-        })
+        let out = retry::on(
+            &[
+                &TARGET_GROUP_NOT_ATTACHED,
+                &NEW_ROLE_ECS,
+                &SERVICE_NAME_DRAINING,
+            ],
+            || async {
+                Ok(ecs
+                    .create_service()
+                    .cluster(inputs.id(&self.cluster)?)
+                    .service_name(&self.service)
+                    .task_definition(inputs.arn(&self.task_definition)?)
+                    .desired_count(self.desired_count)
+                    .set_capacity_provider_strategy(Some(strategy()?))
+                    .deployment_configuration(deployment())
+                    .network_configuration(self.network(inputs)?)
+                    .load_balancers(self.load_balancer(inputs)?)
+                    .health_check_grace_period_seconds(self.health_check_grace_seconds)
+                    .propagate_tags(PropagateTags::Service)
+                    .enable_ecs_managed_tags(true)
+                    .set_tags(Some(tags::ecs(cx.tags())))
+                    .client_token(&token)
+                    .send()
+                    .await?)
+            },
+        )
         .await?;
         attrs_of(out.service().ok_or_else(|| Failure::missing("service"))?)
     }

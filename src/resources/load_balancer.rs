@@ -1,8 +1,7 @@
-//! The application load balancer (internet-facing, in the public subnets, with the ALB
-//! security group, deletion protection from config, invalid header fields dropped) and its
-//! target groups (IP targets, health checks, deregistration delay, lb_cookie stickiness).
-//! Both are found by their deterministic names; the load balancer is looked up once per run
-//! for it, its listeners and their rules.
+//! The application load balancer: internet-facing, in the public subnets, with the ALB
+//! security group, deletion protection from config, invalid header fields dropped. Found by
+//! its deterministic name, looked up once per run for it, its listeners and their rules; the
+//! ELB tag helpers its listeners and target groups share.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,15 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     IpAddressType, LoadBalancer as AwsLb, LoadBalancerAttribute, LoadBalancerSchemeEnum,
-    LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, TargetGroup as AwsTg,
-    TargetGroupAttribute, TargetTypeEnum,
+    LoadBalancerStateEnum, LoadBalancerTypeEnum,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{short_name, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::aws::tags::Tags;
 use crate::aws::wait::Poll;
 use crate::diff::{tags_changed, Change, Changes};
@@ -26,7 +23,7 @@ use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
 
 /// ELB names are at most 32 characters.
-const NAME_MAX: usize = 32;
+pub(super) const NAME_MAX: usize = 32;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LoadBalancer {
@@ -415,267 +412,6 @@ impl Resource for LoadBalancer {
 
     fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
         vec![super::output("alb_dns_name", &attrs.dns_name)]
-    }
-}
-
-/// A target group of IP targets with PLATFORM.md's health check and attributes.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TargetGroup {
-    /// `frontend` or `backend`: the group is `<project>-<env>-<service>`.
-    pub service: String,
-    pub port: i32,
-    pub health_path: String,
-    pub vpc: Ref,
-}
-
-pub struct ObservedTg {
-    tg: AwsTg,
-    attributes: BTreeMap<String, String>,
-    tags: BTreeMap<String, String>,
-}
-
-/// Health check: every 30 s, unhealthy after 3 failures, healthy after 2, 10 s timeout.
-const HEALTH_INTERVAL: i32 = 30;
-const HEALTH_TIMEOUT: i32 = 10;
-const HEALTHY: i32 = 2;
-const UNHEALTHY: i32 = 3;
-
-fn tg_attrs(tg: &AwsTg) -> Result<Attrs, Failure> {
-    let arn = tg
-        .target_group_arn()
-        .ok_or_else(|| Failure::missing("target group ARN"))?;
-    let mut a = Attrs::id(arn).with_arn(arn);
-    a.name = tg.target_group_name().map(String::from);
-    Ok(a)
-}
-
-impl TargetGroup {
-    fn name(&self, cx: &NodeCx<'_>) -> String {
-        short_name(cx.env_full(), &self.service, NAME_MAX)
-    }
-
-    fn want_attributes() -> BTreeMap<String, String> {
-        [
-            ("deregistration_delay.timeout_seconds", "30"),
-            ("stickiness.enabled", "true"),
-            ("stickiness.type", "lb_cookie"),
-            ("stickiness.lb_cookie.duration_seconds", "3600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
-
-    async fn put_attributes(&self, cx: &NodeCx<'_>, arn: &str) -> Result<(), Failure> {
-        let attributes = Self::want_attributes()
-            .into_iter()
-            .map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build())
-            .collect();
-        cx.aws()
-            .elb
-            .modify_target_group_attributes()
-            .target_group_arn(arn)
-            .set_attributes(Some(attributes))
-            .send()
-            .await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Resource for TargetGroup {
-    type Observed = ObservedTg;
-    const KIND: &'static str = "target_group";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vpc]
-    }
-
-    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {
-        let elb = &cx.aws().elb;
-        let Some(out) = elb
-            .describe_target_groups()
-            .names(self.name(cx))
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
-        };
-        let Some(tg) = out.target_groups().first().cloned() else {
-            return Ok(None);
-        };
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
-        let (attributes, tags) = tokio::try_join!(
-            async {
-                let out = elb
-                    .describe_target_group_attributes()
-                    .target_group_arn(&arn)
-                    .send()
-                    .await?;
-                Ok::<_, Failure>(
-                    out.attributes()
-                        .iter()
-                        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
-                        .collect::<BTreeMap<_, _>>(),
-                )
-            },
-            elb_tags(cx, &arn),
-        )?;
-        Ok(Some(ObservedTg {
-            tg,
-            attributes,
-            tags,
-        }))
-    }
-
-    fn attrs(&self, _cx: &NodeCx<'_>, have: &ObservedTg) -> Result<Attrs, Failure> {
-        tg_attrs(&have.tg)
-    }
-
-    fn diff(
-        &self,
-        cx: &NodeCx<'_>,
-        inputs: &Inputs<'_>,
-        have: &ObservedTg,
-        c: &mut Changes,
-    ) -> Result<(), Failure> {
-        let tg = &have.tg;
-        c.immutable("vpc_id", inputs.id(&self.vpc)?, tg.vpc_id().unwrap_or(""));
-        c.immutable(
-            "protocol",
-            "HTTP",
-            tg.protocol().map(|p| p.as_str()).unwrap_or(""),
-        );
-        c.immutable("port", Some(self.port), tg.port());
-        c.immutable(
-            "target_type",
-            "ip",
-            tg.target_type().map(|t| t.as_str()).unwrap_or(""),
-        );
-        c.field(
-            "health_check.path",
-            Some(self.health_path.as_str()),
-            tg.health_check_path(),
-        );
-        c.field(
-            "health_check.protocol",
-            "HTTP",
-            tg.health_check_protocol().map(|p| p.as_str()).unwrap_or(""),
-        );
-        c.field(
-            "health_check.interval_seconds",
-            Some(HEALTH_INTERVAL),
-            tg.health_check_interval_seconds(),
-        );
-        c.field(
-            "health_check.timeout_seconds",
-            Some(HEALTH_TIMEOUT),
-            tg.health_check_timeout_seconds(),
-        );
-        c.field(
-            "health_check.healthy_threshold",
-            Some(HEALTHY),
-            tg.healthy_threshold_count(),
-        );
-        c.field(
-            "health_check.unhealthy_threshold",
-            Some(UNHEALTHY),
-            tg.unhealthy_threshold_count(),
-        );
-        c.field(
-            "health_check.matcher",
-            Some("200"),
-            tg.matcher().and_then(|m| m.http_code()),
-        );
-        for (k, v) in Self::want_attributes() {
-            c.field(
-                &format!("attributes.{k}"),
-                v.as_str(),
-                have.attributes
-                    .get(&k)
-                    .map(String::as_str)
-                    .unwrap_or("(unset)"),
-            );
-        }
-        c.tags(cx.tags(), &have.tags);
-        Ok(())
-    }
-
-    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
-        let out = cx
-            .aws()
-            .elb
-            .create_target_group()
-            .name(self.name(cx))
-            .protocol(ProtocolEnum::Http)
-            .port(self.port)
-            .vpc_id(inputs.id(&self.vpc)?)
-            .target_type(TargetTypeEnum::Ip)
-            .health_check_protocol(ProtocolEnum::Http)
-            .health_check_path(&self.health_path)
-            .health_check_interval_seconds(HEALTH_INTERVAL)
-            .health_check_timeout_seconds(HEALTH_TIMEOUT)
-            .healthy_threshold_count(HEALTHY)
-            .unhealthy_threshold_count(UNHEALTHY)
-            .matcher(Matcher::builder().http_code("200").build())
-            .set_tags(Some(elb_tag_list(cx.tags())))
-            .send()
-            .await?;
-        let tg = out
-            .target_groups()
-            .first()
-            .ok_or_else(|| Failure::missing("target group"))?;
-        let attrs = tg_attrs(tg)?;
-        self.put_attributes(cx, &attrs.id).await?;
-        Ok(attrs)
-    }
-
-    async fn update(
-        &self,
-        cx: &NodeCx<'_>,
-        _inputs: &Inputs<'_>,
-        have: &ObservedTg,
-        changes: &[Change],
-    ) -> Result<Attrs, Failure> {
-        let arn = have.tg.target_group_arn().unwrap_or_default();
-        if changes.iter().any(|c| c.field.starts_with("health_check.")) {
-            cx.aws()
-                .elb
-                .modify_target_group()
-                .target_group_arn(arn)
-                .health_check_protocol(ProtocolEnum::Http)
-                .health_check_path(&self.health_path)
-                .health_check_interval_seconds(HEALTH_INTERVAL)
-                .health_check_timeout_seconds(HEALTH_TIMEOUT)
-                .healthy_threshold_count(HEALTHY)
-                .unhealthy_threshold_count(UNHEALTHY)
-                .matcher(Matcher::builder().http_code("200").build())
-                .send()
-                .await?;
-        }
-        if changes.iter().any(|c| c.field.starts_with("attributes.")) {
-            self.put_attributes(cx, arn).await?;
-        }
-        if tags_changed(changes) {
-            retag_elb(cx, arn).await?;
-        }
-        tg_attrs(&have.tg)
-    }
-
-    /// Listener rules and services let go of it a little after they are deleted.
-    async fn delete(&self, cx: &NodeCx<'_>, have: &ObservedTg) -> Result<(), Failure> {
-        let arn = have.tg.target_group_arn().unwrap_or_default();
-        let elb = &cx.aws().elb;
-        retry::on(&[&TARGET_GROUP_IN_USE], || async {
-            elb.delete_target_group()
-                .target_group_arn(arn)
-                .send()
-                .await
-                .or_absent()
-                .map(|_| ())
-        })
-        .await
     }
 }
 

@@ -15,10 +15,12 @@ use crate::resources::ecs_cluster::EcsCluster;
 use crate::resources::ecs_service::EcsService;
 use crate::resources::iam_role::IamRole;
 use crate::resources::log_group::LogGroup;
+use crate::resources::secret::Secret;
 use crate::resources::service_scaling::ServiceScaling;
 use crate::resources::task_definition::{Container, TaskDefinition};
 
 pub const ECS_CLUSTER: &str = "ecs-cluster";
+pub const DB_CONNECTION: &str = "db-connection";
 /// Container log groups keep 30 days (PLATFORM.md).
 const LOG_RETENTION_DAYS: i32 = 30;
 /// Auto scaling (PLATFORM.md): CPU 70 %, memory 75 %, in after 300 s, out after 60 s.
@@ -47,6 +49,23 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
     let backend_logs = log_group(s, "backend");
     let xray_logs = log_group(s, "xray");
     let db = Ref::id(DB_CLUSTER);
+    // PLATFORM.md: the backend gets host, port, user and password as separate values. The
+    // RDS-managed secret holds only the user and password; this one holds where to connect,
+    // so all four (and the database's name) arrive as container secrets.
+    let db_connection = s.add(
+        DB_CONNECTION,
+        Secret {
+            suffix: "db-connection".into(),
+            description: "Where the backend connects: the Aurora writer endpoint, port and database (tap-provision)".into(),
+            value: json!({
+                "host": format!("${{{DB_CLUSTER}.endpoint}}"),
+                "port": format!("${{{DB_CLUSTER}.port}}"),
+                "dbname": env.database.database_name,
+            }),
+            key: net.key.clone(),
+            reads: vec![db.clone()],
+        },
+    );
     let path = format!("/{}/{}/", env.project, env.env);
 
     // Pulls images, writes the containers' logs, reads this environment's DB secret.
@@ -67,7 +86,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                      "Resource": ["${logs-frontend.arn}:log-stream:*", "${logs-backend.arn}:log-stream:*",
                                   "${logs-xray.arn}:log-stream:*"]},
                     {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                     "Resource": "${db-cluster.secret_arn}"},
+                     "Resource": ["${db-cluster.secret_arn}", "${db-connection.arn}"]},
                     {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "${kms-key.arn}",
                      "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.${region}.amazonaws.com"}}}
                 ]
@@ -78,6 +97,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                 backend_logs.clone(),
                 xray_logs.clone(),
                 db.clone(),
+                db_connection.clone(),
                 net.key.clone(),
             ],
         },
@@ -138,25 +158,20 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
         "node -e \"require('http').get('http://localhost:3000/health', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))\"",
         &backend_logs,
     );
-    // PLATFORM.md: host, port, user and password as separate values. The RDS-managed secret
-    // holds the user and password; host and port are not secret and come from the cluster.
-    backend.environment = BTreeMap::from([
-        ("DB_HOST".into(), format!("${{{DB_CLUSTER}.endpoint}}")),
-        ("DB_PORT".into(), format!("${{{DB_CLUSTER}.port}}")),
-        ("DB_NAME".into(), env.database.database_name.clone()),
-        (
-            "AWS_XRAY_DAEMON_ADDRESS".into(),
-            format!("localhost:{XRAY_PORT}"),
-        ),
-    ]);
+    backend.environment = BTreeMap::from([(
+        "AWS_XRAY_DAEMON_ADDRESS".into(),
+        format!("localhost:{XRAY_PORT}"),
+    )]);
+    // Each value separately (PLATFORM.md): `<secret ARN>:<JSON key>::`.
+    let from = |secret: &str, attr: &str, key: &str| format!("${{{secret}.{attr}}}:{key}::");
     backend.secrets = BTreeMap::from([
-        (
-            "DB_USER".into(),
-            format!("${{{DB_CLUSTER}.secret_arn}}:username::"),
-        ),
+        ("DB_HOST".into(), from(DB_CONNECTION, "arn", "host")),
+        ("DB_PORT".into(), from(DB_CONNECTION, "arn", "port")),
+        ("DB_NAME".into(), from(DB_CONNECTION, "arn", "dbname")),
+        ("DB_USER".into(), from(DB_CLUSTER, "secret_arn", "username")),
         (
             "DB_PASSWORD".into(),
-            format!("${{{DB_CLUSTER}.secret_arn}}:password::"),
+            from(DB_CLUSTER, "secret_arn", "password"),
         ),
     ]);
     let xray = Container {
@@ -187,7 +202,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
             "backend",
             &env.services.backend,
             vec![backend, xray],
-            vec![db],
+            vec![db, db_connection],
             &edge.backend_target_group,
             &edge.backend_rule,
             3000,

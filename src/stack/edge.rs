@@ -8,7 +8,8 @@ use crate::config::EnvConfig;
 use crate::model::Ref;
 use crate::resources::dns_record::{AliasKind, AliasRecord};
 use crate::resources::listener::{DefaultAction, Listener, ListenerRule};
-use crate::resources::load_balancer::{LoadBalancer, TargetGroup};
+use crate::resources::load_balancer::LoadBalancer;
+use crate::resources::target_group::TargetGroup;
 
 pub const LOAD_BALANCER: &str = "alb";
 

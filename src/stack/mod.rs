@@ -105,7 +105,7 @@ mod tests {
             2,
             "prod is not in us-east-1: one for CloudFront there"
         );
-        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 12 + 6);
+        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 13 + 6);
         // PLATFORM.md: only the certificates are waited for (ISSUED), by the HTTPS listener
         // and the distribution (prod is not in us-east-1: CloudFront's is its own); every
         // other edge needs identifiers only (nothing waits for a NAT, the ALB or CloudFront).
@@ -124,6 +124,9 @@ mod tests {
         // Each private table routes to its own zone's NAT; a NAT needs the attached IGW.
         assert!(deps(&g, "route-table-private-b").contains(&("nat-b".into(), Needs::Id)));
         assert!(deps(&g, "nat-a").contains(&(IGW.into(), Needs::Id)));
+        // The internet-facing ALB too (`InvalidSubnet` before the attach): the gateway's
+        // create returns once AttachInternetGateway has, so its identifiers mean attached.
+        assert!(deps(&g, "alb").contains(&(IGW.into(), Needs::Id)));
     }
 
     #[test]
@@ -171,6 +174,9 @@ mod tests {
             ("task-backend", DB_CLUSTER),
             ("task-backend", "ecs-execution-role"),
             ("ecs-execution-role", DB_CLUSTER),
+            ("task-backend", "db-connection"),
+            ("ecs-execution-role", "db-connection"),
+            ("db-connection", DB_CLUSTER),
         ] {
             assert!(
                 deps(&g, node).contains(&(dep.to_string(), Needs::Id)),

@@ -41,7 +41,8 @@ that moto 5.2 does not do by itself.
   listener refuses a certificate not yet ISSUED (UnsupportedCertificate); deletion protection
   stops DeleteLoadBalancer (OperationNotPermitted).
 - ECS: a service deploys for TAP_EMULATOR_ECS_SECONDS (default 2) before its tasks run
-  (moto: never), drains as long when deleted; DeleteCluster refuses a cluster with services.
+  (moto: never), drains for TAP_EMULATOR_ECS_DRAIN_SECONDS (4) when deleted, refusing a new
+  service of its name meanwhile; DeleteCluster refuses a cluster with services.
 - Application Auto Scaling tags (moto 5.2 lacks them), and policies deleted with their target.
 - CloudFront: a distribution is `InProgress` for TAP_EMULATOR_CF_SECONDS (default 2) after
   each change; a certificate not ISSUED is refused (InvalidViewerCertificate); ETags are
@@ -348,21 +349,24 @@ def patch_elbv2():
 
 
 ECS_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_SECONDS", "2"))
+ECS_DRAIN_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_DRAIN_SECONDS", "4"))
 
 
 def patch_ecs():
     """A service deploys for TAP_EMULATOR_ECS_SECONDS after CreateService and after an
     UpdateService that starts a deployment: its primary deployment is IN_PROGRESS, then
     COMPLETED with the desired count running (moto keeps 0 running, MOTO_ECS_SERVICE_RUNNING).
-    A deleted service is DRAINING as long before INACTIVE, and DeleteCluster refuses a cluster
-    that still has one (ClusterContainsServicesException), as AWS does. CreateService keeps
+    A deleted service is DRAINING for TAP_EMULATOR_ECS_DRAIN_SECONDS (default 4) before
+    INACTIVE; meanwhile CreateService of its name is refused (InvalidParameterException
+    "Unable to Start a service that is still Draining.") and DeleteCluster refuses its cluster
+    (ClusterContainsServicesException), as AWS does. CreateService keeps
     the capacity provider strategy, deployment configuration, health check grace period and
     managed tags setting (moto drops them), UpdateService the managed tags setting.
     DescribeTaskDefinition by family answers the latest ACTIVE revision (moto: the latest)."""
     import math
 
     from moto.ecs import models, responses
-    from moto.ecs.exceptions import ECSException, TaskDefinitionNotFoundException
+    from moto.ecs.exceptions import ECSException, InvalidParameterException, TaskDefinitionNotFoundException
 
     class ClusterContainsServices(ECSException):
         code = "ClusterContainsServicesException"
@@ -403,7 +407,7 @@ def patch_ecs():
 
     def set_status(self, value):
         if value == "INACTIVE" and self.__dict__.get("_tap_status") != "INACTIVE":
-            self.__dict__["_tap_gone_at"] = time.monotonic() + ECS_SECONDS
+            self.__dict__["_tap_gone_at"] = time.monotonic() + ECS_DRAIN_SECONDS
         self.__dict__["_tap_status"] = value
 
     Service.running_count = property(get_running, lambda self, value: None)
@@ -425,6 +429,10 @@ def patch_ecs():
     original_create = Response.create_service
 
     def create_service(self):
+        cluster = self._get_param("cluster", "default").split("/")[-1]
+        old = self.ecs_backend.services.get(f"{cluster}:{self._get_param('serviceName')}")
+        if old is not None and old.status == "DRAINING":
+            raise InvalidParameterException("Unable to Start a service that is still Draining.")
         result = original_create(self)
         svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
         for param, attr in kept.items():

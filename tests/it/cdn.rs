@@ -543,3 +543,88 @@ async fn origin_access_identity_mode_survives_a_deleted_distribution_and_down_ke
     assert_eq!(p["Statement"].as_array().unwrap().len(), 1, "{p}");
     assert_eq!(p["Statement"][0]["Sid"], "DenyInsecureTransport");
 }
+
+#[tokio::test]
+async fn a_deleted_bucket_policy_and_a_moved_cdn_name_are_put_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let bucket = static_bucket(&acct);
+    live.s3
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    // `cdn.<domain>` pointed at the load balancer instead of the distribution.
+    let zone = live.zone_id().await;
+    let records = live
+        .r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let mut record = records
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("{CDN}.") && r.r#type().as_str() == "A")
+        .unwrap()
+        .clone();
+    let lbs = live.elb.describe_load_balancers().send().await.unwrap();
+    let lb = &lbs.load_balancers()[0];
+    record.alias_target = Some(
+        aws_sdk_route53::types::AliasTarget::builder()
+            .hosted_zone_id(lb.canonical_hosted_zone_id().unwrap())
+            .dns_name(lb.dns_name().unwrap())
+            .evaluate_target_health(false)
+            .build()
+            .unwrap(),
+    );
+    live.r53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Upsert)
+                        .resource_record_set(record)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    drift_then_repair(&acct, set(&["static-bucket-policy", "dns-cdn"])).await;
+    assert_eq!(
+        writes(&acct).await,
+        BTreeMap::from([
+            ("s3:PutBucketPolicy".to_string(), 1),
+            ("route53:ChangeResourceRecordSets".to_string(), 1),
+        ])
+    );
+    let (_, arn, domain, _, _) = distribution(&live).await.unwrap();
+    let statements = policy(&live, &bucket).await["Statement"].clone();
+    assert!(statements.to_string().contains(&arn), "{statements}");
+    let records = live
+        .r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let cdn = records
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("{CDN}.") && r.r#type().as_str() == "A")
+        .unwrap();
+    assert_eq!(
+        cdn.alias_target().unwrap().dns_name().trim_end_matches('.'),
+        domain
+    );
+}

@@ -196,25 +196,57 @@ async fn the_services_run_as_platform_md_says() {
         .iter()
         .map(|s| (s.name(), s.value_from()))
         .collect();
+    // Host, port, database, user and password: each a separate secret (PLATFORM.md), the
+    // first three from the connection secret, the credentials from the RDS-managed one.
+    let connection = live
+        .sm
+        .describe_secret()
+        .secret_id("tap-local/db-connection")
+        .send()
+        .await
+        .unwrap();
+    let conn_arn = connection.arn().unwrap();
+    assert!(connection
+        .kms_key_id()
+        .unwrap()
+        .ends_with(&live.key_id().await));
+    assert!(connection
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("tap:node")));
     assert_eq!(
         secrets,
         BTreeMap::from([
+            ("DB_HOST", format!("{conn_arn}:host::").as_str()),
+            ("DB_NAME", format!("{conn_arn}:dbname::").as_str()),
             ("DB_PASSWORD", format!("{secret}:password::").as_str()),
+            ("DB_PORT", format!("{conn_arn}:port::").as_str()),
             ("DB_USER", format!("{secret}:username::").as_str()),
         ])
     );
-    let env: BTreeMap<&str, &str> = app
-        .environment()
-        .iter()
-        .map(|e| (e.name().unwrap(), e.value().unwrap()))
-        .collect();
-    assert_eq!(env["DB_PORT"], "5432");
-    assert!(env["DB_HOST"].starts_with("tap-local-db.cluster-"));
+    let value = live
+        .sm
+        .get_secret_value()
+        .secret_id(conn_arn)
+        .send()
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+    assert_eq!(
+        (&value["port"], &value["dbname"]),
+        (&"5432".into(), &"tap".into())
+    );
+    assert!(value["host"]
+        .as_str()
+        .unwrap()
+        .starts_with("tap-local-db.cluster-"));
+    assert!(value.get("password").is_none());
     assert!(
-        !app.environment()
+        app.environment()
             .iter()
-            .any(|e| e.value().unwrap_or_default().contains("password")),
-        "no credential in plain environment"
+            .all(|e| !e.name().unwrap_or_default().starts_with("DB_")),
+        "no DB setting in the plain environment: {:?}",
+        app.environment()
     );
     let xray = containers
         .iter()
@@ -243,29 +275,41 @@ async fn the_services_run_as_platform_md_says() {
         assert!(g.kms_key_id().unwrap().ends_with(&key), "{name}");
     }
 
-    // The execution role reads only this environment's DB secret.
-    let policy = live
-        .iam
-        .get_role_policy()
-        .role_name("tap-local-ecs-execution")
-        .policy_name("tap-provision")
-        .send()
-        .await
-        .unwrap();
-    let doc = policy.policy_document();
-    let doc = if doc.starts_with('{') {
-        doc.to_string()
-    } else {
-        url_decode(doc)
+    // Least privilege: the execution role reads only this environment's two DB secrets and
+    // decrypts only with its key through Secrets Manager; only the ECR token is on "*".
+    let doc = role_policy(&live, "tap-local-ecs-execution").await;
+    let statements = doc["Statement"].as_array().unwrap();
+    let by_action = |action: &str| {
+        statements
+            .iter()
+            .find(|s| s["Action"] == action)
+            .unwrap_or_else(|| panic!("no {action} statement in {doc}"))
     };
-    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    let secret_statement = doc["Statement"]
-        .as_array()
+    assert_eq!(
+        by_action("secretsmanager:GetSecretValue")["Resource"],
+        serde_json::json!([secret, conn_arn])
+    );
+    let decrypt = by_action("kms:Decrypt");
+    assert!(decrypt["Resource"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|s| s["Action"] == "secretsmanager:GetSecretValue")
-        .unwrap();
-    assert_eq!(secret_statement["Resource"], secret.as_str());
+        .ends_with(&format!(":key/{}", live.key_id().await)));
+    assert_eq!(
+        decrypt["Condition"]["StringEquals"]["kms:ViaService"],
+        "secretsmanager.us-east-1.amazonaws.com"
+    );
+    for s in statements {
+        if s["Action"] != "ecr:GetAuthorizationToken" {
+            assert_ne!(s["Resource"], "*", "{s}");
+        }
+    }
+    // The task role: X-Ray only.
+    let doc = role_policy(&live, "tap-local-ecs-task").await;
+    for s in doc["Statement"].as_array().unwrap() {
+        for action in s["Action"].as_array().unwrap() {
+            assert!(action.as_str().unwrap().starts_with("xray:"), "{action}");
+        }
+    }
 
     // Auto scaling: 3..20, CPU 70 and memory 75, cooldowns in 300 s and out 60 s.
     let targets = live
@@ -527,10 +571,14 @@ async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
         ]),
     )
     .await;
+    let mut w = writes(&acct).await;
+    // Refused once more when the old service still drains (the emulator's 4 s, minutes on
+    // AWS): the rule SERVICE_NAME_DRAINING retries it.
+    let creates = w.remove("ecs:CreateService");
+    assert!(matches!(creates, Some(1..=3)), "{creates:?}");
     assert_eq!(
-        writes(&acct).await,
+        w,
         BTreeMap::from([
-            ("ecs:CreateService".to_string(), 1),
             ("ecs:RegisterTaskDefinition".to_string(), 1),
             ("ecs:UpdateService".to_string(), 1),
             ("logs:CreateLogGroup".to_string(), 1),
@@ -545,4 +593,104 @@ async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
     let frontend = service(&live, "frontend").await;
     assert_eq!(frontend.status(), Some("ACTIVE"));
     assert_eq!(frontend.running_count(), 3);
+}
+
+/// The inline policy the tool gives a role, parsed.
+async fn role_policy(live: &Live, role: &str) -> serde_json::Value {
+    let policy = live
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name("tap-provision")
+        .send()
+        .await
+        .unwrap();
+    let doc = policy.policy_document();
+    let doc = if doc.starts_with('{') {
+        doc.to_string()
+    } else {
+        url_decode(doc)
+    };
+    serde_json::from_str(&doc).unwrap()
+}
+
+#[tokio::test]
+async fn the_connection_secret_and_a_scalable_target_deleted_or_changed_are_put_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    // By hand: the connection secret scheduled for deletion (restorable for 7 days), and
+    // the frontend's scalable target deregistered (its policies go with it).
+    live.sm
+        .delete_secret()
+        .secret_id("tap-local/db-connection")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    live.aas
+        .deregister_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{CLUSTER}/frontend"))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .send()
+        .await
+        .unwrap();
+    drift_then_repair(&acct, set(&["db-connection", "scaling-frontend"])).await;
+    let w = writes(&acct).await;
+    assert_eq!(
+        w,
+        BTreeMap::from([
+            ("secretsmanager:RestoreSecret".to_string(), 1),
+            (
+                "application-autoscaling:RegisterScalableTarget".to_string(),
+                1
+            ),
+            ("application-autoscaling:PutScalingPolicy".to_string(), 2),
+        ])
+    );
+    let targets = live
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(targets.scalable_targets().len(), 2);
+
+    // Then its value pointed elsewhere and its description changed: drift, and repair
+    // writes both back.
+    live.sm
+        .update_secret()
+        .secret_id("tap-local/db-connection")
+        .description("edited by hand")
+        .send()
+        .await
+        .unwrap();
+    live.sm
+        .put_secret_value()
+        .secret_id("tap-local/db-connection")
+        .secret_string(r#"{"host":"db.attacker.example","port":"5432","dbname":"tap"}"#)
+        .send()
+        .await
+        .unwrap();
+    drift_then_repair(&acct, set(&["db-connection"])).await;
+    assert_eq!(
+        writes(&acct).await,
+        BTreeMap::from([
+            ("secretsmanager:PutSecretValue".to_string(), 1),
+            ("secretsmanager:UpdateSecret".to_string(), 1),
+        ])
+    );
+    let value = live
+        .sm
+        .get_secret_value()
+        .secret_id("tap-local/db-connection")
+        .send()
+        .await
+        .unwrap();
+    assert!(value
+        .secret_string()
+        .unwrap()
+        .contains("tap-local-db.cluster-"));
 }

@@ -258,7 +258,7 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         .unwrap();
     let up = run(&["up", "--env", "prod", "--yes", "--json"], &acct).await;
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
-    assert_eq!(up.finished()["counts"]["created"], 67, "{}", up.finished());
+    assert_eq!(up.finished()["counts"]["created"], 68, "{}", up.finished());
     assert_eq!(
         up.outcome("hosted-zone"),
         "unchanged",

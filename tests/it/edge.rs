@@ -325,6 +325,18 @@ async fn load_balancer_drift_is_put_back() {
                 .unwrap();
         }
     }
+    // The HTTPS listener's TLS policy downgraded.
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap();
+    elb.modify_listener()
+        .listener_arn(https.listener_arn().unwrap())
+        .ssl_policy("ELBSecurityPolicy-2016-08")
+        .send()
+        .await
+        .unwrap();
     let zone = live.zone_id().await;
     let records = live
         .r53
@@ -362,6 +374,7 @@ async fn load_balancer_drift_is_put_back() {
         "alb",
         "tg-backend",
         "listener-http",
+        "listener-https",
         "rule-api",
         "rule-default",
         "dns-app",
@@ -377,8 +390,81 @@ async fn load_balancer_drift_is_put_back() {
         ("elasticloadbalancing:SetSubnets", 1),
         ("elasticloadbalancing:SetSecurityGroups", 1),
         ("elasticloadbalancing:ModifyRule", 1),
+        ("elasticloadbalancing:ModifyListener", 1),
     ] {
         assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
     }
-    assert_eq!(w.len(), 8, "exactly those writes: {w:?}");
+    assert_eq!(w.len(), 9, "exactly those writes: {w:?}");
+}
+
+#[tokio::test]
+async fn a_load_balancer_deleted_out_of_band_comes_back_with_its_listeners_and_name() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let elb = &live.elb;
+    // The ALB goes with its listeners and rules, as on AWS; then the frontend's target
+    // group, which nothing routes to any more.
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    elb.delete_load_balancer()
+        .load_balancer_arn(lbs.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tgs = elb
+        .describe_target_groups()
+        .names("tap-local-frontend")
+        .send()
+        .await
+        .unwrap();
+    elb.delete_target_group()
+        .target_group_arn(tgs.target_groups()[0].target_group_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let (drift, _) = drift_then_repair(
+        &acct,
+        set(&[
+            "alb",
+            "tg-frontend",
+            "listener-http",
+            "listener-https",
+            "rule-api",
+            "rule-default",
+            // Its alias names the old ALB; the service the old target group.
+            "dns-app",
+            "service-frontend",
+        ]),
+    )
+    .await;
+    let deleted: BTreeSet<String> = drift
+        .events_of("drift")
+        .iter()
+        .filter(|e| e["drift"]["status"] == "deleted")
+        .map(|e| e["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        deleted,
+        set(&[
+            "alb",
+            "tg-frontend",
+            "listener-http",
+            "listener-https",
+            "rule-api",
+            "rule-default"
+        ])
+    );
+    let w = writes(&acct).await;
+    for (op, n) in [
+        ("elasticloadbalancing:CreateLoadBalancer", 1),
+        ("elasticloadbalancing:CreateTargetGroup", 1),
+        ("elasticloadbalancing:CreateListener", 2),
+        ("elasticloadbalancing:CreateRule", 2),
+        // The alias: AWS names a new ALB anew; moto gives it the old DNS name back, so
+        // the record may already be right once the ALB is made again.
+        ("ecs:UpdateService", 1),
+    ] {
+        assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
+    }
 }

@@ -599,6 +599,14 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
             .unwrap();
     }
 
+    live.sm
+        .untag_resource()
+        .secret_id(format!("{ENV}/db-connection"))
+        .tag_keys(cost)
+        .send()
+        .await
+        .unwrap();
+
     // Every node of every kind lost a tag of ours; DNS records, bucket policies and
     // CloudFront origin access carry no tags.
     let mut all: BTreeSet<String> = crate::common::nodes_of_local();
@@ -637,6 +645,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
     for op in [
         "kms:TagResource",
         "cloudfront:TagResource",
+        "secretsmanager:TagResource",
         "route53:ChangeTagsForResource",
         "acm:AddTagsToCertificate",
     ] {

@@ -50,6 +50,7 @@ pub struct Live {
     pub ecs: aws_sdk_ecs::Client,
     pub aas: aws_sdk_applicationautoscaling::Client,
     pub cf: aws_sdk_cloudfront::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
     account: String,
 }
 
@@ -74,6 +75,7 @@ impl Live {
             ecs: aws_sdk_ecs::Client::new(&conf),
             aas: aws_sdk_applicationautoscaling::Client::new(&conf),
             cf: aws_sdk_cloudfront::Client::new(&conf),
+            sm: aws_sdk_secretsmanager::Client::new(&conf),
             account: acct.to_string(),
         }
     }
