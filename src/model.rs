@@ -75,6 +75,9 @@ pub struct Attrs {
     /// The ARN of a secret AWS manages for this resource (never its value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_arn: Option<String>,
+    /// Where a person looks at it (a dashboard's console page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// AWS's word for the resource's state (`available`, `pending`), for `status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -3,6 +3,7 @@
 //! Pure: no AWS SDK, no tokio. Every problem in a file is reported at once, each naming the
 //! file, the key and what is expected, before the first AWS call is made.
 
+pub mod aurora;
 mod cidr;
 mod raw;
 mod validate;

@@ -243,6 +243,16 @@ impl Resource for EcsService {
             .map(|service| Observed { service }))
     }
 
+    /// Named by config: its alarms and dashboard name it before it exists (or while a
+    /// deleted one is made again).
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let arn = cx.arn(
+            "ecs",
+            &format!("service/{}/{}", cluster_name(cx.env_full()), self.service),
+        );
+        Some(Attrs::id(&self.service).with_arn(arn))
+    }
+
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
         attrs_of(&have.service)
     }

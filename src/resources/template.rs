@@ -2,7 +2,8 @@
 //! spec says what was asked for in any account. `${partition}`, `${region}`, `${account}`,
 //! `${project}` and `${env}` (the environment's full name) come from the scope;
 //! `${<node>.<attr>}` from a node the spec reads (attr: `id`, `arn`, `secret_arn`,
-//! `endpoint`, `port`).
+//! `endpoint`, `port`, `arn_suffix`: what CloudWatch's ELB dimensions name, `app/<name>/<id>`
+//! of a load balancer's ARN, `targetgroup/<name>/<id>` of a target group's).
 
 use serde_json::Value;
 
@@ -68,6 +69,7 @@ fn fill(text: &str, scope: &Scope, inputs: &Inputs<'_>, reads: &[Ref]) -> Result
                         .attr(r, "endpoint", |a| a.endpoint.as_deref())?
                         .to_string(),
                     "port" => inputs.port(r)?,
+                    "arn_suffix" => arn_suffix(inputs.arn(r)?).to_string(),
                     _ => inputs.id(r)?.to_string(),
                 }
             }
@@ -77,6 +79,15 @@ fn fill(text: &str, scope: &Scope, inputs: &Inputs<'_>, reads: &[Ref]) -> Result
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The part of an ELB ARN that CloudWatch's `LoadBalancer` and `TargetGroup` dimensions
+/// name: after `:loadbalancer/` for a load balancer, after the last `:` for a target group.
+pub fn arn_suffix(arn: &str) -> &str {
+    match arn.split_once(":loadbalancer/") {
+        Some((_, rest)) => rest,
+        None => arn.rsplit(':').next().unwrap_or(arn),
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +122,14 @@ mod tests {
             "arn:aws:logs:eu-west-1:123456789012:log-group:/tap/tap-prod/x"
         );
         assert_eq!(v["Resource"][1], "arn:secret");
+        assert_eq!(
+            arn_suffix("arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/tap-prod-alb/50dc6c495c0c9188"),
+            "app/tap-prod-alb/50dc6c495c0c9188"
+        );
+        assert_eq!(
+            arn_suffix("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/tap-prod-backend/73e2d6bc24d8a067"),
+            "targetgroup/tap-prod-backend/73e2d6bc24d8a067"
+        );
         let missing = json!("${sg-db.id}");
         assert_eq!(
             render(&missing, &scope, &inputs, &reads).unwrap_err().code,

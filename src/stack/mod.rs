@@ -5,6 +5,7 @@
 //!
 //! Edge kinds follow PLATFORM.md, "When a dependent call may start".
 
+mod alerting;
 mod cdn;
 mod compute;
 mod database;
@@ -59,6 +60,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     let edge = edge::build(&mut s, env, &net, &platform);
     compute::build(&mut s, env, &net, &edge);
     cdn::build(&mut s, env, &platform);
+    alerting::build(&mut s, env, &net);
     s.builder.build()
 }
 
@@ -105,7 +107,9 @@ mod tests {
             2,
             "prod is not in us-east-1: one for CloudFront there"
         );
-        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 13 + 6);
+        // ... + alerting: topic, 2 CPU, 2 connections (writer, reader), 2 unhealthy, 5XX,
+        // dashboard.
+        assert_eq!(g.len(), 29 + 8 + 2 + 3 + 8 + 13 + 6 + 9);
         // PLATFORM.md: only the certificates are waited for (ISSUED), by the HTTPS listener
         // and the distribution (prod is not in us-east-1: CloudFront's is its own); every
         // other edge needs identifiers only (nothing waits for a NAT, the ALB or CloudFront).

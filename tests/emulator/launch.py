@@ -48,6 +48,8 @@ that moto 5.2 does not do by itself.
   each change; a certificate not ISSUED is refused (InvalidViewerCertificate); ETags are
   checked; only a disabled, deployed distribution can be deleted; origins keep their origin
   access settings; origin access identities are served (moto 5.2 answers 404).
+- CloudWatch over Smithy RPC v2 CBOR, the only protocol of current SDKs (moto 5.2 serves it
+  over JSON 1.0 only): cbor_bridge.py translates both ways.
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -1237,6 +1239,10 @@ def main():
     patch_cloudfront()
     patch_security_groups()
     patch_counting()
+    # Outermost: CloudWatch's CBOR becomes JSON before the counting and moto see it.
+    import cbor_bridge
+
+    cbor_bridge.install()
 
     from moto.server import ThreadedMotoServer
 

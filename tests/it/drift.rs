@@ -70,7 +70,8 @@ async fn a_config_edit_is_pending_not_drift_and_repair_leaves_it_to_up() {
     let plan = local("plan", &[], &acct, Some(dir.path())).await;
     assert_eq!(plan.code, 0, "{}", plan.stdout);
 
-    // A reader removed from the config: `up` would leave it; plan names it.
+    // A reader removed from the config: `up` would leave it and its alarm; plan names both,
+    // and the dashboard loses its widgets' second instance.
     let fewer = config_dir(|t| {
         t.replace(
             "flow_logs_retention_days = 7",
@@ -79,10 +80,25 @@ async fn a_config_edit_is_pending_not_drift_and_repair_leaves_it_to_up() {
         .replace("readers = 1", "readers = 0")
     });
     let plan = local("plan", &[], &acct, Some(fewer.path())).await;
-    assert_eq!(plan.code, 0, "{}", plan.stdout);
-    let orphans: Vec<Value> = plan.events_of("orphan");
-    assert_eq!(orphans.len(), 1, "{}", plan.stdout);
-    assert_eq!(orphans[0]["node"], "db-instance-2");
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    let changed: Vec<Value> = plan
+        .events_of("plan")
+        .into_iter()
+        .filter(|e| e["action"] != "unchanged")
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["node"], "dashboard");
+    let orphans: std::collections::BTreeSet<String> = plan
+        .events_of("orphan")
+        .iter()
+        .map(|o| o["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        orphans,
+        crate::common::live::set(&["db-instance-2", "alarm-db-connections-2"]),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[tokio::test]
@@ -258,7 +274,7 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         .unwrap();
     let up = run(&["up", "--env", "prod", "--yes", "--json"], &acct).await;
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
-    assert_eq!(up.finished()["counts"]["created"], 68, "{}", up.finished());
+    assert_eq!(up.finished()["counts"]["created"], 77, "{}", up.finished());
     assert_eq!(
         up.outcome("hosted-zone"),
         "unchanged",

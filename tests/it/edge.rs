@@ -432,9 +432,14 @@ async fn a_load_balancer_deleted_out_of_band_comes_back_with_its_listeners_and_n
             "listener-https",
             "rule-api",
             "rule-default",
-            // Its alias names the old ALB; the service the old target group.
+            // Its alias names the old ALB; the service the old target group; the alarms
+            // and the dashboard their ARN suffixes.
             "dns-app",
             "service-frontend",
+            "alarm-unhealthy-frontend",
+            "alarm-unhealthy-backend",
+            "alarm-target-5xx",
+            "dashboard",
         ]),
     )
     .await;

@@ -1,6 +1,7 @@
 //! The one integration-test binary (the AWS SDK is linked once). A module per area:
 //! `cargo test --test it network::` runs one.
 
+mod alerting;
 mod cdn;
 mod common;
 mod compute;

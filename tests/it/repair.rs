@@ -599,6 +599,29 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
             .unwrap();
     }
 
+    let conf = crate::common::sdk(&acct).await;
+    let sns = aws_sdk_sns::Client::new(&conf);
+    sns.untag_resource()
+        .resource_arn(format!("arn:aws:sns:{REGION}:{acct}:{ENV}-alerts"))
+        .tag_keys(cost)
+        .send()
+        .await
+        .unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let alarms = cw
+        .describe_alarms()
+        .alarm_name_prefix(format!("{ENV}-"))
+        .send()
+        .await
+        .unwrap();
+    for a in alarms.metric_alarms() {
+        cw.untag_resource()
+            .resource_arn(a.alarm_arn().unwrap())
+            .tag_keys(cost)
+            .send()
+            .await
+            .unwrap();
+    }
     live.sm
         .untag_resource()
         .secret_id(format!("{ENV}/db-connection"))
@@ -616,6 +639,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         "dns-cdn",
         "static-bucket-policy",
         "cdn-origin-access",
+        "dashboard",
     ] {
         all.remove(untagged);
     }
@@ -646,6 +670,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
         "kms:TagResource",
         "cloudfront:TagResource",
         "secretsmanager:TagResource",
+        "sns:TagResource",
         "route53:ChangeTagsForResource",
         "acm:AddTagsToCertificate",
     ] {
@@ -665,6 +690,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
     );
     assert_eq!(w.get("rds:AddTagsToResource"), Some(&4), "{w:?}");
     assert_eq!(w.get("backup:TagResource"), Some(&2), "{w:?}");
+    assert_eq!(w.get("monitoring:TagResource"), Some(&7), "{w:?}");
 }
 
 #[tokio::test]

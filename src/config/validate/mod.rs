@@ -256,6 +256,14 @@ fn validate_database(p: &mut Collector, raw: &RawConfig) -> Database {
                 d.instance_class
             ),
         );
+    } else if crate::config::aurora::max_connections(&d.instance_class).is_none() {
+        p.add(
+            "database.instance_class",
+            format!(
+                "`{}` is not an Aurora PostgreSQL class this tool knows the memory of (the connections alarm needs its max_connections): use a db.r*, db.x2g or db.t*.medium/large class",
+                d.instance_class
+            ),
+        );
     }
     if !(0..=15).contains(&d.readers) {
         p.add(

@@ -51,7 +51,7 @@ fn python() -> PathBuf {
         );
     }
     let has_moto = Command::new(&py)
-        .args(["-c", "import moto.server"])
+        .args(["-c", "import moto.server, cbor2"])
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())

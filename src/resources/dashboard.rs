@@ -1,0 +1,154 @@
+//! The environment's CloudWatch dashboard, named `<project>-<env>`: its body is a template
+//! whose metric dimensions are filled from the live resources. Found by name (CloudWatch
+//! dashboards carry no tags); the body is compared as a JSON document.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::template::render;
+use super::{output, NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::diff::{Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Output, Ref};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// The body (CloudWatch's dashboard JSON) with `${node.attr}` placeholders.
+    pub body: Value,
+    /// The nodes its widgets name.
+    pub reads: Vec<Ref>,
+}
+
+pub struct Observed {
+    arn: Option<String>,
+    body: Value,
+}
+
+impl Dashboard {
+    fn name(&self, cx: &NodeCx<'_>) -> String {
+        cx.env_full().to_string()
+    }
+
+    fn attrs_of(&self, cx: &NodeCx<'_>, arn: Option<String>) -> Attrs {
+        let region = &cx.scope().region;
+        let name = self.name(cx);
+        let mut a = Attrs::id(&name);
+        a.arn = arn;
+        a.url = Some(format!(
+            "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}"
+        ));
+        a
+    }
+
+    fn rendered(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
+        render(&self.body, cx.scope(), inputs, &self.reads)
+    }
+
+    async fn put(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<(), Failure> {
+        let out = cx
+            .aws()
+            .cloudwatch
+            .put_dashboard()
+            .dashboard_name(self.name(cx))
+            .dashboard_body(self.rendered(cx, inputs)?.to_string())
+            .send()
+            .await?;
+        if let Some(m) = out.dashboard_validation_messages().first() {
+            return Err(Failure::new(
+                "InvalidDashboard",
+                format!(
+                    "dashboard {}: {} (at {})",
+                    self.name(cx),
+                    m.message().unwrap_or_default(),
+                    m.data_path().unwrap_or("the body")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for Dashboard {
+    type Observed = Observed;
+    const KIND: &'static str = "dashboard";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        self.reads.iter().collect()
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let Some(out) = cx
+            .aws()
+            .cloudwatch
+            .get_dashboard()
+            .dashboard_name(self.name(cx))
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        let body = out
+            .dashboard_body()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        Ok(Some(Observed {
+            arn: out.dashboard_arn().map(String::from),
+            body,
+        }))
+    }
+
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        Some(self.attrs_of(cx, None))
+    }
+
+    fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(self.attrs_of(cx, have.arn.clone()))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.document("body", &self.rendered(cx, inputs)?, &have.body);
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        // PutDashboard creates or replaces by name.
+        self.put(cx, inputs).await?;
+        Ok(self.attrs_of(cx, None))
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        _changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        self.put(cx, inputs).await?;
+        Ok(self.attrs_of(cx, have.arn.clone()))
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
+        cx.aws()
+            .cloudwatch
+            .delete_dashboards()
+            .dashboard_names(self.name(cx))
+            .send()
+            .await
+            .or_absent()?;
+        Ok(())
+    }
+
+    fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
+        vec![output("dashboard_url", &attrs.url)]
+    }
+}

@@ -1,0 +1,249 @@
+//! The alerts topic: SNS, encrypted with the environment's key (whose policy lets CloudWatch
+//! and SNS use it), tagged at creation, found by its name, with one email subscription per
+//! address in config. The addresses are one set: an address added to the config is
+//! subscribed, one removed is unsubscribed, and nothing else is touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{NodeCx, Resource};
+use crate::aws::errors::OrAbsent;
+use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
+use crate::diff::{has, tags_changed, Change, Changes};
+use crate::error::Failure;
+use crate::model::{Attrs, Inputs, Ref};
+
+const KMS_ATTRIBUTE: &str = "KmsMasterKeyId";
+/// What SNS says in place of a subscription's ARN until its owner confirms it.
+const PENDING: &str = "PendingConfirmation";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnsTopic {
+    /// Name suffix: the topic is `<project>-<env>-<suffix>`.
+    pub suffix: String,
+    pub key: Ref,
+    /// Email addresses subscribed to it.
+    pub emails: Vec<String>,
+}
+
+pub struct Observed {
+    kms_key_id: Option<String>,
+    /// Email address (lowercase) -> subscription ARN (or `PendingConfirmation`).
+    emails: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl SnsTopic {
+    fn name(&self, cx: &NodeCx<'_>) -> String {
+        format!("{}-{}", cx.env_full(), self.suffix)
+    }
+
+    fn arn(&self, cx: &NodeCx<'_>) -> String {
+        cx.arn("sns", &self.name(cx))
+    }
+
+    fn want_emails(&self) -> BTreeSet<String> {
+        self.emails.iter().map(|e| e.to_lowercase()).collect()
+    }
+
+    fn aws_tags(cx: &NodeCx<'_>) -> Vec<aws_sdk_sns::types::Tag> {
+        cx.tags()
+            .iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_sns::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect()
+    }
+
+    async fn subscribe(&self, cx: &NodeCx<'_>, arn: &str, email: &str) -> Result<(), Failure> {
+        // SNS answers a repeated Subscribe with the subscription it has: idempotent.
+        cx.aws()
+            .sns
+            .subscribe()
+            .topic_arn(arn)
+            .protocol("email")
+            .endpoint(email)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for SnsTopic {
+    type Observed = Observed;
+    const KIND: &'static str = "sns_topic";
+
+    fn inputs(&self) -> Vec<&Ref> {
+        vec![&self.key]
+    }
+
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let sns = &cx.aws().sns;
+        let arn = self.arn(cx);
+        let Some(attributes) = sns
+            .get_topic_attributes()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        let kms_key_id = attributes
+            .attributes()
+            .and_then(|a| a.get(KMS_ATTRIBUTE))
+            .filter(|k| !k.is_empty())
+            .cloned();
+        let mut emails = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = sns
+                .list_subscriptions_by_topic()
+                .topic_arn(&arn)
+                .set_next_token(token.take())
+                .send()
+                .await?;
+            for s in page.subscriptions() {
+                if s.protocol() == Some("email") {
+                    if let (Some(endpoint), Some(sub)) = (s.endpoint(), s.subscription_arn()) {
+                        emails.insert(endpoint.to_lowercase(), sub.to_string());
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let tags = sns
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        Ok(Some(Observed {
+            kms_key_id,
+            emails,
+            tags,
+        }))
+    }
+
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let arn = self.arn(cx);
+        Some(Attrs::id(&arn).with_arn(arn))
+    }
+
+    fn attrs(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<Attrs, Failure> {
+        let arn = self.arn(cx);
+        Ok(Attrs::id(&arn).with_arn(arn))
+    }
+
+    fn diff(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        c: &mut Changes,
+    ) -> Result<(), Failure> {
+        c.field(
+            "kms_master_key_id",
+            inputs.arn(&self.key)?,
+            have.kms_key_id.as_deref().unwrap_or("(none)"),
+        );
+        let want: Vec<String> = self.want_emails().into_iter().collect();
+        let live: Vec<String> = have.emails.keys().cloned().collect();
+        c.set("email_subscriptions", &want, &live);
+        c.tags(cx.tags(), &have.tags);
+        Ok(())
+    }
+
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let sns = &cx.aws().sns;
+        let key = inputs.arn(&self.key)?;
+        // CreateTopic is idempotent by name (with the same attributes and tags).
+        let arn = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
+            Ok(sns
+                .create_topic()
+                .name(self.name(cx))
+                .attributes(KMS_ATTRIBUTE, key)
+                .set_tags(Some(Self::aws_tags(cx)))
+                .send()
+                .await?
+                .topic_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| self.arn(cx)))
+        })
+        .await?;
+        for email in self.want_emails() {
+            self.subscribe(cx, &arn, &email).await?;
+        }
+        Ok(Attrs::id(&arn).with_arn(arn))
+    }
+
+    async fn update(
+        &self,
+        cx: &NodeCx<'_>,
+        inputs: &Inputs<'_>,
+        have: &Observed,
+        changes: &[Change],
+    ) -> Result<Attrs, Failure> {
+        let sns = &cx.aws().sns;
+        let arn = self.arn(cx);
+        if has(changes, "kms_master_key_id") {
+            sns.set_topic_attributes()
+                .topic_arn(&arn)
+                .attribute_name(KMS_ATTRIBUTE)
+                .attribute_value(inputs.arn(&self.key)?)
+                .send()
+                .await?;
+        }
+        if has(changes, "email_subscriptions") {
+            let want = self.want_emails();
+            for email in want.iter().filter(|e| !have.emails.contains_key(*e)) {
+                self.subscribe(cx, &arn, email).await?;
+            }
+            for (email, sub) in have.emails.iter().filter(|(e, _)| !want.contains(*e)) {
+                if sub == PENDING {
+                    // SNS lets no one delete an unconfirmed subscription; it lapses after
+                    // three days, and its owner never receives an alert meanwhile.
+                    cx.note(format!(
+                        "{}: the subscription of {email} is still unconfirmed; AWS removes it after 3 days",
+                        cx.node
+                    ));
+                    continue;
+                }
+                sns.unsubscribe().subscription_arn(sub).send().await?;
+            }
+        }
+        if tags_changed(changes) {
+            sns.tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(Self::aws_tags(cx)))
+                .send()
+                .await?;
+        }
+        Ok(Attrs::id(&arn).with_arn(arn))
+    }
+
+    async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
+        // Its subscriptions go with it.
+        cx.aws()
+            .sns
+            .delete_topic()
+            .topic_arn(self.arn(cx))
+            .send()
+            .await
+            .or_absent()?;
+        Ok(())
+    }
+}
