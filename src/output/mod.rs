@@ -100,12 +100,23 @@ impl Reporter {
             return;
         }
         stdout_line("  outputs:");
+        let show = |v: &Value| match (v.as_str(), v["name"].as_str(), v["state"].as_str()) {
+            (Some(s), _, _) => s.to_string(),
+            // An alarm: its name and state.
+            (None, Some(name), Some(state)) => format!("{name}  {state}"),
+            _ => v.to_string(),
+        };
         for (k, v) in outputs {
-            let shown = v
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string());
-            stdout_line(&format!("    {k:<24} {shown}"));
+            match v.as_array() {
+                // One item a line, under the key.
+                Some(items) if !items.is_empty() => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = if i == 0 { k.as_str() } else { "" };
+                        stdout_line(&format!("    {key:<24} {}", show(item)));
+                    }
+                }
+                _ => stdout_line(&format!("    {k:<24} {}", show(v))),
+            }
         }
     }
 }

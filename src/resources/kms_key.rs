@@ -79,12 +79,13 @@ pub fn key_policy(partition: &str, region: &str, account: &str, env_full: &str) 
                 }}
             },
             {
-                "Sid": "SnsAndAlarms",
+                // CloudWatch publishes alarm notifications to the encrypted alerts topic: the
+                // statement AWS documents for it ("CloudWatch alarm, SNS topic with SSE").
+                "Sid": "CloudWatchAlarmsPublish",
                 "Effect": "Allow",
-                "Principal": {"Service": ["sns.amazonaws.com", "cloudwatch.amazonaws.com"]},
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+                "Resource": "*"
             },
             {
                 "Sid": "RdsBackupSecretsManagerForTheAccount",

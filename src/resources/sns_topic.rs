@@ -161,7 +161,14 @@ impl Resource for SnsTopic {
             have.kms_key_id.as_deref().unwrap_or("(none)"),
         );
         let want: Vec<String> = self.want_emails().into_iter().collect();
-        let live: Vec<String> = have.emails.keys().cloned().collect();
+        // An unconfirmed subscription of an address the config no longer has cannot be
+        // removed (SNS refuses; it lapses after 3 days): not a change `up` could make.
+        let live: Vec<String> = have
+            .emails
+            .iter()
+            .filter(|(email, sub)| *sub != PENDING || want.contains(email))
+            .map(|(email, _)| email.clone())
+            .collect();
         c.set("email_subscriptions", &want, &live);
         c.tags(cx.tags(), &have.tags);
         Ok(())
@@ -212,16 +219,11 @@ impl Resource for SnsTopic {
             for email in want.iter().filter(|e| !have.emails.contains_key(*e)) {
                 self.subscribe(cx, &arn, email).await?;
             }
-            for (email, sub) in have.emails.iter().filter(|(e, _)| !want.contains(*e)) {
-                if sub == PENDING {
-                    // SNS lets no one delete an unconfirmed subscription; it lapses after
-                    // three days, and its owner never receives an alert meanwhile.
-                    cx.note(format!(
-                        "{}: the subscription of {email} is still unconfirmed; AWS removes it after 3 days",
-                        cx.node
-                    ));
-                    continue;
-                }
+            let extra = have
+                .emails
+                .iter()
+                .filter(|(e, sub)| !want.contains(*e) && *sub != PENDING);
+            for (_, sub) in extra {
                 sns.unsubscribe().subscription_arn(sub).send().await?;
             }
         }

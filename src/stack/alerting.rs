@@ -59,7 +59,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
             MetricAlarm {
                 suffix: format!("ecs-cpu-{service}"),
                 description: format!(
-                    "The {service} service's tasks average over 80 % CPU for 10 minutes. Check first: the service's running count against its auto scaling maximum (scaling may be capped), then a recent deployment (`up` output, ECS events)."
+                    "The {service} service's tasks average over {CPU_THRESHOLD} % CPU for 10 minutes. Check first: the service's running count against its auto scaling maximum (scaling may be capped), then a recent deployment (`up` output, ECS events)."
                 ),
                 watch: Watch::Metric(Watched {
                     namespace: "AWS/ECS".into(),
@@ -84,8 +84,10 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
     }
 
     // PLATFORM.md (fix): a share of max_connections, not a count of 90.
+    // Validation refuses a class whose max_connections is unknown; 5000 (AWS's cap) is only
+    // a guard, never a number that would make the alarm fire early.
     let max_connections =
-        crate::config::aurora::max_connections(&env.database.instance_class).unwrap_or(1);
+        crate::config::aurora::max_connections(&env.database.instance_class).unwrap_or(5000);
     for number in 1..=env.database.readers + 1 {
         let instance = db_instance_id(number);
         alarm(
@@ -94,7 +96,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
             MetricAlarm {
                 suffix: format!("db-connections-{number}"),
                 description: format!(
-                    "Aurora instance {number} holds over 90 % of its {max_connections} connections (max_connections of {}) for 3 minutes; new connections will soon be refused. Check first: the backend's task count and connection pool size, then idle sessions in pg_stat_activity.",
+                    "Aurora instance {number} holds over {CONNECTIONS_PERCENT} % of its {max_connections} connections (max_connections of {}) for 3 minutes; new connections will soon be refused. Check first: the backend's task count and connection pool size, then idle sessions in pg_stat_activity.",
                     env.database.instance_class
                 ),
                 watch: Watch::Math(vec![
@@ -167,7 +169,11 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
         "alarm-target-5xx",
         MetricAlarm {
             suffix: "alb-target-5xx".into(),
-            description: "The application's targets answered more than 10 5XX responses in 5 minutes. Check first: the backend's logs (/<project>/<env>/ecs/backend) and X-Ray traces, then the database's health.".into(),
+            description: format!(
+                "The application's targets answered more than {TARGET_5XX_THRESHOLD} 5XX responses in 5 minutes. Check first: the backend's logs (log group /{}/{}/ecs/backend) and X-Ray traces, then the database's health.",
+                env.project,
+                env.full_name()
+            ),
             watch: Watch::Metric(Watched {
                 namespace: "AWS/ApplicationELB".into(),
                 metric_name: "HTTPCode_Target_5XX_Count".into(),

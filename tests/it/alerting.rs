@@ -62,7 +62,7 @@ fn suffix(arn: &str) -> String {
 #[tokio::test]
 async fn alarms_watch_live_resources_and_status_reports_them() {
     let acct = account();
-    up_ok(&acct).await;
+    let up = up_ok(&acct).await;
     let conf = sdk(&acct).await;
     let live = Live::new(&acct).await;
     let sns = aws_sdk_sns::Client::new(&conf);
@@ -78,6 +78,27 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
     let key = attributes.attributes().unwrap()["KmsMasterKeyId"].clone();
     assert!(key.ends_with(&live.key_id().await), "{key}");
     assert_eq!(emails(&sns, &acct).await, ["dev@example.com"]);
+    // ... whose policy lets CloudWatch publish to it (moto does not enforce key policies).
+    let policy = live
+        .kms
+        .get_key_policy()
+        .key_id(live.key_id().await)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let grant = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .expect("a statement for CloudWatch");
+    assert_eq!(grant["Effect"], "Allow");
+    assert_eq!(
+        grant["Action"],
+        serde_json::json!(["kms:Decrypt", "kms:GenerateDataKey*"])
+    );
 
     // The live resources the alarms must name.
     let lbs = live.elb.describe_load_balancers().send().await.unwrap();
@@ -100,7 +121,12 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
         .map(|i| i.db_instance_identifier().unwrap().to_string())
         .collect();
     let services = live.ecs.list_services().cluster(ENV).send().await.unwrap();
-    assert_eq!(services.service_arns().len(), 2);
+    let service_names: Vec<String> = services
+        .service_arns()
+        .iter()
+        .map(|a| a.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(service_names.len(), 2);
 
     let all = alarms(&cw).await;
     assert_eq!(all.len(), 7, "{:?}", all.keys());
@@ -123,13 +149,22 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
         assert_eq!((a.period(), a.evaluation_periods()), (Some(300), Some(2)));
         assert_eq!(a.statistic().map(|s| s.as_str()), Some("Average"));
         assert_eq!(a.treat_missing_data(), Some("notBreaching"));
+        let d = dims(a);
+        assert_eq!(d.len(), 2);
+        let clusters = live
+            .ecs
+            .describe_clusters()
+            .clusters(&d["ClusterName"])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
-            dims(a),
-            BTreeMap::from([
-                ("ClusterName".to_string(), ENV.to_string()),
-                ("ServiceName".to_string(), service.to_string()),
-            ])
+            clusters.clusters()[0].status(),
+            Some("ACTIVE"),
+            "the cluster is live: {d:?}"
         );
+        assert!(service_names.contains(&d["ServiceName"]), "{d:?}");
+        assert_eq!(d["ServiceName"], service);
 
         let a = &all[&format!("{ENV}-alb-unhealthy-{service}")];
         assert_eq!(a.metric_name(), Some("UnHealthyHostCount"));
@@ -154,20 +189,26 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
     let a = &all[&format!("{ENV}-alb-target-5xx")];
     assert_eq!(a.metric_name(), Some("HTTPCode_Target_5XX_Count"));
     assert_eq!(
+        a.treat_missing_data(),
+        Some("notBreaching"),
+        "no requests, no errors"
+    );
+    assert_eq!(
         dims(a),
         BTreeMap::from([("LoadBalancer".to_string(), lb.clone())])
     );
-    // Connections: a share of max_connections (db.t4g.medium: 450), threshold 90 percent.
+    // Connections: a share of max_connections (db.t4g.medium: 420), threshold 90 percent.
     let mut watched = Vec::new();
     for number in [1, 2] {
         let a = &all[&format!("{ENV}-db-connections-{number}")];
         assert_eq!(a.threshold(), Some(90.0));
+        assert_eq!(a.treat_missing_data(), Some("notBreaching"));
         let metrics = a.metrics();
         let expression = metrics
             .iter()
             .find_map(|m| m.expression())
             .expect("an expression");
-        assert_eq!(expression, "100 * m1 / 450");
+        assert_eq!(expression, "100 * m1 / 420");
         let m1 = metrics
             .iter()
             .find(|m| m.id() == Some("m1"))
@@ -194,14 +235,30 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
         "TargetResponseTime",
         "HTTPCode_Target_5XX_Count",
         "\"AWS/RDS\",\"DatabaseConnections\"",
-        "100 * m1 / 450",
+        "100 * m1 / 420",
         "\"AWS/RDS\",\"CPUUtilization\"",
     ] {
         assert!(body.contains(metric), "{metric} in {body}");
     }
-    assert!(body.contains(&lb) && body.contains(&instance_ids[0]));
+    assert!(!body.contains("${"), "every placeholder filled: {body}");
+    for name in [
+        &lb,
+        &instance_ids[0],
+        &instance_ids[1],
+        &service_names[0],
+        &service_names[1],
+    ] {
+        assert!(body.contains(name.as_str()), "{name} in {body}");
+    }
 
-    // `status --json`: every output, and each alarm's state.
+    // `status --json`: every output, and each alarm's state (one forced to ALARM).
+    cw.set_alarm_state()
+        .alarm_name(format!("{ENV}-alb-target-5xx"))
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
     let status = local("status", &[], &acct, None).await;
     assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
     let event = status.event("status");
@@ -224,14 +281,57 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
         .as_str()
         .unwrap()
         .ends_with(&format!("#dashboards/dashboard/{ENV}")));
-    let states: Vec<&Value> = outputs["alarms"].as_array().unwrap().iter().collect();
+    assert_eq!(outputs["application_url"], "https://tap.local.example.com");
+    assert_eq!(outputs["cdn_url"], "https://cdn.tap.local.example.com");
+    assert_eq!(
+        outputs["alb_dns_name"],
+        lbs.load_balancers()[0].dns_name().unwrap()
+    );
+    let cluster = live.rds.describe_db_clusters().send().await.unwrap();
+    let cluster = &cluster.db_clusters()[0];
+    assert_eq!(outputs["db_writer_endpoint"], cluster.endpoint().unwrap());
+    assert_eq!(
+        outputs["db_reader_endpoint"],
+        cluster.reader_endpoint().unwrap()
+    );
+    assert_eq!(
+        outputs["db_secret_arn"],
+        cluster.master_user_secret().unwrap().secret_arn().unwrap()
+    );
+    let states: BTreeMap<String, String> = outputs["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(states.len(), 7, "{outputs}");
-    for s in states {
-        assert!(
-            ["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&s["state"].as_str().unwrap()),
-            "{s}"
+    assert_eq!(states[&format!("{ENV}-alb-target-5xx")], "ALARM");
+    for (name, a) in alarms(&cw).await {
+        assert_eq!(
+            Some(states[&name].as_str()),
+            a.state_value().map(|s| s.as_str()),
+            "{name}"
         );
     }
+    // The same outputs end `up`.
+    let at_up = &up.finished()["outputs"];
+    for key in [
+        "application_url",
+        "cdn_url",
+        "alb_dns_name",
+        "db_writer_endpoint",
+        "db_reader_endpoint",
+        "db_secret_arn",
+        "dashboard_url",
+    ] {
+        assert_eq!(at_up[key], outputs[key], "{key}");
+    }
+    assert_eq!(at_up["alarms"].as_array().map(Vec::len), Some(7));
 }
 
 #[tokio::test]
@@ -242,7 +342,7 @@ async fn a_changed_threshold_and_deleted_alarm_and_dashboard_are_put_back() {
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let sns = aws_sdk_sns::Client::new(&conf);
     // By hand: the frontend's CPU threshold raised to 99, the 5XX alarm and the dashboard
-    // deleted, the address unsubscribed.
+    // deleted, the address unsubscribed, the topic's encryption turned off.
     let all = alarms(&cw).await;
     let cpu = &all[&format!("{ENV}-ecs-cpu-frontend")];
     cw.put_metric_alarm()
@@ -284,6 +384,14 @@ async fn a_changed_threshold_and_deleted_alarm_and_dashboard_are_put_back() {
         .send()
         .await
         .unwrap();
+    // ... and the topic's encryption turned off.
+    sns.set_topic_attributes()
+        .topic_arn(topic_arn(&acct))
+        .attribute_name("KmsMasterKeyId")
+        .attribute_value("")
+        .send()
+        .await
+        .unwrap();
 
     drift_then_repair(
         &acct,
@@ -301,8 +409,16 @@ async fn a_changed_threshold_and_deleted_alarm_and_dashboard_are_put_back() {
             ("monitoring:PutMetricAlarm".to_string(), 2),
             ("monitoring:PutDashboard".to_string(), 1),
             ("sns:Subscribe".to_string(), 1),
+            ("sns:SetTopicAttributes".to_string(), 1),
         ])
     );
+    let attributes = sns
+        .get_topic_attributes()
+        .topic_arn(topic_arn(&acct))
+        .send()
+        .await
+        .unwrap();
+    assert!(attributes.attributes().unwrap()["KmsMasterKeyId"].contains(":key/"));
     let all = alarms(&cw).await;
     assert_eq!(
         all[&format!("{ENV}-ecs-cpu-frontend")].threshold(),
@@ -347,4 +463,40 @@ async fn an_address_added_or_removed_in_config_changes_exactly_that_subscription
     assert_eq!(w.get("sns:Unsubscribe"), Some(&1), "{w:?}");
     assert!(!w.contains_key("sns:Subscribe"), "{w:?}");
     assert_eq!(emails(&sns, &acct).await, ["oncall@example.com"]);
+}
+
+#[tokio::test]
+async fn a_deleted_topic_and_an_edited_dashboard_are_put_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let conf = sdk(&acct).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let sns = aws_sdk_sns::Client::new(&conf);
+    sns.delete_topic()
+        .topic_arn(topic_arn(&acct))
+        .send()
+        .await
+        .unwrap();
+    cw.put_dashboard()
+        .dashboard_name(ENV)
+        .dashboard_body(r#"{"widgets":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    // The alarms name the topic by its ARN, which a new topic of the same name keeps.
+    drift_then_repair(&acct, set(&["alerts-topic", "dashboard"])).await;
+    assert_eq!(
+        writes(&acct).await,
+        BTreeMap::from([
+            ("sns:CreateTopic".to_string(), 1),
+            ("sns:Subscribe".to_string(), 1),
+            ("monitoring:PutDashboard".to_string(), 1),
+        ])
+    );
+    assert_eq!(emails(&sns, &acct).await, ["dev@example.com"]);
+    let body = cw.get_dashboard().dashboard_name(ENV).send().await.unwrap();
+    assert!(body
+        .dashboard_body()
+        .unwrap()
+        .contains("DatabaseConnections"));
 }

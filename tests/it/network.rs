@@ -600,6 +600,22 @@ async fn down_leaves_nothing_but_the_kept_key_and_state() {
         .send()
         .await
         .is_err());
+    let topics = aws_sdk_sns::Client::new(&conf)
+        .list_topics()
+        .send()
+        .await
+        .unwrap();
+    assert!(topics.topics().is_empty(), "{topics:?}");
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let alarms = cw
+        .describe_alarms()
+        .alarm_name_prefix("tap-local-")
+        .send()
+        .await
+        .unwrap();
+    assert!(alarms.metric_alarms().is_empty());
+    let dashboards = cw.list_dashboards().send().await.unwrap();
+    assert!(dashboards.dashboard_entries().is_empty());
     let groups = live
         .logs
         .describe_log_groups()
