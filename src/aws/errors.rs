@@ -23,10 +23,15 @@ where
                     .code()
                     .map(String::from)
                     .unwrap_or_else(|| format!("Http{status}"));
-                let message = format!(
+                let mut message = format!(
                     "{code}: {}",
                     e.message().unwrap_or(&format!("HTTP status {status}"))
                 );
+                if REJECTED_CREDENTIALS.contains(&code.as_str()) {
+                    message.push_str(
+                        "; check the AWS credentials (AWS_PROFILE and `aws sso login`, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that they belong to the intended account",
+                    );
+                }
                 (code, message)
             }
             SdkError::DispatchFailure(_) if chain(&err).contains("loading credentials") => (
@@ -59,6 +64,16 @@ where
         }
     }
 }
+
+/// Codes AWS answers for credentials it does not accept.
+const REJECTED_CREDENTIALS: &[&str] = &[
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "AuthFailure",
+];
 
 /// The error and its causes on one line.
 pub fn chain(err: &(dyn StdError + 'static)) -> String {

@@ -10,6 +10,7 @@ pub async fn run(
     args: &EnvArgs,
     run: &RunArgs,
     flags: RunFlags,
+    confirm: Option<&str>,
     settings: &Settings,
 ) -> anyhow::Result<i32> {
     let s = super::open(
@@ -19,7 +20,24 @@ pub async fn run(
         flags,
         usize::from(run.parallelism),
         |env, _| {
-            if run.yes {
+            // Destroying a protected environment's data takes its name, --yes or not.
+            let named = match confirm {
+                Some(name) if name == env.env => true,
+                Some(name) => anyhow::bail!(
+                    "--confirm {name} does not name this environment ({}): nothing was removed",
+                    env.env
+                ),
+                None => false,
+            };
+            if flags.destroy_data && env.protected && !named {
+                if !settings.interactive {
+                    anyhow::bail!(
+                        "{} is protected: `down --destroy-data` needs --confirm {} (or the name typed on a terminal); nothing was removed",
+                        env.full_name(),
+                        env.env
+                    );
+                }
+            } else if run.yes || named {
                 return Ok(());
             }
             if !settings.interactive {

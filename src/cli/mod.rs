@@ -96,6 +96,10 @@ pub enum Command {
         /// protected resource stops `down` before anything is deleted
         #[arg(long)]
         disable_protection: bool,
+        /// The environment's name, which --destroy-data on a `protected` environment needs
+        /// (or typed at the prompt), --yes or not
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
     },
     /// Show what `up` would do to each resource, without changing anything; exit 2 when
     /// there is something to do
@@ -210,6 +214,7 @@ pub fn main() -> anyhow::Result<i32> {
             run,
             destroy_data,
             disable_protection,
+            confirm,
         } => runtime()?.block_on(down::run(
             &env,
             &run,
@@ -217,6 +222,7 @@ pub fn main() -> anyhow::Result<i32> {
                 destroy_data,
                 disable_protection,
             },
+            confirm.as_deref(),
             &settings,
         )),
     }

@@ -50,6 +50,8 @@ that moto 5.2 does not do by itself.
   access settings; origin access identities are served (moto 5.2 answers 404).
 - CloudWatch over Smithy RPC v2 CBOR, the only protocol of current SDKs (moto 5.2 serves it
   over JSON 1.0 only): cbor_bridge.py translates both ways.
+- Wrong credentials: the access key id 999999999403 is refused on every call with
+  InvalidClientTokenId (403), as AWS refuses an unknown key.
 - Requests counted per account and operation, for tests to assert how many writes a command
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
@@ -1080,6 +1082,8 @@ def patch_backup():
     BackupBackend.create_backup_plan = create_backup_plan
 
 
+# An access key id the emulator refuses (InvalidClientTokenId), for wrong-credential tests.
+REJECTED_KEY = "999999999403"
 CALLS = {}
 # Every request since the start, by operation: resets of CALLS do not touch it.
 SERVED = {}
@@ -1187,6 +1191,18 @@ def patch_counting():
         if LATENCY_SECONDS:
             time.sleep(LATENCY_SECONDS)
         match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match and match.group(1) == REJECTED_KEY:
+            # Credentials AWS does not know: every call is refused, as STS refuses them.
+            body = (
+                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                "<Type>Sender</Type><Code>InvalidClientTokenId</Code>"
+                "<Message>The security token included in the request is invalid.</Message>"
+                "</Error><RequestId>tap-rejected</RequestId></ErrorResponse>"
+            ).encode()
+            start_response(
+                "403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         if match:
             account, service = match.group(1), match.group(2)
             key = f"{service}:{operation_of(environ, body)}"

@@ -472,3 +472,38 @@ async fn each_malformed_env_file_is_refused_naming_its_key_before_any_aws_call()
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert_eq!(calls.load(Ordering::SeqCst), 0, "no AWS call for bad input");
 }
+
+#[tokio::test]
+async fn wrong_credentials_and_an_unreachable_endpoint_stop_up_before_it_creates_anything() {
+    // Nothing listens on port 9 of loopback.
+    let r = run_with(
+        &["up", "--env", "local", "--yes"],
+        "000000000001",
+        "http://127.0.0.1:9",
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not reach AWS") && r.stderr.contains("endpoint"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    // The emulator refuses this key as AWS refuses one it does not know.
+    let r = run_with(
+        &["up", "--env", "local", "--yes"],
+        "999999999403",
+        crate::common::endpoint(),
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("InvalidClientTokenId"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("credentials"),
+        "says what to check: {}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("created"), "{}", r.stdout);
+}

@@ -232,7 +232,47 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
         let r = run(&[drift, "--env", "local", "--json"], &acct).await;
         assert_eq!(r.code, 0, "{drift}: {}", r.stdout);
     }
-    let down = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
+    // Every command, plain and JSON, with debug logs.
+    let mut runs: Vec<(String, Run)> = Vec::new();
+    for verb in [
+        "up", "plan", "drift", "repair", "status", "validate", "graph",
+    ] {
+        for format in ["--json", "--plain"] {
+            let mut args = vec![verb, "--env", "local", format, "-vv"];
+            if verb == "up" {
+                args.push("--yes");
+            }
+            let r = run(&args, &acct).await;
+            assert!(r.code == 0 || r.code == 2, "{verb} {format}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("DEBUG") || verb == "validate" || verb == "graph",
+                "{verb} {format} -vv logs"
+            );
+            runs.push((format!("{verb} {format} -vv"), r));
+        }
+    }
+    // ... and the record the tool stores of what it applied.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    let record = s3
+        .get_object()
+        .bucket(format!("tap-local-state-{acct}"))
+        .key("tap-provision/applied.json")
+        .send()
+        .await
+        .unwrap();
+    let record = record.body.collect().await.unwrap().into_bytes();
+    let record = String::from_utf8_lossy(&record).to_string();
+    assert!(record.contains("db-cluster"), "the record holds the specs");
+    assert!(
+        !record.contains(&password),
+        "the stored record holds the password"
+    );
+    let down = run(&["down", "--env", "local", "--yes", "--json", "-vv"], &acct).await;
+    assert_eq!(down.code, 0, "{}", down.stderr);
 
     // The password appears in no output of any command.
     for (what, r) in [
@@ -240,8 +280,11 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
         ("second up", &second),
         ("status", &status),
         ("status --json", &status_json),
-        ("down", &down),
-    ] {
+        ("down --json -vv", &down),
+    ]
+    .into_iter()
+    .chain(runs.iter().map(|(w, r)| (w.as_str(), r)))
+    {
         assert!(
             !r.stdout.contains(&password) && !r.stderr.contains(&password),
             "{what} printed the password"
@@ -496,4 +539,81 @@ async fn deletion_protection_stops_down_before_anything_is_deleted() {
         .unwrap()
         .db_clusters()
         .is_empty());
+}
+
+#[tokio::test]
+async fn destroying_a_protected_environments_data_takes_its_name() {
+    let acct = account();
+    // A protected copy of local: one NAT per zone and a hosted zone made outside it, as
+    // protection requires.
+    let dir = config_dir(|t| {
+        t.replace("protected = false", "protected = true")
+            .replace("nat_gateways = 1", "nat_gateways = 3")
+            .replace("create_zone = true", "create_zone = false")
+    });
+    aws_sdk_route53::Client::new(&sdk(&acct).await)
+        .create_hosted_zone()
+        .name("tap.local.example.com")
+        .caller_reference(format!("test-{acct}"))
+        .send()
+        .await
+        .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let r = run_with(
+        &["up", "--env", "local", "--yes", "--json", "--config-dir", d],
+        &acct,
+        endpoint(),
+        &repo(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // --yes is not enough, nor another environment's name: refused before any call.
+    crate::common::reset_calls(&acct).await;
+    let base = [
+        "down",
+        "--env",
+        "local",
+        "--yes",
+        "--destroy-data",
+        "--disable-protection",
+        "--config-dir",
+        d,
+    ];
+    let r = run_with(&base, &acct, endpoint(), &repo()).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("needs --confirm local"), "{}", r.stderr);
+    let mut wrong = base.to_vec();
+    wrong.extend(["--confirm", "prod"]);
+    let r = run_with(&wrong, &acct, endpoint(), &repo()).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not name this environment"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        calls(&acct).await.is_empty(),
+        "no AWS call: {:?}",
+        calls(&acct).await
+    );
+
+    // Named: the data goes, the key is scheduled for deletion.
+    let mut named = base.to_vec();
+    named.extend(["--confirm", "local", "--json"]);
+    let r = run_with(&named, &acct, endpoint(), &repo()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("kms-key"), "deleted");
+    let kms = aws_sdk_kms::Client::new(&sdk(&acct).await);
+    let keys = kms.list_keys().send().await.unwrap();
+    let key = kms
+        .describe_key()
+        .key_id(keys.keys()[0].key_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        key.key_metadata().unwrap().key_state().map(|s| s.as_str()),
+        Some("PendingDeletion")
+    );
 }
