@@ -2,6 +2,7 @@
 //! report how many reads and writes it made (a converged `up` makes no write).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -15,6 +16,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct ApiCalls {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Every attempt, first ones and the SDK's retries alike.
+    attempts: Arc<AtomicU64>,
 }
 
 /// What a run called, for the report.
@@ -22,6 +25,9 @@ pub struct ApiCalls {
 pub struct CallSummary {
     pub reads: u64,
     pub writes: u64,
+    /// Attempts the SDK made again after a throttling, a server error or a dropped
+    /// connection (standard retry mode, adaptive rate).
+    pub retries: u64,
     /// `service:Operation` -> count.
     pub by_operation: BTreeMap<String, u64>,
 }
@@ -31,6 +37,17 @@ pub fn is_read(operation: &str) -> bool {
     ["Describe", "List", "Get", "Head"]
         .iter()
         .any(|p| operation.starts_with(p))
+}
+
+/// `12 reads, 3 writes` (and `, 4 retries` when the SDK had to retry).
+impl std::fmt::Display for CallSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} reads, {} writes", self.reads, self.writes)?;
+        if self.retries > 0 {
+            write!(f, ", {} retries", self.retries)?;
+        }
+        Ok(())
+    }
 }
 
 impl ApiCalls {
@@ -45,6 +62,10 @@ impl ApiCalls {
                 s.writes += n;
             }
         }
+        s.retries = self
+            .attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(s.reads + s.writes);
         s.by_operation = counts;
         s
     }
@@ -67,6 +88,16 @@ impl Intercept for ApiCalls {
                 *counts.entry(key).or_default() += 1;
             }
         }
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -105,14 +105,22 @@ pub const GLOBAL_REGION: &str = "us-east-1";
 
 impl Clients {
     /// Loads the standard credential chain (env, profiles, SSO, IMDS) with the region of the
-    /// environment file, standard retries with adaptive throttling, and bounded timeouts.
+    /// environment file, the SDK's standard retries (exponential backoff with jitter), and
+    /// bounded timeouts.
     pub async fn load(target: &Target) -> Clients {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(target.region.clone()))
             .retry_config(
-                RetryConfig::adaptive()
-                    .with_max_attempts(5)
-                    .with_initial_backoff(Duration::from_millis(200)),
+                // Ten attempts: a call meets AWS's throttling or a 5xx several times in a row
+                // on a busy account (the fault tests inject 25 %), and a converging run makes
+                // hundreds of calls. Standard, not adaptive: the adaptive client-side rate
+                // limiter slowed a 73-node `up` with 20 % throttling from 9 s to minutes, as
+                // it caps every call of the client after any throttle; the backoff of the
+                // retried call alone is what helps here. At most 5 s between attempts.
+                RetryConfig::standard()
+                    .with_max_attempts(10)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(5)),
             )
             .timeout_config(
                 TimeoutConfig::builder()

@@ -300,10 +300,7 @@ impl Reporter {
         for note in self.notes.lock().map(|n| n.clone()).unwrap_or_default() {
             stdout_line(&format!("  note     {note}"));
         }
-        stdout_line(&format!(
-            "  API calls: {} reads, {} writes",
-            calls.reads, calls.writes
-        ));
+        stdout_line(&format!("  API calls: {calls}"));
         self.print_outputs(outputs);
     }
 }
@@ -412,15 +409,14 @@ impl Reporter {
         }
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
         stdout_line(&format!(
-            "{env_full}: plan: {} to create, {} to change, {} to replace, {} unchanged{}{} (API calls: {} reads, {} writes)",
+            "{env_full}: plan: {} to create, {} to change, {} to replace, {} unchanged{}{} (API calls: {})",
             n("create"),
             n("change"),
             n("replace"),
             n("unchanged"),
             if n("missing") > 0 { format!(", {} missing", n("missing")) } else { String::new() },
             if n("error") + n("blocked") > 0 { format!(", {} errors", n("error") + n("blocked")) } else { String::new() },
-            calls.reads,
-            calls.writes
+            calls
         ));
     }
 
@@ -513,10 +509,7 @@ impl Reporter {
         } else {
             String::new()
         };
-        stdout_line(&format!(
-            "{headline}{pending}{errors} (API calls: {} reads, {} writes)",
-            calls.reads, calls.writes
-        ));
+        stdout_line(&format!("{headline}{pending}{errors} (API calls: {calls})"));
     }
 
     /// The summary of `repair` (stdout).
@@ -540,13 +533,12 @@ impl Reporter {
             return;
         }
         stdout_line(&format!(
-            "{env_full}: repair: {before} drifted, {} put back, {} failed, {} still drifted in {:.1}s (API calls: {} reads, {} writes)",
+            "{env_full}: repair: {before} drifted, {} put back, {} failed, {} still drifted in {:.1}s (API calls: {})",
             changed.len(),
             report.failed(),
             remaining.len(),
             self.start.elapsed().as_secs_f64(),
-            calls.reads,
-            calls.writes
+            calls
         ));
         for n in &report.nodes {
             if let Outcome::Failed(e) = &n.outcome {

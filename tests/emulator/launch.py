@@ -50,6 +50,9 @@ that moto 5.2 does not do by itself.
   access settings; origin access identities are served (moto 5.2 answers 404).
 - CloudWatch over Smithy RPC v2 CBOR, the only protocol of current SDKs (moto 5.2 serves it
   over JSON 1.0 only): cbor_bridge.py translates both ways.
+- Faults on purpose, per account (faults.py): PUT /_tap/faults/<account> {"throttle": 0.2,
+  "error": 0.05} fails that share of its calls with throttling in each protocol's shape, or
+  a 500/503, before moto sees them.
 - Wrong credentials: the access key id 999999999403 is refused on every call with
   InvalidClientTokenId (403), as AWS refuses an unknown key.
 - Requests counted per account and operation, for tests to assert how many writes a command
@@ -1167,6 +1170,8 @@ def patch_counting():
     import io
     import json
 
+    import faults
+
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     original = DomainDispatcherApplication.__call__
@@ -1183,6 +1188,8 @@ def patch_counting():
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
             return [body]
+        if path.startswith("/_tap/faults/"):
+            return faults.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
@@ -1210,6 +1217,9 @@ def patch_counting():
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
                 SERVED[key] = SERVED.get(key, 0) + 1
+            failed = faults.maybe_fail(environ, start_response, account, service)
+            if failed is not None:
+                return failed
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__

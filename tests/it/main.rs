@@ -10,4 +10,5 @@ mod database;
 mod drift;
 mod edge;
 mod network;
+mod reliability;
 mod repair;

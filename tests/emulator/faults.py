@@ -1,0 +1,97 @@
+"""Faults on purpose, per account (test-side only; the product never sees this switch):
+PUT /_tap/faults/<account> with {"throttle": 0.2, "error": 0.05} makes that share of the
+account's calls fail before moto sees them: throttling in each protocol's own shape
+(`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST-XML services,
+`ThrottlingException` for JSON ones, `SlowDown` for S3), or a 500/503. DELETE clears them;
+GET answers how many of each were injected. A refused call never reached moto, so a create
+retried after it makes nothing twice.
+"""
+
+import json
+import random
+import threading
+
+FAULTS = {}
+INJECTED = {}
+LOCK = threading.Lock()
+RNG = random.Random(20261201)
+
+
+def admin(environ, start_response):
+    """/_tap/faults/<account>: PUT sets, DELETE clears, GET reports."""
+    account = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
+    method = environ.get("REQUEST_METHOD")
+    with LOCK:
+        if method == "PUT":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            FAULTS[account] = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            INJECTED[account] = {}
+        elif method == "DELETE":
+            FAULTS.pop(account, None)
+        body = json.dumps({"faults": FAULTS.get(account, {}), "injected": INJECTED.get(account, {})}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _shape(environ, service, code, status, message):
+    """The error body and headers of `service`'s protocol."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    if service == "ec2":
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            "</Errors><RequestID>tap-fault</RequestID></Response>"
+        )
+        return body, "text/xml", []
+    if environ.get("HTTP_X_AMZ_TARGET") or content_type.startswith("application/x-amz-json"):
+        body = json.dumps({"__type": code, "message": message})
+        return body, "application/x-amz-json-1.1", [("x-amzn-ErrorType", code)]
+    if service == "s3":
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>tap-fault</RequestId></Error>"
+        return body, "application/xml", []
+    if content_type.startswith("application/x-www-form-urlencoded") or "Action=" in environ.get("QUERY_STRING", ""):
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+            "</Error><RequestId>tap-fault</RequestId></ErrorResponse>"
+        )
+        return body, "text/xml", []
+    if service in ("route53", "cloudfront"):
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+            "</Error><RequestId>tap-fault</RequestId></ErrorResponse>"
+        )
+        return body, "text/xml", []
+    # REST-JSON (AWS Backup).
+    body = json.dumps({"message": message})
+    return body, "application/json", [("x-amzn-ErrorType", code)]
+
+
+def maybe_fail(environ, start_response, account, service):
+    """A fault's response for this call, or None to let it through."""
+    with LOCK:
+        faults = FAULTS.get(account)
+        if not faults:
+            return None
+        draw = RNG.random()
+        throttle = float(faults.get("throttle", 0))
+        error = float(faults.get("error", 0))
+        if draw < throttle:
+            kind = "throttle"
+        elif draw < throttle + error:
+            kind = "error"
+        else:
+            return None
+        counts = INJECTED.setdefault(account, {})
+        counts[kind] = counts.get(kind, 0) + 1
+    if kind == "throttle":
+        code = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}.get(service, "Throttling")
+        if environ.get("HTTP_X_AMZ_TARGET") and service not in ("ec2", "s3"):
+            code = "ThrottlingException"
+        status = "503 Slow Down" if service == "s3" else "400 Bad Request"
+        body, content_type, extra = _shape(environ, service, code, status, "Rate exceeded")
+    else:
+        status = RNG.choice(["500 Internal Server Error", "503 Service Unavailable"])
+        code = "InternalError" if status.startswith("500") else "ServiceUnavailable"
+        body, content_type, extra = _shape(environ, service, code, status, "injected server error")
+    data = body.encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
+    return [data]
