@@ -53,6 +53,9 @@ that moto 5.2 does not do by itself.
 - Faults on purpose, per account (faults.py): PUT /_tap/faults/<account> {"throttle": 0.2,
   "error": 0.05} fails that share of its calls with throttling in each protocol's shape, or
   a 500/503, before moto sees them.
+- Eventual consistency on purpose, per account (consistency.py): PUT
+  /_tap/consistency/<account> {"seconds": 3} makes a new role, a new key and a new NAT
+  gateway unusable, and ENIs drain after a load balancer's deletion, for that long.
 - Wrong credentials: the access key id 999999999403 is refused on every call with
   InvalidClientTokenId (403), as AWS refuses an unknown key.
 - Requests counted per account and operation, for tests to assert how many writes a command
@@ -1170,6 +1173,7 @@ def patch_counting():
     import io
     import json
 
+    import consistency
     import faults
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -1190,6 +1194,8 @@ def patch_counting():
             return [body]
         if path.startswith("/_tap/faults/"):
             return faults.admin(environ, start_response)
+        if path.startswith("/_tap/consistency/"):
+            return consistency.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
@@ -1218,6 +1224,8 @@ def patch_counting():
                 counts[key] = counts.get(key, 0) + 1
                 SERVED[key] = SERVED.get(key, 0) + 1
             failed = faults.maybe_fail(environ, start_response, account, service)
+            if failed is None:
+                failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:
                 return failed
         return original(self, environ, start_response)

@@ -1,0 +1,81 @@
+"""Eventual consistency on purpose, per account (test-side only): PUT /_tap/consistency/
+<account> with {"seconds": 3} makes each case of PLATFORM.md's table answer as AWS does while
+it propagates, for that long after the call that starts it:
+
+- a new IAM role cannot be assumed yet: CreateFlowLogs answers InvalidParameter "Unable to
+  assume given IAM role" after CreateRole;
+- a new KMS key is not visible yet: CreateLogGroup with a kmsKeyId answers
+  InvalidParameterException "The specified KMS Key Id could not be found" after CreateKey;
+- a new NAT gateway is not describable yet: CreateRoute to it answers
+  InvalidNatGatewayID.NotFound after CreateNatGateway;
+- ENIs drain during `down`: DeleteSecurityGroup answers DependencyViolation after
+  DeleteLoadBalancer.
+
+GET answers how many times each case was produced; DELETE turns them off.
+"""
+
+import json
+import threading
+import time
+
+import faults
+
+# (case, the call that starts it, the call refused meanwhile, a text the refused call's
+# request must hold, the error code, its message)
+CASES = [
+    ("new-role", "iam:CreateRole", "ec2:CreateFlowLogs", b"", "InvalidParameter",
+     "Unable to assume given IAM role, or role does not exist."),
+    ("new-key", "kms:CreateKey", "logs:CreateLogGroup", b"kmsKeyId", "InvalidParameterException",
+     "The specified KMS Key Id could not be found."),
+    ("new-nat", "ec2:CreateNatGateway", "ec2:CreateRoute", b"NatGatewayId", "InvalidNatGatewayID.NotFound",
+     "The natGateway ID does not exist"),
+    ("enis-draining", "elasticloadbalancing:DeleteLoadBalancer", "ec2:DeleteSecurityGroup", b"",
+     "DependencyViolation", "resource has a dependent object"),
+]
+
+SETTINGS = {}
+STARTED = {}
+PRODUCED = {}
+LOCK = threading.Lock()
+
+
+def admin(environ, start_response):
+    account = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
+    method = environ.get("REQUEST_METHOD")
+    with LOCK:
+        if method == "PUT":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            SETTINGS[account] = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            PRODUCED[account] = {}
+        elif method == "DELETE":
+            SETTINGS.pop(account, None)
+        body = json.dumps({"settings": SETTINGS.get(account, {}), "produced": PRODUCED.get(account, {})}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def maybe_fail(environ, start_response, account, key, body):
+    """Records a starting call; refuses a call inside its case's window. None: let it through."""
+    with LOCK:
+        settings = SETTINGS.get(account)
+        if not settings:
+            return None
+        now = time.monotonic()
+        window = float(settings.get("seconds", 3))
+        started = STARTED.setdefault(account, {})
+        hit = None
+        for case, trigger, target, needle, code, message in CASES:
+            if key == trigger:
+                started[case] = now
+            elif key == target and needle in body and now - started.get(case, -1e9) < window:
+                hit = (case, code, message)
+        if hit is None:
+            return None
+        case, code, message = hit
+        counts = PRODUCED.setdefault(account, {})
+        counts[case] = counts.get(case, 0) + 1
+    service = key.split(":")[0]
+    text, content_type, extra = faults._shape(environ, service, code, "400 Bad Request", message)
+    data = text.encode()
+    start_response("400 Bad Request", [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
+    return [data]
