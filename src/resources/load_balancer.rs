@@ -64,6 +64,19 @@ pub async fn find_load_balancer(cx: &NodeCx<'_>) -> Result<Option<AwsLb>, Failur
     Ok(found.clone())
 }
 
+/// Compares the attributes a load balancer or target group should have with its live ones,
+/// one field each (`attributes.<key>`); attributes not asked for are AWS's.
+pub fn diff_attributes(
+    c: &mut Changes,
+    want: BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+) {
+    for (k, v) in want {
+        let live = have.get(&k).map(String::as_str).unwrap_or("(unset)");
+        c.field(&format!("attributes.{k}"), v.as_str(), live);
+    }
+}
+
 /// Tags of one ELB resource (load balancer, target group, listener, rule).
 pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
     let out = cx
@@ -269,16 +282,7 @@ impl Resource for LoadBalancer {
             &self.ids(inputs, std::slice::from_ref(&self.security_group))?,
             &groups,
         );
-        for (k, v) in self.want_attributes() {
-            c.field(
-                &format!("attributes.{k}"),
-                v.as_str(),
-                have.attributes
-                    .get(&k)
-                    .map(String::as_str)
-                    .unwrap_or("(unset)"),
-            );
-        }
+        diff_attributes(c, self.want_attributes(), &have.attributes);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }

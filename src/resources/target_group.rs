@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::load_balancer::{elb_tag_list, elb_tags, retag_elb, NAME_MAX};
+use super::load_balancer::{diff_attributes, elb_tag_list, elb_tags, retag_elb, NAME_MAX};
 use super::{short_name, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
@@ -187,16 +187,7 @@ impl Resource for TargetGroup {
             Some("200"),
             tg.matcher().and_then(|m| m.http_code()),
         );
-        for (k, v) in Self::want_attributes() {
-            c.field(
-                &format!("attributes.{k}"),
-                v.as_str(),
-                have.attributes
-                    .get(&k)
-                    .map(String::as_str)
-                    .unwrap_or("(unset)"),
-            );
-        }
+        diff_attributes(c, Self::want_attributes(), &have.attributes);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }

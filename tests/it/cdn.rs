@@ -581,24 +581,8 @@ async fn a_deleted_bucket_policy_and_a_moved_cdn_name_are_put_back() {
             .build()
             .unwrap(),
     );
-    live.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .change_batch(
-            aws_sdk_route53::types::ChangeBatch::builder()
-                .changes(
-                    aws_sdk_route53::types::Change::builder()
-                        .action(aws_sdk_route53::types::ChangeAction::Upsert)
-                        .resource_record_set(record)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    live.change_record(aws_sdk_route53::types::ChangeAction::Upsert, record)
+        .await;
 
     drift_then_repair(&acct, set(&["static-bucket-policy", "dns-cdn"])).await;
     assert_eq!(

@@ -351,24 +351,8 @@ async fn load_balancer_drift_is_put_back() {
         .find(|r| r.name() == format!("{DOMAIN}.") && r.r#type().as_str() == "A")
         .unwrap()
         .clone();
-    live.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .change_batch(
-            aws_sdk_route53::types::ChangeBatch::builder()
-                .changes(
-                    aws_sdk_route53::types::Change::builder()
-                        .action(aws_sdk_route53::types::ChangeAction::Delete)
-                        .resource_record_set(app)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    live.change_record(aws_sdk_route53::types::ChangeAction::Delete, app)
+        .await;
 
     let expected: BTreeSet<String> = set(&[
         "alb",

@@ -790,24 +790,8 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         .iter()
         .filter(|r| !matches!(r.r#type().as_str(), "SOA" | "NS"))
     {
-        live.r53
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone)
-            .change_batch(
-                aws_sdk_route53::types::ChangeBatch::builder()
-                    .changes(
-                        aws_sdk_route53::types::Change::builder()
-                            .action(aws_sdk_route53::types::ChangeAction::Delete)
-                            .resource_record_set(record.clone())
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        live.change_record(aws_sdk_route53::types::ChangeAction::Delete, record.clone())
+            .await;
     }
     live.r53
         .delete_hosted_zone()

@@ -220,6 +220,27 @@ impl Live {
             .to_string()
     }
 
+    /// One change to a record of the environment's zone, as an operator would make it.
+    pub async fn change_record(
+        &self,
+        action: aws_sdk_route53::types::ChangeAction,
+        record: aws_sdk_route53::types::ResourceRecordSet,
+    ) {
+        use aws_sdk_route53::types::{Change, ChangeBatch};
+        let change = Change::builder()
+            .action(action)
+            .resource_record_set(record)
+            .build()
+            .unwrap();
+        self.r53
+            .change_resource_record_sets()
+            .hosted_zone_id(self.zone_id().await)
+            .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn zone_id(&self) -> String {
         let zones = self.r53.list_hosted_zones().send().await.unwrap();
         zones.hosted_zones()[0]
