@@ -74,6 +74,10 @@ pub trait Task<C>: Send + Sync {
     fn keep_on_down(&self, cx: &C, have: &Live) -> Option<String>;
     /// Deletes it and waits until it is gone.
     async fn delete(&self, cx: &C, have: &Live) -> Result<(), Failure>;
+    /// `down` found nothing: waits out a deletion already under way; true when it waited.
+    async fn wait_leaving(&self, _cx: &C) -> Result<bool, Failure> {
+        Ok(false)
+    }
     /// What it contributes to the run's outputs.
     fn outputs(&self, attrs: &Attrs) -> Vec<Output>;
     /// Its desired spec, as recorded once applied.
@@ -375,7 +379,20 @@ impl<C: Send + Sync + 'static> Executor<C> {
             let node = graph.node(ix);
             let live = match observations[ix].take() {
                 Some(Ok(Some(live))) => live,
-                Some(Ok(None)) | None => return Start::Done(Outcome::Absent),
+                Some(Ok(None)) => {
+                    // Nothing to delete, unless an earlier (killed) `down` left it going away.
+                    let task = node.payload.clone();
+                    let (cx, env) = (self.cx.clone(), self.env.clone());
+                    let (id, kind) = (node.id.clone(), node.kind);
+                    return Start::Run(Box::pin(async move {
+                        match task.wait_leaving(&cx).await {
+                            Ok(true) => Outcome::Deleted,
+                            Ok(false) => Outcome::Absent,
+                            Err(f) => Outcome::Failed(node_error(&env, &id, kind, Step::Delete, f)),
+                        }
+                    }));
+                }
+                None => return Start::Done(Outcome::Absent),
                 Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
             };
             if let Some(reason) = node.payload.keep_on_down(&self.cx, &live) {

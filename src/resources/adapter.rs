@@ -177,6 +177,10 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         self.spec.delete(&self.ncx(cx), self.state(have)?).await
     }
 
+    async fn wait_leaving(&self, cx: &Cx) -> Result<bool, Failure> {
+        self.spec.wait_leaving(&self.ncx(cx)).await
+    }
+
     fn outputs(&self, attrs: &Attrs) -> Vec<Output> {
         self.spec.outputs(attrs)
     }

@@ -99,6 +99,27 @@ fn attrs_of(c: &DbCluster) -> Result<Attrs, Failure> {
     Ok(a)
 }
 
+/// Waits until a cluster `name` being deleted is gone; true when there was one.
+async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
+    if describe(cx, name)
+        .await?
+        .is_none_or(|c| c.status() != Some("deleting"))
+    {
+        return Ok(false);
+    }
+    cx.wait_gone(
+        &format!("the earlier Aurora cluster {name}"),
+        Duration::from_secs(5),
+        || async {
+            Ok(describe(cx, name)
+                .await?
+                .map(|c| c.status().unwrap_or("deleting").to_string()))
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl Resource for AuroraCluster {
     type Observed = DbCluster;
@@ -111,6 +132,11 @@ impl Resource for AuroraCluster {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbCluster>, Failure> {
         let found = describe(cx, &cluster_name(cx.env_full())).await?;
         Ok(found.filter(|c| c.status() != Some("deleting")))
+    }
+
+    /// A cluster a killed `down` asked to delete holds its subnet group and key until gone.
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+        wait_deleting(cx, &cluster_name(cx.env_full())).await
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
@@ -212,21 +238,7 @@ impl Resource for AuroraCluster {
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
         // A cluster of this name being deleted (out of band) keeps the name for minutes.
-        if describe(cx, &name)
-            .await?
-            .is_some_and(|c| c.status() == Some("deleting"))
-        {
-            cx.wait_gone(
-                &format!("the earlier Aurora cluster {name}"),
-                Duration::from_secs(5),
-                || async {
-                    Ok(describe(cx, &name)
-                        .await?
-                        .map(|c| c.status().unwrap_or("deleting").to_string()))
-                },
-            )
-            .await?;
-        }
+        wait_deleting(cx, &name).await?;
         let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
             rds.create_db_cluster()
                 .db_cluster_identifier(&name)

@@ -103,6 +103,27 @@ impl AuroraInstance {
     }
 }
 
+/// Waits until an instance `name` being deleted is gone; true when there was one.
+async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
+    if describe(cx, name)
+        .await?
+        .is_none_or(|i| i.db_instance_status() != Some("deleting"))
+    {
+        return Ok(false);
+    }
+    cx.wait_gone(
+        &format!("the earlier Aurora instance {name}"),
+        Duration::from_secs(5),
+        || async {
+            Ok(describe(cx, name)
+                .await?
+                .map(|i| i.db_instance_status().unwrap_or("deleting").to_string()))
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl Resource for AuroraInstance {
     type Observed = DbInstance;
@@ -120,6 +141,11 @@ impl Resource for AuroraInstance {
             i.db_instance_identifier() == Some(name.as_str())
                 && i.db_instance_status() != Some("deleting")
         }))
+    }
+
+    /// An instance a killed `down` asked to delete keeps its cluster until gone.
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+        wait_deleting(cx, &self.name(cx)).await
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
@@ -195,21 +221,7 @@ impl Resource for AuroraInstance {
         let name = self.name(cx);
         let rds = &cx.aws().rds;
         // An instance of this name being deleted (out of band) keeps the name for minutes.
-        if describe(cx, &name)
-            .await?
-            .is_some_and(|i| i.db_instance_status() == Some("deleting"))
-        {
-            cx.wait_gone(
-                &format!("the earlier Aurora instance {name}"),
-                Duration::from_secs(5),
-                || async {
-                    Ok(describe(cx, &name)
-                        .await?
-                        .map(|i| i.db_instance_status().unwrap_or("deleting").to_string()))
-                },
-            )
-            .await?;
-        }
+        wait_deleting(cx, &name).await?;
         let out = retry::on(
             &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
             || async {

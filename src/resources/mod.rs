@@ -349,6 +349,13 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Deletes it and waits until it is gone. A resource already gone is success.
     async fn delete(&self, cx: &NodeCx<'_>, have: &Self::Observed) -> Result<(), Failure>;
 
+    /// During `down`, when `observe` found nothing: waits out a deletion already under way
+    /// (a `down` killed after asking for it), so what this node stands on can go next. True
+    /// when it waited. Default: the kind has no slow deletion.
+    async fn wait_leaving(&self, _cx: &NodeCx<'_>) -> Result<bool, Failure> {
+        Ok(false)
+    }
+
     /// Deletion protection that stops `down` before it deletes anything, unless
     /// `--disable-protection`: what is protected, in words.
     fn protection(&self, _cx: &NodeCx<'_>, _have: &Self::Observed) -> Option<String> {

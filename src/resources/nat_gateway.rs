@@ -229,6 +229,30 @@ impl Resource for NatGateway {
         true
     }
 
+    /// Waits for this node's NAT gateways already `deleting` to be `deleted`: until then they
+    /// hold their Elastic IP and their subnet.
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+        let all = crate::aws::ec2::tagged_as::<AwsNat>(
+            &cx.cx.shared,
+            &cx.aws().ec2,
+            cx.env_full(),
+            cx.node,
+        )
+        .await?;
+        let leaving: Vec<AwsNat> = all
+            .into_iter()
+            .filter(|n| n.state() == Some(&NatGatewayState::Deleting))
+            .collect();
+        for nat in &leaving {
+            let id = nat_id(nat)?;
+            cx.wait_gone(&format!("NAT gateway {id}"), Duration::from_secs(1), || {
+                deleting_state(cx, id)
+            })
+            .await?;
+        }
+        Ok(!leaving.is_empty())
+    }
+
     /// Deletes and waits for `deleted`, so the Elastic IP and the subnet can go next.
     async fn delete(&self, cx: &NodeCx<'_>, have: &AwsNat) -> Result<(), Failure> {
         let id = nat_id(have)?;

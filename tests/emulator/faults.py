@@ -1,8 +1,12 @@
 """Faults on purpose, per account (test-side only; the product never sees this switch):
-PUT /_tap/faults/<account> with {"throttle": 0.2, "error": 0.05} makes that share of the
-account's calls fail before moto sees them: throttling in each protocol's own shape
-(`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST-XML services,
-`ThrottlingException` for JSON ones, `SlowDown` for S3), or a 500/503. DELETE clears them;
+PUT /_tap/faults/<account> with {"throttle": 0.2, "error": 0.05, "drop": 0.02} makes that
+share of the account's calls fail before moto sees them: throttling in each protocol's own
+shape (`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST-XML services,
+`ThrottlingException` for JSON ones, `SlowDown` for S3), a 500/503, or a dropped connection
+(closed with no answer). Only calls moto never saw are dropped: moto ignores EC2's client
+tokens, so a create answered and then lost would be made twice by the SDK's retry where AWS
+would answer it once; that moment (AWS acted, the caller never heard) is the crash test's
+(crash.py). DELETE clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.
 """
@@ -78,10 +82,14 @@ def maybe_fail(environ, start_response, account, service):
             kind = "throttle"
         elif draw < throttle + error:
             kind = "error"
+        elif draw < throttle + error + float(faults.get("drop", 0)):
+            kind = "drop"
         else:
             return None
         counts = INJECTED.setdefault(account, {})
         counts[kind] = counts.get(kind, 0) + 1
+    if kind == "drop":
+        return dropped(environ)
     if kind == "throttle":
         code = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}.get(service, "Throttling")
         if environ.get("HTTP_X_AMZ_TARGET") and service not in ("ec2", "s3"):
@@ -95,3 +103,17 @@ def maybe_fail(environ, start_response, account, service):
     data = body.encode()
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
     return [data]
+
+
+def dropped(environ):
+    """Closes the client's connection without an answer, as a dead network would; moto never
+    sees the call."""
+    import socket
+
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    return []

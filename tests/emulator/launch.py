@@ -51,8 +51,11 @@ that moto 5.2 does not do by itself.
 - CloudWatch over Smithy RPC v2 CBOR, the only protocol of current SDKs (moto 5.2 serves it
   over JSON 1.0 only): cbor_bridge.py translates both ways.
 - Faults on purpose, per account (faults.py): PUT /_tap/faults/<account> {"throttle": 0.2,
-  "error": 0.05} fails that share of its calls with throttling in each protocol's shape, or
-  a 500/503, before moto sees them.
+  "error": 0.05, "drop": 0.02} fails that share of its calls with throttling in each
+  protocol's shape, a 500/503, or a connection closed unanswered, before moto sees them.
+- Crash points, per account (crash.py): PUT /_tap/crash/<account> {"after_writes": N} (and
+  optionally "operation") serves the Nth write, then holds its answer and every later call
+  until the test has killed the process; GET says whether it tripped and on what.
 - Eventual consistency on purpose, per account (consistency.py): PUT
   /_tap/consistency/<account> {"seconds": 3} makes a new role, a new key and a new NAT
   gateway unusable, and ENIs drain after a load balancer's deletion, for that long.
@@ -85,6 +88,19 @@ DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
 # Every request answered this much later (benchmarks: rounds of call latency).
 LATENCY_SECONDS = float(os.environ.get("TAP_EMULATOR_LATENCY_MS", "0")) / 1000
+
+
+def patch_speed():
+    """Two lookups moto repeats on every request, answered once: a response class's method
+    names (inspect.getmembers) and the list of its service modules (a directory walk).
+    Together about a sixth of the emulator's CPU, which bounds the suite."""
+    import moto.backends
+    import moto.core.responses
+
+    names = functools.lru_cache(maxsize=None)(moto.core.responses.method_names_from_class)
+    moto.core.responses.method_names_from_class = names
+    modules = list(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules
 
 
 def patch_accounts():
@@ -1174,6 +1190,7 @@ def patch_counting():
     import json
 
     import consistency
+    import crash
     import faults
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -1196,6 +1213,8 @@ def patch_counting():
             return faults.admin(environ, start_response)
         if path.startswith("/_tap/consistency/"):
             return consistency.admin(environ, start_response)
+        if path.startswith("/_tap/crash/"):
+            return crash.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
@@ -1228,6 +1247,7 @@ def patch_counting():
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:
                 return failed
+            return crash.around(environ, account, key, lambda: original(self, environ, start_response))
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__
@@ -1258,6 +1278,9 @@ def main():
 
     # Certificates issue on records seen in a zone (patch_acm), never on moto's timer alone.
     os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "1000000")
+    # Nothing here launches instances: no account-region loads moto's thousands of AMIs.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    patch_speed()
     patch_accounts()
     patch_nat_gateways()
     patch_rds()

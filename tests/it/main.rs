@@ -6,6 +6,7 @@ mod cdn;
 mod common;
 mod compute;
 mod config;
+mod crash;
 mod database;
 mod drift;
 mod edge;

@@ -1,41 +1,24 @@
-//! Reliability on the emulator: throttled and failing calls are retried by the SDK and
-//! counted, and every command still succeeds.
+//! Reliability on the emulator: throttled, failing and dropped calls are retried by the SDK
+//! and counted, and every command still succeeds.
 
 use serde_json::Value;
 
-use crate::common::{account, endpoint, local};
-
-/// One raw HTTP/1.0 request to the emulator's test-side switches; the JSON answer.
-async fn emulator_admin(method: &str, path: &str, body: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint().trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connecting to the emulator");
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("asking the emulator");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer);
-    let json = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
-    serde_json::from_str(json).unwrap_or(Value::Null)
-}
+use crate::common::{account, emulator_admin, local};
 
 fn retries(event: &Value) -> u64 {
     event["api_calls"]["retries"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test]
-async fn with_a_fifth_of_calls_throttled_and_some_failing_every_command_succeeds() {
+async fn with_a_fifth_of_calls_throttled_some_failing_and_some_dropped_every_command_succeeds() {
     let acct = account();
     let path = format!("/_tap/faults/{acct}");
-    emulator_admin("PUT", &path, r#"{"throttle": 0.2, "error": 0.05}"#).await;
+    emulator_admin(
+        "PUT",
+        &path,
+        r#"{"throttle": 0.2, "error": 0.05, "drop": 0.02}"#,
+    )
+    .await;
 
     let up = local("up", &["--yes"], &acct, None).await;
     assert_eq!(up.code, 0, "up:\n{}\n{}", up.stdout, up.stderr);
@@ -53,7 +36,8 @@ async fn with_a_fifth_of_calls_throttled_and_some_failing_every_command_succeeds
     let injected = emulator_admin("DELETE", &path, "").await["injected"].clone();
     let throttled = injected["throttle"].as_u64().unwrap_or(0);
     let failed = injected["error"].as_u64().unwrap_or(0);
-    assert!(throttled > 20 && failed > 3, "{injected}");
+    let dropped = injected["drop"].as_u64().unwrap_or(0);
+    assert!(throttled > 20 && failed > 3 && dropped > 0, "{injected}");
     // Each command reports the retries it needed; together, one per injected fault.
     let counts = [
         retries(&up.finished()),
@@ -64,7 +48,7 @@ async fn with_a_fifth_of_calls_throttled_and_some_failing_every_command_succeeds
     assert!(counts.iter().all(|n| *n > 0), "{counts:?}");
     assert_eq!(
         counts.iter().sum::<u64>(),
-        throttled + failed,
+        throttled + failed + dropped,
         "retries reported {counts:?} vs faults injected {injected}"
     );
 }

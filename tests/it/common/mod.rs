@@ -7,6 +7,7 @@
 //! already running instead. Each test uses its own 12-digit access key, hence its own
 //! account: tests share the server and never see each other's resources.
 
+pub mod inventory;
 pub mod live;
 
 use std::collections::BTreeMap;
@@ -176,8 +177,13 @@ impl Run {
     }
 }
 
-/// Runs the binary with `args`, credentials of `account` and `endpoint` as AWS_ENDPOINT_URL.
-pub async fn run_with(args: &[&str], account: &str, endpoint: &str, dir: &Path) -> Run {
+/// The binary with `args`, credentials of `account` and `endpoint` as AWS_ENDPOINT_URL.
+pub fn command(
+    args: &[&str],
+    account: &str,
+    endpoint: &str,
+    dir: &Path,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tap-provision"));
     cmd.args(args)
         .current_dir(dir)
@@ -190,6 +196,12 @@ pub async fn run_with(args: &[&str], account: &str, endpoint: &str, dir: &Path) 
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the binary with `args`, credentials of `account` and `endpoint` as AWS_ENDPOINT_URL.
+pub async fn run_with(args: &[&str], account: &str, endpoint: &str, dir: &Path) -> Run {
+    let mut cmd = command(args, account, endpoint, dir);
     let out = tokio::time::timeout(RUN_CAP, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("tap-provision {args:?} ran longer than {RUN_CAP:?}"))
@@ -311,4 +323,26 @@ pub fn nodes_of_local() -> std::collections::BTreeSet<String> {
         tap_provision::config::load(&repo().join("config"), "local").expect("config/local.toml");
     let graph = tap_provision::stack::build(&env).expect("the local graph");
     graph.nodes().iter().map(|n| n.id.clone()).collect()
+}
+
+/// One raw HTTP/1.0 request to the emulator's test-side switches; the JSON answer.
+pub async fn emulator_admin(method: &str, path: &str, body: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint().trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connecting to the emulator");
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("asking the emulator");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str(json).unwrap_or(Value::Null)
 }

@@ -1,0 +1,486 @@
+//! Everything an account holds, as counts by kind and identity, read through the SDK (never
+//! through the tool): the crash test compares it with a clean run's, so a second NAT gateway,
+//! an untagged subnet or a leftover distribution is a difference.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::Tag;
+
+use super::{endpoint, REGION};
+
+pub type Inventory = BTreeMap<String, usize>;
+
+async fn conf(acct: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            acct, "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+fn node(tags: &[Tag], id: Option<&str>) -> String {
+    tags.iter()
+        .find(|t| t.key() == Some("tap:node"))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("UNTAGGED {}", id.unwrap_or("?")))
+}
+
+/// `key` without what differs between accounts: the account id (in bucket names) and the
+/// random id Application Auto Scaling gives its target tracking alarms.
+fn normal(key: &str, acct: &str) -> String {
+    let key = key.replace(acct, "<account>");
+    for marker in ["-AlarmHigh-", "-AlarmLow-"] {
+        if let Some(at) = key.find(marker) {
+            return format!("{}*", &key[..at + marker.len()]);
+        }
+    }
+    key
+}
+
+/// What the account holds in `region` (and in the global services and us-east-1, where
+/// CloudFront's certificate lives).
+pub async fn inventory(acct: &str, region: &str) -> Inventory {
+    let mut inv = Inventory::new();
+    let mut add = |key: String| *inv.entry(normal(&key, acct)).or_insert(0) += 1;
+    let c = conf(acct, region).await;
+    let global = conf(acct, REGION).await;
+
+    // EC2, keyed by the node tag; the default VPC and what AWS makes with a VPC are skipped.
+    let ec2 = aws_sdk_ec2::Client::new(&c);
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    let defaults: Vec<&str> = vpcs
+        .vpcs()
+        .iter()
+        .filter(|v| v.is_default() == Some(true))
+        .filter_map(|v| v.vpc_id())
+        .collect();
+    let ours = |vpc: Option<&str>| !defaults.contains(&vpc.unwrap_or(""));
+    for v in vpcs.vpcs().iter().filter(|v| ours(v.vpc_id())) {
+        add(format!("ec2 vpc {}", node(v.tags(), v.vpc_id())));
+    }
+    let subnets = ec2
+        .describe_subnets()
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    for s in subnets.subnets().iter().filter(|s| ours(s.vpc_id())) {
+        add(format!("ec2 subnet {}", node(s.tags(), s.subnet_id())));
+    }
+    let tables = ec2.describe_route_tables().send().await.expect("tables");
+    for t in tables.route_tables().iter().filter(|t| ours(t.vpc_id())) {
+        if !t.associations().iter().any(|a| a.main() == Some(true)) {
+            add(format!(
+                "ec2 route-table {}",
+                node(t.tags(), t.route_table_id())
+            ));
+        }
+    }
+    let igws = ec2.describe_internet_gateways().send().await.expect("igws");
+    for g in igws.internet_gateways() {
+        if g.attachments().iter().all(|a| ours(a.vpc_id())) {
+            add(format!(
+                "ec2 igw {}",
+                node(g.tags(), g.internet_gateway_id())
+            ));
+        }
+    }
+    let nats = ec2.describe_nat_gateways().send().await.expect("nats");
+    for n in nats.nat_gateways() {
+        let state = n.state().map(|s| s.as_str()).unwrap_or("");
+        if state != "deleted" {
+            add(format!("ec2 nat {}", node(n.tags(), n.nat_gateway_id())));
+        }
+    }
+    let eips = ec2.describe_addresses().send().await.expect("eips");
+    for a in eips.addresses() {
+        add(format!("ec2 eip {}", node(a.tags(), a.allocation_id())));
+    }
+    let sgs = ec2.describe_security_groups().send().await.expect("sgs");
+    for g in sgs.security_groups().iter().filter(|g| ours(g.vpc_id())) {
+        if g.group_name() != Some("default") {
+            add(format!("ec2 sg {}", node(g.tags(), g.group_id())));
+        }
+    }
+    let flows = ec2.describe_flow_logs().send().await.expect("flow logs");
+    for f in flows.flow_logs() {
+        add(format!("ec2 flow-log {}", node(f.tags(), f.flow_log_id())));
+    }
+
+    let kms = aws_sdk_kms::Client::new(&c);
+    for k in kms.list_keys().send().await.expect("keys").keys() {
+        let id = k.key_id().unwrap_or_default();
+        let meta = kms.describe_key().key_id(id).send().await.expect("key");
+        let state = meta.key_metadata().and_then(|m| m.key_state());
+        let pending = state
+            .map(|s| s.as_str() == "PendingDeletion")
+            .unwrap_or(false);
+        let tags = kms
+            .list_resource_tags()
+            .key_id(id)
+            .send()
+            .await
+            .expect("tags");
+        let node = tags
+            .tags()
+            .iter()
+            .find(|t| t.tag_key() == "tap:node")
+            .map(|t| t.tag_value().to_string())
+            .unwrap_or_else(|| format!("UNTAGGED {id}"));
+        add(format!(
+            "kms key {node}{}",
+            if pending { " (pending deletion)" } else { "" }
+        ));
+    }
+    for a in kms.list_aliases().send().await.expect("aliases").aliases() {
+        let name = a.alias_name().unwrap_or_default();
+        if !name.starts_with("alias/aws/") {
+            add(format!("kms alias {name}"));
+        }
+    }
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&c);
+    for g in logs
+        .describe_log_groups()
+        .send()
+        .await
+        .expect("logs")
+        .log_groups()
+    {
+        add(format!(
+            "logs group {}",
+            g.log_group_name().unwrap_or_default()
+        ));
+    }
+    let iam = aws_sdk_iam::Client::new(&global);
+    for r in iam.list_roles().send().await.expect("roles").roles() {
+        add(format!("iam role {}", r.role_name()));
+    }
+
+    let rds = aws_sdk_rds::Client::new(&c);
+    let clusters = rds.describe_db_clusters().send().await.expect("clusters");
+    for x in clusters.db_clusters() {
+        add(format!(
+            "rds cluster {}",
+            x.db_cluster_identifier().unwrap_or_default()
+        ));
+    }
+    let instances = rds.describe_db_instances().send().await.expect("instances");
+    for x in instances.db_instances() {
+        add(format!(
+            "rds instance {}",
+            x.db_instance_identifier().unwrap_or_default()
+        ));
+    }
+    let groups = rds
+        .describe_db_subnet_groups()
+        .send()
+        .await
+        .expect("groups");
+    for x in groups.db_subnet_groups() {
+        let name = x.db_subnet_group_name().unwrap_or_default();
+        if name != "default" {
+            add(format!("rds subnet-group {name}"));
+        }
+    }
+    let snaps = rds
+        .describe_db_cluster_snapshots()
+        .send()
+        .await
+        .expect("snaps");
+    for x in snaps.db_cluster_snapshots() {
+        if x.snapshot_type() == Some("manual") {
+            // Named with the deletion's time: one per down that deleted the cluster.
+            let id = x.db_cluster_snapshot_identifier().unwrap_or_default();
+            let stem = id.trim_end_matches(|c: char| c.is_ascii_digit());
+            add(format!("rds snapshot {stem}*"));
+        }
+    }
+
+    let backup = aws_sdk_backup::Client::new(&c);
+    let vaults = backup.list_backup_vaults().send().await.expect("vaults");
+    for v in vaults.backup_vault_list() {
+        let name = v.backup_vault_name().unwrap_or_default();
+        if name != "Default" {
+            add(format!("backup vault {name}"));
+        }
+    }
+    let plans = backup.list_backup_plans().send().await.expect("plans");
+    for p in plans.backup_plans_list() {
+        add(format!(
+            "backup plan {}",
+            p.backup_plan_name().unwrap_or_default()
+        ));
+        let id = p.backup_plan_id().unwrap_or_default();
+        let sel = backup
+            .list_backup_selections()
+            .backup_plan_id(id)
+            .send()
+            .await
+            .expect("selections");
+        for s in sel.backup_selections_list() {
+            add(format!(
+                "backup selection {}",
+                s.selection_name().unwrap_or_default()
+            ));
+        }
+    }
+
+    let s3 = aws_sdk_s3::Client::new(&global);
+    for b in s3.list_buckets().send().await.expect("buckets").buckets() {
+        add(format!("s3 bucket {}", b.name().unwrap_or_default()));
+    }
+    let r53 = aws_sdk_route53::Client::new(&global);
+    for z in r53
+        .list_hosted_zones()
+        .send()
+        .await
+        .expect("zones")
+        .hosted_zones()
+    {
+        add(format!("route53 zone {}", z.name()));
+        let records = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(z.id())
+            .send()
+            .await
+            .expect("records");
+        for r in records.resource_record_sets() {
+            add(format!(
+                "route53 record {} {}",
+                r.name(),
+                r.r#type().as_str()
+            ));
+        }
+    }
+
+    let mut regions = vec![(region, &c)];
+    if region != REGION {
+        regions.push((REGION, &global));
+    }
+    for (reg, conf) in regions {
+        let acm = aws_sdk_acm::Client::new(conf);
+        let certs = acm.list_certificates().send().await.expect("certificates");
+        for x in certs.certificate_summary_list() {
+            add(format!(
+                "acm {reg} certificate {}",
+                x.domain_name().unwrap_or_default()
+            ));
+        }
+    }
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    let lbs = elb.describe_load_balancers().send().await.expect("lbs");
+    for lb in lbs.load_balancers() {
+        add(format!(
+            "elb lb {}",
+            lb.load_balancer_name().unwrap_or_default()
+        ));
+        let arn = lb.load_balancer_arn().unwrap_or_default();
+        let listeners = elb
+            .describe_listeners()
+            .load_balancer_arn(arn)
+            .send()
+            .await
+            .expect("listeners");
+        for l in listeners.listeners() {
+            add(format!("elb listener {}", l.port().unwrap_or_default()));
+            let rules = elb
+                .describe_rules()
+                .listener_arn(l.listener_arn().unwrap_or_default())
+                .send()
+                .await
+                .expect("rules");
+            for r in rules.rules() {
+                add(format!(
+                    "elb rule {} {}",
+                    l.port().unwrap_or_default(),
+                    r.priority().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let tgs = elb.describe_target_groups().send().await.expect("tgs");
+    for t in tgs.target_groups() {
+        add(format!(
+            "elb tg {}",
+            t.target_group_name().unwrap_or_default()
+        ));
+    }
+
+    let ecs = aws_sdk_ecs::Client::new(&c);
+    let clusters = ecs.list_clusters().send().await.expect("ecs clusters");
+    for arn in clusters.cluster_arns() {
+        let d = ecs
+            .describe_clusters()
+            .clusters(arn)
+            .send()
+            .await
+            .expect("cluster");
+        let Some(cl) = d.clusters().first() else {
+            continue;
+        };
+        if cl.status() != Some("ACTIVE") {
+            continue;
+        }
+        add(format!(
+            "ecs cluster {}",
+            cl.cluster_name().unwrap_or_default()
+        ));
+        let services = ecs
+            .list_services()
+            .cluster(arn)
+            .send()
+            .await
+            .expect("services");
+        for s in services.service_arns() {
+            let d = ecs
+                .describe_services()
+                .cluster(arn)
+                .services(s)
+                .send()
+                .await
+                .expect("service");
+            for sv in d.services().iter().filter(|s| s.status() == Some("ACTIVE")) {
+                add(format!(
+                    "ecs service {}",
+                    sv.service_name().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let defs = ecs
+        .list_task_definitions()
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .expect("task definitions");
+    for arn in defs.task_definition_arns() {
+        let family = arn.rsplit('/').next().unwrap_or(arn);
+        let family = family.split(':').next().unwrap_or(family);
+        add(format!("ecs active-revision {family}"));
+    }
+
+    let aas = aws_sdk_applicationautoscaling::Client::new(&c);
+    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    let targets = aas
+        .describe_scalable_targets()
+        .service_namespace(ns.clone())
+        .send()
+        .await
+        .expect("scalable targets");
+    for t in targets.scalable_targets() {
+        add(format!("aas target {}", t.resource_id()));
+    }
+    let policies = aas
+        .describe_scaling_policies()
+        .service_namespace(ns)
+        .send()
+        .await
+        .expect("policies");
+    for p in policies.scaling_policies() {
+        add(format!("aas policy {}", p.policy_name()));
+    }
+
+    let cf = aws_sdk_cloudfront::Client::new(&global);
+    let dists = cf.list_distributions().send().await.expect("distributions");
+    for d in dists
+        .distribution_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+    {
+        let alias = d.aliases().and_then(|a| a.items().first().cloned());
+        add(format!(
+            "cloudfront distribution {}",
+            alias.unwrap_or_default()
+        ));
+    }
+    let oacs = cf.list_origin_access_controls().send().await.expect("oacs");
+    for o in oacs
+        .origin_access_control_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+    {
+        add(format!("cloudfront oac {}", o.name()));
+    }
+
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    for s in sm
+        .list_secrets()
+        .send()
+        .await
+        .expect("secrets")
+        .secret_list()
+    {
+        let name = s.name().unwrap_or_default();
+        // RDS names its managed secret after the cluster's resource id.
+        let name = if name.starts_with("rds!cluster-") {
+            "rds!cluster-*"
+        } else {
+            name
+        };
+        add(format!("secret {name}"));
+    }
+    let sns = aws_sdk_sns::Client::new(&c);
+    for t in sns.list_topics().send().await.expect("topics").topics() {
+        let arn = t.topic_arn().unwrap_or_default();
+        add(format!(
+            "sns topic {}",
+            arn.rsplit(':').next().unwrap_or(arn)
+        ));
+    }
+    let subs = sns
+        .list_subscriptions()
+        .send()
+        .await
+        .expect("subscriptions");
+    for s in subs.subscriptions() {
+        add(format!(
+            "sns subscription {}",
+            s.endpoint().unwrap_or_default()
+        ));
+    }
+    let cw = aws_sdk_cloudwatch::Client::new(&c);
+    for a in cw
+        .describe_alarms()
+        .send()
+        .await
+        .expect("alarms")
+        .metric_alarms()
+    {
+        add(format!(
+            "cloudwatch alarm {}",
+            a.alarm_name().unwrap_or_default()
+        ));
+    }
+    for d in cw
+        .list_dashboards()
+        .send()
+        .await
+        .expect("dashboards")
+        .dashboard_entries()
+    {
+        add(format!(
+            "cloudwatch dashboard {}",
+            d.dashboard_name().unwrap_or_default()
+        ));
+    }
+    inv
+}
+
+/// The lines where `got` differs from `want`, for an assertion message.
+pub fn differences(want: &Inventory, got: &Inventory) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (w, g) = (
+                want.get(k).copied().unwrap_or(0),
+                got.get(k).copied().unwrap_or(0),
+            );
+            (w != g).then(|| format!("{k}: want {w}, found {g}"))
+        })
+        .collect()
+}
