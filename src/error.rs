@@ -14,9 +14,16 @@ pub mod exit {
     pub const CHANGES: i32 = 2;
     /// `repair`: drift remained after the repair.
     pub const DRIFT_REMAINS: i32 = 3;
+    /// Another run holds the environment's lock (`up`, `repair`, `down`).
+    pub const LOCKED: i32 = 4;
     /// Interrupted by Ctrl-C before the run finished.
     pub const INTERRUPTED: i32 = 130;
 }
+
+/// Another run held the environment's lock for longer than `--lock-timeout`: exit 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Locked(pub String);
 
 /// What went wrong inside one step of one resource, before the executor names the node.
 #[derive(Debug)]

@@ -9,6 +9,8 @@ pub mod drift;
 pub mod error;
 pub mod executor;
 pub mod graph;
+pub mod history;
+pub mod lock;
 pub mod model;
 pub mod output;
 pub mod record;

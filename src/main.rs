@@ -12,7 +12,11 @@ fn main() {
                 let _ = write!(stderr, "\n  caused by: {cause}");
             }
             let _ = writeln!(stderr);
-            tap_provision::error::exit::ERROR
+            if err.downcast_ref::<tap_provision::error::Locked>().is_some() {
+                tap_provision::error::exit::LOCKED
+            } else {
+                tap_provision::error::exit::ERROR
+            }
         }
     };
     std::process::exit(code);

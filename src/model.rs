@@ -354,6 +354,7 @@ pub struct NodeReport {
     pub elapsed: Duration,
 }
 
+#[derive(Default)]
 pub struct RunReport {
     pub nodes: Vec<NodeReport>,
     pub interrupted: bool,

@@ -64,12 +64,17 @@ pub async fn run(
         },
     )
     .await?;
-    let (observations, loaded) = s.observe().await;
+    let (mut observations, mut loaded) = s.observe().await;
+    let held = s.lock("down", run.lock.timeout(), false).await?;
+    if held.waited {
+        (observations, loaded) = s.observe_again().await;
+    }
 
     // Deletion protection stops `down` before it deletes anything.
     if !flags.disable_protection {
         let protected = protected(&s.graph, &s.cx, &observations);
         if !protected.is_empty() {
+            s.finish(held, &crate::model::RunReport::default()).await;
             anyhow::bail!(
                 "{} has deletion protection, so nothing was deleted:\n  - {}\nrerun `down` with --disable-protection to turn it off and remove them",
                 s.env.full_name(),
@@ -78,11 +83,9 @@ pub async fn run(
         }
     }
 
-    let report = s
-        .executor()
-        .down(observations, super::cancel_on_ctrl_c())
-        .await;
+    let report = s.executor().down(observations, held.cancel.clone()).await;
     s.store_record(&report, &loaded).await;
+    s.finish(held, &report).await;
     s.reporter.run_finished(
         "down",
         &s.env.full_name(),

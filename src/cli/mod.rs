@@ -4,9 +4,11 @@
 mod down;
 mod drift;
 mod graph;
+mod history;
 mod plan;
 mod repair;
 mod status;
+mod unlock;
 mod up;
 mod validate;
 
@@ -19,7 +21,6 @@ use tokio::sync::watch;
 
 use crate::aws::Target;
 use crate::config::EnvConfig;
-use crate::error::exit;
 use crate::model::RunFlags;
 use crate::output::{Format, Reporter};
 use crate::session::Session;
@@ -32,7 +33,7 @@ use crate::session::Session;
     long_about = "Builds, checks and repairs the AWS infrastructure of the TAP payment platform by calling \
 the AWS APIs directly. Live AWS is the only state: resources are found again by their tags.\n\n\
 Exit codes: 0 success or no changes, 1 error, 2 changes or drift present (plan, drift), \
-3 drift remained after repair, 130 interrupted."
+3 drift remained after repair, 4 another run holds the environment's lock, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -71,6 +72,23 @@ pub struct RunArgs {
     /// Do not ask for confirmation
     #[arg(short, long)]
     pub yes: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LockArgs {
+    /// Seconds to wait for the environment's lock while another up, repair or down holds
+    /// it, before exiting 4 with the holder named
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub lock_timeout: u64,
+}
+
+impl LockArgs {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +139,26 @@ pub enum Command {
         /// Most nodes issuing AWS calls at once (readiness waits do not count)
         #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallelism: u16,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// List the latest runs that changed the environment (up, repair, down), from the run
+    /// history in its state bucket
+    History {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// How many runs, newest first
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        limit: usize,
+    },
+    /// Remove the environment's lock left by a run that is gone (needs --force); prints who
+    /// held it
+    Unlock {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Remove it even though a run may still hold it
+        #[arg(long)]
+        force: bool,
     },
     /// Show the outputs (URLs, endpoints, the DB secret's ARN, never its value) and the state
     /// of each resource
@@ -204,9 +242,15 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Graph { env, format } => graph::run(&env, format),
         Command::Plan { env } => runtime()?.block_on(plan::run(&env, &settings)),
         Command::Drift { env } => runtime()?.block_on(drift::run(&env, &settings)),
-        Command::Repair { env, parallelism } => {
-            runtime()?.block_on(repair::run(&env, usize::from(parallelism), &settings))
+        Command::Repair {
+            env,
+            parallelism,
+            lock,
+        } => runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, &settings)),
+        Command::History { env, limit } => {
+            runtime()?.block_on(history::run(&env, limit, &settings))
         }
+        Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, &settings)),
         Command::Status { env } => runtime()?.block_on(status::run(&env, &settings)),
         Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, &settings)),
         Command::Down {
@@ -285,16 +329,9 @@ fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
     Ok(line.trim() == expected)
 }
 
-/// The first Ctrl-C stops new starts (in-flight calls finish); the second exits at once.
+/// Ctrl-C handling for a run that takes no lock (a converged `up`).
 fn cancel_on_ctrl_c() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(exit::INTERRUPTED);
-            }
-        }
-    });
+    crate::session::cancel_on_ctrl_c(Arc::new(tx));
     rx
 }

@@ -3,11 +3,16 @@
 //! 3 drift remained, 1 error.
 
 use super::drift::tally;
-use super::{EnvArgs, Settings};
+use super::{EnvArgs, LockArgs, Settings};
 use crate::error::exit;
 use crate::model::{Events, RunFlags};
 
-pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> anyhow::Result<i32> {
+pub async fn run(
+    args: &EnvArgs,
+    parallelism: usize,
+    lock: LockArgs,
+    settings: &Settings,
+) -> anyhow::Result<i32> {
     let s = super::open(
         "repair",
         args,
@@ -17,8 +22,19 @@ pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> any
         |_, _| Ok(()),
     )
     .await?;
-    let (observations, loaded) = s.observe().await;
-    let findings = s.compare(&observations, loaded.record.as_ref());
+    let (mut observations, mut loaded) = s.observe().await;
+    let mut findings = s.compare(&observations, loaded.record.as_ref());
+    // Drift to put back: one run at a time. One that waited for another looks again, so two
+    // repairs started together put back each thing once.
+    let mut held = None;
+    if tally(&findings).drifted > 0 {
+        let h = s.lock("repair", lock.timeout(), false).await?;
+        if h.waited {
+            (observations, loaded) = s.observe_again().await;
+            findings = s.compare(&observations, loaded.record.as_ref());
+        }
+        held = Some(h);
+    }
     let before = tally(&findings);
     for d in &findings {
         s.reporter.drift_node(d);
@@ -34,11 +50,10 @@ pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> any
             .filter(|d| d.error.is_some())
             .map(|d| d.node.clone())
             .collect();
-        let nothing = crate::model::RunReport {
-            nodes: Vec::new(),
-            interrupted: false,
-            elapsed: std::time::Duration::ZERO,
-        };
+        let nothing = crate::model::RunReport::default();
+        if let Some(h) = held {
+            s.finish(h, &nothing).await;
+        }
         s.reporter.repair_finished(
             &s.env.full_name(),
             &nothing,
@@ -61,16 +76,12 @@ pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> any
         ));
     }
     let act: Vec<bool> = findings.iter().map(|d| d.has_drift()).collect();
-    let report = if before.drifted == 0 {
-        crate::model::RunReport {
-            nodes: Vec::new(),
-            interrupted: false,
-            elapsed: std::time::Duration::ZERO,
+    let report = match &held {
+        Some(h) if before.drifted > 0 => {
+            let graph = s.repair_graph(loaded.record.as_ref());
+            s.apply(graph, observations, act, h.cancel.clone()).await
         }
-    } else {
-        let graph = s.repair_graph(loaded.record.as_ref());
-        s.apply(graph, observations, act, super::cancel_on_ctrl_c())
-            .await
+        _ => crate::model::RunReport::default(),
     };
     if loaded.record.is_none() && before.drifted > 0 {
         s.store_record(&report, &loaded).await;
@@ -89,6 +100,9 @@ pub async fn run(args: &EnvArgs, parallelism: usize, settings: &Settings) -> any
         .map(|d| d.node)
         .collect()
     };
+    if let Some(h) = held {
+        s.finish(h, &report).await;
+    }
     let code = if report.failed() > 0 {
         exit::ERROR
     } else if report.interrupted {

@@ -4,6 +4,7 @@
 use super::{EnvArgs, RunArgs, Settings};
 use crate::error::exit;
 use crate::model::{Action, Events, RunFlags};
+use crate::stack::STATE_BUCKET;
 
 pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::Result<i32> {
     let s = super::open(
@@ -37,7 +38,7 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
         },
     )
     .await?;
-    let (observations, loaded) = s.observe().await;
+    let (mut observations, mut loaded) = s.observe().await;
 
     // A lookup-only resource (the hosted zone) that is missing stops `up` before it creates
     // anything: everything after it would fail or be half-built.
@@ -61,16 +62,44 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
         );
     }
 
-    let n = s.graph.len();
-    let report = s
-        .apply(
-            s.graph.clone(),
-            observations,
-            vec![true; n],
-            super::cancel_on_ctrl_c(),
+    // Something to do: one run at a time; a run that waited for another looks again.
+    let to_do = s.preview(&observations).iter().any(|p| {
+        !matches!(
+            p,
+            Some(Ok(crate::model::NodePlan {
+                action: Action::Unchanged,
+                ..
+            }))
         )
+    });
+    let held = if to_do {
+        let held = s.lock("up", run.lock.timeout(), true).await?;
+        let made_only_the_bucket = held.created_bucket
+            && !held.waited
+            && s.observe_node_again(&mut observations, STATE_BUCKET).await;
+        if (held.waited || held.created_bucket) && !made_only_the_bucket {
+            (observations, loaded) = s.observe_again().await;
+        }
+        Some(held)
+    } else {
+        None
+    };
+
+    let n = s.graph.len();
+    let cancel = match &held {
+        Some(h) => h.cancel.clone(),
+        None => super::cancel_on_ctrl_c(),
+    };
+    let mut report = s
+        .apply(s.graph.clone(), observations, vec![true; n], cancel)
         .await;
+    if held.as_ref().is_some_and(|h| h.created_bucket) {
+        s.made_state_bucket(&mut report);
+    }
     s.store_record(&report, &loaded).await;
+    if let Some(held) = held {
+        s.finish(held, &report).await;
+    }
     let outputs = s.outputs_of(&report);
     if loaded.note.is_some() && report.failed() == 0 {
         s.reporter.note(&format!(

@@ -64,6 +64,17 @@ impl Reporter {
         stdout_line(&v.to_string());
     }
 
+    /// A command's result: `event` as one JSON line, or `lines` on stdout.
+    pub fn result(&self, event: Value, lines: &[String]) {
+        if self.format == Format::Json {
+            self.json(event);
+        } else {
+            for l in lines {
+                stdout_line(l);
+            }
+        }
+    }
+
     fn line(&self, text: &str) {
         match &self.multi {
             Some(m) => {

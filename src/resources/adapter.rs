@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Cx, NodeCx, Resource};
+use super::{Cx, Duplicates, NodeCx, Resource};
 use crate::aws::tags::Tags;
 use crate::diff::{needs_replacement, Changes};
 use crate::error::{Failure, Step};
@@ -173,8 +173,26 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         self.spec.keep_on_down(&self.ncx(cx), observed)
     }
 
+    /// Deletes the resource, then every duplicate `observe` found carrying its tags.
     async fn delete(&self, cx: &Cx, have: &Live) -> Result<(), Failure> {
-        self.spec.delete(&self.ncx(cx), self.state(have)?).await
+        let ncx = self.ncx(cx);
+        self.spec.delete(&ncx, self.state(have)?).await?;
+        let extra = ncx.shared::<Duplicates>().take(&self.node);
+        let count = extra.len();
+        for (i, dup) in extra.into_iter().enumerate() {
+            match dup.downcast::<R::Observed>() {
+                Ok(dup) => {
+                    ncx.progress(format!("deleting duplicate {} of {count}", i + 1));
+                    self.spec.delete(&ncx, &dup).await?;
+                }
+                Err(_) => ncx.note(format!(
+                    "{}: a duplicate {} carrying its tags is left; delete it by hand",
+                    self.node,
+                    R::KIND
+                )),
+            }
+        }
+        Ok(())
     }
 
     async fn wait_leaving(&self, cx: &Cx) -> Result<bool, Failure> {

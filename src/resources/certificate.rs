@@ -150,13 +150,14 @@ impl Resource for Certificate {
                 ours.push((arn.to_string(), tags));
             }
         }
-        let Some((arn, tags)) = cx.single(Self::KIND, ours) else {
-            return Ok(None);
-        };
-        Ok(self
-            .describe(cx, &arn)
-            .await?
-            .map(|detail| Observed { detail, tags }))
+        // Described each (one, unless someone made a duplicate), so `down` can delete all.
+        let mut found = Vec::new();
+        for (arn, tags) in ours {
+            if let Some(detail) = self.describe(cx, &arn).await? {
+                found.push(Observed { detail, tags });
+            }
+        }
+        Ok(cx.single(Self::KIND, found))
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

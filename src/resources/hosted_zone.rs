@@ -63,7 +63,16 @@ async fn lookup(cx: &NodeCx<'_>, name: &str, id: Option<&str>) -> Result<Option<
         .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
         .cloned()
         .collect();
-    Ok(cx.single("public hosted zone", public))
+    if public.len() > 1 {
+        // Not the environment's to delete: named only.
+        let ids: Vec<&str> = public.iter().map(|z| z.id()).collect();
+        cx.note(format!(
+            "{} public hosted zones are named {name} ({}): using the first; set dns.zone_id to choose",
+            public.len(),
+            ids.join(", ")
+        ));
+    }
+    Ok(public.into_iter().next())
 }
 
 /// The environment's zone, looked up once per run for the zone node and every record node.

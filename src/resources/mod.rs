@@ -44,6 +44,7 @@ pub mod vpc;
 
 pub use adapter::Adapter;
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,18 +197,28 @@ impl<'a> NodeCx<'a> {
         Ok(self.single(what, found))
     }
 
-    /// Picks the one resource among several carrying this node's tags, warning about the rest.
-    pub fn single<T>(&self, what: &str, found: Vec<T>) -> Option<T> {
-        if found.len() > 1 {
+    /// Picks the one resource among several carrying this node's tags, warning about the
+    /// rest (made by someone else, or by a create retried where AWS ignored its token) and
+    /// keeping them for `down`, which deletes them all ([`Duplicates`]).
+    pub fn single<T: Send + Sync + 'static>(&self, what: &str, found: Vec<T>) -> Option<T> {
+        let count = found.len();
+        let mut found = found.into_iter();
+        let first = found.next();
+        let rest: Vec<Box<dyn Any + Send + Sync>> = found
+            .map(|t| Box::new(t) as Box<dyn Any + Send + Sync>)
+            .collect();
+        if !rest.is_empty() {
             let message = format!(
-                "{}: {} {what} resources carry this node's tags; using the first",
+                "{}: {count} {what} resources carry this node's tags; using one, the other {} \
+                 left as they are (`down` deletes them all)",
                 self.node,
-                found.len()
+                rest.len()
             );
             tracing::warn!("{message}");
             self.cx.events.warn(&message);
+            self.shared::<Duplicates>().keep(self.node, rest);
         }
-        found.into_iter().next()
+        first
     }
 
     /// Polls until ready, with progress and the run's wait timeout.
@@ -258,6 +269,26 @@ impl<'a> NodeCx<'a> {
             }
         })
         .await
+    }
+}
+
+/// Resources found beside the one a node uses, carrying the same tags ([`NodeCx::single`]),
+/// by node: `down` deletes them after the node's own.
+#[derive(Default)]
+pub struct Duplicates {
+    by_node: std::sync::Mutex<std::collections::HashMap<String, Vec<Box<dyn Any + Send + Sync>>>>,
+}
+
+impl Duplicates {
+    fn keep(&self, node: &str, extra: Vec<Box<dyn Any + Send + Sync>>) {
+        let mut all = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(node.to_string(), extra);
+    }
+
+    /// The duplicates found of `node`, handed over once.
+    pub fn take(&self, node: &str) -> Vec<Box<dyn Any + Send + Sync>> {
+        let mut all = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(node).unwrap_or_default()
     }
 }
 

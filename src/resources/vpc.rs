@@ -55,25 +55,39 @@ async fn set_attribute(cx: &NodeCx<'_>, id: &str, name: VpcAttributeName) -> Res
     Ok(())
 }
 
+/// A VPC with the attributes `diff` reads.
+async fn observed(cx: &NodeCx<'_>, vpc: AwsVpc) -> Result<Observed, Failure> {
+    let id = vpc_id(&vpc)?;
+    let (dns_support, dns_hostnames) = tokio::try_join!(
+        attribute(cx, id, VpcAttributeName::EnableDnsSupport),
+        attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
+    )?;
+    Ok(Observed {
+        vpc,
+        dns_support,
+        dns_hostnames,
+    })
+}
+
 #[async_trait]
 impl Resource for Vpc {
     type Observed = Observed;
     const KIND: &'static str = "vpc";
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let Some(vpc) = cx.ec2_find::<AwsVpc>(Self::KIND).await? else {
-            return Ok(None);
-        };
-        let id = vpc_id(&vpc)?;
-        let (dns_support, dns_hostnames) = tokio::try_join!(
-            attribute(cx, id, VpcAttributeName::EnableDnsSupport),
-            attribute(cx, id, VpcAttributeName::EnableDnsHostnames)
-        )?;
-        Ok(Some(Observed {
-            vpc,
-            dns_support,
-            dns_hostnames,
-        }))
+        let all = crate::aws::ec2::tagged_as::<AwsVpc>(
+            &cx.cx.shared,
+            &cx.aws().ec2,
+            cx.env_full(),
+            cx.node,
+        )
+        .await?;
+        // Each read in full (one, unless someone made a duplicate), so `down` can delete all.
+        let mut found = Vec::new();
+        for vpc in all {
+            found.push(observed(cx, vpc).await?);
+        }
+        Ok(cx.single(Self::KIND, found))
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

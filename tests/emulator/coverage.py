@@ -56,6 +56,7 @@ def main():
     served = {}
     for line in open(sys.argv[1]):
         for op, n in json.loads(line).items():
+            op = op.split("[")[0]  # `s3:PutObject[lock]`: the tool's lock, still a PutObject
             served[op] = served.get(op, 0) + n
     served_lower = {op.lower() for op in served}
     # Which used services have each operation the source calls. A name several of them have

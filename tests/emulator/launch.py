@@ -1170,11 +1170,20 @@ S3_SUBRESOURCES = {
 
 
 def s3_operation(method, path, query):
-    """S3 operations by path-style route: the bucket's sub-resource in the query string."""
+    """S3 operations by path-style route: the bucket's sub-resource in the query string. The
+    tool's own lock and run reports are told apart (`PutObject[lock]`, `PutObject[history]`),
+    so tests count the environment's writes without them and the lock's on their own."""
     verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}.get(method, method)
     parts = [p for p in path.split("/") if p]
     if len(parts) > 1:
+        key = "/".join(parts[1:])
+        if key.startswith("tap-provision/lock"):
+            return f"{verb}Object[lock]"
+        if key.startswith("tap-provision/runs/"):
+            return f"{verb}Object[history]"
         return f"{verb}Object"
+    if method == "GET" and query.get("list-type") == ["2"]:
+        return "ListObjectsV2"
     if "versions" in query:
         return "ListObjectVersions"
     if "delete" in query:

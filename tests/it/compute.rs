@@ -595,6 +595,75 @@ async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
     assert_eq!(frontend.running_count(), 3);
 }
 
+#[tokio::test]
+async fn a_cluster_deleted_with_its_services_is_put_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    // AWS refuses DeleteCluster while services exist, draining ones included: delete both,
+    // wait for them to be INACTIVE, then the cluster, as an operator would have to.
+    for name in ["frontend", "backend"] {
+        live.ecs
+            .delete_service()
+            .cluster(CLUSTER)
+            .service(name)
+            .force(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = live
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services("frontend")
+            .services("backend")
+            .send()
+            .await
+            .unwrap();
+        if out
+            .services()
+            .iter()
+            .all(|s| s.status() == Some("INACTIVE"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "services still draining"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    live.ecs
+        .delete_cluster()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+
+    drift_then_repair(
+        &acct,
+        set(&["ecs-cluster", "service-frontend", "service-backend"]),
+    )
+    .await;
+    let w = writes(&acct).await;
+    assert_eq!(w.get("ecs:CreateCluster"), Some(&1), "{w:?}");
+    assert_eq!(w.get("ecs:CreateService"), Some(&2), "{w:?}");
+    let cluster = live
+        .ecs
+        .describe_clusters()
+        .clusters(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cluster.clusters()[0].status(), Some("ACTIVE"));
+    for name in ["frontend", "backend"] {
+        assert_eq!(service(&live, name).await.status(), Some("ACTIVE"));
+    }
+}
+
 /// The inline policy the tool gives a role, parsed.
 async fn role_policy(live: &Live, role: &str) -> serde_json::Value {
     let policy = live

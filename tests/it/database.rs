@@ -235,7 +235,7 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     // Every command, plain and JSON, with debug logs.
     let mut runs: Vec<(String, Run)> = Vec::new();
     for verb in [
-        "up", "plan", "drift", "repair", "status", "validate", "graph",
+        "up", "plan", "drift", "repair", "status", "validate", "graph", "history", "unlock",
     ] {
         for format in ["--json", "--plain"] {
             let mut args = vec![verb, "--env", "local", format, "-vv"];
@@ -273,6 +273,30 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
     );
     let down = run(&["down", "--env", "local", "--yes", "--json", "-vv"], &acct).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
+    // ... nor any run report in the history (up's and down's at least).
+    let bucket = format!("tap-local-state-{acct}");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("tap-provision/runs/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().len() >= 2, "{listed:?}");
+    for object in listed.contents() {
+        let key = object.key().unwrap();
+        let body = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let body = body.body.collect().await.unwrap().into_bytes();
+        let body = String::from_utf8_lossy(&body).to_string();
+        assert!(body.contains("\"nodes\""), "{key} is a run report");
+        assert!(!body.contains(&password), "{key} holds the password");
+    }
 
     // The password appears in no output of any command.
     for (what, r) in [

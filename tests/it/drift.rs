@@ -175,12 +175,23 @@ async fn losing_the_record_breaks_neither_up_nor_drift() {
         .send()
         .await
         .unwrap();
-    for v in versions.versions() {
+    // Every version, and the delete markers the lock's releases left.
+    let all = versions
+        .versions()
+        .iter()
+        .map(|v| (v.key(), v.version_id()))
+        .chain(
+            versions
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id())),
+        );
+    for (key, version) in all {
         live.s3
             .delete_object()
             .bucket(live.bucket())
-            .key(v.key().unwrap())
-            .set_version_id(v.version_id().map(String::from))
+            .key(key.unwrap())
+            .set_version_id(version.map(String::from))
             .send()
             .await
             .unwrap();

@@ -74,3 +74,81 @@ async fn each_eventual_consistency_case_is_retried_until_it_clears() {
     // None of them is an SDK retry: the product's own rules retried them.
     assert_eq!(retries(&up.finished()), 0, "{}", up.finished());
 }
+
+/// Tags as the tool sets them, on a resource someone else made.
+fn env_tags(
+    kind: aws_sdk_ec2::types::ResourceType,
+    node: &str,
+) -> aws_sdk_ec2::types::TagSpecification {
+    use aws_sdk_ec2::types::{Tag, TagSpecification};
+    TagSpecification::builder()
+        .resource_type(kind)
+        .tags(
+            Tag::builder()
+                .key("tap:environment")
+                .value("tap-local")
+                .build(),
+        )
+        .tags(Tag::builder().key("tap:node").value(node).build())
+        .build()
+}
+
+#[tokio::test]
+async fn duplicates_made_by_others_are_reported_by_up_and_all_removed_by_down() {
+    use aws_sdk_ec2::types::{DomainType, ResourceType};
+    let acct = account();
+    crate::common::up_ok(&acct).await;
+    let live = crate::common::live::Live::new(&acct).await;
+    // Copies carrying the environment's tags: an Elastic IP as `eip-nat-a`, a security group
+    // as `sg-alb`.
+    live.ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(env_tags(ResourceType::ElasticIp, "eip-nat-a"))
+        .send()
+        .await
+        .expect("AllocateAddress");
+    let vpc = live.id("vpc").await;
+    live.ec2
+        .create_security_group()
+        .group_name("someone-elses-copy")
+        .description("made by hand")
+        .vpc_id(&vpc)
+        .tag_specifications(env_tags(ResourceType::SecurityGroup, "sg-alb"))
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    crate::common::reset_calls(&acct).await;
+
+    // `up` names them and leaves them.
+    let up = local("up", &["--yes"], &acct, None).await;
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    for node in ["eip-nat-a: 2 elastic_ip", "sg-alb: 2 security_group"] {
+        assert!(
+            up.stdout
+                .contains(&format!("{node} resources carry this node's tags")),
+            "{node}: {}",
+            up.stdout
+        );
+    }
+    let w = crate::common::writes(&acct).await;
+    assert!(w.is_empty(), "{w:?}");
+
+    // `down` removes every one of them.
+    let down = local("down", &["--yes"], &acct, None).await;
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    let eips = live.ec2.describe_addresses().send().await.unwrap();
+    assert!(eips.addresses().is_empty(), "{:?}", eips.addresses());
+    let sgs = live
+        .ec2
+        .describe_security_groups()
+        .filters(crate::common::live::env_filter())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        sgs.security_groups().is_empty(),
+        "{:?}",
+        sgs.security_groups()
+    );
+}

@@ -289,12 +289,23 @@ pub fn is_read(operation: &str) -> bool {
         .any(|p| op.starts_with(p))
 }
 
-/// The mutating calls the emulator served for `account` since the last reset.
+/// The mutating calls the emulator served for `account` since the last reset, the tool's
+/// own lock and run reports aside (see [`bookkeeping`]).
 pub async fn writes(account: &str) -> BTreeMap<String, u64> {
     calls(account)
         .await
         .into_iter()
-        .filter(|(op, _)| !is_read(op))
+        .filter(|(op, _)| !is_read(op) && !op.contains('['))
+        .collect()
+}
+
+/// The writes of the tool's lock and run history (`s3:PutObject[lock]`,
+/// `s3:PutObject[history]`, `s3:DeleteObject[lock]`) since the last reset.
+pub async fn bookkeeping(account: &str) -> BTreeMap<String, u64> {
+    calls(account)
+        .await
+        .into_iter()
+        .filter(|(op, _)| !is_read(op) && op.contains('['))
         .collect()
 }
 

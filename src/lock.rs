@@ -1,0 +1,393 @@
+//! One acting run (`up`, `repair`, `down`) at a time per environment: a lock object in the
+//! environment's state bucket, taken and kept with S3 conditional writes only.
+//!
+//! - Taking it: PutObject with `If-None-Match: *`, which S3 refuses (412) when the object
+//!   exists, so of two runs that start together exactly one gets it.
+//! - Keeping it: the holder renews its lease every [`RENEW_EVERY`] with `If-Match: <its ETag>`;
+//!   a refused renewal means someone else took it over, and the run stops starting steps.
+//! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
+//!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
+//!   has run out, or at once when its holder was on this host and that process is gone.
+//! - Releasing it: DeleteObject with `If-Match`, so a run never deletes a lock taken over
+//!   from it. `unlock --force` deletes it unconditionally, for people.
+//!
+//! `plan`, `drift` and `status` never take it: they only read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Mutex};
+
+use crate::aws::errors::OrAbsent;
+use crate::error::Failure;
+use crate::model::Events;
+
+/// The lock object's key in the state bucket.
+pub const KEY: &str = "tap-provision/lock.json";
+/// How long a holder that stopped renewing keeps the lock.
+pub const LEASE: Duration = Duration::from_secs(60);
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_secs(2);
+
+/// Who holds the lock, as stored in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    /// `user@host`.
+    pub owner: String,
+    pub host: String,
+    pub pid: u32,
+    /// The AWS identity the run acts as.
+    pub identity: String,
+    pub command: String,
+    pub run_id: String,
+    /// Unix seconds.
+    pub since: u64,
+    /// Unix seconds: the lease's end unless renewed.
+    pub expires: u64,
+}
+
+impl Holder {
+    /// This process, about to run `command`.
+    pub fn me(command: &str, identity: &str, run_id: &str) -> Holder {
+        let host = host_name();
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let now = unix_now();
+        Holder {
+            owner: format!("{user}@{host}"),
+            host,
+            pid: std::process::id(),
+            identity: identity.to_string(),
+            command: command.to_string(),
+            run_id: run_id.to_string(),
+            since: now,
+            expires: now + LEASE.as_secs(),
+        }
+    }
+
+    /// For messages: "`repair` by ops@host1 (pid 4242, arn:...) since 2026-12-01T03:00:00Z".
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` by {} (pid {}, {}) since {}",
+            self.command,
+            self.owner,
+            self.pid,
+            self.identity,
+            timestamp(self.since)
+        )
+    }
+
+    fn expired(&self, now: u64) -> bool {
+        self.expires < now
+    }
+
+    /// True when the holder ran on this host and that process no longer exists.
+    fn gone_from_this_host(&self) -> bool {
+        self.host == host_name()
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// `2026-12-01T03:00:00Z`.
+pub fn timestamp(unix: u64) -> String {
+    aws_smithy_types::DateTime::from_secs(unix as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Why a run did not get the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Still held by someone else after the timeout.
+    Held(Holder),
+    Aws(Failure),
+}
+
+/// The lock, held; renewed in the background until [`Lock::release`].
+pub struct Lock {
+    /// Another run held it first: what that run changed may not be observed yet.
+    pub waited: bool,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    etag: Arc<Mutex<String>>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+enum Put {
+    Done(String),
+    /// Refused: the object exists (If-None-Match) or changed (If-Match).
+    Refused,
+}
+
+async fn put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    holder: &Holder,
+    if_match: Option<&str>,
+) -> Result<Put, Failure> {
+    let body = serde_json::to_vec_pretty(holder)
+        .map_err(|e| Failure::new("Internal", format!("encoding the lock: {e}")))?;
+    let mut call = s3
+        .put_object()
+        .bucket(bucket)
+        .key(KEY)
+        .content_type("application/json")
+        .body(ByteStream::from(body));
+    call = match if_match {
+        Some(etag) => call.if_match(etag),
+        None => call.if_none_match("*"),
+    };
+    match call.send().await {
+        Ok(out) => Ok(Put::Done(out.e_tag().unwrap_or_default().to_string())),
+        Err(e) => {
+            let f = Failure::from(e);
+            // 412 when the condition fails; 409 when another conditional write raced it.
+            if matches!(
+                f.code.as_str(),
+                "PreconditionFailed" | "ConditionalRequestConflict"
+            ) {
+                Ok(Put::Refused)
+            } else {
+                Err(f.context(format!("writing the lock s3://{bucket}/{KEY}")))
+            }
+        }
+    }
+}
+
+/// The lock as stored, with its ETag; `None` when nobody holds it.
+pub async fn read(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Option<(Holder, String)>, Failure> {
+    let Some(out) = s3
+        .get_object()
+        .bucket(bucket)
+        .key(KEY)
+        .send()
+        .await
+        .or_absent()
+        .map_err(|f| f.context(format!("reading the lock s3://{bucket}/{KEY}")))?
+    else {
+        return Ok(None);
+    };
+    let etag = out.e_tag().unwrap_or_default().to_string();
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{KEY}: {e}")))?
+        .into_bytes();
+    let holder = serde_json::from_slice::<Holder>(&bytes).map_err(|e| {
+        Failure::new(
+            "BadLock",
+            format!(
+                "s3://{bucket}/{KEY} is not a tap-provision lock ({e}); if no run is going on, \
+                 remove it with `tap-provision unlock --force`"
+            ),
+        )
+    })?;
+    Ok(Some((holder, etag)))
+}
+
+/// Takes the lock for `me`, waiting up to `timeout` while someone else holds it. When the
+/// lease cannot be renewed later (taken over), `lost` is set so the run stops.
+pub async fn acquire(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    me: Holder,
+    timeout: Duration,
+    events: Arc<dyn Events>,
+    lost: Arc<watch::Sender<bool>>,
+) -> Result<Lock, LockError> {
+    let started = Instant::now();
+    let mut said = None;
+    let mut contended = false;
+    let etag = loop {
+        let mut fresh = me.clone();
+        fresh.expires = unix_now() + LEASE.as_secs();
+        if let Put::Done(etag) = put(s3, bucket, &fresh, None)
+            .await
+            .map_err(LockError::Aws)?
+        {
+            break etag;
+        }
+        contended = true;
+        let Some((holder, their_etag)) = read(s3, bucket).await.map_err(LockError::Aws)? else {
+            continue; // released in between: try again at once
+        };
+        let why = if holder.expired(unix_now()) {
+            Some("its lease ran out")
+        } else if holder.gone_from_this_host() {
+            Some("its process on this host is gone")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if let Put::Done(etag) = put(s3, bucket, &fresh, Some(&their_etag))
+                .await
+                .map_err(LockError::Aws)?
+            {
+                events.warn(&format!(
+                    "took over the lock of {} ({why})",
+                    holder.describe()
+                ));
+                break etag;
+            }
+            continue; // another waiter took it first
+        }
+        if started.elapsed() >= timeout {
+            return Err(LockError::Held(holder));
+        }
+        if said.as_ref() != Some(&holder) {
+            events.note(&format!(
+                "waiting up to {}s for the lock held by {}",
+                timeout.as_secs(),
+                holder.describe()
+            ));
+            said = Some(holder);
+        }
+        tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+    };
+    let etag = Arc::new(Mutex::new(etag));
+    let renewer = tokio::spawn(renew(
+        s3.clone(),
+        bucket.to_string(),
+        me,
+        etag.clone(),
+        events,
+        lost,
+    ));
+    Ok(Lock {
+        waited: contended,
+        s3: s3.clone(),
+        bucket: bucket.to_string(),
+        etag,
+        renewer,
+    })
+}
+
+async fn renew(
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    mut me: Holder,
+    etag: Arc<Mutex<String>>,
+    events: Arc<dyn Events>,
+    lost: Arc<watch::Sender<bool>>,
+) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        me.expires = unix_now() + LEASE.as_secs();
+        let mut current = etag.lock().await;
+        match put(&s3, &bucket, &me, Some(&current)).await {
+            Ok(Put::Done(new)) => *current = new,
+            Ok(Put::Refused) => {
+                let by = match read(&s3, &bucket).await {
+                    Ok(Some((h, _))) => h.describe(),
+                    _ => "someone else".into(),
+                };
+                events.warn(&format!(
+                    "lost the lock of s3://{bucket}/{KEY} to {by}: starting no new step"
+                ));
+                let _ = lost.send(true);
+                return;
+            }
+            // A failed renewal is tried again; the lease outlasts two more tries.
+            Err(f) => events.warn(&format!("renewing the lock: {f}")),
+        }
+    }
+}
+
+impl Lock {
+    /// Stops renewing and deletes the lock if it is still this run's.
+    pub async fn release(self, events: &dyn Events) {
+        self.renewer.abort();
+        let etag = self.etag.lock().await.clone();
+        let out = self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(KEY)
+            .if_match(etag)
+            .send()
+            .await
+            .or_absent();
+        if let Err(f) = out {
+            if !matches!(f.code.as_str(), "PreconditionFailed" | "NoSuchBucket") {
+                events.warn(&format!(
+                    "releasing the lock s3://{}/{KEY}: {f}; it expires within {}s",
+                    self.bucket,
+                    LEASE.as_secs()
+                ));
+            }
+        }
+    }
+}
+
+/// Deletes the lock whoever holds it; what it held, if anything.
+pub async fn force_unlock(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Option<Holder>, Failure> {
+    let held = read(s3, bucket).await?;
+    if held.is_some() {
+        s3.delete_object()
+            .bucket(bucket)
+            .key(KEY)
+            .send()
+            .await
+            .or_absent()
+            .map_err(|f| f.context(format!("deleting the lock s3://{bucket}/{KEY}")))?;
+    }
+    Ok(held.map(|(h, _)| h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_expires_and_a_timestamp_reads_as_utc() {
+        let mut h = Holder::me("repair", "arn:aws:iam::1:user/ops", "1");
+        assert!(!h.expired(h.since));
+        h.expires = h.since - 1;
+        assert!(h.expired(h.since));
+        assert_eq!(timestamp(1_796_092_093), "2026-12-01T02:28:13Z");
+        assert!(h.describe().starts_with("`repair` by "), "{}", h.describe());
+    }
+
+    #[test]
+    fn a_holder_on_this_host_whose_process_is_gone_is_stale() {
+        let mut h = Holder::me("up", "arn", "1");
+        assert!(!h.gone_from_this_host(), "this process is alive");
+        h.pid = u32::MAX; // no such process
+        assert_eq!(
+            h.gone_from_this_host(),
+            std::path::Path::new("/proc/self").exists()
+        );
+        h.host = "another-host".into();
+        assert!(
+            !h.gone_from_this_host(),
+            "another host's process is not ours to judge"
+        );
+    }
+}

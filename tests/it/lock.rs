@@ -1,0 +1,222 @@
+//! One acting run at a time per environment: the lock in the state bucket (S3 conditional
+//! writes), waiting for it, taking over a dead holder's, `unlock --force`, and the run
+//! history each acting run leaves.
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{json, Value};
+
+use crate::common::live::Live;
+use crate::common::{account, bookkeeping, local, reset_calls, run, up_ok, writes, Run};
+
+const FLOW_LOGS: &str = "/tap/tap-local/vpc-flow-logs";
+const LOCK: &str = "tap-provision/lock.json";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Drift that one write puts back: the flow logs' retention shortened by hand.
+async fn shorten_retention(live: &Live) {
+    live.logs
+        .put_retention_policy()
+        .log_group_name(FLOW_LOGS)
+        .retention_in_days(1)
+        .send()
+        .await
+        .expect("PutRetentionPolicy");
+}
+
+/// Another run's lock, written as the tool writes it.
+async fn plant_lock(live: &Live, host: &str, pid: u32, expires: u64) {
+    let holder = json!({
+        "owner": format!("ops@{host}"), "host": host, "pid": pid,
+        "identity": "arn:aws:iam::000000000000:user/ops", "command": "repair",
+        "run_id": "1", "since": now() - 30, "expires": expires,
+    });
+    live.s3
+        .put_object()
+        .bucket(live.bucket())
+        .key(LOCK)
+        .body(ByteStream::from(holder.to_string().into_bytes()))
+        .send()
+        .await
+        .expect("planting a lock");
+}
+
+async fn lock_exists(live: &Live) -> bool {
+    live.s3
+        .get_object()
+        .bucket(live.bucket())
+        .key(LOCK)
+        .send()
+        .await
+        .is_ok()
+}
+
+fn said(r: &Run, text: &str) -> bool {
+    r.stdout.contains(text) || r.stderr.contains(text)
+}
+
+#[tokio::test]
+async fn two_repairs_started_together_put_back_the_drift_once() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    shorten_retention(&live).await;
+    reset_calls(&acct).await;
+
+    let (a, b) = tokio::join!(
+        local("repair", &[], &acct, None),
+        local("repair", &[], &acct, None)
+    );
+    for r in [&a, &b] {
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    }
+    // Counted by the emulator: one put-back and one report. Each run that found drift took
+    // the lock and let it go (a refused attempt counts as a PutObject too); the other may
+    // have looked after the first had finished.
+    let w = writes(&acct).await;
+    assert_eq!(w.get("logs:PutRetentionPolicy"), Some(&1), "{w:?}");
+    let tool = bookkeeping(&acct).await;
+    assert_eq!(tool.get("s3:PutObject[history]"), Some(&1), "{tool:?}");
+    let released = tool.get("s3:DeleteObject[lock]").copied().unwrap_or(0);
+    assert!((1..=2).contains(&released), "{tool:?}");
+    assert!(
+        tool.get("s3:PutObject[lock]").copied().unwrap_or(0) >= released,
+        "{tool:?}"
+    );
+    let repaired: Vec<u64> = [&a, &b]
+        .iter()
+        .map(|r| r.event("repair_finished")["drifted"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(repaired.iter().sum::<u64>(), 1, "{repaired:?}");
+    assert!(!lock_exists(&live).await, "the lock is released");
+
+    // `history` lists the repair, with who ran it and the property it put back, then `up`.
+    let h = local("history", &[], &acct, None).await;
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let runs = h.event("history")["runs"].clone();
+    let runs = runs.as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (repair, up) = (&runs[0], &runs[1]);
+    assert_eq!(repair["command"], "repair");
+    assert_eq!(up["command"], "up");
+    assert_eq!(up["counts"]["created"], 73, "{up}");
+    assert_eq!(repair["result"], "ok");
+    assert!(
+        repair["owner"].as_str().unwrap_or("").contains('@'),
+        "{repair}"
+    );
+    assert!(
+        repair["identity"].as_str().unwrap_or("").contains(&acct),
+        "{repair}"
+    );
+    assert!(
+        repair["started"].as_str() <= repair["finished"].as_str(),
+        "{repair}"
+    );
+    let changed: Vec<&Value> = repair["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["outcome"] == "updated")
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["changes"][0]["want"], "7", "{changed:?}");
+    assert_eq!(changed[0]["changes"][0]["had"], "1", "{changed:?}");
+    let plain = run(&["history", "--env", "local", "--plain"], &acct).await;
+    assert!(
+        plain.stdout.contains("repair") && plain.stdout.contains("-> 7"),
+        "{}",
+        plain.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_held_lock_stops_acting_runs_with_its_holder_named_until_unlock_force() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    plant_lock(&live, "build-7.example.net", 4242, now() + 600).await;
+    shorten_retention(&live).await;
+    reset_calls(&acct).await;
+
+    // Reads go on without the lock.
+    let drift = local("drift", &[], &acct, None).await;
+    assert_eq!(drift.code, 2, "{}\n{}", drift.stdout, drift.stderr);
+    let plan = local("plan", &[], &acct, None).await;
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+
+    // An acting run waits --lock-timeout, then exits 4 naming the holder, changing nothing.
+    let started = std::time::Instant::now();
+    let r = local("repair", &["--lock-timeout", "3"], &acct, None).await;
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(started.elapsed().as_secs() >= 3, "it waited");
+    assert!(
+        r.stderr
+            .contains("locked by `repair` by ops@build-7.example.net (pid 4242"),
+        "{}",
+        r.stderr
+    );
+    assert!(said(&r, "waiting up to 3s for the lock"), "{}", r.stdout);
+    let down = local("down", &["--yes", "--lock-timeout", "0"], &acct, None).await;
+    assert_eq!(down.code, 4, "{}\n{}", down.stdout, down.stderr);
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
+
+    // `unlock` without --force only names the holder; with it, removes the lock.
+    let unlock = local("unlock", &[], &acct, None).await;
+    assert_eq!(unlock.code, 1, "{}", unlock.stderr);
+    assert!(
+        unlock.stderr.contains("ops@build-7.example.net"),
+        "{}",
+        unlock.stderr
+    );
+    assert!(lock_exists(&live).await);
+    let unlock = local("unlock", &["--force"], &acct, None).await;
+    assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    assert_eq!(
+        unlock.event("unlock")["holder"]["owner"],
+        "ops@build-7.example.net"
+    );
+    assert!(!lock_exists(&live).await);
+
+    let r = local("repair", &[], &acct, None).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(writes(&acct).await.get("logs:PutRetentionPolicy"), Some(&1));
+}
+
+#[tokio::test]
+async fn an_expired_lease_or_a_dead_local_holder_is_taken_over() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+
+    // A lease that ran out, from another host.
+    plant_lock(&live, "build-7.example.net", 4242, now() - 5).await;
+    shorten_retention(&live).await;
+    let r = local("repair", &["--lock-timeout", "0"], &acct, None).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        said(
+            &r,
+            "took over the lock of `repair` by ops@build-7.example.net"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(said(&r, "its lease ran out"), "{}", r.stdout);
+
+    // A live lease held by a process of this host that no longer exists (killed).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    plant_lock(&live, &host, u32::MAX, now() + 600).await;
+    shorten_retention(&live).await;
+    let r = local("repair", &["--lock-timeout", "0"], &acct, None).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(said(&r, "its process on this host is gone"), "{}", r.stdout);
+    assert!(!lock_exists(&live).await, "released after the run");
+}
