@@ -13,7 +13,7 @@ use crate::common::{account, command, emulator_admin, endpoint, repo, run, sdk, 
 
 const REGION: &str = "eu-west-1";
 /// Kill points of `up` spread evenly over its writes, besides the targeted ones.
-const SPREAD_UP: usize = 16;
+const SPREAD_UP: usize = 18;
 /// The same for `down`.
 const SPREAD_DOWN: usize = 8;
 /// Accounts crashed at once: beyond 4, the emulator's CPU (one core) is the bound.
