@@ -78,10 +78,21 @@ impl RunEntry {
                 let changes = match &n.outcome {
                     Outcome::Updated(_, c) | Outcome::Replaced(_, c) => c
                         .iter()
-                        .map(|c| ChangeEntry {
-                            field: c.field.clone(),
-                            want: c.want.clone(),
-                            had: c.have.clone(),
+                        .map(|c| {
+                            // A secret's value is kept out of a bucket that keeps versions.
+                            let secret = n.kind == "secret" && c.field.starts_with("value");
+                            let shown = |v: &String| {
+                                if secret {
+                                    "(a secret value)".to_string()
+                                } else {
+                                    v.clone()
+                                }
+                            };
+                            ChangeEntry {
+                                field: c.field.clone(),
+                                want: shown(&c.want),
+                                had: shown(&c.have),
+                            }
                         })
                         .collect(),
                     _ => Vec::new(),

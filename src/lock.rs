@@ -80,6 +80,11 @@ impl Holder {
         )
     }
 
+    /// The same run: a write of ours whose answer was lost and whose retry S3 refused.
+    fn is(&self, other: &Holder) -> bool {
+        self.run_id == other.run_id && self.pid == other.pid && self.host == other.host
+    }
+
     fn expired(&self, now: u64) -> bool {
         self.expires < now
     }
@@ -120,6 +125,8 @@ fn host_name() -> String {
 pub enum LockError {
     /// Still held by someone else after the timeout.
     Held(Holder),
+    /// Ctrl-C while waiting.
+    Interrupted,
     Aws(Failure),
 }
 
@@ -127,6 +134,7 @@ pub enum LockError {
 pub struct Lock {
     /// Another run held it first: what that run changed may not be observed yet.
     pub waited: bool,
+    me: Holder,
     s3: aws_sdk_s3::Client,
     bucket: String,
     etag: Arc<Mutex<String>>,
@@ -220,6 +228,7 @@ pub async fn acquire(
     lost: Arc<watch::Sender<bool>>,
 ) -> Result<Lock, LockError> {
     let started = Instant::now();
+    let mut cancel = lost.subscribe();
     let mut said = None;
     let mut contended = false;
     let etag = loop {
@@ -235,6 +244,9 @@ pub async fn acquire(
         let Some((holder, their_etag)) = read(s3, bucket).await.map_err(LockError::Aws)? else {
             continue; // released in between: try again at once
         };
+        if holder.is(&me) {
+            break their_etag; // our own write, answered after all
+        }
         let why = if holder.expired(unix_now()) {
             Some("its lease ran out")
         } else if holder.gone_from_this_host() {
@@ -266,19 +278,23 @@ pub async fn acquire(
             ));
             said = Some(holder);
         }
-        tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))) => {}
+            _ = cancel.changed() => return Err(LockError::Interrupted),
+        }
     };
     let etag = Arc::new(Mutex::new(etag));
     let renewer = tokio::spawn(renew(
         s3.clone(),
         bucket.to_string(),
-        me,
+        me.clone(),
         etag.clone(),
         events,
         lost,
     ));
     Ok(Lock {
         waited: contended,
+        me,
         s3: s3.clone(),
         bucket: bucket.to_string(),
         etag,
@@ -294,43 +310,61 @@ async fn renew(
     events: Arc<dyn Events>,
     lost: Arc<watch::Sender<bool>>,
 ) {
+    let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         me.expires = unix_now() + LEASE.as_secs();
-        let mut current = etag.lock().await;
-        match put(&s3, &bucket, &me, Some(&current)).await {
-            Ok(Put::Done(new)) => *current = new,
-            Ok(Put::Refused) => {
-                let by = match read(&s3, &bucket).await {
-                    Ok(Some((h, _))) => h.describe(),
-                    _ => "someone else".into(),
-                };
-                events.warn(&format!(
-                    "lost the lock of s3://{bucket}/{KEY} to {by}: starting no new step"
-                ));
-                let _ = lost.send(true);
-                return;
+        let current = etag.lock().await.clone();
+        let lost_to = match put(&s3, &bucket, &me, Some(&current)).await {
+            Ok(Put::Done(new)) => {
+                *etag.lock().await = new;
+                renewed = Instant::now();
+                None
             }
-            // A failed renewal is tried again; the lease outlasts two more tries.
-            Err(f) => events.warn(&format!("renewing the lock: {f}")),
+            Ok(Put::Refused) => match read(&s3, &bucket).await {
+                // Our renewal went through and only its answer was lost.
+                Ok(Some((h, stored))) if h.is(&me) => {
+                    *etag.lock().await = stored;
+                    renewed = Instant::now();
+                    None
+                }
+                Ok(Some((h, _))) => Some(h.describe()),
+                _ => Some("someone else".into()),
+            },
+            // A failed renewal is tried again while the lease lasts; past that, another run
+            // may take it over, so this one stops.
+            Err(f) if renewed.elapsed() + RENEW_EVERY < LEASE => {
+                events.warn(&format!("renewing the lock: {f}"));
+                None
+            }
+            Err(f) => Some(format!("nobody, but its lease could not be renewed ({f})")),
+        };
+        if let Some(by) = lost_to {
+            events.warn(&format!(
+                "lost the lock of s3://{bucket}/{KEY} to {by}: starting no new step"
+            ));
+            let _ = lost.send(true);
+            return;
         }
     }
 }
 
 impl Lock {
     /// Stops renewing and deletes the lock if it is still this run's.
-    pub async fn release(self, events: &dyn Events) {
+    pub async fn release(mut self, events: &dyn Events) {
         self.renewer.abort();
-        let etag = self.etag.lock().await.clone();
-        let out = self
-            .s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(KEY)
-            .if_match(etag)
-            .send()
-            .await
-            .or_absent();
+        let _ = (&mut self.renewer).await;
+        let mut etag = self.etag.lock().await.clone();
+        let mut out = self.delete(&etag).await;
+        if matches!(&out, Err(f) if f.code == "PreconditionFailed") {
+            // A renewal cut short may have stored a newer version: still ours?
+            if let Ok(Some((h, stored))) = read(&self.s3, &self.bucket).await {
+                if h.is(&self.me) {
+                    etag = stored;
+                    out = self.delete(&etag).await;
+                }
+            }
+        }
         if let Err(f) = out {
             if !matches!(f.code.as_str(), "PreconditionFailed" | "NoSuchBucket") {
                 events.warn(&format!(
@@ -343,22 +377,41 @@ impl Lock {
     }
 }
 
-/// Deletes the lock whoever holds it; what it held, if anything.
+impl Lock {
+    async fn delete(&self, etag: &str) -> Result<Option<()>, Failure> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(KEY)
+            .if_match(etag)
+            .send()
+            .await
+            .map(|_| ())
+            .or_absent()
+    }
+}
+
+/// Deletes the lock as read (If-Match: a run that took it meanwhile keeps it); what it held.
 pub async fn force_unlock(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> Result<Option<Holder>, Failure> {
-    let held = read(s3, bucket).await?;
-    if held.is_some() {
-        s3.delete_object()
-            .bucket(bucket)
-            .key(KEY)
-            .send()
-            .await
-            .or_absent()
-            .map_err(|f| f.context(format!("deleting the lock s3://{bucket}/{KEY}")))?;
-    }
-    Ok(held.map(|(h, _)| h))
+    let Some((holder, etag)) = read(s3, bucket).await? else {
+        return Ok(None);
+    };
+    s3.delete_object()
+        .bucket(bucket)
+        .key(KEY)
+        .if_match(etag)
+        .send()
+        .await
+        .or_absent()
+        .map_err(|f| {
+            f.context(format!(
+                "deleting the lock s3://{bucket}/{KEY} (a run may have taken it meanwhile: run `unlock` again)"
+            ))
+        })?;
+    Ok(Some(holder))
 }
 
 #[cfg(test)]

@@ -409,6 +409,9 @@ impl Session {
                     created_bucket = true;
                     continue;
                 }
+                Err(LockError::Interrupted) => {
+                    anyhow::bail!("interrupted while waiting for the lock: nothing was changed")
+                }
                 Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" => {
                     self.reporter.warn(&format!(
                         "no state bucket s3://{bucket}: running without the environment's lock"
@@ -417,7 +420,8 @@ impl Session {
                         lock: None,
                         holder,
                         cancel,
-                        waited: false,
+                        // Gone since this run looked, perhaps: look again.
+                        waited: true,
                         created_bucket,
                     })
                 }
@@ -467,8 +471,12 @@ impl Session {
 
     /// After an acting run: stores its report in the history, releases the lock.
     pub async fn finish(&self, held: Held, report: &RunReport) {
-        // A run stopped before its first step (protection, a missing zone) changed nothing.
-        if (held.lock.is_some() || held.created_bucket) && !report.nodes.is_empty() {
+        // Only a run that changed something (or failed trying) is history.
+        let acted = report
+            .nodes
+            .iter()
+            .any(|n| n.outcome.is_change() || matches!(n.outcome, Outcome::Failed(_)));
+        if (held.lock.is_some() || held.created_bucket) && acted {
             let entry = RunEntry::new(
                 &self.env.full_name(),
                 &held.holder,

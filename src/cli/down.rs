@@ -3,8 +3,10 @@
 
 use super::{EnvArgs, RunArgs, Settings};
 use crate::error::exit;
-use crate::executor::protected;
-use crate::model::RunFlags;
+use crate::error::Step;
+use crate::executor::{node_error, protected};
+use crate::model::{Events, Outcome, RunFlags};
+use crate::stack::STATE_BUCKET;
 
 pub async fn run(
     args: &EnvArgs,
@@ -83,9 +85,49 @@ pub async fn run(
         }
     }
 
-    let report = s.executor().down(observations, held.cancel.clone()).await;
+    // The state bucket holds the lock and the history: with --destroy-data it goes last,
+    // after the run's report is stored and the lock let go, not among the first.
+    let bucket = s.graph.index_of(STATE_BUCKET);
+    let mut last = None;
+    if let (true, Some(ix)) = (flags.destroy_data, bucket) {
+        if let Ok(Some(_)) = &observations[ix] {
+            last = Some((ix, std::mem::replace(&mut observations[ix], Ok(None))));
+        }
+    }
+    let mut report = s.executor().down(observations, held.cancel.clone()).await;
     s.store_record(&report, &loaded).await;
-    s.finish(held, &report).await;
+    if let Some((ix, Ok(Some(live)))) = last {
+        let node = s.graph.node(ix);
+        let unfinished = report.failed() > 0 || report.interrupted;
+        if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
+            n.outcome = Outcome::Deleted;
+        }
+        s.finish(held, &report).await;
+        let outcome = if unfinished {
+            Outcome::Skipped("kept: the run did not finish, and the bucket holds its record".into())
+        } else {
+            s.reporter.node_started(&node.id, node.kind);
+            let began = std::time::Instant::now();
+            let outcome = match node.payload.delete(&s.cx, &live).await {
+                Ok(()) => Outcome::Deleted,
+                Err(f) => Outcome::Failed(node_error(
+                    &s.env.full_name(),
+                    &node.id,
+                    node.kind,
+                    Step::Delete,
+                    f,
+                )),
+            };
+            s.reporter
+                .node_finished(&node.id, node.kind, &outcome, began.elapsed());
+            outcome
+        };
+        if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
+            n.outcome = outcome;
+        }
+    } else {
+        s.finish(held, &report).await;
+    }
     s.reporter.run_finished(
         "down",
         &s.env.full_name(),

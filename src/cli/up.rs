@@ -72,9 +72,14 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
             }))
         )
     });
+    let bucket_was_absent = s
+        .graph
+        .index_of(STATE_BUCKET)
+        .is_some_and(|ix| matches!(observations[ix], Ok(None)));
     let held = if to_do {
         let held = s.lock("up", run.lock.timeout(), true).await?;
         let made_only_the_bucket = held.created_bucket
+            && bucket_was_absent
             && !held.waited
             && s.observe_node_again(&mut observations, STATE_BUCKET).await;
         if (held.waited || held.created_bucket) && !made_only_the_bucket {

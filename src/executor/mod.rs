@@ -88,7 +88,7 @@ pub trait Task<C>: Send + Sync {
 
 pub type TaskGraph<C> = Graph<Arc<dyn Task<C>>>;
 
-fn node_error(
+pub fn node_error(
     env: &str,
     node: &str,
     kind: &'static str,

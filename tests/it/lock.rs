@@ -84,10 +84,6 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
     assert_eq!(tool.get("s3:PutObject[history]"), Some(&1), "{tool:?}");
     let released = tool.get("s3:DeleteObject[lock]").copied().unwrap_or(0);
     assert!((1..=2).contains(&released), "{tool:?}");
-    assert!(
-        tool.get("s3:PutObject[lock]").copied().unwrap_or(0) >= released,
-        "{tool:?}"
-    );
     let repaired: Vec<u64> = [&a, &b]
         .iter()
         .map(|r| r.event("repair_finished")["drifted"].as_u64().unwrap_or(0))
