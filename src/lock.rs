@@ -3,7 +3,8 @@
 //!
 //! - Taking it: PutObject with `If-None-Match: *`, which S3 refuses (412) when the object
 //!   exists, so of two runs that start together exactly one gets it.
-//! - Keeping it: the holder renews its lease every [`RENEW_EVERY`] with `If-Match: <its ETag>`;
+//! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`) every third
+//!   of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
@@ -26,9 +27,20 @@ use crate::model::Events;
 
 /// The lock object's key in the state bucket.
 pub const KEY: &str = "tap-provision/lock.json";
-/// How long a holder that stopped renewing keeps the lock.
-pub const LEASE: Duration = Duration::from_secs(60);
-const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// How long a holder that stopped renewing keeps the lock: 60 s, or
+/// `TAP_LOCK_LEASE_SECONDS` (at least 3). Renewed every third of it.
+pub fn lease() -> Duration {
+    let secs = std::env::var("TAP_LOCK_LEASE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60)
+        .max(3);
+    Duration::from_secs(secs)
+}
+
+fn renew_every() -> Duration {
+    lease() / 3
+}
 const POLL: Duration = Duration::from_secs(2);
 
 /// Who holds the lock, as stored in it.
@@ -64,7 +76,7 @@ impl Holder {
             command: command.to_string(),
             run_id: run_id.to_string(),
             since: now,
-            expires: now + LEASE.as_secs(),
+            expires: now + lease().as_secs(),
         }
     }
 
@@ -233,7 +245,7 @@ pub async fn acquire(
     let mut contended = false;
     let etag = loop {
         let mut fresh = me.clone();
-        fresh.expires = unix_now() + LEASE.as_secs();
+        fresh.expires = unix_now() + lease().as_secs();
         if let Put::Done(etag) = put(s3, bucket, &fresh, None)
             .await
             .map_err(LockError::Aws)?
@@ -312,8 +324,8 @@ async fn renew(
 ) {
     let mut renewed = Instant::now();
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
-        me.expires = unix_now() + LEASE.as_secs();
+        tokio::time::sleep(renew_every()).await;
+        me.expires = unix_now() + lease().as_secs();
         let current = etag.lock().await.clone();
         let lost_to = match put(&s3, &bucket, &me, Some(&current)).await {
             Ok(Put::Done(new)) => {
@@ -333,7 +345,7 @@ async fn renew(
             },
             // A failed renewal is tried again while the lease lasts; past that, another run
             // may take it over, so this one stops.
-            Err(f) if renewed.elapsed() + RENEW_EVERY < LEASE => {
+            Err(f) if renewed.elapsed() + renew_every() < lease() => {
                 events.warn(&format!("renewing the lock: {f}"));
                 None
             }
@@ -370,7 +382,7 @@ impl Lock {
                 events.warn(&format!(
                     "releasing the lock s3://{}/{KEY}: {f}; it expires within {}s",
                     self.bucket,
-                    LEASE.as_secs()
+                    lease().as_secs()
                 ));
             }
         }

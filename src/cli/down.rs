@@ -8,6 +8,9 @@ use crate::executor::{node_error, protected};
 use crate::model::{Events, Outcome, RunFlags};
 use crate::stack::STATE_BUCKET;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 pub async fn run(
     args: &EnvArgs,
     run: &RunArgs,
@@ -94,7 +97,15 @@ pub async fn run(
             last = Some((ix, std::mem::replace(&mut observations[ix], Ok(None))));
         }
     }
-    let mut report = s.executor().down(observations, held.cancel.clone()).await;
+    let mut executor = s.executor();
+    if last.is_some() {
+        // Its one event comes when it is deleted, below.
+        executor.events = Arc::new(Without {
+            inner: s.reporter.clone(),
+            node: STATE_BUCKET,
+        });
+    }
+    let mut report = executor.down(observations, held.cancel.clone()).await;
     s.store_record(&report, &loaded).await;
     if let Some((ix, Ok(Some(live)))) = last {
         let node = s.graph.node(ix);
@@ -142,4 +153,34 @@ pub async fn run(
     } else {
         exit::OK
     })
+}
+
+/// The run's events, but for one node's, which the caller reports itself.
+struct Without {
+    inner: Arc<crate::output::Reporter>,
+    node: &'static str,
+}
+
+impl Events for Without {
+    fn node_started(&self, node: &str, kind: &str) {
+        if node != self.node {
+            self.inner.node_started(node, kind);
+        }
+    }
+    fn node_progress(&self, node: &str, message: &str) {
+        if node != self.node {
+            self.inner.node_progress(node, message);
+        }
+    }
+    fn node_finished(&self, node: &str, kind: &str, outcome: &Outcome, elapsed: Duration) {
+        if node != self.node {
+            self.inner.node_finished(node, kind, outcome, elapsed);
+        }
+    }
+    fn warn(&self, message: &str) {
+        self.inner.warn(message);
+    }
+    fn note(&self, message: &str) {
+        self.inner.note(message);
+    }
 }

@@ -216,3 +216,55 @@ async fn an_expired_lease_or_a_dead_local_holder_is_taken_over() {
     assert!(said(&r, "its process on this host is gone"), "{}", r.stdout);
     assert!(!lock_exists(&live).await, "released after the run");
 }
+
+#[tokio::test]
+async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_alone() {
+    let acct = account();
+    let args = ["up", "--env", "local", "--yes", "--json"];
+    // A 3 s lease, renewed every second, so the take-over is noticed within the run.
+    let mut cmd = crate::common::command(
+        &args,
+        &acct,
+        crate::common::endpoint(),
+        &crate::common::repo(),
+    );
+    cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("up");
+    let live = Live::new(&acct).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lock_exists(&live).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up never took the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Someone takes it over (as `unlock --force` and another run would).
+    plant_lock(&live, "build-7.example.net", 4242, now() + 600).await;
+    let out = child.wait_with_output().await.expect("up's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("lost the lock"), "{stdout}");
+    assert!(stdout.contains("ops@build-7.example.net"), "{stdout}");
+    // The other run's lock is not released by this one.
+    let held = live
+        .s3
+        .get_object()
+        .bucket(live.bucket())
+        .key(LOCK)
+        .send()
+        .await
+        .expect("the lock is still there");
+    let held = held.body.collect().await.unwrap().into_bytes();
+    assert!(String::from_utf8_lossy(&held).contains("build-7.example.net"));
+
+    // Once it is let go, `up` finishes what the stopped run left.
+    let unlock = local("unlock", &["--force"], &acct, None).await;
+    assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    let up = local("up", &["--yes"], &acct, None).await;
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert!(up.finished()["counts"]["created"].as_u64().unwrap_or(0) > 0);
+}

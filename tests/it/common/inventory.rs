@@ -1,6 +1,8 @@
 //! Everything an account holds, as counts by kind and identity, read through the SDK (never
 //! through the tool): the crash test compares it with a clean run's, so a second NAT gateway,
-//! an untagged subnet or a leftover distribution is a difference.
+//! an untagged subnet, target group, certificate or secret, or a leftover distribution is a
+//! difference. EC2 resources, KMS keys, load balancers, target groups, certificates and the
+//! tool's secrets carry their node tag in their key.
 
 use std::collections::BTreeMap;
 
@@ -265,8 +267,20 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
         let acm = aws_sdk_acm::Client::new(conf);
         let certs = acm.list_certificates().send().await.expect("certificates");
         for x in certs.certificate_summary_list() {
+            let tags = acm
+                .list_tags_for_certificate()
+                .certificate_arn(x.certificate_arn().unwrap_or_default())
+                .send()
+                .await
+                .expect("certificate tags");
+            let node = tags
+                .tags()
+                .iter()
+                .find(|t| t.key() == "tap:node")
+                .and_then(|t| t.value())
+                .unwrap_or("UNTAGGED");
             add(format!(
-                "acm {reg} certificate {}",
+                "acm {reg} certificate {} {node}",
                 x.domain_name().unwrap_or_default()
             ));
         }
@@ -274,10 +288,51 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
 
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
     let lbs = elb.describe_load_balancers().send().await.expect("lbs");
+    let tgs = elb.describe_target_groups().send().await.expect("tgs");
+    // The node tag of every load balancer and target group, in one DescribeTags.
+    let arns: Vec<String> = lbs
+        .load_balancers()
+        .iter()
+        .filter_map(|l| l.load_balancer_arn())
+        .chain(
+            tgs.target_groups()
+                .iter()
+                .filter_map(|t| t.target_group_arn()),
+        )
+        .map(str::to_string)
+        .collect();
+    let mut elb_node = std::collections::HashMap::new();
+    if !arns.is_empty() {
+        let described = elb
+            .describe_tags()
+            .set_resource_arns(Some(arns))
+            .send()
+            .await
+            .expect("elb tags");
+        for d in described.tag_descriptions() {
+            let node = d
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("tap:node"))
+                .and_then(|t| t.value())
+                .unwrap_or("UNTAGGED");
+            elb_node.insert(
+                d.resource_arn().unwrap_or_default().to_string(),
+                node.to_string(),
+            );
+        }
+    }
+    let node_of_arn = |arn: Option<&str>| {
+        elb_node
+            .get(arn.unwrap_or_default())
+            .cloned()
+            .unwrap_or_else(|| "UNTAGGED".into())
+    };
     for lb in lbs.load_balancers() {
         add(format!(
-            "elb lb {}",
-            lb.load_balancer_name().unwrap_or_default()
+            "elb lb {} {}",
+            lb.load_balancer_name().unwrap_or_default(),
+            node_of_arn(lb.load_balancer_arn())
         ));
         let arn = lb.load_balancer_arn().unwrap_or_default();
         let listeners = elb
@@ -303,11 +358,11 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
             }
         }
     }
-    let tgs = elb.describe_target_groups().send().await.expect("tgs");
     for t in tgs.target_groups() {
         add(format!(
-            "elb tg {}",
-            t.target_group_name().unwrap_or_default()
+            "elb tg {} {}",
+            t.target_group_name().unwrap_or_default(),
+            node_of_arn(t.target_group_arn())
         ));
     }
 
@@ -416,13 +471,18 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
         .secret_list()
     {
         let name = s.name().unwrap_or_default();
-        // RDS names its managed secret after the cluster's resource id.
-        let name = if name.starts_with("rds!cluster-") {
-            "rds!cluster-*"
-        } else {
-            name
-        };
-        add(format!("secret {name}"));
+        if name.starts_with("rds!cluster-") {
+            // RDS's own, named after the cluster's resource id and tagged by RDS.
+            add("secret rds!cluster-*".to_string());
+            continue;
+        }
+        let node = s
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("tap:node"))
+            .and_then(|t| t.value())
+            .unwrap_or("UNTAGGED");
+        add(format!("secret {name} {node}"));
     }
     let sns = aws_sdk_sns::Client::new(&c);
     for t in sns.list_topics().send().await.expect("topics").topics() {
