@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::calls::CallSummary;
@@ -161,20 +160,7 @@ impl RunEntry {
 
 /// Stores a run's report.
 pub async fn store(s3: &aws_sdk_s3::Client, bucket: &str, entry: &RunEntry) -> Result<(), Failure> {
-    let key = entry.key();
-    let body = serde_json::to_vec_pretty(entry)
-        .map_err(|e| Failure::new("Internal", format!("encoding the run report: {e}")))?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| {
-            Failure::from(e).context(format!("storing the run report s3://{bucket}/{key}"))
-        })?;
-    Ok(())
+    crate::record::write_json(s3, bucket, &entry.key(), None, entry, "the run report").await
 }
 
 /// The latest `limit` runs, newest first; empty when the bucket does not exist.
@@ -211,23 +197,11 @@ pub async fn latest(
     keys.sort();
     let mut runs = Vec::new();
     for key in keys.iter().rev().take(limit) {
-        let Some(out) = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .or_absent()
-            .map_err(|f| f.context(format!("reading s3://{bucket}/{key}")))?
+        let Some((bytes, _)) =
+            crate::record::read_object(s3, bucket, key, None, "a run report").await?
         else {
             continue;
         };
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{key}: {e}")))?
-            .into_bytes();
         match serde_json::from_slice::<RunEntry>(&bytes) {
             Ok(entry) => runs.push(entry),
             Err(e) => tracing::warn!("s3://{bucket}/{key} is not a run report ({e}): skipped"),

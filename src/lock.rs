@@ -199,24 +199,10 @@ pub async fn read(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> Result<Option<(Holder, String)>, Failure> {
-    let Some(out) = s3
-        .get_object()
-        .bucket(bucket)
-        .key(KEY)
-        .send()
-        .await
-        .or_absent()
-        .map_err(|f| f.context(format!("reading the lock s3://{bucket}/{KEY}")))?
+    let Some((bytes, etag)) = crate::record::read_object(s3, bucket, KEY, None, "the lock").await?
     else {
         return Ok(None);
     };
-    let etag = out.e_tag().unwrap_or_default().to_string();
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{KEY}: {e}")))?
-        .into_bytes();
     let holder = serde_json::from_slice::<Holder>(&bytes).map_err(|e| {
         Failure::new(
             "BadLock",

@@ -56,27 +56,14 @@ pub async fn load(
     scope: &Scope,
 ) -> Result<(Option<Record>, Option<String>), Failure> {
     let (bucket, key) = location(scope);
-    let Some(out) = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(key)
-        .expected_bucket_owner(&scope.account)
-        .send()
-        .await
-        .or_absent()
-        .map_err(|f| f.context(format!("reading the applied record s3://{bucket}/{key}")))?
+    let Some((bytes, _)) =
+        read_object(s3, &bucket, key, Some(&scope.account), "the applied record").await?
     else {
         return Ok((
             None,
             Some(format!("no applied record at s3://{bucket}/{key}")),
         ));
     };
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{key}: {e}")))?
-        .into_bytes();
     match serde_json::from_slice::<Record>(&bytes) {
         Ok(r) if r.format == FORMAT && r.environment == scope.env_full => Ok((Some(r), None)),
         Ok(r) => Ok((
@@ -98,18 +85,68 @@ pub async fn load(
 /// Writes the record.
 pub async fn save(s3: &aws_sdk_s3::Client, scope: &Scope, record: &Record) -> Result<(), Failure> {
     let (bucket, key) = location(scope);
-    let body = serde_json::to_vec_pretty(record)
-        .map_err(|e| Failure::new("Internal", format!("encoding the applied record: {e}")))?;
+    write_json(
+        s3,
+        &bucket,
+        key,
+        Some(&scope.account),
+        record,
+        "the applied record",
+    )
+    .await
+}
+
+/// An object of the state bucket and its ETag; `None` when it or the bucket does not exist.
+/// `what` names it in errors ("the applied record").
+pub async fn read_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    owner: Option<&str>,
+    what: &str,
+) -> Result<Option<(Vec<u8>, String)>, Failure> {
+    let Some(out) = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_expected_bucket_owner(owner.map(str::to_string))
+        .send()
+        .await
+        .or_absent()
+        .map_err(|f| f.context(format!("reading {what} s3://{bucket}/{key}")))?
+    else {
+        return Ok(None);
+    };
+    let etag = out.e_tag().unwrap_or_default().to_string();
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Failure::new("Transport", format!("reading s3://{bucket}/{key}: {e}")))?
+        .to_vec();
+    Ok(Some((bytes, etag)))
+}
+
+/// Writes `value` as JSON to the state bucket (unconditionally: the lock's conditional
+/// writes are its own).
+pub async fn write_json<T: Serialize>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    owner: Option<&str>,
+    value: &T,
+    what: &str,
+) -> Result<(), Failure> {
+    let body = serde_json::to_vec_pretty(value)
+        .map_err(|e| Failure::new("Internal", format!("encoding {what}: {e}")))?;
     s3.put_object()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key(key)
         .content_type("application/json")
-        .expected_bucket_owner(&scope.account)
+        .set_expected_bucket_owner(owner.map(str::to_string))
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| {
-            Failure::from(e).context(format!("writing the applied record s3://{bucket}/{key}"))
-        })?;
+        .map_err(|e| Failure::from(e).context(format!("writing {what} s3://{bucket}/{key}")))?;
     Ok(())
 }

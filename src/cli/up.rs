@@ -42,8 +42,8 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
 
     // A lookup-only resource (the hosted zone) that is missing stops `up` before it creates
     // anything: everything after it would fail or be half-built.
-    let missing: Vec<String> = s
-        .preview(&observations)
+    let preview = s.preview(&observations);
+    let missing: Vec<String> = preview
         .iter()
         .zip(s.graph.nodes())
         .filter_map(|(p, node)| match p {
@@ -63,7 +63,7 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
     }
 
     // Something to do: one run at a time; a run that waited for another looks again.
-    let to_do = s.preview(&observations).iter().any(|p| {
+    let to_do = preview.iter().any(|p| {
         !matches!(
             p,
             Some(Ok(crate::model::NodePlan {

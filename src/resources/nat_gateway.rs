@@ -73,6 +73,11 @@ async fn describe(cx: &NodeCx<'_>, id: &str) -> Result<Option<AwsNat>, Failure> 
     Ok(out.and_then(|o| o.nat_gateways().first().cloned()))
 }
 
+/// Every NAT gateway tagged as this node, whatever its state (one batched describe a run).
+async fn tagged(cx: &NodeCx<'_>) -> Result<Vec<AwsNat>, Failure> {
+    crate::aws::ec2::tagged_as::<AwsNat>(&cx.cx.shared, &cx.aws().ec2, cx.env_full(), cx.node).await
+}
+
 /// The state of NAT gateway `id` while it is going away; `None` once it is `deleted`.
 async fn deleting_state(cx: &NodeCx<'_>, id: &str) -> Result<Option<String>, Failure> {
     Ok(match describe(cx, id).await? {
@@ -95,14 +100,7 @@ impl Resource for NatGateway {
     }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {
-        let all = crate::aws::ec2::tagged_as::<AwsNat>(
-            &cx.cx.shared,
-            &cx.aws().ec2,
-            cx.env_full(),
-            cx.node,
-        )
-        .await?;
-        let live = all.into_iter().filter(is_live).collect();
+        let live = tagged(cx).await?.into_iter().filter(is_live).collect();
         Ok(cx.single(Self::KIND, live))
     }
 
@@ -232,14 +230,8 @@ impl Resource for NatGateway {
     /// Waits for this node's NAT gateways already `deleting` to be `deleted`: until then they
     /// hold their Elastic IP and their subnet.
     async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
-        let all = crate::aws::ec2::tagged_as::<AwsNat>(
-            &cx.cx.shared,
-            &cx.aws().ec2,
-            cx.env_full(),
-            cx.node,
-        )
-        .await?;
-        let leaving: Vec<AwsNat> = all
+        let leaving: Vec<AwsNat> = tagged(cx)
+            .await?
             .into_iter()
             .filter(|n| n.state() == Some(&NatGatewayState::Deleting))
             .collect();

@@ -43,20 +43,17 @@ LOCK = threading.Lock()
 
 
 def admin(environ, start_response):
-    account = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
-    method = environ.get("REQUEST_METHOD")
+    account, method, sent = faults.request(environ)
     with LOCK:
         if method == "PUT":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            SETTINGS[account] = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            SETTINGS[account] = sent
             PRODUCED[account] = {}
             STARTED.pop(account, None)
             PENDING.pop(account, None)
         elif method == "DELETE":
             SETTINGS.pop(account, None)
         body = json.dumps({"settings": SETTINGS.get(account, {}), "produced": PRODUCED.get(account, {})}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    return faults.answer(start_response, body)
 
 
 def maybe_fail(environ, start_response, account, key, body):

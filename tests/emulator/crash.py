@@ -27,12 +27,10 @@ def is_write(key):
 
 
 def admin(environ, start_response):
-    account = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
-    method = environ.get("REQUEST_METHOD")
+    account, method, sent = faults.request(environ)
     with LOCK:
         if method == "PUT":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            settings = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            settings = sent
             ARMED[account] = {
                 "after_writes": int(settings["after_writes"]),
                 "only": settings.get("operation"),
@@ -50,8 +48,7 @@ def admin(environ, start_response):
         if method == "DELETE" and state:
             state["release"].set()
             ARMED.pop(account, None)
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    return faults.answer(start_response, body)
 
 
 def around(environ, account, key, serve):

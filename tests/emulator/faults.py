@@ -21,20 +21,35 @@ LOCK = threading.Lock()
 RNG = random.Random(20261201)
 
 
-def admin(environ, start_response):
-    """/_tap/faults/<account>: PUT sets, DELETE clears, GET reports."""
+def request(environ):
+    """A test-side switch's request (`/_tap/<switch>/<account>`): the account, the method and
+    the JSON body sent (PUT), else None."""
     account = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
     method = environ.get("REQUEST_METHOD")
+    sent = None
+    if method == "PUT":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        sent = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    return account, method, sent
+
+
+def answer(start_response, body):
+    """A switch's JSON answer (`body`: encoded JSON)."""
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def admin(environ, start_response):
+    """/_tap/faults/<account>: PUT sets, DELETE clears, GET reports."""
+    account, method, sent = request(environ)
     with LOCK:
         if method == "PUT":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            FAULTS[account] = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            FAULTS[account] = sent
             INJECTED[account] = {}
         elif method == "DELETE":
             FAULTS.pop(account, None)
         body = json.dumps({"faults": FAULTS.get(account, {}), "injected": INJECTED.get(account, {})}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    return answer(start_response, body)
 
 
 def _shape(environ, service, code, status, message):
