@@ -285,6 +285,28 @@ pub struct NodeRecord {
     pub kind: String,
     pub spec: Value,
     pub tags: Vec<(String, String)>,
+    /// The live resource's identifiers when it was last applied: how it is found again when
+    /// its tags (or the attribute it is found by) were edited out of band. `None` in a record
+    /// of format 1, and in [`crate::executor::Task::record`]'s answer (the spec alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<RecordedIds>,
+}
+
+/// What the applied record keeps of a live resource to find it again: its primary id and ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedIds {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+}
+
+impl RecordedIds {
+    pub fn of(attrs: &Attrs) -> RecordedIds {
+        RecordedIds {
+            id: attrs.id.clone(),
+            arn: attrs.arn.clone(),
+        }
+    }
 }
 
 /// What `down` and `up` were told about data and protection.

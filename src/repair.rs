@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::error::{Failure, Step};
 use crate::executor::{Live, Observation, Task};
-use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, Ref};
+use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, RecordedIds, Ref};
 
 pub struct RepairTask<C> {
     pub applied: Arc<dyn Task<C>>,
@@ -31,6 +31,15 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
 
     async fn observe(&self, cx: &C) -> Result<Observation, Failure> {
         self.applied.observe(cx).await
+    }
+
+    async fn reconcile(
+        &self,
+        cx: &C,
+        recorded: &RecordedIds,
+        found: Observation,
+    ) -> Result<Observation, Failure> {
+        self.applied.reconcile(cx, recorded, found).await
     }
 
     fn planned_attrs(&self, cx: &C) -> Option<Attrs> {
@@ -81,6 +90,10 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
 
     async fn wait_ready(&self, cx: &C, attrs: Attrs) -> Result<Attrs, Failure> {
         self.applied.wait_ready(cx, attrs).await
+    }
+
+    fn replaceable(&self) -> bool {
+        self.applied.replaceable()
     }
 
     fn protection(&self, cx: &C, have: &Live) -> Option<String> {

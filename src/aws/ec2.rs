@@ -20,17 +20,25 @@ use crate::error::Failure;
 /// An EC2 resource type found by the environment's tags.
 #[async_trait]
 pub trait Ec2Item: Clone + Send + Sync + 'static {
+    /// The describe filter that names one item by its id (`vpc-id`, `group-id`).
+    const ID_FILTER: &'static str;
     fn tags(&self) -> &[Tag];
+    /// Its id (`vpc-…`, `eipalloc-…`).
+    fn id(&self) -> Option<&str>;
     /// Every item the filter matches, all pages.
     async fn describe(client: &Client, filter: Filter) -> Result<Vec<Self>, Failure>;
 }
 
 macro_rules! paginated {
-    ($ty:ty, $call:ident, $filter:ident) => {
+    ($ty:ty, $call:ident, $filter:ident, $id:ident, $id_filter:literal) => {
         #[async_trait]
         impl Ec2Item for $ty {
+            const ID_FILTER: &'static str = $id_filter;
             fn tags(&self) -> &[Tag] {
                 <$ty>::tags(self)
+            }
+            fn id(&self) -> Option<&str> {
+                <$ty>::$id(self)
             }
             async fn describe(client: &Client, filter: Filter) -> Result<Vec<Self>, Failure> {
                 client
@@ -47,19 +55,53 @@ macro_rules! paginated {
     };
 }
 
-paginated!(Vpc, describe_vpcs, filters);
-paginated!(Subnet, describe_subnets, filters);
-paginated!(InternetGateway, describe_internet_gateways, filters);
-paginated!(NatGateway, describe_nat_gateways, filter);
-paginated!(RouteTable, describe_route_tables, filters);
-paginated!(SecurityGroup, describe_security_groups, filters);
-paginated!(FlowLog, describe_flow_logs, filter);
+paginated!(Vpc, describe_vpcs, filters, vpc_id, "vpc-id");
+paginated!(Subnet, describe_subnets, filters, subnet_id, "subnet-id");
+paginated!(
+    InternetGateway,
+    describe_internet_gateways,
+    filters,
+    internet_gateway_id,
+    "internet-gateway-id"
+);
+paginated!(
+    NatGateway,
+    describe_nat_gateways,
+    filter,
+    nat_gateway_id,
+    "nat-gateway-id"
+);
+paginated!(
+    RouteTable,
+    describe_route_tables,
+    filters,
+    route_table_id,
+    "route-table-id"
+);
+paginated!(
+    SecurityGroup,
+    describe_security_groups,
+    filters,
+    group_id,
+    "group-id"
+);
+paginated!(
+    FlowLog,
+    describe_flow_logs,
+    filter,
+    flow_log_id,
+    "flow-log-id"
+);
 
 /// DescribeAddresses is not paginated.
 #[async_trait]
 impl Ec2Item for Address {
+    const ID_FILTER: &'static str = "allocation-id";
     fn tags(&self) -> &[Tag] {
         Address::tags(self)
+    }
+    fn id(&self) -> Option<&str> {
+        self.allocation_id()
     }
     async fn describe(client: &Client, filter: Filter) -> Result<Vec<Self>, Failure> {
         let out = client
@@ -124,4 +166,15 @@ pub async fn tagged_as<T: Ec2Item>(
         .into_iter()
         .filter(|i| has_tag(i.tags(), NODE_TAG, node))
         .collect())
+}
+
+/// The item with id `id`, whatever its tags (the applied record's identifiers); `None` when
+/// it does not exist. An id filter rather than the id list, so a missing one is an empty
+/// answer, not an error.
+pub async fn by_id<T: Ec2Item>(client: &Client, id: &str) -> Result<Option<T>, Failure> {
+    let filter = Filter::builder().name(T::ID_FILTER).values(id).build();
+    Ok(T::describe(client, filter)
+        .await?
+        .into_iter()
+        .find(|i| i.id() == Some(id)))
 }

@@ -99,6 +99,19 @@ impl From<aws_smithy_types::error::operation::BuildError> for Failure {
     }
 }
 
+/// An identifier AWS should have returned: an empty or missing one is a named error, never
+/// an empty string sent on to the next call or published to dependents.
+pub trait Required<'a> {
+    fn required(self, what: &str) -> Result<&'a str, Failure>;
+}
+
+impl<'a> Required<'a> for Option<&'a str> {
+    fn required(self, what: &str) -> Result<&'a str, Failure> {
+        self.filter(|s| !s.is_empty())
+            .ok_or_else(|| Failure::missing(what))
+    }
+}
+
 /// Codes meaning "it is not there", across the services used here (S3 says `NoSuchBucket`,
 /// `NoSuchBucketPolicy`, `ServerSideEncryptionConfigurationNotFoundError`).
 pub fn is_not_found(f: &Failure) -> bool {
@@ -132,19 +145,52 @@ where
     }
 }
 
-/// Codes meaning "it is there already", across the services used here. S3's
-/// `BucketAlreadyExists` is not one: that bucket name belongs to another account.
+/// Each service's answer to a create whose resource is there already (an interrupted run
+/// made it), as AWS documents it per operation. S3's `BucketAlreadyExists` is not one: that
+/// bucket name belongs to another account. Creates of the other services used here are
+/// idempotent by name or token (SNS CreateTopic, ECS CreateCluster, ACM, CloudWatch), or
+/// find first and never meet it.
+pub const ALREADY_EXISTS: &[(&str, &[&str])] = &[
+    ("backup", &["AlreadyExistsException"]),
+    (
+        "cloudfront",
+        &[
+            "DistributionAlreadyExists",
+            "OriginAccessControlAlreadyExists",
+            "CloudFrontOriginAccessIdentityAlreadyExists",
+        ],
+    ),
+    ("ec2", &["InvalidGroup.Duplicate", "RouteAlreadyExists"]),
+    (
+        "elasticloadbalancing",
+        &[
+            "DuplicateLoadBalancerName",
+            "DuplicateTargetGroupName",
+            "DuplicateListener",
+            "PriorityInUse",
+        ],
+    ),
+    ("iam", &["EntityAlreadyExists"]),
+    ("kms", &["AlreadyExistsException"]),
+    ("logs", &["ResourceAlreadyExistsException"]),
+    (
+        "rds",
+        &[
+            "DBClusterAlreadyExistsFault",
+            "DBInstanceAlreadyExists",
+            "DBSubnetGroupAlreadyExists",
+        ],
+    ),
+    ("route53", &["HostedZoneAlreadyExists"]),
+    ("s3", &["BucketAlreadyOwnedByYou"]),
+    ("secretsmanager", &["ResourceExistsException"]),
+];
+
+/// True when `f` is some service's "already exists" ([`ALREADY_EXISTS`]).
 pub fn is_already_exists(f: &Failure) -> bool {
-    if f.code == "BucketAlreadyExists" {
-        return false;
-    }
-    f.code.ends_with("AlreadyExists")
-        || f.code.ends_with("AlreadyExistsException")
-        || f.code.ends_with("AlreadyExistsFault")
-        || matches!(
-            f.code.as_str(),
-            "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "HostedZoneAlreadyExists"
-        )
+    ALREADY_EXISTS
+        .iter()
+        .any(|(_, codes)| codes.contains(&f.code.as_str()))
 }
 
 /// "Already there" as a value: `Ok(None)` when AWS answers that the resource exists, for
@@ -178,12 +224,18 @@ mod tests {
             "EntityAlreadyExists",
             "DBClusterAlreadyExistsFault",
             "BucketAlreadyOwnedByYou",
+            // Secrets Manager's own word, which a suffix rule missed.
+            "ResourceExistsException",
+            "HostedZoneAlreadyExists",
         ] {
             let r: Result<(), Failure> = Err(Failure::new(code, "there"));
             assert_eq!(r.or_exists().unwrap(), None, "{code}");
         }
         // Someone else's bucket of that name is not ours: an error.
         let r: Result<(), Failure> = Err(Failure::new("BucketAlreadyExists", "taken"));
+        assert!(r.or_exists().is_err());
+        // Anything else is an error, however it is spelled.
+        let r: Result<(), Failure> = Err(Failure::new("SomethingAlreadyExistsElsewhere", "?"));
         assert!(r.or_exists().is_err());
     }
 

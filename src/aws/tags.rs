@@ -28,6 +28,40 @@ pub fn standard(env: &EnvConfig, node: &str) -> Tags {
     ]
 }
 
+/// What a resource's identity tags say when they name another environment or node than
+/// `env_full`/`node` (a resource found by the applied record's identifiers is never taken
+/// from someone else); `None` when they name this one, or are gone.
+pub fn claimed_elsewhere(
+    tags: &BTreeMap<String, String>,
+    env_full: &str,
+    node: &str,
+) -> Option<String> {
+    let env = tags.get(ENV_TAG).filter(|v| *v != env_full);
+    let other = tags.get(NODE_TAG).filter(|v| *v != node);
+    match (env, other) {
+        (None, None) => None,
+        (e, n) => Some(format!(
+            "{ENV_TAG}={} {NODE_TAG}={}",
+            e.map_or(env_full, String::as_str),
+            n.or(tags.get(NODE_TAG)).map_or("(absent)", String::as_str)
+        )),
+    }
+}
+
+/// The error for a resource the applied record names that now says it belongs elsewhere.
+pub fn claimed_error(kind: &str, id: &str, env_full: &str, node: &str, says: &str) -> Failure {
+    Failure::new(
+        "ClaimedElsewhere",
+        format!(
+            "the applied record names {kind} {id} as {env_full}/{node}, but its tags now say {says}. \
+             tap-provision does not take it back, nor make another: restore its tags \
+             ({ENV_TAG}={env_full}, {NODE_TAG}={node}) if it is this environment's, or, if it was \
+             given away on purpose, remove the node's entry from the applied record (or move the \
+             record aside) and run again"
+        ),
+    )
+}
+
 fn invalid(e: impl std::fmt::Display) -> Failure {
     Failure::new("InvalidTag", e.to_string())
 }
@@ -294,4 +328,36 @@ pub async fn retag_autoscaling(
         .send()
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_tagged_for_another_environment_or_node_is_claimed() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(claimed_elsewhere(&tags(&[]), "tap-prod", "vpc"), None);
+        assert_eq!(
+            claimed_elsewhere(
+                &tags(&[(ENV_TAG, "tap-prod"), (NODE_TAG, "vpc")]),
+                "tap-prod",
+                "vpc"
+            ),
+            None
+        );
+        assert_eq!(
+            claimed_elsewhere(&tags(&[(ENV_TAG, "tap-other")]), "tap-prod", "vpc").as_deref(),
+            Some("tap:environment=tap-other tap:node=(absent)")
+        );
+        assert!(
+            claimed_elsewhere(&tags(&[(NODE_TAG, "subnet-a")]), "tap-prod", "vpc")
+                .is_some_and(|s| s.contains("tap:node=subnet-a"))
+        );
+    }
 }

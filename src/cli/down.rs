@@ -1,15 +1,19 @@
-//! `down`: confirm, observe, stop on deletion protection, remove in reverse order keeping
-//! data unless told, record what is left, report.
+//! `down`: confirm, then through the session's one sequence: stop on a resource it cannot
+//! read or on deletion protection, remove in reverse order keeping data unless told, record
+//! what is left, report.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::{EnvArgs, RunArgs, Settings};
 use crate::error::exit;
 use crate::error::Step;
-use crate::executor::{node_error, protected};
-use crate::model::{Events, Outcome, RunFlags};
-use crate::stack::STATE_BUCKET;
-
-use std::sync::Arc;
-use std::time::Duration;
+use crate::executor::{node_error, protected, Live};
+use crate::model::{Events, Outcome, RunFlags, RunReport};
+use crate::session::{Acted, Pass, Recording, Session, Verb};
+use crate::stack::{StepGraph, STATE_BUCKET};
 
 pub async fn run(
     args: &EnvArgs,
@@ -69,51 +73,21 @@ pub async fn run(
         },
     )
     .await?;
-    let (mut observations, mut loaded) = s.observe().await;
-    let held = s.lock("down", run.lock.timeout(), false).await?;
-    if held.waited {
-        (observations, loaded) = s.observe_again().await;
-    }
-
-    // Deletion protection stops `down` before it deletes anything.
-    if !flags.disable_protection {
-        let protected = protected(&s.graph, &s.cx, &observations);
-        if !protected.is_empty() {
-            s.finish(held, &crate::model::RunReport::default()).await;
-            anyhow::bail!(
-                "{} has deletion protection, so nothing was deleted:\n  - {}\nrerun `down` with --disable-protection to turn it off and remove them",
-                s.env.full_name(),
-                protected.join("\n  - ")
-            );
-        }
-    }
-
+    let down = Down {
+        run,
+        flags,
+        last: Mutex::new(None),
+    };
+    let mut report = match s.run(&down).await? {
+        Acted::Ran { report, .. } => report,
+        Acted::Nothing(_) => RunReport::default(),
+    };
     // The state bucket holds the lock and the history: with --destroy-data it goes last,
     // after the run's report is stored and the lock let go, not among the first.
-    let bucket = s.graph.index_of(STATE_BUCKET);
-    let mut last = None;
-    if let (true, Some(ix)) = (flags.destroy_data, bucket) {
-        if let Ok(Some(_)) = &observations[ix] {
-            last = Some((ix, std::mem::replace(&mut observations[ix], Ok(None))));
-        }
-    }
-    let mut executor = s.executor();
-    if last.is_some() {
-        // Its one event comes when it is deleted, below.
-        executor.events = Arc::new(Without {
-            inner: s.reporter.clone(),
-            node: STATE_BUCKET,
-        });
-    }
-    let mut report = executor.down(observations, held.cancel.clone()).await;
-    s.store_record(&report, &loaded).await;
-    if let Some((ix, Ok(Some(live)))) = last {
+    let last = down.last.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((ix, live)) = last {
         let node = s.graph.node(ix);
         let unfinished = report.failed() > 0 || report.interrupted;
-        if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
-            n.outcome = Outcome::Deleted;
-        }
-        s.finish(held, &report).await;
         let outcome = if unfinished {
             Outcome::Skipped("kept: the run did not finish, and the bucket holds its record".into())
         } else {
@@ -136,8 +110,6 @@ pub async fn run(
         if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
             n.outcome = outcome;
         }
-    } else {
-        s.finish(held, &report).await;
     }
     s.reporter.run_finished(
         "down",
@@ -153,6 +125,69 @@ pub async fn run(
     } else {
         exit::OK
     })
+}
+
+struct Down<'a> {
+    run: &'a RunArgs,
+    flags: RunFlags,
+    /// The state bucket, kept out of the run to be deleted after it (--destroy-data).
+    last: Mutex<Option<(usize, Live)>>,
+}
+
+impl Verb for Down<'_> {
+    type Plan = ();
+    const NAME: &'static str = "down";
+    const RECORDING: Recording = Recording::Removed;
+
+    fn lock_timeout(&self) -> Duration {
+        self.run.lock.timeout()
+    }
+
+    fn decide(&self, s: &Session, pass: &Pass) -> anyhow::Result<Option<()>> {
+        s.require_readable(pass, "down")?;
+        // Deletion protection stops `down` before it deletes anything.
+        if !self.flags.disable_protection {
+            let protected = protected(&s.graph, &pass.cx, &pass.observations);
+            if !protected.is_empty() {
+                anyhow::bail!(
+                    "{} has deletion protection, so nothing was deleted:\n  - {}\nrerun `down` with --disable-protection to turn it off and remove them",
+                    s.env.full_name(),
+                    protected.join("\n  - ")
+                );
+            }
+        }
+        Ok(Some(()))
+    }
+
+    async fn act(
+        &self,
+        s: &Session,
+        pass: &mut Pass,
+        _plan: (),
+        cancel: watch::Receiver<bool>,
+    ) -> (Arc<StepGraph>, RunReport) {
+        let mut observations = std::mem::take(&mut pass.observations);
+        let bucket = s.graph.index_of(STATE_BUCKET);
+        let mut executor = s.executor_on(pass);
+        if let (true, Some(ix)) = (self.flags.destroy_data, bucket) {
+            if let Ok(Some(live)) = std::mem::replace(&mut observations[ix], Ok(None)) {
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((ix, live));
+                // Its one event comes when it is deleted, after the run.
+                executor.events = Arc::new(Without {
+                    inner: s.reporter.clone(),
+                    node: STATE_BUCKET,
+                });
+            }
+        }
+        let mut report = executor.down(observations, cancel).await;
+        if self.last.lock().map(|l| l.is_some()).unwrap_or(false) {
+            // Counted as going: the record keeps no entry for it, and the history says so.
+            if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
+                n.outcome = Outcome::Deleted;
+            }
+        }
+        (s.graph.clone(), report)
+    }
 }
 
 /// The run's events, but for one node's, which the caller reports itself.

@@ -34,12 +34,12 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         Ok(())
     })
     .await?;
-    let (observations, loaded) = s.observe().await;
-    let findings = s.compare(&observations, loaded.record.as_ref());
+    let pass = s.look().await?;
+    let findings = s.compare(&pass);
     for d in &findings {
         s.reporter.drift_node(d);
     }
-    s.reporter.orphans(&s.orphans(loaded.record.as_ref()));
+    s.reporter.orphans(&s.orphans(pass.record.as_ref()));
     let t = tally(&findings);
     let code = if t.errors > 0 {
         exit::ERROR
@@ -55,7 +55,7 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         t.drifted,
         t.pending,
         t.errors,
-        loaded.note.as_deref(),
+        pass.record_note(&s.cx.scope).as_deref(),
         &s.cx.aws.calls.summary(),
         code,
     );

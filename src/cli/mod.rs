@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tokio::sync::watch;
 
 use crate::aws::Target;
 use crate::config::EnvConfig;
@@ -327,11 +326,4 @@ fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == expected)
-}
-
-/// Ctrl-C handling for a run that takes no lock (a converged `up`).
-fn cancel_on_ctrl_c() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    crate::session::cancel_on_ctrl_c(Arc::new(tx));
-    rx
 }

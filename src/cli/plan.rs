@@ -17,8 +17,8 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         |_, _| Ok(()),
     )
     .await?;
-    let (observations, loaded) = s.observe().await;
-    let preview = s.preview(&observations);
+    let pass = s.look().await?;
+    let preview = s.preview(&pass);
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (node, plan) in s.graph.nodes().iter().zip(&preview) {
         let Some(plan) = plan else { continue };
@@ -29,7 +29,7 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         };
         *counts.entry(label).or_default() += 1;
     }
-    s.reporter.orphans(&s.orphans(loaded.record.as_ref()));
+    s.reporter.orphans(&s.orphans(pass.record.as_ref()));
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     let code = if n("error") + n("missing") + n("blocked") > 0 {
         exit::ERROR

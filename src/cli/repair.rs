@@ -1,11 +1,20 @@
 //! `repair`: drift, put back exactly what drifted (as last applied, never a pending config
-//! edit), then drift again to confirm. Never prompts. Exit 0 nothing drifted or all put back,
-//! 3 drift remained, 1 error.
+//! edit), then drift again to confirm; through the session's one sequence. Never prompts and
+//! never replaces a resource others stand on: that is left to `up`, which shows it first.
+//! Exit 0 nothing drifted or all put back, 3 drift remained, 1 error (nothing written).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::drift::tally;
 use super::{EnvArgs, LockArgs, Settings};
+use crate::drift::{Drifted, NodeDrift};
 use crate::error::exit;
-use crate::model::{Events, RunFlags};
+use crate::model::{Events, RunFlags, RunReport};
+use crate::session::{Acted, Pass, Recording, Session, Verb};
+use crate::stack::StepGraph;
 
 pub async fn run(
     args: &EnvArgs,
@@ -22,87 +31,61 @@ pub async fn run(
         |_, _| Ok(()),
     )
     .await?;
-    let (mut observations, mut loaded) = s.observe().await;
-    let mut findings = s.compare(&observations, loaded.record.as_ref());
-    // Drift to put back: one run at a time. One that waited for another looks again, so two
-    // repairs started together put back each thing once.
-    let mut held = None;
-    if tally(&findings).drifted > 0 {
-        let h = s.lock("repair", lock.timeout(), false).await?;
-        if h.waited {
-            (observations, loaded) = s.observe_again().await;
-            findings = s.compare(&observations, loaded.record.as_ref());
-        }
-        held = Some(h);
-    }
-    let before = tally(&findings);
-    for d in &findings {
+    let repair = Repair {
+        lock,
+        seen: Mutex::new(Seen::default()),
+    };
+    let ran = s.run(&repair).await;
+    let seen = std::mem::take(&mut *repair.seen.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in &seen.findings {
         s.reporter.drift_node(d);
     }
-    if before.errors > 0 {
+    let env = s.env.full_name();
+    let drifted = tally(&seen.findings).drifted;
+    let calls = || s.cx.aws.calls.summary();
+    let (pass, report) = match ran {
+        Ok(Acted::Ran { pass, report, .. }) => (pass, report),
+        Ok(Acted::Nothing(pass)) => (pass, RunReport::default()),
+        // Something could not be read: nothing was written; say which.
+        Err(e) if !seen.unreadable.is_empty() => {
+            s.reporter.warn(&format!("{e:#}"));
+            let nothing = RunReport::default();
+            s.reporter.repair_finished(
+                &env,
+                &nothing,
+                drifted,
+                &seen.unreadable,
+                &calls(),
+                exit::ERROR,
+            );
+            return Ok(exit::ERROR);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(note) = pass.record_note(&s.cx.scope) {
+        if drifted > 0 {
+            s.reporter.note(&format!(
+                "{note}: every difference counts as drift and is put back as configured"
+            ));
+        }
+    }
+    let pending = tally(&seen.findings).pending;
+    if pending > 0 {
+        s.reporter.note(&format!(
+            "{pending} pending config change(s) left as they are: `tap-provision up --env {}` applies them",
+            s.env.env
+        ));
+    }
+    for (node, why) in &seen.needs_up {
         s.reporter.warn(&format!(
-            "{}: {} resource(s) could not be read or looked up (see above); nothing was changed",
-            s.env.full_name(),
-            before.errors
-        ));
-        let unreadable: Vec<String> = findings
-            .iter()
-            .filter(|d| d.error.is_some())
-            .map(|d| d.node.clone())
-            .collect();
-        let nothing = crate::model::RunReport::default();
-        if let Some(h) = held {
-            s.finish(h, &nothing).await;
-        }
-        s.reporter.repair_finished(
-            &s.env.full_name(),
-            &nothing,
-            before.drifted,
-            &unreadable,
-            &s.cx.aws.calls.summary(),
-            exit::ERROR,
-        );
-        return Ok(exit::ERROR);
-    }
-    if let Some(note) = &loaded.note {
-        s.reporter.note(&format!(
-            "{note}: every difference counts as drift and is put back as configured"
+            "{node}: needs replacement ({why}): run `tap-provision up --env {}`, which shows what depends on it and asks first",
+            s.env.env
         ));
     }
-    if before.pending > 0 {
-        s.reporter.note(&format!(
-            "{} pending config change(s) left as they are: `tap-provision up --env {}` applies them",
-            before.pending, s.env.env
-        ));
-    }
-    let act: Vec<bool> = findings.iter().map(|d| d.has_drift()).collect();
-    let report = match &held {
-        Some(h) if before.drifted > 0 => {
-            let graph = s.repair_graph(loaded.record.as_ref());
-            s.apply(graph, observations, act, h.cancel.clone()).await
-        }
-        _ => crate::model::RunReport::default(),
-    };
-    if loaded.record.is_none() && before.drifted > 0 {
-        s.store_record(&report, &loaded).await;
-    }
-    // Confirm with a fresh look.
-    let remaining: Vec<String> = if before.drifted == 0 {
-        Vec::new()
-    } else {
-        let (again, loaded_again) = s.observe_again().await;
-        s.compare(
-            &again,
-            loaded_again.record.as_ref().or(loaded.record.as_ref()),
-        )
-        .into_iter()
-        .filter(|d| d.has_drift() || d.error.is_some())
-        .map(|d| d.node)
-        .collect()
-    };
-    if let Some(h) = held {
-        s.finish(h, &report).await;
-    }
+    let mut remaining = seen.remaining;
+    remaining.extend(seen.needs_up.iter().map(|(n, _)| n.clone()));
+    remaining.sort();
+    remaining.dedup();
     let code = if report.failed() > 0 {
         exit::ERROR
     } else if report.interrupted {
@@ -112,13 +95,127 @@ pub async fn run(
     } else {
         exit::OK
     };
-    s.reporter.repair_finished(
-        &s.env.full_name(),
-        &report,
-        before.drifted,
-        &remaining,
-        &s.cx.aws.calls.summary(),
-        code,
-    );
+    s.reporter
+        .repair_finished(&env, &report, drifted, &remaining, &calls(), code);
     Ok(code)
+}
+
+/// What the last look found, for the report after the run.
+#[derive(Default)]
+struct Seen {
+    findings: Vec<NodeDrift>,
+    /// Nodes that could not be read or compared.
+    unreadable: Vec<String>,
+    /// Drifted nodes left alone because putting them back means replacing a resource others
+    /// stand on (or that `up` does not replace): node and the changes.
+    needs_up: Vec<(String, String)>,
+    /// Nodes still drifted (or unreadable) in the confirming look.
+    remaining: Vec<String>,
+}
+
+struct Repair {
+    lock: LockArgs,
+    seen: Mutex<Seen>,
+}
+
+impl Repair {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Verb for Repair {
+    /// Which nodes it puts back.
+    type Plan = Vec<bool>;
+    const NAME: &'static str = "repair";
+    const RECORDING: Recording = Recording::Repaired;
+
+    fn lock_timeout(&self) -> Duration {
+        self.lock.timeout()
+    }
+
+    fn decide(&self, s: &Session, pass: &Pass) -> anyhow::Result<Option<Vec<bool>>> {
+        let findings = s.compare(pass);
+        let t = tally(&findings);
+        let unreadable: Vec<String> = findings
+            .iter()
+            .filter(|d| d.error.is_some())
+            .map(|d| d.node.clone())
+            .collect();
+        // Putting back a change AWS makes only by replacement is `up`'s, unless the kind may
+        // be replaced and nothing stands on it.
+        let mut needs_up = Vec::new();
+        let act: Vec<bool> = findings
+            .iter()
+            .enumerate()
+            .map(|(ix, d)| {
+                let Some(Drifted::Changed { changes }) = &d.drift else {
+                    return d.has_drift();
+                };
+                let replace: Vec<String> = changes
+                    .iter()
+                    .filter(|c| c.replace)
+                    .map(ToString::to_string)
+                    .collect();
+                let node = s.graph.node(ix);
+                if replace.is_empty()
+                    || (node.payload.replaceable() && s.graph.dependents(ix).is_empty())
+                {
+                    return true;
+                }
+                needs_up.push((d.node.clone(), replace.join("; ")));
+                false
+            })
+            .collect();
+        let drifted = t.drifted;
+        *self.seen() = Seen {
+            findings,
+            unreadable,
+            needs_up,
+            remaining: Vec::new(),
+        };
+        if t.errors > 0 {
+            anyhow::bail!(
+                "{}: {} resource(s) could not be read or looked up (see above); nothing was changed",
+                s.env.full_name(),
+                t.errors
+            );
+        }
+        Ok((drifted > 0 && act.iter().any(|a| *a)).then_some(act))
+    }
+
+    async fn act(
+        &self,
+        s: &Session,
+        pass: &mut Pass,
+        act: Vec<bool>,
+        cancel: watch::Receiver<bool>,
+    ) -> (Arc<StepGraph>, RunReport) {
+        let graph = s.repair_graph(pass.record.as_ref());
+        let report = s.apply(graph.clone(), pass, act, cancel).await;
+        (graph, report)
+    }
+
+    /// Confirms with a fresh look, still holding the lock.
+    async fn before_release(&self, s: &Session, _pass: &Pass, _report: &mut RunReport) {
+        let remaining = match s.look().await {
+            Ok(again) => s
+                .compare(&again)
+                .into_iter()
+                .filter(|d| d.has_drift() || d.error.is_some())
+                .map(|d| d.node)
+                .collect(),
+            Err(e) => {
+                s.reporter
+                    .warn(&format!("the confirming look failed: {e:#}"));
+                self.seen()
+                    .findings
+                    .iter()
+                    .filter(|d| d.has_drift())
+                    .map(|d| d.node.clone())
+                    .collect()
+            }
+        };
+        self.seen().remaining = remaining;
+    }
 }

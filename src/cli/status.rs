@@ -10,14 +10,15 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         Ok(())
     })
     .await?;
-    let (observations, _) = s.observe().await;
-    let outputs = s.outputs_observed(&observations);
+    let pass = s.look().await?;
+    let observations = &pass.observations;
+    let outputs = s.outputs_observed(observations);
     let mut failed = false;
     let nodes: Vec<(String, &'static str, Option<String>)> = s
         .graph
         .nodes()
         .iter()
-        .zip(&observations)
+        .zip(observations)
         .map(|(node, o)| {
             let state = match o {
                 Ok(Some(live)) => {

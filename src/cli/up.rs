@@ -1,10 +1,18 @@
-//! `up`: observe everything, stop if a resource the environment only looks up is missing,
-//! converge, record what was applied, report.
+//! `up`: converge the environment to its config, through the session's one sequence. Stops
+//! before any write when a resource cannot be read, a resource the environment only looks up
+//! is missing, or a replacement was not agreed to.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::{EnvArgs, RunArgs, Settings};
 use crate::error::exit;
-use crate::model::{Action, Events, RunFlags};
-use crate::stack::STATE_BUCKET;
+use crate::model::{Action, Events, NodePlan, RunFlags, RunReport};
+use crate::session::{Acted, Pass, Recording, Session, Verb};
+use crate::stack::StepGraph;
 
 pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::Result<i32> {
     let s = super::open(
@@ -38,75 +46,21 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
         },
     )
     .await?;
-    let (mut observations, mut loaded) = s.observe().await;
-
-    // A lookup-only resource (the hosted zone) that is missing stops `up` before it creates
-    // anything: everything after it would fail or be half-built.
-    let preview = s.preview(&observations);
-    let missing: Vec<String> = preview
-        .iter()
-        .zip(s.graph.nodes())
-        .filter_map(|(p, node)| match p {
-            Some(Ok(p)) => match &p.action {
-                Action::Missing { message } => Some(format!("{}: {message}", node.id)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "{} cannot be built, nothing was changed:\n  - {}",
-            s.env.full_name(),
-            missing.join("\n  - ")
-        );
-    }
-
-    // Something to do: one run at a time; a run that waited for another looks again.
-    let to_do = preview.iter().any(|p| {
-        !matches!(
-            p,
-            Some(Ok(crate::model::NodePlan {
-                action: Action::Unchanged,
-                ..
-            }))
-        )
-    });
-    let bucket_was_absent = s
-        .graph
-        .index_of(STATE_BUCKET)
-        .is_some_and(|ix| matches!(observations[ix], Ok(None)));
-    let held = if to_do {
-        let held = s.lock("up", run.lock.timeout(), true).await?;
-        let made_only_the_bucket = held.created_bucket
-            && bucket_was_absent
-            && !held.waited
-            && s.observe_node_again(&mut observations, STATE_BUCKET).await;
-        if (held.waited || held.created_bucket) && !made_only_the_bucket {
-            (observations, loaded) = s.observe_again().await;
-        }
-        Some(held)
-    } else {
-        None
+    let up = Up {
+        run,
+        settings,
+        agreed: Mutex::new(BTreeSet::new()),
     };
-
-    let n = s.graph.len();
-    let cancel = match &held {
-        Some(h) => h.cancel.clone(),
-        None => super::cancel_on_ctrl_c(),
+    let (pass, report, locked) = match s.run(&up).await? {
+        Acted::Ran {
+            pass,
+            report,
+            locked,
+        } => (pass, report, locked),
+        Acted::Nothing(pass) => (pass, RunReport::default(), false),
     };
-    let mut report = s
-        .apply(s.graph.clone(), observations, vec![true; n], cancel)
-        .await;
-    if held.as_ref().is_some_and(|h| h.created_bucket) {
-        s.made_state_bucket(&mut report);
-    }
-    s.store_record(&report, &loaded).await;
-    if let Some(held) = held {
-        s.finish(held, &report).await;
-    }
     let outputs = s.outputs_of(&report);
-    if loaded.note.is_some() && report.failed() == 0 {
+    if pass.record.is_none() && locked && report.failed() == 0 {
         s.reporter.note(&format!(
             "the applied record s3://{}/{} now holds this run's specs",
             crate::record::location(&s.cx.scope).0,
@@ -127,4 +81,170 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
     } else {
         exit::OK
     })
+}
+
+struct Up<'a> {
+    run: &'a RunArgs,
+    settings: &'a Settings,
+    /// Replacements already agreed to (a second look after waiting for the lock asks only
+    /// about new ones).
+    agreed: Mutex<BTreeSet<String>>,
+}
+
+/// What `up` found to do: whether it writes (and so takes the lock); with nothing to write
+/// it still runs, to wait for what an earlier, killed run left becoming ready.
+struct UpPlan {
+    writes: bool,
+}
+
+impl Verb for Up<'_> {
+    type Plan = UpPlan;
+    const NAME: &'static str = "up";
+    const RECORDING: Recording = Recording::Applied;
+
+    fn lock_timeout(&self) -> Duration {
+        self.run.lock.timeout()
+    }
+
+    fn makes_state_bucket(&self) -> bool {
+        true
+    }
+
+    fn decide(&self, s: &Session, pass: &Pass) -> anyhow::Result<Option<UpPlan>> {
+        s.require_readable(pass, "up")?;
+        let preview = s.preview(pass);
+        let mut missing = Vec::new();
+        let mut errors = Vec::new();
+        let mut replacements = Vec::new();
+        for (ix, (p, node)) in preview.iter().zip(s.graph.nodes()).enumerate() {
+            match p {
+                Some(Ok(NodePlan {
+                    action: Action::Missing { message },
+                    ..
+                })) => missing.push(format!("{}: {message}", node.id)),
+                Some(Ok(NodePlan {
+                    action: Action::Replace { changes },
+                    ..
+                })) => replacements.push((ix, changes.clone())),
+                Some(Err(e)) => errors.push(format!("{e}")),
+                _ => {}
+            }
+        }
+        // A lookup-only resource (the hosted zone) that is missing stops `up` before it
+        // creates anything: everything after it would fail or be half-built.
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{} cannot be built, nothing was changed:\n  - {}",
+                s.env.full_name(),
+                missing.join("\n  - ")
+            );
+        }
+        if !errors.is_empty() {
+            anyhow::bail!(
+                "{}: {} resource(s) could not be compared with the config, so nothing was changed:\n  - {}",
+                s.env.full_name(),
+                errors.len(),
+                errors.join("\n  - ")
+            );
+        }
+        self.agree_to(s, &replacements)?;
+        let writes = preview.iter().any(|p| {
+            !matches!(
+                p,
+                Some(Ok(NodePlan {
+                    action: Action::Unchanged,
+                    ..
+                }))
+            )
+        }) || s.record_stale(pass, &preview);
+        Ok(Some(UpPlan { writes }))
+    }
+
+    fn needs_lock(&self, plan: &UpPlan) -> bool {
+        plan.writes
+    }
+
+    async fn act(
+        &self,
+        s: &Session,
+        pass: &mut Pass,
+        _plan: UpPlan,
+        cancel: watch::Receiver<bool>,
+    ) -> (Arc<StepGraph>, RunReport) {
+        let n = s.graph.len();
+        let report = s.apply(s.graph.clone(), pass, vec![true; n], cancel).await;
+        (s.graph.clone(), report)
+    }
+}
+
+impl Up<'_> {
+    /// Shows each replacement and what stands on it, then asks on a terminal (the
+    /// environment's name, as a protected environment does); elsewhere it takes --yes.
+    fn agree_to(
+        &self,
+        s: &Session,
+        replacements: &[(usize, Vec<crate::diff::Change>)],
+    ) -> anyhow::Result<()> {
+        let mut agreed = self.agreed.lock().unwrap_or_else(|e| e.into_inner());
+        let new: Vec<&(usize, Vec<crate::diff::Change>)> = replacements
+            .iter()
+            .filter(|(ix, _)| !agreed.contains(&s.graph.node(*ix).id))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = new
+            .iter()
+            .map(|(ix, changes)| {
+                let node = s.graph.node(*ix);
+                let why: Vec<String> = changes
+                    .iter()
+                    .filter(|c| c.replace)
+                    .map(ToString::to_string)
+                    .collect();
+                let on: Vec<String> = s
+                    .graph
+                    .dependents(*ix)
+                    .into_iter()
+                    .map(|d| s.graph.node(d).id.clone())
+                    .collect();
+                format!(
+                    "{} ({}): deleted, then created again, for {}; {}",
+                    node.id,
+                    node.kind,
+                    why.join("; "),
+                    if on.is_empty() {
+                        "nothing depends on it".to_string()
+                    } else {
+                        format!("depending on it: {}", on.join(", "))
+                    }
+                )
+            })
+            .collect();
+        let env = &s.env;
+        let listing = format!(
+            "`up` will replace {} resource(s) of {}:\n  - {}",
+            lines.len(),
+            env.full_name(),
+            lines.join("\n  - ")
+        );
+        if self.run.yes {
+            s.reporter.warn(&listing);
+        } else if self.settings.interactive {
+            let prompt = format!(
+                "{listing}\nType the environment name ({}) to replace them: ",
+                env.env
+            );
+            if !super::confirm(&prompt, &env.env)? {
+                anyhow::bail!("not confirmed: nothing was changed");
+            }
+        } else {
+            anyhow::bail!(
+                "{listing}\nnothing was changed: pass --yes to replace them when not on a terminal (`tap-provision plan --env {}` shows every change)",
+                env.env
+            );
+        }
+        agreed.extend(new.iter().map(|(ix, _)| s.graph.node(*ix).id.clone()));
+        Ok(())
+    }
 }

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use crate::error::{Failure, NodeError, Step};
 use crate::graph::{DependencyQueue, Graph, Milestone, NodeIx};
 use crate::model::{
-    Action, Attrs, Events, Inputs, NodePlan, NodeRecord, NodeReport, Outcome, Output, Ref,
-    RunReport,
+    Action, Attrs, Events, Inputs, NodePlan, NodeRecord, NodeReport, Outcome, Output, RecordedIds,
+    Ref, RunReport,
 };
 
 /// How many nodes read at once in an observe pass: reads are cheap and the SDK's adaptive
@@ -53,6 +53,17 @@ pub trait Task<C>: Send + Sync {
     fn inputs(&self) -> Vec<Ref>;
     /// Read-only: the live resource, found by its tags or name.
     async fn observe(&self, cx: &C) -> Result<Observation, Failure>;
+    /// Read-only, after `observe`: squares what tags and names found with the identifiers the
+    /// applied record keeps for this node. Nothing found: the recorded resource, when it
+    /// still exists (its tags were edited; the diff names them). Another one found: the
+    /// recorded one where it is among the duplicates; an error naming both when it exists
+    /// apart from them. The executor calls it only where the two disagree.
+    async fn reconcile(
+        &self,
+        cx: &C,
+        recorded: &RecordedIds,
+        found: Observation,
+    ) -> Result<Observation, Failure>;
     /// The attributes it will have once created, where its name alone gives them.
     fn planned_attrs(&self, cx: &C) -> Option<Attrs>;
     /// Pure: what `up` would do, given the inputs' attributes.
@@ -68,6 +79,8 @@ pub trait Task<C>: Send + Sync {
     ) -> Result<Attrs, (Step, Failure)>;
     /// Waits until dependents that need readiness may start; may refine the attributes.
     async fn wait_ready(&self, cx: &C, attrs: Attrs) -> Result<Attrs, Failure>;
+    /// True when `up` may replace it (delete, then create): it holds no data.
+    fn replaceable(&self) -> bool;
     /// Deletion protection that stops `down` before it deletes anything, in words.
     fn protection(&self, cx: &C, have: &Live) -> Option<String>;
     /// Why `down` keeps it (data), or `None` to delete it.
@@ -258,7 +271,72 @@ impl<C: Send + Sync + 'static> Executor<C> {
                 result.map_err(|(step, f)| node_error(&self.env, &node.id, node.kind, step, f)),
             );
         }
-        out.into_iter().map(|o| o.unwrap_or(Ok(None))).collect()
+        // Every spawned read reports (a panic included), so a gap is a bug: never "absent".
+        out.into_iter()
+            .enumerate()
+            .map(|(ix, o)| {
+                o.unwrap_or_else(|| {
+                    let node = self.graph.node(ix);
+                    let f = Failure::new("Internal", "no observation (a bug in tap-provision)");
+                    Err(node_error(&self.env, &node.id, node.kind, Step::Find, f))
+                })
+            })
+            .collect()
+    }
+
+    /// The second step of a find: where the applied record names an identifier and the
+    /// first step found nothing or something else, asks the node to square the two
+    /// ([`Task::reconcile`]). Nodes where both agree make no call.
+    pub async fn reconcile(
+        &self,
+        observations: Vec<Result<Observation, NodeError>>,
+        recorded: &[Option<RecordedIds>],
+    ) -> Vec<Result<Observation, NodeError>> {
+        let limit = Arc::new(Semaphore::new(READ_PARALLELISM));
+        let mut set = JoinSet::new();
+        let mut out: Vec<Option<Result<Observation, NodeError>>> = Vec::new();
+        for (ix, observed) in observations.into_iter().enumerate() {
+            let ids = recorded.get(ix).cloned().flatten();
+            let found = match (observed, ids) {
+                (Ok(found), Some(ids)) if found.as_ref().is_none_or(|l| l.attrs.id != ids.id) => {
+                    (found, ids)
+                }
+                (other, _) => {
+                    out.push(Some(other));
+                    continue;
+                }
+            };
+            out.push(None);
+            let task = self.graph.node(ix).payload.clone();
+            let (cx, limit) = (self.cx.clone(), limit.clone());
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let (found, ids) = found;
+                (ix, task.reconcile(&cx, &ids, found).await)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            // A panicked reconcile leaves its slot empty: reported below as a failure.
+            if let Ok((ix, result)) = joined {
+                let node = self.graph.node(ix);
+                out[ix] = Some(
+                    result.map_err(|f| node_error(&self.env, &node.id, node.kind, Step::Find, f)),
+                );
+            }
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(ix, o)| {
+                o.unwrap_or_else(|| {
+                    let node = self.graph.node(ix);
+                    let f = Failure::new(
+                        "Panic",
+                        "finding it by its recorded identifiers panicked (a bug in tap-provision)",
+                    );
+                    Err(node_error(&self.env, &node.id, node.kind, Step::Find, f))
+                })
+            })
+            .collect()
     }
 
     /// Converges every node: compare with its observation at the moment its inputs are

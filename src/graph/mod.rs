@@ -64,11 +64,15 @@ pub enum GraphError {
     Missing { node: String, missing: String },
     #[error("dependency cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
+    /// The node's spec is wrong (a template naming an unknown attribute).
+    #[error("node `{node}`: {message}")]
+    Spec { node: String, message: String },
 }
 
 /// Collects nodes by id, then checks and freezes them into a [`Graph`].
 pub struct Builder<T> {
     nodes: Vec<Pending<T>>,
+    rejected: Vec<GraphError>,
 }
 
 /// A node before its dependency ids are resolved: (id, kind, deps by id, payload).
@@ -76,7 +80,10 @@ type Pending<T> = (String, &'static str, Vec<(String, Needs)>, T);
 
 impl<T> Default for Builder<T> {
     fn default() -> Self {
-        Builder { nodes: Vec::new() }
+        Builder {
+            nodes: Vec::new(),
+            rejected: Vec::new(),
+        }
     }
 }
 
@@ -91,9 +98,14 @@ impl<T> Builder<T> {
         self.nodes.push((id.into(), kind, deps, payload));
     }
 
+    /// A node that could not be added (its spec is wrong): reported by `build` with the rest.
+    pub fn reject(&mut self, error: GraphError) {
+        self.rejected.push(error);
+    }
+
     /// Resolves ids, reports every duplicate and missing dependency, then looks for a cycle.
     pub fn build(self) -> Result<Graph<T>, Vec<GraphError>> {
-        let mut errors = Vec::new();
+        let mut errors = self.rejected;
         let mut index = HashMap::new();
         for (i, (id, ..)) in self.nodes.iter().enumerate() {
             if index.insert(id.clone(), i).is_some() {
@@ -199,6 +211,20 @@ impl<T> Graph<T> {
         DependencyQueue::new(self.nodes.len(), self.edges())
     }
 
+    /// Every node that depends on `ix`, directly or through others, in graph order.
+    pub fn dependents(&self, ix: NodeIx) -> Vec<NodeIx> {
+        let mut on = vec![false; self.nodes.len()];
+        on[ix] = true;
+        // Topological order: a node's dependencies come before it.
+        for n in self.topo_order() {
+            if !on[n] && self.nodes[n].deps.iter().any(|&(d, _)| on[d]) {
+                on[n] = true;
+            }
+        }
+        on[ix] = false;
+        (0..self.nodes.len()).filter(|&n| on[n]).collect()
+    }
+
     /// The queue for tearing down: a node is deleted after every node that depends on it is
     /// gone, so all edges are reversed and need the dependent's completion.
     pub fn down_queue(&self) -> DependencyQueue {
@@ -277,6 +303,24 @@ mod tests {
         assert!(errs
             .iter()
             .any(|e| matches!(e, GraphError::Missing { missing, .. } if missing == "missing")));
+    }
+
+    #[test]
+    fn dependents_are_transitive() {
+        let mut b = Builder::default();
+        b.add("vpc", "k", vec![], ());
+        b.add("subnet", "k", vec![dep("vpc", Needs::Id)], ());
+        b.add("nat", "k", vec![dep("subnet", Needs::Id)], ());
+        b.add("zone", "k", vec![], ());
+        let g = b.build().unwrap();
+        let ids = |v: Vec<NodeIx>| {
+            v.into_iter()
+                .map(|i| g.node(i).id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(g.dependents(0)), ["subnet", "nat"]);
+        assert_eq!(ids(g.dependents(2)), Vec::<String>::new());
+        assert_eq!(ids(g.dependents(3)), Vec::<String>::new());
     }
 
     #[test]

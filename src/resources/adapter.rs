@@ -5,30 +5,49 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::declared::declared;
 use super::{Cx, Duplicates, NodeCx, Resource};
 use crate::aws::tags::Tags;
 use crate::diff::{needs_replacement, Changes};
 use crate::error::{Failure, Step};
 use crate::executor::{Live, Observation, Task};
-use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, Ref};
+use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, RecordedIds, Ref};
 
 pub struct Adapter<R> {
     node: String,
     tags: Tags,
     spec: R,
+    /// What the spec reads, derived from it once ([`declared`]).
+    inputs: Vec<Ref>,
 }
 
 impl<R: Resource> Adapter<R> {
-    pub fn new(node: impl Into<String>, tags: Tags, spec: R) -> Self {
-        Adapter {
+    /// The node with its spec; an error names what is wrong with the spec's templates
+    /// (an unknown attribute, an unclosed `${`).
+    pub fn new(node: impl Into<String>, tags: Tags, spec: R) -> Result<Self, Vec<String>> {
+        let declared = declared(&spec);
+        if !declared.errors.is_empty() {
+            return Err(declared.errors);
+        }
+        Ok(Adapter {
             node: node.into(),
             tags,
             spec,
-        }
+            inputs: declared.refs,
+        })
     }
 
     fn ncx<'a>(&'a self, cx: &'a Cx) -> NodeCx<'a> {
         NodeCx::new(cx, &self.node, &self.tags)
+    }
+
+    /// A found resource as the executor sees it.
+    fn live(&self, ncx: &NodeCx<'_>, have: R::Observed) -> Result<Live, Failure> {
+        Ok(Live {
+            attrs: self.spec.attrs(ncx, &have)?,
+            ready: self.spec.is_ready(&have),
+            state: Box::new(have),
+        })
     }
 
     fn state<'a>(&self, live: &'a Live) -> Result<&'a R::Observed, Failure> {
@@ -55,19 +74,76 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
     }
 
     fn inputs(&self) -> Vec<Ref> {
-        self.spec.inputs().into_iter().cloned().collect()
+        self.inputs.clone()
     }
 
     async fn observe(&self, cx: &Cx) -> Result<Observation, Failure> {
         let ncx = self.ncx(cx);
-        let Some(have) = self.spec.observe(&ncx).await? else {
-            return Ok(None);
+        match self.spec.observe(&ncx).await? {
+            Some(have) => Ok(Some(self.live(&ncx, have)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        cx: &Cx,
+        recorded: &RecordedIds,
+        found: Observation,
+    ) -> Result<Observation, Failure> {
+        let ncx = self.ncx(cx);
+        let Some(live) = found else {
+            // Not found by tags or name: its tags (or alias) were edited, or it is gone.
+            return match self.spec.observe_recorded(&ncx, recorded).await? {
+                Some(have) => {
+                    tracing::info!(
+                        "{}: found by the identifiers the applied record keeps ({})",
+                        self.node,
+                        recorded.id
+                    );
+                    Ok(Some(self.live(&ncx, have)?))
+                }
+                None => Ok(None),
+            };
         };
-        Ok(Some(Live {
-            attrs: self.spec.attrs(&ncx, &have)?,
-            ready: self.spec.is_ready(&have),
-            state: Box::new(have),
-        }))
+        let found_id = live.attrs.id.clone();
+        let have = live.state.downcast::<R::Observed>().map_err(|_| {
+            Failure::new(
+                "Internal",
+                format!(
+                    "{}: observation of another kind (a bug in tap-provision)",
+                    self.node
+                ),
+            )
+        })?;
+        // Several carry its tags and the record names one of the others: that one it is.
+        let is_recorded =
+            |d: &R::Observed| self.spec.attrs(&ncx, d).is_ok_and(|a| a.id == recorded.id);
+        let have = match ncx
+            .shared::<Duplicates>()
+            .swap(&self.node, is_recorded, *have)
+        {
+            Ok(chosen) => return Ok(Some(self.live(&ncx, chosen)?)),
+            Err(have) => have,
+        };
+        match self.spec.observe_recorded(&ncx, recorded).await? {
+            // The recorded one is gone (replaced, or deleted and made again): the record is
+            // older than AWS, and the next write brings it up to date.
+            None => Ok(Some(self.live(&ncx, have)?)),
+            Some(_) => Err(Failure::new(
+                "Conflict",
+                format!(
+                    "two {kind} resources claim to be {node}: {found_id} carries its tags, and {recorded} \
+                     is the one last applied (the applied record names it) and still exists. \
+                     tap-provision does not choose between them and changed nothing: keep the one \
+                     that is the environment's and delete the other (or remove its `tap:node` tag), \
+                     then run again",
+                    kind = R::KIND,
+                    node = self.node,
+                    recorded = recorded.id,
+                ),
+            )),
+        }
     }
 
     fn planned_attrs(&self, cx: &Cx) -> Option<Attrs> {
@@ -156,6 +232,10 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         self.spec.wait_ready(&self.ncx(cx), attrs).await
     }
 
+    fn replaceable(&self) -> bool {
+        self.spec.replaceable()
+    }
+
     fn protection(&self, cx: &Cx, have: &Live) -> Option<String> {
         let observed = self.state(have).ok()?;
         self.spec.protection(&self.ncx(cx), observed)
@@ -208,6 +288,7 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
             kind: R::KIND.to_string(),
             spec: serde_json::to_value(&self.spec).unwrap_or_default(),
             tags: self.tags.clone(),
+            ids: None,
         }
     }
 
@@ -216,10 +297,8 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
             return Err(format!("recorded as a {}, now a {}", record.kind, R::KIND));
         }
         let spec: R = serde_json::from_value(record.spec.clone()).map_err(|e| e.to_string())?;
-        Ok(Arc::new(Adapter::new(
-            self.node.clone(),
-            record.tags.clone(),
-            spec,
-        )))
+        let adapter = Adapter::new(self.node.clone(), record.tags.clone(), spec)
+            .map_err(|errors| errors.join("; "))?;
+        Ok(Arc::new(adapter))
     }
 }

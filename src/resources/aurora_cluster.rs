@@ -125,10 +125,6 @@ impl Resource for AuroraCluster {
     type Observed = DbCluster;
     const KIND: &'static str = "aurora_cluster";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.subnet_group, &self.security_group, &self.key]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbCluster>, Failure> {
         let found = describe(cx, &cluster_name(cx.env_full())).await?;
         Ok(found.filter(|c| c.status() != Some("deleting")))

@@ -129,12 +129,6 @@ impl Resource for AuroraInstance {
     type Observed = DbInstance;
     const KIND: &'static str = "aurora_instance";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.cluster, &self.key, &self.monitoring_role];
-        all.extend(self.after.iter());
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbInstance>, Failure> {
         let name = self.name(cx);
         Ok(cluster_instances(cx).await?.into_iter().find(|i| {

@@ -139,10 +139,6 @@ impl Resource for BackupPlan {
     type Observed = Observed;
     const KIND: &'static str = "backup_plan";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vault, &self.role, &self.cluster]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let backup = &cx.aws().backup;
         let name = plan_name(cx);

@@ -59,10 +59,6 @@ impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.key]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let backup = &cx.aws().backup;
         let Some(vault) = backup

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::s3_bucket::{bucket_name, deny_insecure_transport};
-use super::template::render;
+use super::template::{render, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{Change, Changes};
@@ -23,9 +23,7 @@ pub struct BucketPolicy {
     pub suffix: String,
     pub bucket: Ref,
     /// Statements after the TLS-only one: templates ([`super::template`]).
-    pub statements: Vec<Value>,
-    /// Nodes the templates name besides the bucket.
-    pub reads: Vec<Ref>,
+    pub statements: Vec<Template>,
 }
 
 pub struct Observed {
@@ -42,10 +40,8 @@ impl BucketPolicy {
             &cx.scope().partition,
             &self.name(cx),
         )];
-        let mut reads = self.reads.clone();
-        reads.push(self.bucket.clone());
         for s in &self.statements {
-            statements.push(render(s, cx.scope(), inputs, &reads)?);
+            statements.push(render(s, cx.scope(), inputs)?);
         }
         Ok(json!({"Version": "2012-10-17", "Statement": statements}))
     }
@@ -67,12 +63,6 @@ impl BucketPolicy {
 impl Resource for BucketPolicy {
     type Observed = Observed;
     const KIND: &'static str = "bucket_policy";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.bucket];
-        all.extend(self.reads.iter());
-        all
-    }
 
     /// Present when the bucket has a policy at all; a policy without our statements is a
     /// change, not an absence.

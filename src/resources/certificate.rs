@@ -15,13 +15,13 @@ use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, ValidationMethod}
 use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, CERTIFICATE_IN_USE};
 use crate::aws::wait::Poll;
 use crate::aws::{tags, Services};
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, DnsRecord, Inputs};
+use crate::model::{Attrs, DnsRecord, Inputs, RecordedIds};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Certificate {
@@ -79,6 +79,27 @@ fn attrs_of(detail: &CertificateDetail) -> Result<Attrs, Failure> {
 }
 
 impl Certificate {
+    /// A certificate's tags; `None` when it does not exist.
+    async fn tags_of(
+        &self,
+        cx: &NodeCx<'_>,
+        arn: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Failure> {
+        let listed = self
+            .acm(cx)
+            .list_tags_for_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .or_absent()?;
+        Ok(listed.map(|l| {
+            l.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                .collect()
+        }))
+    }
+
     fn acm<'a>(&self, cx: &NodeCx<'a>) -> &'a aws_sdk_acm::Client {
         let clients: &Services = if self.global {
             &cx.aws().us_east_1
@@ -131,20 +152,10 @@ impl Resource for Certificate {
             let Some(arn) = s.certificate_arn() else {
                 continue;
             };
-            let Some(listed) = acm
-                .list_tags_for_certificate()
-                .certificate_arn(arn)
-                .send()
-                .await
-                .or_absent()?
-            else {
+            // Deleted between the list and this read: not a candidate.
+            let Some(tags) = self.tags_of(cx, arn).await? else {
                 continue;
             };
-            let tags: BTreeMap<String, String> = listed
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                .collect();
             let is = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
             if is(tags::ENV_TAG, cx.env_full()) && is(tags::NODE_TAG, cx.node) {
                 ours.push((arn.to_string(), tags));
@@ -158,6 +169,29 @@ impl Resource for Certificate {
             }
         }
         Ok(cx.single(Self::KIND, found))
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Observed>, Failure> {
+        let arn = recorded.arn.as_deref().unwrap_or(&recorded.id);
+        let Some(detail) = self.describe(cx, arn).await? else {
+            return Ok(None);
+        };
+        // As `observe`: one that failed, expired or was revoked is not this node's any more.
+        if !matches!(
+            detail.status(),
+            Some(CertificateStatus::Issued | CertificateStatus::PendingValidation)
+        ) {
+            return Ok(None);
+        }
+        let Some(tags) = self.tags_of(cx, arn).await? else {
+            return Ok(None);
+        };
+        cx.not_claimed(Self::KIND, arn, &tags)?;
+        Ok(Some(Observed { detail, tags }))
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
@@ -271,7 +305,7 @@ impl Resource for Certificate {
                 .map_err(|e| Failure::new("InvalidTag", e.to_string()))?;
             self.acm(cx)
                 .add_tags_to_certificate()
-                .certificate_arn(have.detail.certificate_arn().unwrap_or_default())
+                .certificate_arn(have.detail.certificate_arn().required("certificate ARN")?)
                 .set_tags(Some(acm_tags))
                 .send()
                 .await?;
@@ -281,7 +315,7 @@ impl Resource for Certificate {
 
     /// A listener or distribution lets go of it a little after it is deleted.
     async fn delete(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<(), Failure> {
-        let arn = have.detail.certificate_arn().unwrap_or_default();
+        let arn = have.detail.certificate_arn().required("certificate ARN")?;
         let acm = self.acm(cx);
         retry::on(&[&CERTIFICATE_IN_USE], || async {
             acm.delete_certificate()

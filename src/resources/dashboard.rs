@@ -6,19 +6,17 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::template::render;
+use super::template::{render, Template};
 use super::{output, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::model::{Attrs, Inputs, Output};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Dashboard {
     /// The body (CloudWatch's dashboard JSON) with `${node.attr}` placeholders.
-    pub body: Value,
-    /// The nodes its widgets name.
-    pub reads: Vec<Ref>,
+    pub body: Template,
 }
 
 pub struct Observed {
@@ -35,7 +33,14 @@ impl Dashboard {
         let region = &cx.scope().region;
         let name = self.name(cx);
         let mut a = Attrs::id(&name);
-        a.arn = arn;
+        // Dashboards are global: their ARN has no region, and follows from the name.
+        let scope = cx.scope();
+        a.arn = Some(arn.unwrap_or_else(|| {
+            format!(
+                "arn:{}:cloudwatch::{}:dashboard/{name}",
+                scope.partition, scope.account
+            )
+        }));
         a.url = Some(format!(
             "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}"
         ));
@@ -43,7 +48,7 @@ impl Dashboard {
     }
 
     fn rendered(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
-        render(&self.body, cx.scope(), inputs, &self.reads)
+        render(&self.body, cx.scope(), inputs)
     }
 
     async fn put(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<(), Failure> {
@@ -74,10 +79,6 @@ impl Dashboard {
 impl Resource for Dashboard {
     type Observed = Observed;
     const KIND: &'static str = "dashboard";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        self.reads.iter().collect()
-    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(out) = cx

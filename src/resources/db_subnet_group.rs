@@ -46,10 +46,6 @@ impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        self.subnets.iter().collect()
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let rds = &cx.aws().rds;
         let Some(out) = rds

@@ -27,7 +27,7 @@ use crate::aws::errors::OrAbsent;
 use crate::aws::wait::Poll;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
 
 /// AWS's managed cache policy `Managed-CachingOptimized`.
 pub const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
@@ -288,6 +288,39 @@ impl Distribution {
         Ok(out.and_then(|o| Some((o.distribution()?.clone(), o.e_tag().map(String::from)))))
     }
 
+    /// Distribution `id` with its ETag and tags; `None` when it does not exist.
+    async fn observed(&self, cx: &NodeCx<'_>, id: &str) -> Result<Option<Observed>, Failure> {
+        let Some((distribution, etag)) = self.get(cx, id).await? else {
+            return Ok(None);
+        };
+        let Some(listed) = cx
+            .aws()
+            .cloudfront
+            .list_tags_for_resource()
+            .resource(distribution.arn())
+            .send()
+            .await
+            .or_absent()?
+        else {
+            // Deleted between the two reads.
+            return Ok(None);
+        };
+        let tags = listed
+            .tags()
+            .map(|t| {
+                t.items()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Observed {
+            distribution,
+            etag,
+            tags,
+        }))
+    }
+
     fn cloudfront_tags(&self, cx: &NodeCx<'_>) -> Result<Tags, Failure> {
         Ok(Tags::builder()
             .set_items(Some(
@@ -305,43 +338,24 @@ impl Resource for Distribution {
     type Observed = Observed;
     const KIND: &'static str = "distribution";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![
-            &self.bucket,
-            &self.log_bucket,
-            &self.certificate,
-            &self.origin_access,
-        ]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(id) = self.find(cx).await? else {
             return Ok(None);
         };
-        let Some((distribution, etag)) = self.get(cx, &id).await? else {
-            return Ok(None);
-        };
-        let tags = cx
-            .aws()
-            .cloudfront
-            .list_tags_for_resource()
-            .resource(distribution.arn())
-            .send()
-            .await
-            .or_absent()?
-            .and_then(|o| o.tags().cloned())
-            .map(|t| {
-                t.items()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(Observed {
-            distribution,
-            etag,
-            tags,
-        }))
+        self.observed(cx, &id).await
+    }
+
+    /// Found by its alias above; by the recorded id when the alias was taken off it.
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Observed>, Failure> {
+        let found = self.observed(cx, &recorded.id).await?;
+        if let Some(o) = &found {
+            cx.not_claimed(Self::KIND, &recorded.id, &o.tags)?;
+        }
+        Ok(found)
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

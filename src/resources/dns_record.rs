@@ -211,12 +211,6 @@ impl Resource for ValidationRecords {
     type Observed = Validation;
     const KIND: &'static str = "dns_validation";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.zone.node];
-        all.extend(self.certificates.iter());
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Validation>, Failure> {
         let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
             return Ok(None);
@@ -376,10 +370,6 @@ impl AliasRecord {
 impl Resource for AliasRecord {
     type Observed = Alias;
     const KIND: &'static str = "dns_alias";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.zone.node, &self.target]
-    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Alias>, Failure> {
         let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {

@@ -8,7 +8,7 @@ use aws_sdk_ecs::types::{
 use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, SERVICES_DRAINING};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{has, tags_changed, Change, Changes};
@@ -35,7 +35,7 @@ fn attrs_of(c: &Cluster) -> Result<Attrs, Failure> {
     let arn = c
         .cluster_arn()
         .ok_or_else(|| Failure::missing("cluster ARN"))?;
-    let mut a = Attrs::id(c.cluster_name().unwrap_or_default()).with_arn(arn);
+    let mut a = Attrs::id(c.cluster_name().required("cluster name")?).with_arn(arn);
     a.state = c.status().map(String::from);
     Ok(a)
 }
@@ -165,7 +165,7 @@ impl Resource for EcsCluster {
         if tags_changed(changes) {
             retag_ecs(
                 ecs,
-                have.cluster.cluster_arn().unwrap_or_default(),
+                have.cluster.cluster_arn().required("cluster ARN")?,
                 cx.tags(),
             )
             .await?;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ecs_cluster::cluster_name;
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, NEW_ROLE_ECS, SERVICE_NAME_DRAINING, TARGET_GROUP_NOT_ATTACHED};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::aws::wait::Poll;
@@ -65,7 +65,7 @@ fn attrs_of(s: &Service) -> Result<Attrs, Failure> {
     let arn = s
         .service_arn()
         .ok_or_else(|| Failure::missing("service ARN"))?;
-    let mut a = Attrs::id(s.service_name().unwrap_or_default()).with_arn(arn);
+    let mut a = Attrs::id(s.service_name().required("service name")?).with_arn(arn);
     a.state = Some(deployment_state(s));
     Ok(a)
 }
@@ -221,18 +221,6 @@ impl EcsService {
 impl Resource for EcsService {
     type Observed = Observed;
     const KIND: &'static str = "ecs_service";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![
-            &self.cluster,
-            &self.task_definition,
-            &self.security_group,
-            &self.target_group,
-            &self.listener_rule,
-        ];
-        all.extend(self.subnets.iter());
-        all
-    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         // DRAINING is on its way out (a `down` under way) and INACTIVE is gone.
@@ -452,7 +440,12 @@ impl Resource for EcsService {
             }
         }
         if tags_changed(changes) {
-            retag_ecs(ecs, service.service_arn().unwrap_or_default(), cx.tags()).await?;
+            retag_ecs(
+                ecs,
+                service.service_arn().required("service ARN")?,
+                cx.tags(),
+            )
+            .await?;
         }
         attrs_of(&service)
     }

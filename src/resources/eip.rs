@@ -9,7 +9,7 @@ use crate::aws::retry::EIP_STILL_ASSOCIATED;
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs};
+use crate::model::{Attrs, Inputs, RecordedIds};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ElasticIp {}
@@ -26,6 +26,14 @@ impl Resource for ElasticIp {
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Address>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Address>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Address) -> Result<Attrs, Failure> {

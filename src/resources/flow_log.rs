@@ -12,7 +12,7 @@ use crate::aws::retry::{self, NEW_ROLE_EC2};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FlowLog {
@@ -31,12 +31,16 @@ impl Resource for FlowLog {
     type Observed = AwsFlowLog;
     const KIND: &'static str = "flow_log";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vpc, &self.log_group, &self.role]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsFlowLog>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsFlowLog>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsFlowLog) -> Result<Attrs, Failure> {

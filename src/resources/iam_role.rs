@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::template::render;
+use super::template::{render, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IamRole {
@@ -27,13 +27,10 @@ pub struct IamRole {
     pub service: String,
     pub description: String,
     /// The inline policy, a template (see the module's doc).
-    pub policy: Value,
+    pub policy: Template,
     /// The role's path (`/tap/prod/`); `None` is `/`.
     #[serde(default)]
     pub path: Option<String>,
-    /// Nodes whose attributes the template names (`${db-cluster.secret_arn}`).
-    #[serde(default)]
-    pub reads: Vec<Ref>,
 }
 
 const POLICY_NAME: &str = "tap-provision";
@@ -102,7 +99,7 @@ impl IamRole {
     }
 
     fn policy(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
-        render(&self.policy, cx.scope(), inputs, &self.reads)
+        render(&self.policy, cx.scope(), inputs)
     }
 
     async fn put_policy(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<(), Failure> {
@@ -207,10 +204,6 @@ impl Resource for IamRole {
 
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
         Ok(self.attrs_of(cx, &have.arn))
-    }
-
-    fn inputs(&self) -> Vec<&Ref> {
-        self.reads.iter().collect()
     }
 
     fn diff(

@@ -10,7 +10,7 @@ use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
 use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InternetGateway {
@@ -48,12 +48,16 @@ impl Resource for InternetGateway {
     type Observed = AwsIgw;
     const KIND: &'static str = "internet_gateway";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vpc]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsIgw>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsIgw>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsIgw) -> Result<Attrs, Failure> {

@@ -16,7 +16,7 @@ use crate::aws::errors::{OrAbsent, OrExists};
 use crate::aws::tags::{self, ENV_TAG, NODE_TAG};
 use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Output};
+use crate::model::{Attrs, Inputs, Output, RecordedIds};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct KmsKey {
@@ -112,9 +112,9 @@ impl KmsKey {
 
     /// The key the alias names, when it carries this node's tags; else a key carrying them
     /// (an earlier run stopped between CreateKey and CreateAlias, or the alias was pointed
-    /// at another key by hand). Keys pending deletion are skipped there;
-    /// keys this caller may not read (other principals', AWS-managed) are skipped, any other
-    /// error fails the find, so a throttled read never leads to a second key.
+    /// at another key by hand). Keys pending deletion are skipped there. A key whose tags
+    /// cannot be read (denied, throttled) fails the find, so an unreadable key never leads
+    /// to a second one.
     async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<Located>, Failure> {
         let kms = &cx.aws().kms;
         let alias = cx.scope().kms_alias();
@@ -164,16 +164,29 @@ impl KmsKey {
         while let Some(entry) = keys.next().await {
             let entry = entry.map_err(Failure::from)?;
             let Some(id) = entry.key_id() else { continue };
-            let tags = match kms.list_resource_tags().key_id(id).send().await {
-                Ok(t) => t,
-                Err(e) => {
+            // A key whose tags cannot be read could be this environment's: an error, never
+            // "not ours" (which would make a second key).
+            let tags = kms
+                .list_resource_tags()
+                .key_id(id)
+                .send()
+                .await
+                .map_err(|e| {
                     let f = Failure::from(e);
-                    if f.code == "AccessDeniedException" {
-                        continue;
+                    let fix = if f.code == "AccessDeniedException" {
+                        format!(
+                            "; allow kms:ListResourceTags on it to this identity, or point the alias {alias} at this environment's key, \
+                             so tap-provision can tell whether it is this environment's before it would make one"
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let f = f.context(format!("reading the tags of KMS key {id}"));
+                    Failure {
+                        message: format!("{}{fix}", f.message),
+                        ..f
                     }
-                    return Err(f.context(format!("reading the tags of KMS key {id}")));
-                }
-            };
+                })?;
             if tagged_as_ours(tags.tags()) {
                 let meta = kms.describe_key().key_id(id).send().await?;
                 let meta = meta
@@ -199,6 +212,60 @@ impl KmsKey {
             }));
         }
         Ok(None)
+    }
+
+    /// A located key with its rotation status and policy.
+    async fn observed(&self, cx: &NodeCx<'_>, located: Located) -> Result<Observed, Failure> {
+        let Located {
+            meta,
+            alias_ok,
+            alias_target,
+            tags,
+        } = located;
+        let kms = &cx.aws().kms;
+        let id = meta.key_id().to_string();
+        if meta.key_state() == Some(&KeyState::PendingDeletion) {
+            // Rotation status and policy cannot be read usefully; the diff names the state.
+            return Ok(Observed {
+                meta,
+                alias_ok,
+                alias_target,
+                rotation: false,
+                policy: Value::Null,
+                tags: BTreeMap::new(),
+            });
+        }
+        let (rotation, policy) = tokio::try_join!(
+            async {
+                kms.get_key_rotation_status()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(Failure::from)
+            },
+            async {
+                kms.get_key_policy()
+                    .key_id(&id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .map_err(Failure::from)
+            },
+        )?;
+        let policy = serde_json::from_str(policy.policy().unwrap_or("null")).map_err(|e| {
+            Failure::new(
+                "UnreadablePolicy",
+                format!("the key policy of KMS key {id} is not JSON: {e}"),
+            )
+        })?;
+        Ok(Observed {
+            meta,
+            alias_ok,
+            alias_target,
+            rotation: rotation.key_rotation_enabled(),
+            policy,
+            tags,
+        })
     }
 
     async fn set_alias(&self, cx: &NodeCx<'_>, key_id: &str, exists: bool) -> Result<(), Failure> {
@@ -256,59 +323,56 @@ impl Resource for KmsKey {
     const KIND: &'static str = "kms_key";
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        let Some(Located {
-            meta,
-            alias_ok,
-            alias_target,
-            tags,
-        }) = self.locate(cx).await?
+        match self.locate(cx).await? {
+            Some(located) => Ok(Some(self.observed(cx, located).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key the record names when neither the alias nor the tags lead to it (both were
+    /// edited); a key scheduled for deletion out of band is still it (`repair` cancels that).
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Observed>, Failure> {
+        let kms = &cx.aws().kms;
+        let Some(out) = kms
+            .describe_key()
+            .key_id(&recorded.id)
+            .send()
+            .await
+            .or_absent()?
         else {
             return Ok(None);
         };
-        let kms = &cx.aws().kms;
-        let id = meta.key_id().to_string();
-        if meta.key_state() == Some(&KeyState::PendingDeletion) {
-            // Rotation status and policy cannot be read usefully; the diff names the state.
-            return Ok(Some(Observed {
-                meta,
-                alias_ok,
-                alias_target,
-                rotation: false,
-                policy: Value::Null,
-                tags: BTreeMap::new(),
-            }));
-        }
-        let (rotation, policy) = tokio::try_join!(
-            async {
-                kms.get_key_rotation_status()
-                    .key_id(&id)
-                    .send()
-                    .await
-                    .map_err(Failure::from)
-            },
-            async {
-                kms.get_key_policy()
-                    .key_id(&id)
-                    .policy_name("default")
-                    .send()
-                    .await
-                    .map_err(Failure::from)
-            },
-        )?;
-        let policy = serde_json::from_str(policy.policy().unwrap_or("null")).map_err(|e| {
-            Failure::new(
-                "UnreadablePolicy",
-                format!("the key policy of KMS key {id} is not JSON: {e}"),
-            )
-        })?;
-        Ok(Some(Observed {
+        let meta = out
+            .key_metadata()
+            .cloned()
+            .ok_or_else(|| Failure::missing("key metadata"))?;
+        let listed = kms
+            .list_resource_tags()
+            .key_id(meta.key_id())
+            .send()
+            .await?;
+        let tags = tags::from_kms(listed.tags());
+        cx.not_claimed(Self::KIND, meta.key_id(), &tags)?;
+        let alias = cx.scope().kms_alias();
+        let alias_target = kms
+            .describe_key()
+            .key_id(&alias)
+            .send()
+            .await
+            .or_absent()?
+            .and_then(|o| o.key_metadata().map(|m| m.key_id().to_string()));
+        let alias_ok = alias_target.as_deref() == Some(meta.key_id());
+        let located = Located {
             meta,
             alias_ok,
-            alias_target,
-            rotation: rotation.key_rotation_enabled(),
-            policy,
+            alias_target: alias_target.filter(|_| !alias_ok),
             tags,
-        }))
+        };
+        Ok(Some(self.observed(cx, located).await?))
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::load_balancer::{elb_tag_list, elb_tags, find_load_balancer, retag_elb};
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
@@ -58,7 +58,7 @@ async fn listeners(cx: &NodeCx<'_>) -> Result<Vec<(AwsListener, Vec<Rule>)>, Fai
             let elb = &cx.aws().elb;
             let found = elb
                 .describe_listeners()
-                .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
+                .load_balancer_arn(lb.load_balancer_arn().required("load balancer ARN")?)
                 .into_paginator()
                 .items()
                 .send()
@@ -70,7 +70,7 @@ async fn listeners(cx: &NodeCx<'_>) -> Result<Vec<(AwsListener, Vec<Rule>)>, Fai
             for l in found {
                 let rules = elb
                     .describe_rules()
-                    .listener_arn(l.listener_arn().unwrap_or_default())
+                    .listener_arn(l.listener_arn().required("listener ARN")?)
                     .send()
                     .await
                     .or_absent()?
@@ -175,12 +175,6 @@ impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.load_balancer];
-        all.extend(self.certificate.iter());
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedListener>, Failure> {
         let Some((listener, _)) = listeners(cx)
             .await?
@@ -189,7 +183,7 @@ impl Resource for Listener {
         else {
             return Ok(None);
         };
-        let tags = elb_tags(cx, listener.listener_arn().unwrap_or_default()).await?;
+        let tags = elb_tags(cx, listener.listener_arn().required("listener ARN")?).await?;
         Ok(Some(ObservedListener { listener, tags }))
     }
 
@@ -263,7 +257,7 @@ impl Resource for Listener {
         have: &ObservedListener,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        let arn = have.listener.listener_arn().unwrap_or_default();
+        let arn = have.listener.listener_arn().required("listener ARN")?;
         if changes.iter().any(|c| !c.field.starts_with("tags.")) {
             let mut call = cx
                 .aws()
@@ -290,7 +284,7 @@ impl Resource for Listener {
         cx.aws()
             .elb
             .delete_listener()
-            .listener_arn(have.listener.listener_arn().unwrap_or_default())
+            .listener_arn(have.listener.listener_arn().required("listener ARN")?)
             .send()
             .await
             .or_absent()?;
@@ -359,10 +353,6 @@ impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.listener, &self.target_group]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedRule>, Failure> {
         let priority = self.priority.to_string();
         let rule = listeners(cx)
@@ -374,7 +364,7 @@ impl Resource for ListenerRule {
         let Some(rule) = rule else {
             return Ok(None);
         };
-        let tags = elb_tags(cx, rule.rule_arn().unwrap_or_default()).await?;
+        let tags = elb_tags(cx, rule.rule_arn().required("rule ARN")?).await?;
         Ok(Some(ObservedRule { rule, tags }))
     }
 
@@ -428,7 +418,7 @@ impl Resource for ListenerRule {
         have: &ObservedRule,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        let arn = have.rule.rule_arn().unwrap_or_default();
+        let arn = have.rule.rule_arn().required("rule ARN")?;
         if changes.iter().any(|c| !c.field.starts_with("tags.")) {
             cx.aws()
                 .elb
@@ -449,7 +439,7 @@ impl Resource for ListenerRule {
         cx.aws()
             .elb
             .delete_rule()
-            .rule_arn(have.rule.rule_arn().unwrap_or_default())
+            .rule_arn(have.rule.rule_arn().required("rule ARN")?)
             .send()
             .await
             .or_absent()?;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{short_name, NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::Tags;
 use crate::aws::wait::Poll;
 use crate::diff::{tags_changed, Change, Changes};
@@ -205,18 +205,14 @@ impl Resource for LoadBalancer {
     type Observed = ObservedLb;
     const KIND: &'static str = "load_balancer";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all: Vec<&Ref> = self.subnets.iter().collect();
-        all.push(&self.security_group);
-        all.push(&self.igw);
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedLb>, Failure> {
         let Some(lb) = find_load_balancer(cx).await? else {
             return Ok(None);
         };
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        let arn = lb
+            .load_balancer_arn()
+            .required("load balancer ARN")?
+            .to_string();
         let (attributes, tags) = tokio::try_join!(
             async {
                 let out = cx
@@ -341,7 +337,7 @@ impl Resource for LoadBalancer {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let elb = &cx.aws().elb;
-        let arn = have.lb.load_balancer_arn().unwrap_or_default();
+        let arn = have.lb.load_balancer_arn().required("load balancer ARN")?;
         let has = |f: &str| changes.iter().any(|c| c.field == f);
         if has("subnets") {
             elb.set_subnets()
@@ -378,7 +374,7 @@ impl Resource for LoadBalancer {
     /// Turns off deletion protection when asked (`--disable-protection`), deletes, and waits
     /// until it is gone (its network interfaces hold the subnets and the group until then).
     async fn delete(&self, cx: &NodeCx<'_>, have: &ObservedLb) -> Result<(), Failure> {
-        let arn = have.lb.load_balancer_arn().unwrap_or_default();
+        let arn = have.lb.load_balancer_arn().required("load balancer ARN")?;
         let elb = &cx.aws().elb;
         if self.protection(cx, have).is_some() {
             if !cx.cx.flags.disable_protection {

@@ -52,10 +52,6 @@ impl Resource for LogGroup {
     type Observed = Observed;
     const KIND: &'static str = "log_group";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.key]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let logs = &cx.aws().logs;
         let name = self.name(cx);

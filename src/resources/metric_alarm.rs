@@ -14,7 +14,7 @@ use aws_sdk_cloudwatch::types::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::template::render;
+use super::template::{render, Template};
 use super::{output_item, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{tags_changed, Change, Changes};
@@ -26,7 +26,7 @@ use crate::model::{Attrs, Inputs, Output, Ref};
 pub struct Watched {
     pub namespace: String,
     pub metric_name: String,
-    pub dimensions: BTreeMap<String, String>,
+    pub dimensions: BTreeMap<String, Template>,
     /// `Average`, `Sum`, `Maximum`, ...
     pub stat: String,
     pub period: i32,
@@ -68,8 +68,6 @@ pub struct MetricAlarm {
     /// `notBreaching` for utilisation, `breaching` for health.
     pub treat_missing_data: String,
     pub topic: Ref,
-    /// The nodes its dimensions name.
-    pub reads: Vec<Ref>,
 }
 
 pub struct Observed {
@@ -123,7 +121,7 @@ fn watched_of(metric: Option<&Metric>, stat: Option<&str>, period: Option<i32>) 
             .map(Metric::dimensions)
             .unwrap_or_default()
             .iter()
-            .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+            .filter_map(|d| Some((d.name()?.to_string(), Template::from(d.value()?))))
             .collect(),
         stat: stat.unwrap_or_default().into(),
         period: period.unwrap_or_default(),
@@ -167,7 +165,7 @@ fn aws_metric(w: &Watched) -> Metric {
         .set_dimensions(Some(
             w.dimensions
                 .iter()
-                .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                .map(|(k, v)| Dimension::builder().name(k).value(v.to_text()).build())
                 .collect(),
         ))
         .build()
@@ -182,7 +180,7 @@ impl MetricAlarm {
     fn rendered(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Watch, Failure> {
         let template = serde_json::to_value(&self.watch)
             .map_err(|e| Failure::new("BadSpec", e.to_string()))?;
-        let value = render(&template, cx.scope(), inputs, &self.reads)?;
+        let value = render(&Template(template), cx.scope(), inputs)?;
         serde_json::from_value(value).map_err(|e| Failure::new("BadSpec", e.to_string()))
     }
 
@@ -276,12 +274,6 @@ impl MetricAlarm {
 impl Resource for MetricAlarm {
     type Observed = Observed;
     const KIND: &'static str = "metric_alarm";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.topic];
-        all.extend(self.reads.iter());
-        all
-    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(alarm) = self.find(cx).await? else {

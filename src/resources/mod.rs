@@ -14,6 +14,7 @@ pub mod bucket_policy;
 pub mod certificate;
 pub mod dashboard;
 pub mod db_subnet_group;
+pub mod declared;
 pub mod distribution;
 pub mod dns_record;
 pub mod ecs_cluster;
@@ -59,7 +60,7 @@ use crate::aws::wait::{self, Poll};
 use crate::aws::{client_token, Clients, Shared};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Events, Inputs, Output, Ref, RunFlags};
+use crate::model::{Attrs, Events, Inputs, Output, RecordedIds, RunFlags};
 
 /// Who and where the environment is: everything a kind may know of it besides its spec.
 #[derive(Debug, Clone)]
@@ -197,6 +198,39 @@ impl<'a> NodeCx<'a> {
         Ok(self.single(what, found))
     }
 
+    /// The EC2 resource the applied record names, whatever its tags ([`Resource::observe_recorded`]).
+    pub async fn ec2_recorded<T: Ec2Item>(
+        &self,
+        what: &str,
+        recorded: &RecordedIds,
+    ) -> Result<Option<T>, Failure> {
+        let found = crate::aws::ec2::by_id::<T>(&self.cx.aws.ec2, &recorded.id).await?;
+        if let Some(item) = &found {
+            self.not_claimed(what, &recorded.id, &crate::aws::tags::from_ec2(item.tags()))?;
+        }
+        Ok(found)
+    }
+
+    /// An error when a resource found by the applied record's identifiers now says it
+    /// belongs to another environment or node.
+    pub fn not_claimed(
+        &self,
+        what: &str,
+        id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), Failure> {
+        match crate::aws::tags::claimed_elsewhere(tags, self.env_full(), self.node) {
+            None => Ok(()),
+            Some(says) => Err(crate::aws::tags::claimed_error(
+                what,
+                id,
+                self.env_full(),
+                self.node,
+                &says,
+            )),
+        }
+    }
+
     /// Picks the one resource among several carrying this node's tags, warning about the
     /// rest (made by someone else, or by a create retried where AWS ignored its token) and
     /// keeping them for `down`, which deletes them all ([`Duplicates`]).
@@ -290,9 +324,40 @@ impl Duplicates {
         let mut all = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
         all.remove(node).unwrap_or_default()
     }
+
+    /// Takes the duplicate of `node` that `pick` chooses, keeping `instead` in its place.
+    pub fn swap<T: Send + Sync + 'static>(
+        &self,
+        node: &str,
+        pick: impl Fn(&T) -> bool,
+        instead: T,
+    ) -> Result<T, T> {
+        let mut all = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = all.get_mut(node) else {
+            return Err(instead);
+        };
+        let Some(at) = list
+            .iter()
+            .position(|d| d.downcast_ref::<T>().is_some_and(&pick))
+        else {
+            return Err(instead);
+        };
+        match list.remove(at).downcast::<T>() {
+            Ok(chosen) => {
+                list.push(Box::new(instead));
+                Ok(*chosen)
+            }
+            Err(other) => {
+                list.insert(at, other);
+                Err(instead)
+            }
+        }
+    }
 }
 
-/// One kind of AWS resource. Each step may run twice, or be cancelled at any `.await`, and
+/// One kind of AWS resource. What it reads of other nodes is declared once, in its spec:
+/// its [`Ref`] fields and the placeholders of its [`template::Template`]s
+/// ([`declared::declared`]). Each step may run twice, or be cancelled at any `.await`, and
 /// the next run still converges: `observe` sees what a half-finished `create` left (it is
 /// tagged, or named, in the create call), and `diff` names what is missing.
 #[async_trait]
@@ -302,11 +367,6 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Kind name for messages and the graph, e.g. `nat_gateway`.
     const KIND: &'static str;
-
-    /// The other nodes it reads (its `Ref` fields): the graph's edges come from these.
-    fn inputs(&self) -> Vec<&Ref> {
-        Vec::new()
-    }
 
     /// False for a lookup-only node: something outside the environment that must exist and
     /// that `up` never creates, changes or deletes.
@@ -322,6 +382,19 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The live resource, by its tags or deterministic name; `None` when absent. Read-only,
     /// and independent of every other node.
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Self::Observed>, Failure>;
+
+    /// The live resource by the identifiers the applied record keeps (its id, ARN), for a
+    /// kind found by tags or by an attribute that can be edited out of band (an alias):
+    /// `None` when that resource is gone (or going: a NAT gateway `deleted`). A resource
+    /// that now says it belongs to another environment or node is an error, never taken.
+    /// Default `None`: the kind is found by a name nobody can change without replacing it.
+    async fn observe_recorded(
+        &self,
+        _cx: &NodeCx<'_>,
+        _recorded: &RecordedIds,
+    ) -> Result<Option<Self::Observed>, Failure> {
+        Ok(None)
+    }
 
     /// What the found resource publishes.
     fn attrs(&self, cx: &NodeCx<'_>, have: &Self::Observed) -> Result<Attrs, Failure>;

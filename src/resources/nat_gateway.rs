@@ -19,7 +19,7 @@ use crate::aws::tags;
 use crate::aws::wait::Poll;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NatGateway {
@@ -95,13 +95,21 @@ impl Resource for NatGateway {
     type Observed = AwsNat;
     const KIND: &'static str = "nat_gateway";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.subnet, &self.eip, &self.igw]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {
         let live = tagged(cx).await?.into_iter().filter(is_live).collect();
         Ok(cx.single(Self::KIND, live))
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsNat>, Failure> {
+        // One `deleted` or `failed` is gone, whatever it is called.
+        Ok(cx
+            .ec2_recorded::<AwsNat>(Self::KIND, recorded)
+            .await?
+            .filter(is_live))
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsNat) -> Result<Attrs, Failure> {

@@ -11,7 +11,7 @@ use crate::aws::retry::{self, NEW_GATEWAY_NOT_VISIBLE};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
 
 /// What a route sends its traffic to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,15 +235,16 @@ impl Resource for RouteTable {
     type Observed = AwsRouteTable;
     const KIND: &'static str = "route_table";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.vpc];
-        all.extend(self.routes.iter().map(|r| &r.target));
-        all.extend(self.subnets.iter());
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsRouteTable>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsRouteTable>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsRouteTable) -> Result<Attrs, Failure> {

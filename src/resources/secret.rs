@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::template::render;
+use super::template::{render, Template};
 use super::{NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{OrAbsent, OrExists, Required};
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -25,10 +25,8 @@ pub struct Secret {
     pub suffix: String,
     pub description: String,
     /// The JSON value, with `${node.attr}` placeholders ([`render`]).
-    pub value: Value,
+    pub value: Template,
     pub key: Ref,
-    /// The nodes the value names.
-    pub reads: Vec<Ref>,
 }
 
 pub struct Observed {
@@ -48,7 +46,7 @@ impl Secret {
     }
 
     fn rendered(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<String, Failure> {
-        let value = render(&self.value, cx.scope(), inputs, &self.reads)?;
+        let value = render(&self.value, cx.scope(), inputs)?;
         Ok(value.to_string())
     }
 
@@ -69,12 +67,6 @@ impl Secret {
 impl Resource for Secret {
     type Observed = Observed;
     const KIND: &'static str = "secret";
-
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.key];
-        all.extend(self.reads.iter());
-        all
-    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let sm = &cx.aws().secretsmanager;
@@ -107,7 +99,7 @@ impl Resource for Secret {
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
             .collect();
         Ok(Some(Observed {
-            arn: found.arn().unwrap_or_default().to_string(),
+            arn: found.arn().required("secret ARN")?.to_string(),
             kms_key_id: found.kms_key_id().map(str::to_string),
             description: found.description().map(str::to_string),
             scheduled_for_deletion,
@@ -117,12 +109,6 @@ impl Resource for Secret {
     }
 
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
-        if have.arn.is_empty() {
-            return Err(Failure::new(
-                "MissingField",
-                format!("secret {} has no ARN in DescribeSecret", self.name(cx)),
-            ));
-        }
         Ok(Attrs::id(self.name(cx)).with_arn(&have.arn))
     }
 
@@ -174,8 +160,8 @@ impl Resource for Secret {
                 .or_exists()
         })
         .await?;
-        let arn = match made.and_then(|m| m.arn().map(str::to_string)) {
-            Some(arn) => arn,
+        let arn = match made {
+            Some(m) => m.arn().required("secret ARN")?.to_string(),
             // Made by an interrupted run of this one: find its ARN.
             None => sm
                 .describe_secret()
@@ -183,7 +169,7 @@ impl Resource for Secret {
                 .send()
                 .await?
                 .arn()
-                .unwrap_or_default()
+                .required("secret ARN")?
                 .to_string(),
         };
         Ok(Attrs::id(name).with_arn(arn))

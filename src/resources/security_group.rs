@@ -13,7 +13,7 @@ use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
 
 /// Where a rule lets traffic come from (ingress) or go to (egress).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,18 +271,16 @@ impl Resource for SecurityGroup {
     type Observed = AwsSg;
     const KIND: &'static str = "security_group";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.vpc];
-        let rules = self.ingress.iter().chain(self.egress.iter().flatten());
-        all.extend(rules.filter_map(|r| match &r.peer {
-            Peer::Group(g) => Some(g),
-            Peer::Cidr(_) => None,
-        }));
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsSg>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsSg) -> Result<Attrs, Failure> {

@@ -228,10 +228,6 @@ impl Resource for ServiceScaling {
     type Observed = Observed;
     const KIND: &'static str = "service_scaling";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.service]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let (targets, policies) = env_scaling(cx).await?;
         let id = self.resource_id(cx);

@@ -80,10 +80,6 @@ impl Resource for SnsTopic {
     type Observed = Observed;
     const KIND: &'static str = "sns_topic";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.key]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let sns = &cx.aws().sns;
         let arn = self.arn(cx);

@@ -9,7 +9,7 @@ use crate::aws::tags;
 use crate::config::Ipv4Cidr;
 use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Subnet {
@@ -29,12 +29,16 @@ impl Resource for Subnet {
     type Observed = AwsSubnet;
     const KIND: &'static str = "subnet";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vpc]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSubnet>, Failure> {
         cx.ec2_find(Self::KIND).await
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<AwsSubnet>, Failure> {
+        cx.ec2_recorded(Self::KIND, recorded).await
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &AwsSubnet) -> Result<Attrs, Failure> {

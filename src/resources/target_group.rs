@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::load_balancer::{diff_attributes, elb_tag_list, elb_tags, retag_elb, NAME_MAX};
 use super::{short_name, NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -86,10 +86,6 @@ impl Resource for TargetGroup {
     type Observed = ObservedTg;
     const KIND: &'static str = "target_group";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        vec![&self.vpc]
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {
         let elb = &cx.aws().elb;
         let Some(out) = elb
@@ -104,7 +100,10 @@ impl Resource for TargetGroup {
         let Some(tg) = out.target_groups().first().cloned() else {
             return Ok(None);
         };
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+        let arn = tg
+            .target_group_arn()
+            .required("target group ARN")?
+            .to_string();
         let (attributes, tags) = tokio::try_join!(
             async {
                 let out = elb
@@ -228,7 +227,7 @@ impl Resource for TargetGroup {
         have: &ObservedTg,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        let arn = have.tg.target_group_arn().unwrap_or_default();
+        let arn = have.tg.target_group_arn().required("target group ARN")?;
         if changes.iter().any(|c| c.field.starts_with("health_check.")) {
             cx.aws()
                 .elb
@@ -255,7 +254,7 @@ impl Resource for TargetGroup {
 
     /// Listener rules and services let go of it a little after they are deleted.
     async fn delete(&self, cx: &NodeCx<'_>, have: &ObservedTg) -> Result<(), Failure> {
-        let arn = have.tg.target_group_arn().unwrap_or_default();
+        let arn = have.tg.target_group_arn().required("target group ARN")?;
         let elb = &cx.aws().elb;
         retry::on(&[&TARGET_GROUP_IN_USE], || async {
             elb.delete_target_group()

@@ -17,9 +17,9 @@ use aws_sdk_ecs::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::template::render;
+use super::template::{render, Template};
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{Change, Changes};
 use crate::error::Failure;
@@ -49,9 +49,9 @@ pub struct Container {
     /// Memory (MiB) reserved for it inside the task.
     pub memory_reservation: Option<i32>,
     /// Environment, each value a template ([`super::template`]).
-    pub environment: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, Template>,
     /// Secrets: each variable's `valueFrom`, a template (`${db-cluster.secret_arn}:password::`).
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Template>,
     /// Its log group.
     pub log_group: Ref,
 }
@@ -66,8 +66,6 @@ pub struct TaskDefinition {
     pub execution_role: Ref,
     pub task_role: Ref,
     pub containers: Vec<Container>,
-    /// Nodes the templates name (the DB cluster).
-    pub reads: Vec<Ref>,
 }
 
 pub struct Observed {
@@ -113,24 +111,24 @@ impl TaskDefinition {
         family(cx.env_full(), &self.service)
     }
 
-    fn fill(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>, text: &str) -> Result<String, Failure> {
-        let v = render(
-            &serde_json::Value::String(text.to_string()),
-            cx.scope(),
-            inputs,
-            &self.reads,
-        )?;
-        Ok(v.as_str().unwrap_or_default().to_string())
-    }
-
+    /// Every value of `map` filled; each must be text.
     fn fill_all(
         &self,
         cx: &NodeCx<'_>,
         inputs: &Inputs<'_>,
-        map: &BTreeMap<String, String>,
+        map: &BTreeMap<String, Template>,
     ) -> Result<BTreeMap<String, String>, Failure> {
         map.iter()
-            .map(|(k, v)| Ok((k.clone(), self.fill(cx, inputs, v)?)))
+            .map(|(k, v)| match render(v, cx.scope(), inputs)? {
+                serde_json::Value::String(text) => Ok((k.clone(), text)),
+                other => Err(Failure::new(
+                    "BadTemplate",
+                    format!(
+                        "`{k}` of task definition {} is not text: {other}",
+                        self.service
+                    ),
+                )),
+            })
             .collect()
     }
 
@@ -328,13 +326,6 @@ impl Resource for TaskDefinition {
     type Observed = Observed;
     const KIND: &'static str = "task_definition";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        let mut all = vec![&self.execution_role, &self.task_role];
-        all.extend(self.containers.iter().map(|c| &c.log_group));
-        all.extend(self.reads.iter());
-        all
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let found = cx
             .aws()
@@ -442,7 +433,10 @@ impl Resource for TaskDefinition {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         if tags_only(changes) {
-            let arn = have.definition.task_definition_arn().unwrap_or_default();
+            let arn = have
+                .definition
+                .task_definition_arn()
+                .required("task definition ARN")?;
             retag_ecs(&cx.aws().ecs, arn, cx.tags()).await?;
             return attrs_of(&have.definition);
         }

@@ -9,7 +9,7 @@ use crate::aws::tags;
 use crate::config::Ipv4Cidr;
 use crate::diff::{has, tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Output};
+use crate::model::{Attrs, Inputs, Output, RecordedIds};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Vpc {
@@ -88,6 +88,17 @@ impl Resource for Vpc {
             found.push(observed(cx, vpc).await?);
         }
         Ok(cx.single(Self::KIND, found))
+    }
+
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Observed>, Failure> {
+        match cx.ec2_recorded::<AwsVpc>(Self::KIND, recorded).await? {
+            Some(vpc) => Ok(Some(observed(cx, vpc).await?)),
+            None => Ok(None),
+        }
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

@@ -13,10 +13,10 @@ use super::edge::LOAD_BALANCER;
 use super::network::Network;
 use super::Stack;
 use crate::config::EnvConfig;
-use crate::model::Ref;
 use crate::resources::dashboard::Dashboard;
 use crate::resources::metric_alarm::{MetricAlarm, Query, Watch, Watched};
 use crate::resources::sns_topic::SnsTopic;
+use crate::resources::template::Template;
 
 pub const ALERTS_TOPIC: &str = "alerts-topic";
 const SERVICES: [&str; 2] = ["frontend", "backend"];
@@ -27,10 +27,10 @@ const CONNECTIONS_PERCENT: f64 = 90.0;
 /// Target 5XX answers in 5 minutes above which someone should look.
 const TARGET_5XX_THRESHOLD: f64 = 10.0;
 
-fn dims(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+fn dims(pairs: &[(&str, String)]) -> BTreeMap<String, Template> {
     pairs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (k.to_string(), Template::from(v.as_str())))
         .collect()
 }
 
@@ -48,8 +48,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
         },
     );
     let alarm = |s: &mut Stack<'_>, node: &str, spec: MetricAlarm| s.add(node, spec);
-    let cluster = Ref::id(ECS_CLUSTER);
-    let lb = Ref::id(LOAD_BALANCER);
 
     for service in SERVICES {
         let node = format!("service-{service}");
@@ -78,7 +76,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                 // Utilisation: no data (no tasks reporting) is not high CPU.
                 treat_missing_data: "notBreaching".into(),
                 topic: topic.clone(),
-                reads: vec![cluster.clone(), Ref::id(&node)],
             },
         );
     }
@@ -127,7 +124,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                 datapoints_to_alarm: 3,
                 treat_missing_data: "notBreaching".into(),
                 topic: topic.clone(),
-                reads: vec![Ref::id(&instance)],
             },
         );
     }
@@ -159,7 +155,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                 // Health: silence from the load balancer is itself a problem.
                 treat_missing_data: "breaching".into(),
                 topic: topic.clone(),
-                reads: vec![lb.clone(), Ref::id(&tg)],
             },
         );
     }
@@ -188,7 +183,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
             // No requests, no errors.
             treat_missing_data: "notBreaching".into(),
             topic,
-            reads: vec![lb.clone()],
         },
     );
 
@@ -304,14 +298,10 @@ fn dashboard(s: &mut Stack<'_>, env: &EnvConfig, max_connections: u64) {
             rds("CPUUtilization", &|_| json!({})),
         ),
     ];
-    let mut reads: Vec<Ref> = vec![Ref::id(ECS_CLUSTER), Ref::id(LOAD_BALANCER)];
-    reads.extend(SERVICES.iter().map(|svc| Ref::id(format!("service-{svc}"))));
-    reads.extend(instances.iter().map(Ref::id));
     s.add(
         "dashboard",
         Dashboard {
-            body: json!({ "widgets": widgets }),
-            reads,
+            body: Template(json!({ "widgets": widgets })),
         },
     );
 }

@@ -12,6 +12,7 @@ use crate::resources::distribution::Distribution;
 use crate::resources::dns_record::{AliasKind, AliasRecord};
 use crate::resources::origin_access::{AccessKind, OriginAccess};
 use crate::resources::s3_bucket::{Encryption, Lifecycle, S3Bucket};
+use crate::resources::template::Template;
 
 pub const DISTRIBUTION: &str = "cdn";
 const STATIC_SUFFIX: &str = "static";
@@ -75,36 +76,29 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, platform: &Platform) {
     // PLATFORM.md: the policy naming the distribution's ARN, and the alias to it, need its
     // identifiers only (it stays `InProgress` meanwhile).
     let objects = "arn:${partition}:s3:::${static-bucket.id}/*";
-    let (statement, reads) = match kind {
-        AccessKind::Control => (
-            json!({
+    let statement = match kind {
+        AccessKind::Control => json!({
                 "Sid": "CloudFrontReadsObjects",
                 "Effect": "Allow",
                 "Principal": {"Service": "cloudfront.amazonaws.com"},
                 "Action": "s3:GetObject",
                 "Resource": objects,
                 "Condition": {"StringEquals": {"AWS:SourceArn": "${cdn.arn}"}}
-            }),
-            vec![cdn.clone()],
-        ),
-        AccessKind::Identity => (
-            json!({
+        }),
+        AccessKind::Identity => json!({
                 "Sid": "CloudFrontReadsObjects",
                 "Effect": "Allow",
                 "Principal": {"AWS": "arn:${partition}:iam::cloudfront:user/CloudFront Origin Access Identity ${cdn-origin-access.id}"},
                 "Action": "s3:GetObject",
                 "Resource": objects
-            }),
-            vec![access],
-        ),
+        }),
     };
     s.add(
         "static-bucket-policy",
         BucketPolicy {
             suffix: STATIC_SUFFIX.into(),
             bucket,
-            statements: vec![statement],
-            reads,
+            statements: vec![Template(statement)],
         },
     );
     s.add(

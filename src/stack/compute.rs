@@ -18,6 +18,7 @@ use crate::resources::log_group::LogGroup;
 use crate::resources::secret::Secret;
 use crate::resources::service_scaling::ServiceScaling;
 use crate::resources::task_definition::{Container, TaskDefinition};
+use crate::resources::template::Template;
 
 pub const ECS_CLUSTER: &str = "ecs-cluster";
 pub const DB_CONNECTION: &str = "db-connection";
@@ -48,22 +49,20 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
     let frontend_logs = log_group(s, "frontend");
     let backend_logs = log_group(s, "backend");
     let xray_logs = log_group(s, "xray");
-    let db = Ref::id(DB_CLUSTER);
     // PLATFORM.md: the backend gets host, port, user and password as separate values. The
     // RDS-managed secret holds only the user and password; this one holds where to connect,
     // so all four (and the database's name) arrive as container secrets.
-    let db_connection = s.add(
+    s.add(
         DB_CONNECTION,
         Secret {
             suffix: "db-connection".into(),
             description: "Where the backend connects: the Aurora writer endpoint, port and database (tap-provision)".into(),
-            value: json!({
+            value: Template(json!({
                 "host": format!("${{{DB_CLUSTER}.endpoint}}"),
                 "port": format!("${{{DB_CLUSTER}.port}}"),
                 "dbname": env.database.database_name,
-            }),
+            })),
             key: net.key.clone(),
-            reads: vec![db.clone()],
         },
     );
     let path = format!("/{}/{}/", env.project, env.env);
@@ -75,7 +74,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
             suffix: "ecs-execution".into(),
             service: "ecs-tasks.amazonaws.com".into(),
             description: "ECS task execution: image pull, container logs, the DB secret (tap-provision)".into(),
-            policy: json!({
+            policy: Template(json!({
                 "Version": "2012-10-17",
                 "Statement": [
                     {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
@@ -90,16 +89,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                     {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "${kms-key.arn}",
                      "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.${region}.amazonaws.com"}}}
                 ]
-            }),
+            })),
             path: Some(path.clone()),
-            reads: vec![
-                frontend_logs.clone(),
-                backend_logs.clone(),
-                xray_logs.clone(),
-                db.clone(),
-                db_connection.clone(),
-                net.key.clone(),
-            ],
         },
     );
     // The application's own calls: X-Ray only (it has no resource-level permissions).
@@ -109,7 +100,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
             suffix: "ecs-task".into(),
             service: "ecs-tasks.amazonaws.com".into(),
             description: "ECS tasks: X-Ray traces (tap-provision)".into(),
-            policy: json!({
+            policy: Template(json!({
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Effect": "Allow",
@@ -118,9 +109,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                                "xray:GetSamplingStatisticSummaries"],
                     "Resource": "*"
                 }]
-            }),
+            })),
             path: Some(path),
-            reads: vec![],
         },
     );
     let cluster = s.add(
@@ -160,10 +150,12 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
     );
     backend.environment = BTreeMap::from([(
         "AWS_XRAY_DAEMON_ADDRESS".into(),
-        format!("localhost:{XRAY_PORT}"),
+        format!("localhost:{XRAY_PORT}").into(),
     )]);
     // Each value separately (PLATFORM.md): `<secret ARN>:<JSON key>::`.
-    let from = |secret: &str, attr: &str, key: &str| format!("${{{secret}.{attr}}}:{key}::");
+    let from = |secret: &str, attr: &str, key: &str| {
+        Template::from(format!("${{{secret}.{attr}}}:{key}::"))
+    };
     backend.secrets = BTreeMap::from([
         ("DB_HOST".into(), from(DB_CONNECTION, "arn", "host")),
         ("DB_PORT".into(), from(DB_CONNECTION, "arn", "port")),
@@ -193,7 +185,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
             "frontend",
             &env.services.frontend,
             vec![frontend],
-            vec![],
             &edge.frontend_target_group,
             &edge.frontend_rule,
             80,
@@ -202,13 +193,12 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
             "backend",
             &env.services.backend,
             vec![backend, xray],
-            vec![db, db_connection],
             &edge.backend_target_group,
             &edge.backend_rule,
             3000,
         ),
     ];
-    for (name, config, containers, reads, target_group, rule, port) in tasks {
+    for (name, config, containers, target_group, rule, port) in tasks {
         service(
             s,
             name,
@@ -220,7 +210,6 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                 execution_role: execution_role.clone(),
                 task_role: task_role.clone(),
                 containers,
-                reads,
             },
             (&cluster, net, target_group, rule, port),
         );

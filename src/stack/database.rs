@@ -11,6 +11,7 @@ use crate::resources::backup_plan::BackupPlan;
 use crate::resources::backup_vault::BackupVault;
 use crate::resources::db_subnet_group::DbSubnetGroup;
 use crate::resources::iam_role::IamRole;
+use crate::resources::template::Template;
 
 pub const DB_CLUSTER: &str = "db-cluster";
 pub const DB_MONITORING_ROLE: &str = "db-monitoring-role";
@@ -35,7 +36,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
             service: "monitoring.rds.amazonaws.com".into(),
             description: "RDS enhanced monitoring of the Aurora instances (tap-provision)".into(),
             // The statements of AWS's AmazonRDSEnhancedMonitoringRole, scoped to this account.
-            policy: json!({
+            policy: Template(json!({
                 "Version": "2012-10-17",
                 "Statement": [
                     {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
@@ -43,9 +44,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                     {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents"],
                      "Resource": ["arn:${partition}:logs:${region}:${account}:log-group:RDS*:log-stream:*"]}
                 ]
-            }),
+            })),
             path: None,
-            reads: vec![],
         },
     );
     // Secrets Manager: RDS manages the master secret under the CMK (no node of ours).
@@ -95,7 +95,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
             suffix: "backup".into(),
             service: "backup.amazonaws.com".into(),
             description: "AWS Backup of the Aurora cluster (tap-provision)".into(),
-            policy: json!({
+            policy: Template(json!({
                 "Version": "2012-10-17",
                 "Statement": [
                     {
@@ -119,9 +119,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                     },
                     {"Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"}
                 ]
-            }),
+            })),
             path: None,
-            reads: vec![],
         },
     );
     // PLATFORM.md: a new backup role may not be assumable yet; the selection retries.

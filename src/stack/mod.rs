@@ -36,15 +36,28 @@ pub struct Stack<'a> {
 
 impl Stack<'_> {
     /// Adds node `id` with the kind's spec; returns a reference to its identifiers.
+    /// Adds node `id` with the kind's spec; returns a reference to its identifiers. Its
+    /// edges are what the spec declares it reads; a wrong template is a graph error.
     pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
-        let deps = spec
-            .inputs()
-            .into_iter()
-            .map(|r| (r.node.clone(), r.needs))
-            .collect();
-        let task = Adapter::new(id, tags::standard(self.env, id), spec);
-        self.builder
-            .add(id, R::KIND, deps, Arc::new(task) as Arc<dyn Task<Cx>>);
+        match Adapter::new(id, tags::standard(self.env, id), spec) {
+            Ok(task) => {
+                let deps = task
+                    .inputs()
+                    .into_iter()
+                    .map(|r| (r.node, r.needs))
+                    .collect();
+                self.builder
+                    .add(id, R::KIND, deps, Arc::new(task) as Arc<dyn Task<Cx>>);
+            }
+            Err(errors) => {
+                for message in errors {
+                    self.builder.reject(GraphError::Spec {
+                        node: id.to_string(),
+                        message,
+                    });
+                }
+            }
+        }
         Ref::id(id)
     }
 }
@@ -134,20 +147,76 @@ mod tests {
     }
 
     #[test]
-    fn edges_come_from_the_specs_inputs() {
+    fn template_reads_are_edges() {
+        // Nothing lists them by hand: the execution role's policy names the log groups, the
+        // DB secrets and the key, the backend's container secrets name both DB secrets.
         let g = build(&env(3)).unwrap();
-        for node in g.nodes() {
-            let mut from_spec: Vec<String> =
-                node.payload.inputs().into_iter().map(|r| r.node).collect();
-            let mut edges: Vec<String> = node
-                .deps
-                .iter()
-                .map(|(d, _)| g.node(*d).id.clone())
-                .collect();
-            from_spec.sort();
-            edges.sort();
-            assert_eq!(from_spec, edges, "{}", node.id);
+        for dep in [
+            "logs-frontend",
+            "logs-backend",
+            "logs-xray",
+            DB_CLUSTER,
+            "db-connection",
+            KMS_KEY,
+        ] {
+            assert!(
+                deps(&g, "ecs-execution-role").contains(&(dep.to_string(), Needs::Id)),
+                "ecs-execution-role -> {dep}"
+            );
         }
+        for dep in [DB_CLUSTER, "db-connection"] {
+            assert!(deps(&g, "task-backend").contains(&(dep.to_string(), Needs::Id)));
+        }
+    }
+
+    #[test]
+    fn a_wrong_declaration_fails_the_build_naming_the_node() {
+        use crate::resources::iam_role::IamRole;
+        use crate::resources::template::Template;
+        let env = env(3);
+        let mut s = Stack {
+            env: &env,
+            builder: Builder::default(),
+        };
+        let role = |policy: serde_json::Value| IamRole {
+            suffix: "r".into(),
+            service: "ecs-tasks.amazonaws.com".into(),
+            description: "test".into(),
+            policy: Template(policy),
+            path: None,
+        };
+        s.add(KMS_KEY, role(serde_json::json!({})));
+        s.add(
+            "typo",
+            role(serde_json::json!({"Resource": "${kms-key.endpiont}"})),
+        );
+        s.add("unclosed", role(serde_json::json!(["${kms-key.arn"])));
+        s.add("elsewhere", role(serde_json::json!("${nowhere.arn}")));
+        s.add("fine", role(serde_json::json!("${kms-key.arn}")));
+        let Err(errors) = s.builder.build() else {
+            panic!("a graph with wrong templates was built");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{shown:#?}");
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.contains("`typo`") && e.contains("unknown attribute `endpiont`")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.contains("`unclosed`") && e.contains("unclosed")),
+            "{shown:#?}"
+        );
+        assert!(
+            errors.contains(&GraphError::Missing {
+                node: "elsewhere".into(),
+                missing: "nowhere".into()
+            }),
+            "{shown:#?}"
+        );
     }
 
     #[test]

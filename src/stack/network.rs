@@ -15,6 +15,7 @@ use crate::resources::nat_gateway::NatGateway;
 use crate::resources::route_table::{RouteSpec, RouteTable, Via};
 use crate::resources::security_group::{Peer, Rule, SecurityGroup};
 use crate::resources::subnet::Subnet;
+use crate::resources::template::Template;
 use crate::resources::vpc::Vpc;
 
 pub const KMS_KEY: &str = "kms-key";
@@ -143,7 +144,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
             suffix: "vpc-flow-logs".into(),
             service: "vpc-flow-logs.amazonaws.com".into(),
             description: "Delivers the VPC's flow logs to its log group (tap-provision)".into(),
-            policy: json!({
+            policy: Template(json!({
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Effect": "Allow",
@@ -153,9 +154,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
                         format!("arn:${{partition}}:logs:${{region}}:${{account}}:log-group:/{}/${{env}}/vpc-flow-logs:*", env.project)
                     ]
                 }]
-            }),
+            })),
             path: None,
-            reads: vec![],
         },
     );
     s.add(

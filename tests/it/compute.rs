@@ -583,6 +583,8 @@ async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
             ("ecs:UpdateService".to_string(), 1),
             ("logs:CreateLogGroup".to_string(), 1),
             ("logs:PutRetentionPolicy".to_string(), 1),
+            // The applied record, with the identifiers of what was made again.
+            ("s3:PutObject".to_string(), 1),
         ])
     );
     let backend = service(&live, "backend").await;
@@ -716,6 +718,8 @@ async fn the_connection_secret_and_a_scalable_target_deleted_or_changed_are_put_
                 1
             ),
             ("application-autoscaling:PutScalingPolicy".to_string(), 2),
+            // The applied record, with the identifiers of what was made again.
+            ("s3:PutObject".to_string(), 1),
         ])
     );
     let targets = live

@@ -347,6 +347,8 @@ async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
         ("s3:PutPublicAccessBlock", 1),
         ("ec2:DeleteFlowLogs", 1),
         ("ec2:CreateFlowLogs", 1),
+        // The applied record, with the replaced flow log's identifiers.
+        ("s3:PutObject", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

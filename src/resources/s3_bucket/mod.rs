@@ -163,13 +163,6 @@ impl Resource for S3Bucket {
     type Observed = Observed;
     const KIND: &'static str = "s3_bucket";
 
-    fn inputs(&self) -> Vec<&Ref> {
-        match &self.encryption {
-            Encryption::Kms(key) => vec![key],
-            Encryption::S3Managed => vec![],
-        }
-    }
-
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let s3 = &cx.aws().s3;
         let name = self.name(cx);

@@ -1,5 +1,12 @@
-//! One command against one environment: the config, its graph, the connection, the run
-//! context, and the passes the commands are made of (observe, compare, apply, record).
+//! One command against one environment: the config, its graph, the connection, and the
+//! passes every command is made of: look (observe every node, read the applied record,
+//! square the two), compare, and, for the verbs that act, the one sequence in [`run`]
+//! (lock, look again if another run may have acted, apply on that last look, record,
+//! report, release).
+
+mod run;
+
+pub use run::{Acted, Verb};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +26,7 @@ use crate::executor::{preview, Executor, Observation, Preview, Task};
 use crate::history::{self, RunEntry};
 use crate::lock::{self, Holder, Lock, LockError};
 use crate::model::{
-    collect_outputs, Action, Events, Inputs, NodePlan, Outcome, RunFlags, RunReport,
+    collect_outputs, Action, Events, Inputs, NodePlan, Outcome, RecordedIds, RunFlags, RunReport,
 };
 use crate::output::Reporter;
 use crate::record::{self, Record};
@@ -54,10 +61,32 @@ pub struct Session {
     pub parallelism: usize,
 }
 
-/// The applied record as read at the start of a command, with why it is missing.
-pub struct Loaded {
+/// One look at the environment: every node observed and squared with the applied record,
+/// the record itself, and the run context whose per-run caches (batched describes, the
+/// duplicates found) that look filled. Apply runs on the last look, with its context.
+pub struct Pass {
+    pub observations: Observations,
+    /// `None` only when AWS said there is no record (no bucket, or no object).
     pub record: Option<Record>,
-    pub note: Option<String>,
+    pub cx: Arc<Cx>,
+}
+
+impl Pass {
+    /// The nodes that could not be read, with why.
+    pub fn unreadable(&self) -> Vec<&NodeError> {
+        self.observations
+            .iter()
+            .filter_map(|o| o.as_ref().err())
+            .collect()
+    }
+
+    /// Why there is nothing to compare with, for `drift` and `repair`'s notes.
+    pub fn record_note(&self, scope: &Scope) -> Option<String> {
+        self.record.is_none().then(|| {
+            let (bucket, key) = record::location(scope);
+            format!("no applied record at s3://{bucket}/{key}")
+        })
+    }
 }
 
 impl Session {
@@ -135,6 +164,11 @@ impl Session {
         self.executor_with(self.graph.clone(), self.cx.clone())
     }
 
+    /// The executor of the config's graph on `pass`'s context.
+    pub fn executor_on(&self, pass: &Pass) -> Executor<Cx> {
+        self.executor_with(self.graph.clone(), pass.cx.clone())
+    }
+
     fn executor_with(&self, graph: Arc<StepGraph>, cx: Arc<Cx>) -> Executor<Cx> {
         Executor {
             graph,
@@ -145,31 +179,54 @@ impl Session {
         }
     }
 
-    /// Observes every node and reads the applied record, all at once.
-    pub async fn observe(&self) -> (Observations, Loaded) {
-        Self::observe_with(&self.executor(), &self.cx).await
-    }
-
-    async fn observe_with(executor: &Executor<Cx>, cx: &Cx) -> (Observations, Loaded) {
+    /// Looks at the environment from scratch (new caches): observes every node while the
+    /// applied record is read, then finds by the record's identifiers what tags and names
+    /// did not ([`Executor::reconcile`]). A record that exists but cannot be read is an
+    /// error: no command goes on without the record it would compare with or write.
+    pub async fn look(&self) -> anyhow::Result<Pass> {
+        let cx = Arc::new(self.cx.fresh());
+        let executor = self.executor_with(self.graph.clone(), cx.clone());
         let (observations, loaded) =
             tokio::join!(executor.observe(), record::load(&cx.aws.s3, &cx.scope));
-        let loaded = match loaded {
-            Ok((record, note)) => Loaded { record, note },
-            Err(e) => Loaded {
-                record: None,
-                note: Some(format!("the applied record could not be read: {e}")),
-            },
-        };
-        (observations, loaded)
+        let record = loaded.map_err(anyhow::Error::new)?;
+        let recorded: Vec<Option<RecordedIds>> = self
+            .graph
+            .nodes()
+            .iter()
+            .map(|n| record.as_ref().and_then(|r| r.ids(&n.id)).cloned())
+            .collect();
+        let observations = executor.reconcile(observations, &recorded).await;
+        Ok(Pass {
+            observations,
+            record,
+            cx,
+        })
+    }
+
+    /// Stops a command that would act when any node could not be read: what the tool cannot
+    /// read, it cannot explain, so it writes nothing.
+    pub fn require_readable(&self, pass: &Pass, verb: &str) -> anyhow::Result<()> {
+        let unreadable = pass.unreadable();
+        if unreadable.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = unreadable.iter().map(|e| format!("  - {e}")).collect();
+        anyhow::bail!(
+            "{}: {} resource(s) could not be read, so `{verb}` changed nothing:\n{}\n\
+             Fix what each line names (a permission, a conflict) and run it again",
+            self.env.full_name(),
+            unreadable.len(),
+            lines.join("\n")
+        )
     }
 
     /// What `up` would do to every node (the config against live AWS).
-    pub fn preview(&self, observations: &Observations) -> Preview {
+    pub fn preview(&self, pass: &Pass) -> Preview {
         preview(
             &self.graph,
-            &self.cx,
+            &pass.cx,
             &self.env.full_name(),
-            observations,
+            &pass.observations,
             |ix| Some(self.graph.node(ix).payload.clone()),
         )
     }
@@ -191,11 +248,12 @@ impl Session {
     }
 
     /// Drift and pending edits of every node (pure once observed).
-    pub fn compare(&self, observations: &Observations, record: Option<&Record>) -> Vec<NodeDrift> {
+    pub fn compare(&self, pass: &Pass) -> Vec<NodeDrift> {
         let env = self.env.full_name();
-        let current = self.preview(observations);
+        let record = pass.record.as_ref();
+        let current = self.preview(pass);
         let applied: Preview = match record {
-            Some(r) => preview(&self.graph, &self.cx, &env, observations, |ix| {
+            Some(r) => preview(&self.graph, &pass.cx, &env, &pass.observations, |ix| {
                 self.applied_task(r, ix)
             }),
             None => (0..self.graph.len()).map(|_| None).collect(),
@@ -208,13 +266,44 @@ impl Session {
                 classify(Compared {
                     node: &node.id,
                     kind: node.kind,
-                    present: matches!(&observations[ix], Ok(Some(_))),
+                    present: matches!(&pass.observations[ix], Ok(Some(_))),
                     current: current[ix].as_ref(),
                     applied: applied[ix].as_ref(),
                     have_record: record.is_some(),
                 })
             })
             .collect()
+    }
+
+    /// True when the applied record would change if this look were left as it is: a node
+    /// present as configured whose entry is missing, has another spec, or other identifiers
+    /// (a record of format 1, or one a killed run did not bring up to date). `up` then takes
+    /// the lock and writes it, even with nothing else to do.
+    pub fn record_stale(&self, pass: &Pass, preview: &Preview) -> bool {
+        self.graph.nodes().iter().enumerate().any(|(ix, node)| {
+            let Ok(Some(live)) = &pass.observations[ix] else {
+                return false;
+            };
+            let unchanged = matches!(
+                &preview[ix],
+                Some(Ok(NodePlan {
+                    action: Action::Unchanged,
+                    ..
+                }))
+            );
+            if !unchanged {
+                return false;
+            }
+            let Some(entry) = pass.record.as_ref().and_then(|r| r.nodes.get(&node.id)) else {
+                return true;
+            };
+            let now = node.payload.record();
+            // An ARN the record lacks is no reason to write: the id finds it.
+            let ids_differ = entry.ids.as_ref().is_none_or(|ids| {
+                ids.id != live.attrs.id || (ids.arn.is_some() && ids.arn != live.attrs.arn)
+            });
+            entry.spec != now.spec || entry.tags != now.tags || entry.kind != now.kind || ids_differ
+        })
     }
 
     /// Nodes the applied record has that the config no longer does (a reader or NAT gateway
@@ -246,36 +335,37 @@ impl Session {
         }))
     }
 
-    /// Observes again from scratch (new caches): repair's confirming pass.
-    pub async fn observe_again(&self) -> (Observations, Loaded) {
-        let cx = Arc::new(self.cx.fresh());
-        let executor = self.executor_with(self.graph.clone(), cx.clone());
-        Self::observe_with(&executor, &cx).await
+    /// Observes node `id` again on `pass`'s context (a fresh read of it alone).
+    pub async fn look_again_at(&self, pass: &mut Pass, id: &str) -> anyhow::Result<()> {
+        let ix = self
+            .graph
+            .index_of(id)
+            .with_context(|| format!("no node {id} (a bug in tap-provision)"))?;
+        let node = self.graph.node(ix);
+        let observed = node.payload.observe(&self.cx.fresh()).await.map_err(|f| {
+            crate::executor::node_error(
+                &self.env.full_name(),
+                &node.id,
+                node.kind,
+                crate::error::Step::Find,
+                f,
+            )
+        });
+        pass.observations[ix] = observed;
+        Ok(())
     }
 
-    /// Observes node `id` again (fresh caches), in place; false when that read failed.
-    pub async fn observe_node_again(&self, observations: &mut Observations, id: &str) -> bool {
-        let Some(ix) = self.graph.index_of(id) else {
-            return false;
-        };
-        match self.graph.node(ix).payload.observe(&self.cx.fresh()).await {
-            Ok(o) => {
-                observations[ix] = Ok(o);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Runs `graph` (the config's, or repair's) with `act` saying which nodes may change.
+    /// Runs `graph` (the config's, or repair's) on the last look, with `act` saying which
+    /// nodes may change.
     pub async fn apply(
         &self,
         graph: Arc<StepGraph>,
-        observations: Observations,
+        pass: &mut Pass,
         act: Vec<bool>,
-        cancel: tokio::sync::watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
     ) -> RunReport {
-        self.executor_with(graph, self.cx.clone())
+        let observations = std::mem::take(&mut pass.observations);
+        self.executor_with(graph, pass.cx.clone())
             .apply(observations, act, cancel)
             .await
     }
@@ -310,11 +400,20 @@ impl Session {
         )
     }
 
-    /// Stores what a run applied: nodes now as configured take the config's spec, nodes
-    /// deleted leave the record, the rest keep their entry. Writes only when it changed, so
-    /// a converged `up` makes no write. A failure is a warning: the resources are fine, only
-    /// `drift`'s view of what was applied is older.
-    pub async fn store_record(&self, report: &RunReport, loaded: &Loaded) {
+    /// Stores what a run did in the applied record, with each node's live identifiers.
+    /// `up` ([`Recording::Applied`]): nodes now as configured take the config's spec. `repair`
+    /// ([`Recording::Repaired`]): nodes it created or changed take the spec it restored (the
+    /// one last applied), the others keep theirs. Every verb: nodes deleted leave the record,
+    /// nodes left in place refresh their identifiers. Writes only when it changed, so a
+    /// converged `up` makes no write. A failure is a warning: the resources are fine, only the
+    /// record is older (and the next look still finds them by tags and names).
+    pub async fn store_record(
+        &self,
+        graph: &StepGraph,
+        report: &RunReport,
+        before: Option<&Record>,
+        how: Recording,
+    ) {
         let state_bucket_gone = report.nodes.iter().any(|n| {
             n.node == STATE_BUCKET
                 && matches!(
@@ -326,22 +425,27 @@ impl Session {
             return;
         }
         let env = self.env.full_name();
-        let mut record = loaded.record.clone().unwrap_or_else(|| Record::new(&env));
-        for (node, r) in self.graph.nodes().iter().zip(&report.nodes) {
-            match &r.outcome {
-                Outcome::Created(_)
-                | Outcome::Updated(..)
-                | Outcome::Replaced(..)
-                | Outcome::Unchanged(_) => {
-                    record.nodes.insert(node.id.clone(), node.payload.record());
-                }
-                Outcome::Deleted | Outcome::Absent => {
+        let mut record = before.cloned().unwrap_or_else(|| Record::new(&env));
+        for (node, r) in graph.nodes().iter().zip(&report.nodes) {
+            let ids = r.outcome.attrs().map(RecordedIds::of);
+            let applied = match (&r.outcome, how) {
+                (Outcome::Created(_) | Outcome::Updated(..) | Outcome::Replaced(..), _)
+                | (Outcome::Unchanged(_), Recording::Applied) => true,
+                (Outcome::Deleted | Outcome::Absent, _) => {
                     record.nodes.remove(&node.id);
+                    continue;
                 }
-                Outcome::Kept(_) | Outcome::Failed(_) | Outcome::Skipped(_) => {}
+                _ => false,
+            };
+            if applied {
+                let mut entry = node.payload.record();
+                entry.ids = ids;
+                record.nodes.insert(node.id.clone(), entry);
+            } else if let (Some(entry), Some(ids)) = (record.nodes.get_mut(&node.id), ids) {
+                entry.ids = Some(ids);
             }
         }
-        if loaded.record.as_ref() == Some(&record) {
+        if before == Some(&record) {
             return;
         }
         if let Err(e) = record::save(&self.cx.aws.s3, &self.cx.scope, &record).await {
@@ -498,6 +602,17 @@ impl Session {
             lock.release(self.reporter.as_ref()).await;
         }
     }
+}
+
+/// How a run's outcomes enter the applied record ([`Session::store_record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// `up`: every node left as configured takes the config's spec.
+    Applied,
+    /// `repair`: only nodes it put back take the (applied) spec it restored.
+    Repaired,
+    /// `down`: nodes gone leave the record.
+    Removed,
 }
 
 /// The first Ctrl-C stops new starts (in-flight calls finish); the second exits at once.
