@@ -82,8 +82,14 @@ pub async fn run(
             s.env.env
         ));
     }
+    for (node, on) in &seen.held_back {
+        s.reporter.warn(&format!(
+            "{node}: drifted, left until `up` replaces {on}, which it stands on"
+        ));
+    }
     let mut remaining = seen.remaining;
     remaining.extend(seen.needs_up.iter().map(|(n, _)| n.clone()));
+    remaining.extend(seen.held_back.iter().map(|(n, _)| n.clone()));
     remaining.sort();
     remaining.dedup();
     let code = if report.failed() > 0 {
@@ -109,6 +115,8 @@ struct Seen {
     /// Drifted nodes left alone because putting them back means replacing a resource others
     /// stand on (or that `up` does not replace): node and the changes.
     needs_up: Vec<(String, String)>,
+    /// Drifted nodes left alone because they stand on one of `needs_up`: node, and that one.
+    held_back: Vec<(String, String)>,
     /// Nodes still drifted (or unreadable) in the confirming look.
     remaining: Vec<String>,
 }
@@ -167,11 +175,26 @@ impl Verb for Repair {
                 false
             })
             .collect();
+        // What stands on a resource left to `up` waits for it too: put back now, it would
+        // be pointed at the resource about to be replaced.
+        let mut act = act;
+        let mut held_back = Vec::new();
+        for (node, _) in &needs_up {
+            let Some(ix) = s.graph.index_of(node) else {
+                continue;
+            };
+            for dep in s.graph.dependents(ix) {
+                if std::mem::take(&mut act[dep]) {
+                    held_back.push((findings[dep].node.clone(), node.clone()));
+                }
+            }
+        }
         let drifted = t.drifted;
         *self.seen() = Seen {
             findings,
             unreadable,
             needs_up,
+            held_back,
             remaining: Vec::new(),
         };
         if t.errors > 0 {

@@ -1,5 +1,9 @@
 """Faults on purpose, per account (test-side only; the product never sees this switch):
-PUT /_tap/faults/<account> with {"throttle": 0.2, "error": 0.05, "drop": 0.02} makes that
+PUT /_tap/faults/<account> with {"deny": ["kms:ListResourceTags"]} answers every call of
+those operations (`service:Operation`, as the call counts name them) with access denied in
+the service's own shape (`UnauthorizedOperation` for EC2, `AccessDenied` for S3 and the
+query and REST-XML services, `AccessDeniedException` for JSON ones), as a policy that
+lacks a permission would. With {"throttle": 0.2, "error": 0.05, "drop": 0.02} it makes that
 share of the account's calls fail before moto sees them: throttling in each protocol's own
 shape (`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST-XML services,
 `ThrottlingException` for JSON ones, `SlowDown` for S3), a 500/503, or a dropped connection
@@ -84,12 +88,22 @@ def _shape(environ, service, code, status, message):
     return body, "application/json", [("x-amzn-ErrorType", code)]
 
 
-def maybe_fail(environ, start_response, account, service):
-    """A fault's response for this call, or None to let it through."""
+def maybe_fail(environ, start_response, account, service, key):
+    """A fault's response for this call (`key`: its `service:Operation`), or None to let it
+    through."""
     with LOCK:
         faults = FAULTS.get(account)
         if not faults:
             return None
+        if key in faults.get("deny", []):
+            counts = INJECTED.setdefault(account, {})
+            counts["deny"] = counts.get("deny", 0) + 1
+            denied = True
+        else:
+            denied = False
+    if denied:
+        return access_denied(environ, start_response, service, key)
+    with LOCK:
         draw = RNG.random()
         throttle = float(faults.get("throttle", 0))
         error = float(faults.get("error", 0))
@@ -117,6 +131,22 @@ def maybe_fail(environ, start_response, account, service):
         body, content_type, extra = _shape(environ, service, code, status, "injected server error")
     data = body.encode()
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
+    return [data]
+
+
+def access_denied(environ, start_response, service, key):
+    """AWS's answer to a call the caller's policy does not allow."""
+    operation = key.split(":", 1)[-1]
+    if service == "ec2":
+        code = "UnauthorizedOperation"
+    elif environ.get("HTTP_X_AMZ_TARGET") and service not in ("s3",):
+        code = "AccessDeniedException"
+    else:
+        code = "AccessDenied"
+    message = f"User: arn:aws:iam::000000000000:user/tests is not authorized to perform: {service}:{operation}"
+    body, content_type, extra = _shape(environ, service, code, "403 Forbidden", message)
+    data = body.encode()
+    start_response("403 Forbidden", [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
     return [data]
 
 

@@ -52,7 +52,8 @@ that moto 5.2 does not do by itself.
   over JSON 1.0 only): cbor_bridge.py translates both ways.
 - Faults on purpose, per account (faults.py): PUT /_tap/faults/<account> {"throttle": 0.2,
   "error": 0.05, "drop": 0.02} fails that share of its calls with throttling in each
-  protocol's shape, a 500/503, or a connection closed unanswered, before moto sees them.
+  protocol's shape, a 500/503, or a connection closed unanswered, before moto sees them;
+  {"deny": ["kms:ListResourceTags"]} answers those operations with access denied.
 - Crash points, per account (crash.py): PUT /_tap/crash/<account> {"after_writes": N} (and
   optionally "operation") serves the Nth write, then holds its answer and every later call
   until the test has killed the process; GET says whether it tripped and on what.
@@ -1251,7 +1252,7 @@ def patch_counting():
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
                 SERVED[key] = SERVED.get(key, 0) + 1
-            failed = faults.maybe_fail(environ, start_response, account, service)
+            failed = faults.maybe_fail(environ, start_response, account, service, key)
             if failed is None:
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:

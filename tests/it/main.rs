@@ -10,6 +10,7 @@ mod crash;
 mod database;
 mod drift;
 mod edge;
+mod fail_closed;
 mod lock;
 mod network;
 mod reliability;
