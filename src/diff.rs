@@ -21,6 +21,9 @@ pub struct Change {
     pub have: String,
     /// True when AWS cannot change it in place: the resource would have to be replaced.
     pub replace: bool,
+    /// Kept out of the run history (a secret's value: the state bucket keeps versions).
+    #[serde(skip)]
+    pub confidential: bool,
 }
 
 impl fmt::Display for Change {
@@ -48,6 +51,49 @@ pub struct Ignored {
 /// a missing or changed tag of ours is.
 pub const EXTRA_TAGS_ARE_NOT_DRIFT: &str = "tags beside ours belong to AWS or to people";
 
+/// A kind's fields, as an enum ([`fields!`]): changes are made and matched through it, so a
+/// diff and the update that acts on it cannot disagree on a spelling. [`Field::name`] is the
+/// user-facing word (`node.field` in `plan`, `drift`, `history`).
+pub trait Field: Copy + 'static {
+    fn name(self) -> &'static str;
+
+    /// One member of a keyed field: `attributes.idle_timeout.timeout_seconds`,
+    /// `containers.backend.image`.
+    fn key(self, key: &str) -> FieldName {
+        FieldName(format!("{}.{key}", self.name()))
+    }
+}
+
+/// A change's field as shown: a [`Field`], or one member of a keyed one ([`Field::key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldName(String);
+
+impl<F: Field> From<F> for FieldName {
+    fn from(f: F) -> Self {
+        FieldName(f.name().to_string())
+    }
+}
+
+/// Declares a kind's fields: an enum, each variant with its user-facing name.
+macro_rules! fields {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),*
+        }
+
+        impl $crate::diff::Field for $name {
+            fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),*
+                }
+            }
+        }
+    };
+}
+pub(crate) use fields;
+
 /// Collects changes for one resource.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -57,25 +103,37 @@ pub struct Changes {
 
 impl Changes {
     /// Records `field` when `want != have`.
-    pub fn field<T: PartialEq + fmt::Debug>(&mut self, field: &str, want: T, have: T) {
+    pub fn field<T: PartialEq + fmt::Debug>(
+        &mut self,
+        field: impl Into<FieldName>,
+        want: T,
+        have: T,
+    ) {
         if want != have {
             self.changes.push(Change {
-                field: field.to_string(),
+                field: field.into().0,
                 want: show(&want),
                 have: show(&have),
                 replace: false,
+                confidential: false,
             });
         }
     }
 
     /// Like `field`, for properties AWS cannot change in place.
-    pub fn immutable<T: PartialEq + fmt::Debug>(&mut self, field: &str, want: T, have: T) {
+    pub fn immutable<T: PartialEq + fmt::Debug>(
+        &mut self,
+        field: impl Into<FieldName>,
+        want: T,
+        have: T,
+    ) {
         if want != have {
             self.changes.push(Change {
-                field: field.to_string(),
+                field: field.into().0,
                 want: show(&want),
                 have: show(&have),
                 replace: true,
+                confidential: false,
             });
         }
     }
@@ -83,14 +141,14 @@ impl Changes {
     /// Records a difference in a value AWS owns, with the reason; `up` leaves it alone.
     pub fn owned_by_aws<T: PartialEq + fmt::Debug>(
         &mut self,
-        field: &str,
+        field: impl Into<FieldName>,
         want: T,
         have: T,
         reason: &'static str,
     ) {
         if want != have {
             self.ignored.push(Ignored {
-                field: field.to_string(),
+                field: field.into().0,
                 want: show(&want),
                 have: show(&have),
                 reason,
@@ -98,11 +156,31 @@ impl Changes {
         }
     }
 
+    /// Like `field`, for a value shown in `plan` and `drift` but kept out of the run history
+    /// (see [`Change::confidential`]).
+    pub fn confidential<T: PartialEq + fmt::Debug>(
+        &mut self,
+        field: impl Into<FieldName>,
+        want: T,
+        have: T,
+    ) {
+        let before = self.changes.len();
+        self.field(field, want, have);
+        for c in &mut self.changes[before..] {
+            c.confidential = true;
+        }
+    }
+
     /// Records a whole-document difference (a policy), both documents in full as JSON.
-    pub fn document(&mut self, field: &str, want: &serde_json::Value, have: &serde_json::Value) {
+    pub fn document(
+        &mut self,
+        field: impl Into<FieldName>,
+        want: &serde_json::Value,
+        have: &serde_json::Value,
+    ) {
         if want != have {
             self.changes.push(Change {
-                field: field.to_string(),
+                field: field.into().0,
                 want: want.to_string(),
                 have: if have.is_null() {
                     "(absent)".into()
@@ -110,6 +188,7 @@ impl Changes {
                     have.to_string()
                 },
                 replace: false,
+                confidential: false,
             });
         }
     }
@@ -125,13 +204,19 @@ impl Changes {
                     want: v.clone(),
                     have: h.cloned().unwrap_or_else(|| "(absent)".into()),
                     replace: false,
+                    confidential: false,
                 }),
             }
         }
     }
 
     /// Records a set difference: members to add and members to remove.
-    pub fn set<T: Ord + fmt::Display>(&mut self, field: &str, want: &[T], have: &[T]) {
+    pub fn set<T: Ord + fmt::Display>(
+        &mut self,
+        field: impl Into<FieldName>,
+        want: &[T],
+        have: &[T],
+    ) {
         let missing: Vec<String> = want
             .iter()
             .filter(|w| !have.contains(w))
@@ -144,7 +229,7 @@ impl Changes {
             .collect();
         if !missing.is_empty() || !extra.is_empty() {
             self.changes.push(Change {
-                field: field.to_string(),
+                field: field.into().0,
                 want: if missing.is_empty() {
                     "(no additions)".into()
                 } else {
@@ -156,6 +241,7 @@ impl Changes {
                     format!("extra {}", extra.join(", "))
                 },
                 replace: false,
+                confidential: false,
             });
         }
     }
@@ -171,12 +257,50 @@ impl Changes {
 
 /// True when any change names one of our tags: the kind re-applies its tags.
 pub fn tags_changed(changes: &[Change]) -> bool {
-    changes.iter().any(|c| c.field.starts_with("tags."))
+    changes.iter().any(Change::is_tag)
+}
+
+/// True when some change is not a tag's.
+pub fn beyond_tags(changes: &[Change]) -> bool {
+    changes.iter().any(|c| !c.is_tag())
 }
 
 /// True when a change names `field`.
-pub fn has(changes: &[Change], field: &str) -> bool {
-    changes.iter().any(|c| c.field == field)
+pub fn has<F: Field>(changes: &[Change], field: F) -> bool {
+    changes.iter().any(|c| c.field == field.name())
+}
+
+/// True when a change names any of `fields`.
+pub fn has_any<F: Field>(changes: &[Change], fields: &[F]) -> bool {
+    fields.iter().any(|f| has(changes, *f))
+}
+
+/// True when a change names member `key` of `field` ([`Field::key`]).
+pub fn has_member<F: Field>(changes: &[Change], field: F, key: &str) -> bool {
+    let name = field.key(key);
+    changes.iter().any(|c| c.field == name.0)
+}
+
+/// True when a change names `field` or one of its members ([`Field::key`]).
+pub fn under<F: Field>(changes: &[Change], field: F) -> bool {
+    let name = field.name();
+    changes.iter().any(|c| {
+        c.field
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
+impl Change {
+    /// A change of one of our tags ([`Changes::tags`]).
+    pub fn is_tag(&self) -> bool {
+        self.field.starts_with("tags.")
+    }
+
+    /// True when both name the same field (two comparisons of one node).
+    pub fn same_field(&self, other: &Change) -> bool {
+        self.field == other.field
+    }
 }
 
 /// A value as shown in a change: `Some(7)` as `7`, `None` as `(none)`, strings unquoted.
@@ -197,13 +321,20 @@ pub fn same_key(want_arn: &str, have: Option<&str>) -> bool {
 
 impl Changes {
     /// Records a KMS key that is not `want_arn` (by ARN or id), showing both.
-    pub fn key(&mut self, field: &str, want_arn: &str, have: Option<&str>, immutable: bool) {
+    pub fn key(
+        &mut self,
+        field: impl Into<FieldName>,
+        want_arn: &str,
+        have: Option<&str>,
+        immutable: bool,
+    ) {
         if !same_key(want_arn, have) {
             self.changes.push(Change {
-                field: field.to_string(),
+                field: field.into().0,
                 want: want_arn.to_string(),
                 have: have.unwrap_or("(none)").to_string(),
                 replace: immutable,
+                confidential: false,
             });
         }
     }
@@ -226,8 +357,8 @@ mod tests {
         assert!(!same_key(arn, Some("other")));
         assert!(!same_key(arn, None));
         let mut c = Changes::default();
-        c.key("kms_key_id", arn, Some("abcd"), true);
-        c.key("kms_key_id", arn, None, true);
+        c.key(Test::Key, arn, Some("abcd"), true);
+        c.key(Test::Key, arn, None, true);
         assert_eq!(c.changes.len(), 1);
         assert_eq!(
             c.changes[0].to_string(),
@@ -235,13 +366,41 @@ mod tests {
         );
     }
 
+    fields! {
+        enum Test {
+            DnsSupport = "dns_support",
+            Retention = "retention",
+            RetentionInDays = "retention_in_days",
+            Cidr = "cidr",
+            Ingress = "ingress",
+            Attributes = "attributes",
+            Key = "kms_key_id",
+        }
+    }
+
+    #[test]
+    fn typed_fields_match_their_own_changes_only() {
+        let mut c = Changes::default();
+        c.field(Test::Retention, 30, 7);
+        c.field(Test::Attributes.key("idle_timeout"), "60", "30");
+        let v = c.into_vec();
+        assert!(has(&v, Test::Retention));
+        assert!(!has(&v, Test::RetentionInDays), "no prefix match");
+        assert!(under(&v, Test::Attributes));
+        assert!(!has(&v, Test::Attributes), "a member is not the field");
+        assert!(!under(&v, Test::Cidr));
+        assert!(has_any(&v, &[Test::Cidr, Test::Retention]));
+        assert_eq!(v[1].field, "attributes.idle_timeout");
+        assert!(beyond_tags(&v) && !tags_changed(&v));
+    }
+
     #[test]
     fn fields_tags_and_sets() {
         let mut c = Changes::default();
-        c.field("dns_support", true, true);
-        c.field("retention", 30, 7);
-        c.field("retention_in_days", Some(30), None);
-        c.immutable("cidr", "10.0.0.0/16", "10.1.0.0/16");
+        c.field(Test::DnsSupport, true, true);
+        c.field(Test::Retention, 30, 7);
+        c.field(Test::RetentionInDays, Some(30), None);
+        c.immutable(Test::Cidr, "10.0.0.0/16", "10.1.0.0/16");
         let want = vec![
             ("a".to_string(), "1".to_string()),
             ("b".to_string(), "2".to_string()),
@@ -252,7 +411,7 @@ mod tests {
         ]);
         c.tags(&want, &have);
         c.set(
-            "ingress",
+            Test::Ingress,
             &["tcp/443 from 0.0.0.0/0"],
             &["tcp/443 from 0.0.0.0/0", "tcp/22 from 0.0.0.0/0"],
         );

@@ -112,7 +112,7 @@ pub fn classify(c: Compared<'_>) -> NodeDrift {
     let then = applied.action.changes();
     let drift: Vec<Change> = then
         .iter()
-        .filter(|a| now.iter().any(|n| n.field == a.field))
+        .filter(|a| now.iter().any(|n| n.same_field(a)))
         .cloned()
         .collect();
     if !drift.is_empty() {
@@ -131,6 +131,28 @@ pub fn classify(c: Compared<'_>) -> NodeDrift {
     out
 }
 
+/// Counts of a set of findings.
+pub struct Tally {
+    pub drifted: usize,
+    pub pending: usize,
+    pub errors: usize,
+}
+
+pub fn tally(findings: &[NodeDrift]) -> Tally {
+    let missing = |d: &NodeDrift| matches!(d.pending, Some(Action::Missing { .. }));
+    Tally {
+        drifted: findings.iter().filter(|d| d.has_drift()).count(),
+        pending: findings
+            .iter()
+            .filter(|d| d.pending.is_some() && !missing(d))
+            .count(),
+        errors: findings
+            .iter()
+            .filter(|d| d.error.is_some() || missing(d))
+            .count(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +163,7 @@ mod tests {
             want: want.into(),
             have: have.into(),
             replace: false,
+            confidential: false,
         }
     }
 

@@ -79,7 +79,7 @@ impl RunEntry {
                         .iter()
                         .map(|c| {
                             // A secret's value is kept out of a bucket that keeps versions.
-                            let secret = n.kind == "secret" && c.field.starts_with("value");
+                            let secret = c.confidential;
                             let shown = |v: &String| {
                                 if secret {
                                     "(a secret value)".to_string()

@@ -18,3 +18,4 @@ pub mod repair;
 pub mod resources;
 pub mod session;
 pub mod stack;
+pub mod verbs;

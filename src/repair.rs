@@ -49,16 +49,12 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
     fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
         let mut plan = self.applied.plan(cx, inputs, have)?;
         let current = self.current.plan(cx, inputs, have)?;
-        let fields: Vec<&str> = current
-            .action
-            .changes()
-            .iter()
-            .map(|c| c.field.as_str())
-            .collect();
+        let also_current =
+            |c: &crate::diff::Change| current.action.changes().iter().any(|n| n.same_field(c));
         let keep = |changes: &[crate::diff::Change]| -> Vec<crate::diff::Change> {
             changes
                 .iter()
-                .filter(|c| fields.contains(&c.field.as_str()))
+                .filter(|c| also_current(c))
                 .cloned()
                 .collect()
         };

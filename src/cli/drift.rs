@@ -3,31 +3,9 @@
 //! drift, 2 drift, 1 error.
 
 use super::{EnvArgs, Settings};
-use crate::drift::NodeDrift;
+use crate::drift::tally;
 use crate::error::exit;
-use crate::model::{Action, RunFlags};
-
-/// Counts and exit code of a set of findings.
-pub(super) struct Tally {
-    pub drifted: usize,
-    pub pending: usize,
-    pub errors: usize,
-}
-
-pub(super) fn tally(findings: &[NodeDrift]) -> Tally {
-    let missing = |d: &NodeDrift| matches!(d.pending, Some(Action::Missing { .. }));
-    Tally {
-        drifted: findings.iter().filter(|d| d.has_drift()).count(),
-        pending: findings
-            .iter()
-            .filter(|d| d.pending.is_some() && !missing(d))
-            .count(),
-        errors: findings
-            .iter()
-            .filter(|d| d.error.is_some() || missing(d))
-            .count(),
-    }
-}
+use crate::model::RunFlags;
 
 pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     let s = super::open("drift", args, settings, RunFlags::default(), 1, |_, _| {

@@ -236,22 +236,38 @@ pub fn main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let settings = Settings::resolve(&cli);
-    match cli.command {
-        Command::Validate { env } => validate::run(&env, &settings),
+    let result = dispatch(cli.command, &settings);
+    // A script reading `--json` sees why the command stopped, on stdout with the rest.
+    if let (Err(e), Format::Json) = (&result, settings.format) {
+        let locked = e.downcast_ref::<crate::error::Locked>().is_some();
+        let code = if locked {
+            crate::error::exit::LOCKED
+        } else {
+            crate::error::exit::ERROR
+        };
+        crate::output::stdout_line(
+            &serde_json::json!({"event": "error", "message": format!("{e:#}"), "exit_code": code})
+                .to_string(),
+        );
+    }
+    result
+}
+
+fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
+    match command {
+        Command::Validate { env } => validate::run(&env, settings),
         Command::Graph { env, format } => graph::run(&env, format),
-        Command::Plan { env } => runtime()?.block_on(plan::run(&env, &settings)),
-        Command::Drift { env } => runtime()?.block_on(drift::run(&env, &settings)),
+        Command::Plan { env } => runtime()?.block_on(plan::run(&env, settings)),
+        Command::Drift { env } => runtime()?.block_on(drift::run(&env, settings)),
         Command::Repair {
             env,
             parallelism,
             lock,
-        } => runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, &settings)),
-        Command::History { env, limit } => {
-            runtime()?.block_on(history::run(&env, limit, &settings))
-        }
-        Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, &settings)),
-        Command::Status { env } => runtime()?.block_on(status::run(&env, &settings)),
-        Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, &settings)),
+        } => runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, settings)),
+        Command::History { env, limit } => runtime()?.block_on(history::run(&env, limit, settings)),
+        Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, settings)),
+        Command::Status { env } => runtime()?.block_on(status::run(&env, settings)),
+        Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, settings)),
         Command::Down {
             env,
             run,
@@ -266,7 +282,7 @@ pub fn main() -> anyhow::Result<i32> {
                 disable_protection,
             },
             confirm.as_deref(),
-            &settings,
+            settings,
         )),
     }
 }

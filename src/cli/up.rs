@@ -1,18 +1,8 @@
-//! `up`: converge the environment to its config, through the session's one sequence. Stops
-//! before any write when a resource cannot be read, a resource the environment only looks up
-//! is missing, or a replacement was not agreed to.
-
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::sync::watch;
+//! `up`: a protected environment's confirmation, then [`crate::verbs::up`].
 
 use super::{EnvArgs, RunArgs, Settings};
-use crate::error::exit;
-use crate::model::{Action, Events, NodePlan, RunFlags, RunReport};
-use crate::session::{Acted, Pass, Recording, Session, Verb};
-use crate::stack::StepGraph;
+use crate::model::RunFlags;
+use crate::verbs::up::{self, UpOptions};
 
 pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::Result<i32> {
     let s = super::open(
@@ -46,205 +36,14 @@ pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::
         },
     )
     .await?;
-    let up = Up {
-        run,
-        settings,
-        agreed: Mutex::new(BTreeSet::new()),
-    };
-    let (pass, report, locked) = match s.run(&up).await? {
-        Acted::Ran {
-            pass,
-            report,
-            locked,
-        } => (pass, report, locked),
-        Acted::Nothing(pass) => (pass, RunReport::default(), false),
-    };
-    let outputs = s.outputs_of(&report);
-    if pass.record.is_none() && locked && report.failed() == 0 {
-        s.reporter.note(&format!(
-            "the applied record s3://{}/{} now holds this run's specs",
-            crate::record::location(&s.cx.scope).0,
-            crate::record::KEY
-        ));
-    }
-    s.reporter.run_finished(
-        "up",
-        &s.env.full_name(),
-        &report,
-        &s.cx.aws.calls.summary(),
-        &outputs,
-    );
-    Ok(if report.failed() > 0 {
-        exit::ERROR
-    } else if report.interrupted {
-        exit::INTERRUPTED
-    } else {
-        exit::OK
-    })
-}
-
-struct Up<'a> {
-    run: &'a RunArgs,
-    settings: &'a Settings,
-    /// Replacements already agreed to (a second look after waiting for the lock asks only
-    /// about new ones).
-    agreed: Mutex<BTreeSet<String>>,
-}
-
-/// What `up` found to do: whether it writes (and so takes the lock); with nothing to write
-/// it still runs, to wait for what an earlier, killed run left becoming ready.
-struct UpPlan {
-    writes: bool,
-}
-
-impl Verb for Up<'_> {
-    type Plan = UpPlan;
-    const NAME: &'static str = "up";
-    const RECORDING: Recording = Recording::Applied;
-
-    fn lock_timeout(&self) -> Duration {
-        self.run.lock.timeout()
-    }
-
-    fn makes_state_bucket(&self) -> bool {
-        true
-    }
-
-    fn decide(&self, s: &Session, pass: &Pass) -> anyhow::Result<Option<UpPlan>> {
-        s.require_readable(pass, "up")?;
-        let preview = s.preview(pass);
-        let mut missing = Vec::new();
-        let mut errors = Vec::new();
-        let mut replacements = Vec::new();
-        for (ix, (p, node)) in preview.iter().zip(s.graph.nodes()).enumerate() {
-            match p {
-                Some(Ok(NodePlan {
-                    action: Action::Missing { message },
-                    ..
-                })) => missing.push(format!("{}: {message}", node.id)),
-                Some(Ok(NodePlan {
-                    action: Action::Replace { changes },
-                    ..
-                })) => replacements.push((ix, changes.clone())),
-                Some(Err(e)) => errors.push(format!("{e}")),
-                _ => {}
-            }
-        }
-        // A lookup-only resource (the hosted zone) that is missing stops `up` before it
-        // creates anything: everything after it would fail or be half-built.
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "{} cannot be built, nothing was changed:\n  - {}",
-                s.env.full_name(),
-                missing.join("\n  - ")
-            );
-        }
-        if !errors.is_empty() {
-            anyhow::bail!(
-                "{}: {} resource(s) could not be compared with the config, so nothing was changed:\n  - {}",
-                s.env.full_name(),
-                errors.len(),
-                errors.join("\n  - ")
-            );
-        }
-        self.agree_to(s, &replacements)?;
-        let writes = preview.iter().any(|p| {
-            !matches!(
-                p,
-                Some(Ok(NodePlan {
-                    action: Action::Unchanged,
-                    ..
-                }))
-            )
-        }) || s.record_stale(pass, &preview);
-        Ok(Some(UpPlan { writes }))
-    }
-
-    fn needs_lock(&self, plan: &UpPlan) -> bool {
-        plan.writes
-    }
-
-    async fn act(
-        &self,
-        s: &Session,
-        pass: &mut Pass,
-        _plan: UpPlan,
-        cancel: watch::Receiver<bool>,
-    ) -> (Arc<StepGraph>, RunReport) {
-        let n = s.graph.len();
-        let report = s.apply(s.graph.clone(), pass, vec![true; n], cancel).await;
-        (s.graph.clone(), report)
-    }
-}
-
-impl Up<'_> {
-    /// Shows each replacement and what stands on it, then asks on a terminal (the
-    /// environment's name, as a protected environment does); elsewhere it takes --yes.
-    fn agree_to(
-        &self,
-        s: &Session,
-        replacements: &[(usize, Vec<crate::diff::Change>)],
-    ) -> anyhow::Result<()> {
-        let mut agreed = self.agreed.lock().unwrap_or_else(|e| e.into_inner());
-        let new: Vec<&(usize, Vec<crate::diff::Change>)> = replacements
-            .iter()
-            .filter(|(ix, _)| !agreed.contains(&s.graph.node(*ix).id))
-            .collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let lines: Vec<String> = new
-            .iter()
-            .map(|(ix, changes)| {
-                let node = s.graph.node(*ix);
-                let why: Vec<String> = changes
-                    .iter()
-                    .filter(|c| c.replace)
-                    .map(ToString::to_string)
-                    .collect();
-                let on: Vec<String> = s
-                    .graph
-                    .dependents(*ix)
-                    .into_iter()
-                    .map(|d| s.graph.node(d).id.clone())
-                    .collect();
-                format!(
-                    "{} ({}): deleted, then created again, for {}; {}",
-                    node.id,
-                    node.kind,
-                    why.join("; "),
-                    if on.is_empty() {
-                        "nothing depends on it".to_string()
-                    } else {
-                        format!("depending on it: {}", on.join(", "))
-                    }
-                )
-            })
-            .collect();
-        let env = &s.env;
-        let listing = format!(
-            "`up` will replace {} resource(s) of {}:\n  - {}",
-            lines.len(),
-            env.full_name(),
-            lines.join("\n  - ")
-        );
-        if self.run.yes {
-            s.reporter.warn(&listing);
-        } else if self.settings.interactive {
-            let prompt = format!(
-                "{listing}\nType the environment name ({}) to replace them: ",
-                env.env
-            );
-            if !super::confirm(&prompt, &env.env)? {
-                anyhow::bail!("not confirmed: nothing was changed");
-            }
-        } else {
-            anyhow::bail!(
-                "{listing}\nnothing was changed: pass --yes to replace them when not on a terminal (`tap-provision plan --env {}` shows every change)",
-                env.env
-            );
-        }
-        agreed.extend(new.iter().map(|(ix, _)| s.graph.node(*ix).id.clone()));
-        Ok(())
-    }
+    up::run(
+        &s,
+        UpOptions {
+            yes: run.yes,
+            interactive: settings.interactive,
+            lock_timeout: run.lock.timeout(),
+            confirm: &super::confirm,
+        },
+    )
+    .await
 }

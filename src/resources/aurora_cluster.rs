@@ -14,9 +14,28 @@ use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, DB_CLUSTER_BUSY, NEW_KEY_NOT_VISIBLE};
 use crate::aws::tags;
 use crate::aws::wait::Poll;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+
+fields! {
+    /// The fields an aurora cluster is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Engine = "engine",
+        StorageEncrypted = "storage_encrypted",
+        KmsKeyId = "kms_key_id",
+        DbSubnetGroup = "db_subnet_group",
+        EngineVersion = "engine_version",
+        BackupRetentionPeriod = "backup_retention_period",
+        PreferredBackupWindow = "preferred_backup_window",
+        PreferredMaintenanceWindow = "preferred_maintenance_window",
+        DeletionProtection = "deletion_protection",
+        CopyTagsToSnapshot = "copy_tags_to_snapshot",
+        EnabledCloudwatchLogsExports = "enabled_cloudwatch_logs_exports",
+        VpcSecurityGroups = "vpc_security_groups",
+        MasterUserSecretKmsKey = "master_user_secret_kms_key",
+    }
+}
 
 pub const ENGINE: &str = "aurora-postgresql";
 pub const BACKUP_WINDOW: &str = "03:00-04:00";
@@ -156,56 +175,56 @@ impl Resource for AuroraCluster {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         let key_arn = inputs.arn(&self.key)?;
-        c.immutable("engine", ENGINE, have.engine().unwrap_or(""));
+        c.immutable(Field::Engine, ENGINE, have.engine().unwrap_or(""));
         c.immutable(
-            "storage_encrypted",
+            Field::StorageEncrypted,
             true,
             have.storage_encrypted().unwrap_or(false),
         );
-        c.key("kms_key_id", key_arn, have.kms_key_id(), true);
+        c.key(Field::KmsKeyId, key_arn, have.kms_key_id(), true);
         c.immutable(
-            "db_subnet_group",
+            Field::DbSubnetGroup,
             inputs.id(&self.subnet_group)?,
             have.db_subnet_group().unwrap_or(""),
         );
         let version = have.engine_version().unwrap_or("");
         if is_minor_upgrade(&self.engine_version, version) {
             c.owned_by_aws(
-                "engine_version",
+                Field::EngineVersion,
                 self.engine_version.as_str(),
                 version,
                 MINOR_UPGRADES_ARE_AWS,
             );
         } else {
-            c.field("engine_version", self.engine_version.as_str(), version);
+            c.field(Field::EngineVersion, self.engine_version.as_str(), version);
         }
         c.field(
-            "backup_retention_period",
+            Field::BackupRetentionPeriod,
             Some(self.backup_retention_days),
             have.backup_retention_period(),
         );
         c.field(
-            "preferred_backup_window",
+            Field::PreferredBackupWindow,
             BACKUP_WINDOW,
             have.preferred_backup_window().unwrap_or(""),
         );
         c.field(
-            "preferred_maintenance_window",
+            Field::PreferredMaintenanceWindow,
             MAINTENANCE_WINDOW,
             have.preferred_maintenance_window().unwrap_or(""),
         );
         c.field(
-            "deletion_protection",
+            Field::DeletionProtection,
             self.deletion_protection,
             have.deletion_protection().unwrap_or(false),
         );
         c.field(
-            "copy_tags_to_snapshot",
+            Field::CopyTagsToSnapshot,
             true,
             have.copy_tags_to_snapshot().unwrap_or(false),
         );
         c.field(
-            "enabled_cloudwatch_logs_exports",
+            Field::EnabledCloudwatchLogsExports,
             true,
             have.enabled_cloudwatch_logs_exports()
                 .iter()
@@ -217,12 +236,12 @@ impl Resource for AuroraCluster {
             .filter_map(|g| g.vpc_security_group_id())
             .collect();
         c.field(
-            "vpc_security_groups",
+            Field::VpcSecurityGroups,
             vec![inputs.id(&self.security_group)?],
             sgs,
         );
         let secret_key = have.master_user_secret().and_then(|s| s.kms_key_id());
-        c.key("master_user_secret_kms_key", key_arn, secret_key, false);
+        c.key(Field::MasterUserSecretKmsKey, key_arn, secret_key, false);
         c.tags(cx.tags(), &tags::from_rds(have.tag_list()));
         Ok(())
     }
@@ -302,31 +321,32 @@ impl Resource for AuroraCluster {
             .db_cluster_identifier(cluster_name(cx.env_full()))
             .apply_immediately(true);
         let mut modify = false;
-        if has(changes, "engine_version") {
+        if has(changes, Field::EngineVersion) {
             call = call
                 .engine_version(&self.engine_version)
                 .allow_major_version_upgrade(true);
             modify = true;
         }
-        if has(changes, "backup_retention_period") || has(changes, "preferred_backup_window") {
+        if has(changes, Field::BackupRetentionPeriod) || has(changes, Field::PreferredBackupWindow)
+        {
             call = call
                 .backup_retention_period(self.backup_retention_days)
                 .preferred_backup_window(BACKUP_WINDOW);
             modify = true;
         }
-        if has(changes, "preferred_maintenance_window") {
+        if has(changes, Field::PreferredMaintenanceWindow) {
             call = call.preferred_maintenance_window(MAINTENANCE_WINDOW);
             modify = true;
         }
-        if has(changes, "deletion_protection") {
+        if has(changes, Field::DeletionProtection) {
             call = call.deletion_protection(self.deletion_protection);
             modify = true;
         }
-        if has(changes, "copy_tags_to_snapshot") {
+        if has(changes, Field::CopyTagsToSnapshot) {
             call = call.copy_tags_to_snapshot(true);
             modify = true;
         }
-        if has(changes, "enabled_cloudwatch_logs_exports") {
+        if has(changes, Field::EnabledCloudwatchLogsExports) {
             call = call.cloudwatch_logs_export_configuration(
                 CloudwatchLogsExportConfiguration::builder()
                     .enable_log_types("postgresql")
@@ -334,11 +354,11 @@ impl Resource for AuroraCluster {
             );
             modify = true;
         }
-        if has(changes, "vpc_security_groups") {
+        if has(changes, Field::VpcSecurityGroups) {
             call = call.vpc_security_group_ids(inputs.id(&self.security_group)?);
             modify = true;
         }
-        if has(changes, "master_user_secret_kms_key") {
+        if has(changes, Field::MasterUserSecretKmsKey) {
             call = call
                 .manage_master_user_password(true)
                 .master_user_secret_kms_key_id(inputs.arn(&self.key)?);

@@ -20,9 +20,23 @@ use crate::aws::retry::{
     self, DB_CLUSTER_BUSY, DB_INSTANCE_BUSY, NEW_KEY_NOT_VISIBLE, NEW_ROLE_RDS,
 };
 use crate::aws::tags;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields an aurora instance is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        DbClusterIdentifier = "db_cluster_identifier",
+        AvailabilityZone = "availability_zone",
+        DbInstanceClass = "db_instance_class",
+        PerformanceInsightsEnabled = "performance_insights_enabled",
+        PerformanceInsightsKmsKey = "performance_insights_kms_key",
+        MonitoringInterval = "monitoring_interval",
+        MonitoringRoleArn = "monitoring_role_arn",
+        PubliclyAccessible = "publicly_accessible",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AuroraInstance {
@@ -164,43 +178,43 @@ impl Resource for AuroraInstance {
     ) -> Result<(), Failure> {
         let key_arn = inputs.arn(&self.key)?;
         c.immutable(
-            "db_cluster_identifier",
+            Field::DbClusterIdentifier,
             inputs.id(&self.cluster)?,
             have.db_cluster_identifier().unwrap_or(""),
         );
         c.immutable(
-            "availability_zone",
+            Field::AvailabilityZone,
             self.zone.as_str(),
             have.availability_zone().unwrap_or(""),
         );
         c.field(
-            "db_instance_class",
+            Field::DbInstanceClass,
             self.instance_class.as_str(),
             have.db_instance_class().unwrap_or(""),
         );
         c.field(
-            "performance_insights_enabled",
+            Field::PerformanceInsightsEnabled,
             true,
             have.performance_insights_enabled().unwrap_or(false),
         );
         c.key(
-            "performance_insights_kms_key",
+            Field::PerformanceInsightsKmsKey,
             key_arn,
             have.performance_insights_kms_key_id(),
             false,
         );
         c.field(
-            "monitoring_interval",
+            Field::MonitoringInterval,
             Some(MONITORING_INTERVAL),
             have.monitoring_interval(),
         );
         c.field(
-            "monitoring_role_arn",
+            Field::MonitoringRoleArn,
             inputs.arn(&self.monitoring_role)?,
             have.monitoring_role_arn().unwrap_or("(none)"),
         );
         c.field(
-            "publicly_accessible",
+            Field::PubliclyAccessible,
             false,
             have.publicly_accessible().unwrap_or(false),
         );
@@ -273,27 +287,27 @@ impl Resource for AuroraInstance {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let rds = &cx.aws().rds;
-        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+        if beyond_tags(changes) {
             let mut call = rds
                 .modify_db_instance()
                 .db_instance_identifier(self.name(cx))
                 .apply_immediately(true);
-            if has(changes, "db_instance_class") {
+            if has(changes, Field::DbInstanceClass) {
                 call = call.db_instance_class(&self.instance_class);
             }
-            if has(changes, "performance_insights_enabled")
-                || has(changes, "performance_insights_kms_key")
+            if has(changes, Field::PerformanceInsightsEnabled)
+                || has(changes, Field::PerformanceInsightsKmsKey)
             {
                 call = call
                     .enable_performance_insights(true)
                     .performance_insights_kms_key_id(inputs.arn(&self.key)?);
             }
-            if has(changes, "monitoring_interval") || has(changes, "monitoring_role_arn") {
+            if has(changes, Field::MonitoringInterval) || has(changes, Field::MonitoringRoleArn) {
                 call = call
                     .monitoring_interval(MONITORING_INTERVAL)
                     .monitoring_role_arn(inputs.arn(&self.monitoring_role)?);
             }
-            if has(changes, "publicly_accessible") {
+            if has(changes, Field::PubliclyAccessible) {
                 call = call.publicly_accessible(false);
             }
             call.send().await?;

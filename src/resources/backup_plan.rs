@@ -12,9 +12,28 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, NEW_ROLE_BACKUP};
 use crate::aws::tags;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a backup plan is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        RuleCount = "rule_count",
+        RuleTargetVault = "rule.target_vault",
+        RuleSchedule = "rule.schedule",
+        RuleStartWindowMinutes = "rule.start_window_minutes",
+        RuleCompletionWindowMinutes = "rule.completion_window_minutes",
+        RuleDeleteAfterDays = "rule.delete_after_days",
+        SelectionCount = "selection_count",
+        SelectionRole = "selection.role",
+        SelectionResources = "selection.resources",
+        /// Every `rule.*` field above, as one.
+        Rule = "rule",
+        /// Every `selection.*` field above, as one.
+        Selection = "selection",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BackupPlan {
@@ -251,39 +270,43 @@ impl Resource for BackupPlan {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.field("rule_count", 1, have.rules.len());
+        c.field(Field::RuleCount, 1, have.rules.len());
         if let Some(r) = have.rules.first() {
             c.field(
-                "rule.target_vault",
+                Field::RuleTargetVault,
                 inputs.id(&self.vault)?,
                 r.vault.as_str(),
             );
-            c.field("rule.schedule", self.schedule.as_str(), r.schedule.as_str());
             c.field(
-                "rule.start_window_minutes",
+                Field::RuleSchedule,
+                self.schedule.as_str(),
+                r.schedule.as_str(),
+            );
+            c.field(
+                Field::RuleStartWindowMinutes,
                 Some(self.start_window_minutes),
                 r.start_window,
             );
             c.field(
-                "rule.completion_window_minutes",
+                Field::RuleCompletionWindowMinutes,
                 Some(self.completion_window_minutes),
                 r.completion_window,
             );
             c.field(
-                "rule.delete_after_days",
+                Field::RuleDeleteAfterDays,
                 Some(self.retention_days),
                 r.delete_after_days,
             );
         }
-        c.field("selection_count", 1, have.selections.len());
+        c.field(Field::SelectionCount, 1, have.selections.len());
         if let Some(s) = have.selections.first() {
             c.field(
-                "selection.role",
+                Field::SelectionRole,
                 inputs.arn(&self.role)?,
                 s.role_arn.as_str(),
             );
             c.field(
-                "selection.resources",
+                Field::SelectionResources,
                 vec![inputs.arn(&self.cluster)?.to_string()],
                 s.resources.clone(),
             );
@@ -320,8 +343,7 @@ impl Resource for BackupPlan {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let backup = &cx.aws().backup;
-        let touches = |prefix: &str| changes.iter().any(|c| c.field.starts_with(prefix));
-        if touches("rule") {
+        if has(changes, Field::RuleCount) || under(changes, Field::Rule) {
             backup
                 .update_backup_plan()
                 .backup_plan_id(&have.id)
@@ -330,7 +352,7 @@ impl Resource for BackupPlan {
                 .await?;
         }
         // Selections cannot be changed in place; they hold no data: replace them.
-        if touches("selection") {
+        if has(changes, Field::SelectionCount) || under(changes, Field::Selection) {
             self.delete_selections(cx, &have.id, &have.selections)
                 .await?;
             self.create_selection(cx, inputs, &have.id).await?;

@@ -12,9 +12,16 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::aws::wait::Poll;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a backup vault is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        EncryptionKeyArn = "encryption_key_arn",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BackupVault {
@@ -102,7 +109,7 @@ impl Resource for BackupVault {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.immutable(
-            "encryption_key_arn",
+            Field::EncryptionKeyArn,
             inputs.arn(&self.key)?,
             have.key_arn.as_deref().unwrap_or("(none)"),
         );

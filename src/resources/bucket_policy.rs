@@ -13,9 +13,16 @@ use super::s3_bucket::{bucket_name, deny_insecure_transport};
 use super::template::{render, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::diff::{Change, Changes};
+use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a bucket policy is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Policy = "policy",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BucketPolicy {
@@ -100,7 +107,7 @@ impl Resource for BucketPolicy {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.document("policy", &self.document(cx, inputs)?, &have.policy);
+        c.document(Field::Policy, &self.document(cx, inputs)?, &have.policy);
         Ok(())
     }
 

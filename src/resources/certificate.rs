@@ -19,9 +19,16 @@ use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, CERTIFICATE_IN_USE};
 use crate::aws::wait::Poll;
 use crate::aws::{tags, Services};
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, DnsRecord, Inputs, RecordedIds};
+
+fields! {
+    /// The fields a certificate is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        SubjectAlternativeNames = "subject_alternative_names",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Certificate {
@@ -214,7 +221,7 @@ impl Resource for Certificate {
         want.sort();
         let mut got: Vec<String> = have.detail.subject_alternative_names().to_vec();
         got.sort();
-        c.immutable("subject_alternative_names", want, got);
+        c.immutable(Field::SubjectAlternativeNames, want, got);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }

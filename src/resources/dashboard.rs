@@ -9,9 +9,16 @@ use serde_json::Value;
 use super::template::{render, Template};
 use super::{output, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::diff::{Change, Changes};
+use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output};
+
+fields! {
+    /// The fields a dashboard is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Body = "body",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Dashboard {
@@ -117,7 +124,7 @@ impl Resource for Dashboard {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.document("body", &self.rendered(cx, inputs)?, &have.body);
+        c.document(Field::Body, &self.rendered(cx, inputs)?, &have.body);
         Ok(())
     }
 

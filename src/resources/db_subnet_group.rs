@@ -10,9 +10,16 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, DB_SUBNET_GROUP_IN_USE};
 use crate::aws::tags;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a db subnet group is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Subnets = "subnets",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DbSubnetGroup {
@@ -103,7 +110,7 @@ impl Resource for DbSubnetGroup {
             .filter_map(|s| s.subnet_identifier().map(String::from))
             .collect();
         got.sort();
-        c.set("subnets", &self.want_subnets(inputs)?, &got);
+        c.set(Field::Subnets, &self.want_subnets(inputs)?, &got);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -138,7 +145,7 @@ impl Resource for DbSubnetGroup {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let rds = &cx.aws().rds;
-        if has(changes, "subnets") {
+        if has(changes, Field::Subnets) {
             rds.modify_db_subnet_group()
                 .db_subnet_group_name(Self::name(cx))
                 .set_subnet_ids(Some(self.want_subnets(inputs)?))

@@ -25,9 +25,24 @@ use super::origin_access::AccessKind;
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::wait::Poll;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
+
+fields! {
+    /// The fields a distribution is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Aliases = "aliases",
+        Origin = "origin",
+        DefaultBehavior = "default_behavior",
+        Certificate = "certificate",
+        Protocols = "protocols",
+        Logging = "logging",
+        Enabled = "enabled",
+        DefaultRootObject = "default_root_object",
+        PriceClass = "price_class",
+    }
+}
 
 /// AWS's managed cache policy `Managed-CachingOptimized`.
 pub const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
@@ -375,19 +390,23 @@ impl Resource for Distribution {
             .ok_or_else(|| Failure::missing("distribution configuration"))?;
         let want = view_of(&self.config(cx, inputs, Some(live), true)?);
         let have_view = view_of(live);
-        c.field("aliases", &want.aliases, &have_view.aliases);
-        c.field("origin", &want.origin, &have_view.origin);
-        c.field("default_behavior", &want.behavior, &have_view.behavior);
-        c.field("certificate", &want.certificate, &have_view.certificate);
-        c.field("protocols", &want.protocol, &have_view.protocol);
-        c.field("logging", &want.logging, &have_view.logging);
-        c.field("enabled", want.enabled, have_view.enabled);
+        c.field(Field::Aliases, &want.aliases, &have_view.aliases);
+        c.field(Field::Origin, &want.origin, &have_view.origin);
+        c.field(Field::DefaultBehavior, &want.behavior, &have_view.behavior);
         c.field(
-            "default_root_object",
+            Field::Certificate,
+            &want.certificate,
+            &have_view.certificate,
+        );
+        c.field(Field::Protocols, &want.protocol, &have_view.protocol);
+        c.field(Field::Logging, &want.logging, &have_view.logging);
+        c.field(Field::Enabled, want.enabled, have_view.enabled);
+        c.field(
+            Field::DefaultRootObject,
             &want.root_object,
             &have_view.root_object,
         );
-        c.field("price_class", &want.price_class, &have_view.price_class);
+        c.field(Field::PriceClass, &want.price_class, &have_view.price_class);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -427,7 +446,7 @@ impl Resource for Distribution {
         let cf = &cx.aws().cloudfront;
         let d = &have.distribution;
         let mut result = attrs_of(d);
-        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+        if beyond_tags(changes) {
             let out = cf
                 .update_distribution()
                 .id(d.id())

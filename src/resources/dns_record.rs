@@ -16,9 +16,18 @@ use tokio::sync::OnceCell;
 use super::hosted_zone::find_zone;
 use super::{NodeCx, Resource};
 use crate::aws::wait::Poll;
-use crate::diff::{Change, Changes};
+use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, DnsRecord, Inputs, Ref, UNKNOWN};
+
+fields! {
+    /// The fields a dns validation is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Records = "records",
+        AliasTarget = "alias_target",
+        AliasHostedZoneId = "alias_hosted_zone_id",
+    }
+}
 
 /// Where the zone is: its node (for its id when writing) and how to look it up (observing
 /// needs no other node).
@@ -265,7 +274,11 @@ impl Resource for ValidationRecords {
                 .collect()
         };
         match self.want(inputs)? {
-            None => c.field("records", vec![UNKNOWN.to_string()], show(&have.records)),
+            None => c.field(
+                Field::Records,
+                vec![UNKNOWN.to_string()],
+                show(&have.records),
+            ),
             Some(want) => {
                 let present: Vec<DnsRecord> = have
                     .records
@@ -273,7 +286,7 @@ impl Resource for ValidationRecords {
                     .filter(|h| want.iter().any(|w| w.name == h.name))
                     .cloned()
                     .collect();
-                c.field("records", show(&want), show(&present));
+                c.field(Field::Records, show(&want), show(&present));
             }
         }
         Ok(())
@@ -401,14 +414,14 @@ impl Resource for AliasRecord {
         let (dns, zone) = self.target(inputs)?;
         let alias = have.set.alias_target();
         c.field(
-            "alias_target",
+            Field::AliasTarget,
             target_name(dns),
             alias
                 .map(|a| target_name(a.dns_name()))
                 .unwrap_or_else(|| "(not an alias)".into()),
         );
         c.field(
-            "alias_hosted_zone_id",
+            Field::AliasHostedZoneId,
             zone,
             alias.map(|a| a.hosted_zone_id()).unwrap_or("(none)"),
         );

@@ -11,9 +11,17 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, SERVICES_DRAINING};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
+
+fields! {
+    /// The fields an ecs cluster is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        ContainerInsights = "container_insights",
+        CapacityProviders = "capacity_providers",
+    }
+}
 
 pub const PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 
@@ -111,11 +119,11 @@ impl Resource for EcsCluster {
             .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
             .and_then(|s| s.value())
             .unwrap_or("disabled");
-        c.field("container_insights", self.insights(), insights);
+        c.field(Field::ContainerInsights, self.insights(), insights);
         let mut providers = cl.capacity_providers().to_vec();
         providers.sort();
         c.set(
-            "capacity_providers",
+            Field::CapacityProviders,
             &PROVIDERS.map(String::from),
             &providers,
         );
@@ -147,14 +155,14 @@ impl Resource for EcsCluster {
     ) -> Result<Attrs, Failure> {
         let ecs = &cx.aws().ecs;
         let name = cluster_name(cx.env_full());
-        if has(changes, "container_insights") {
+        if has(changes, Field::ContainerInsights) {
             ecs.update_cluster()
                 .cluster(&name)
                 .settings(self.setting())
                 .send()
                 .await?;
         }
-        if has(changes, "capacity_providers") {
+        if has(changes, Field::CapacityProviders) {
             ecs.put_cluster_capacity_providers()
                 .cluster(&name)
                 .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))

@@ -24,9 +24,26 @@ use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, NEW_ROLE_ECS, SERVICE_NAME_DRAINING, TARGET_GROUP_NOT_ATTACHED};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::aws::wait::Poll;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields an ecs service is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        TaskDefinition = "task_definition",
+        DesiredCount = "desired_count",
+        CapacityProviderStrategy = "capacity_provider_strategy",
+        Deployment = "deployment",
+        Subnets = "subnets",
+        SecurityGroups = "security_groups",
+        AssignPublicIp = "assign_public_ip",
+        LoadBalancers = "load_balancers",
+        HealthCheckGraceSeconds = "health_check_grace_seconds",
+        PropagateTags = "propagate_tags",
+        EcsManagedTags = "ecs_managed_tags",
+    }
+}
 
 /// Rolling deployments keep every task serving: 100 % stay, up to 200 % run meanwhile.
 pub const MIN_HEALTHY_PERCENT: i32 = 100;
@@ -258,23 +275,23 @@ impl Resource for EcsService {
     ) -> Result<(), Failure> {
         let s = &have.service;
         c.field(
-            "task_definition",
+            Field::TaskDefinition,
             Some(inputs.arn(&self.task_definition)?),
             s.task_definition(),
         );
         c.owned_by_aws(
-            "desired_count",
+            Field::DesiredCount,
             self.desired_count,
             s.desired_count(),
             DESIRED_COUNT_OWNER,
         );
         c.field(
-            "capacity_provider_strategy",
+            Field::CapacityProviderStrategy,
             strategy_text(&strategy()?),
             strategy_text(s.capacity_provider_strategy()),
         );
         c.field(
-            "deployment",
+            Field::Deployment,
             deployment_text(Some(&deployment())),
             deployment_text(s.deployment_configuration()),
         );
@@ -283,17 +300,17 @@ impl Resource for EcsService {
             .and_then(|n| n.awsvpc_configuration());
         let mut subnets: Vec<String> = vpc.map(|v| v.subnets().to_vec()).unwrap_or_default();
         subnets.sort();
-        c.set("subnets", &self.ids(inputs)?, &subnets);
+        c.set(Field::Subnets, &self.ids(inputs)?, &subnets);
         let groups: Vec<String> = vpc
             .map(|v| v.security_groups().to_vec())
             .unwrap_or_default();
         c.set(
-            "security_groups",
+            Field::SecurityGroups,
             &[inputs.id(&self.security_group)?.to_string()],
             &groups,
         );
         c.field(
-            "assign_public_ip",
+            Field::AssignPublicIp,
             Some(&AssignPublicIp::Disabled),
             vpc.and_then(|v| v.assign_public_ip()),
         );
@@ -309,18 +326,18 @@ impl Resource for EcsService {
                 )
             })
             .collect();
-        c.field("load_balancers", self.load_balancer_text(inputs)?, lbs);
+        c.field(Field::LoadBalancers, self.load_balancer_text(inputs)?, lbs);
         c.field(
-            "health_check_grace_seconds",
+            Field::HealthCheckGraceSeconds,
             Some(self.health_check_grace_seconds),
             s.health_check_grace_period_seconds(),
         );
         c.field(
-            "propagate_tags",
+            Field::PropagateTags,
             Some(&PropagateTags::Service),
             s.propagate_tags(),
         );
-        c.field("ecs_managed_tags", true, s.enable_ecs_managed_tags());
+        c.field(Field::EcsManagedTags, true, s.enable_ecs_managed_tags());
         c.tags(cx.tags(), &from_ecs(s.tags()));
         Ok(())
     }
@@ -395,41 +412,41 @@ impl Resource for EcsService {
             .cluster(inputs.id(&self.cluster)?)
             .service(&self.service);
         let mut any = false;
-        if has(changes, "task_definition") {
+        if has(changes, Field::TaskDefinition) {
             call = call.task_definition(inputs.arn(&self.task_definition)?);
             any = true;
         }
-        if has(changes, "capacity_provider_strategy") {
+        if has(changes, Field::CapacityProviderStrategy) {
             // A new strategy applies to new tasks only: replace them.
             call = call
                 .set_capacity_provider_strategy(Some(strategy()?))
                 .force_new_deployment(true);
             any = true;
         }
-        if has(changes, "deployment") {
+        if has(changes, Field::Deployment) {
             call = call.deployment_configuration(deployment());
             any = true;
         }
-        if ["subnets", "security_groups", "assign_public_ip"]
-            .iter()
-            .any(|f| has(changes, f))
-        {
+        if has_any(
+            changes,
+            &[Field::Subnets, Field::SecurityGroups, Field::AssignPublicIp],
+        ) {
             call = call.network_configuration(self.network(inputs)?);
             any = true;
         }
-        if has(changes, "load_balancers") {
+        if has(changes, Field::LoadBalancers) {
             call = call.load_balancers(self.load_balancer(inputs)?);
             any = true;
         }
-        if has(changes, "health_check_grace_seconds") {
+        if has(changes, Field::HealthCheckGraceSeconds) {
             call = call.health_check_grace_period_seconds(self.health_check_grace_seconds);
             any = true;
         }
-        if has(changes, "propagate_tags") {
+        if has(changes, Field::PropagateTags) {
             call = call.propagate_tags(PropagateTags::Service);
             any = true;
         }
-        if has(changes, "ecs_managed_tags") {
+        if has(changes, Field::EcsManagedTags) {
             call = call.enable_ecs_managed_tags(true);
             any = true;
         }

@@ -10,9 +10,20 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, NEW_ROLE_EC2};
 use crate::aws::tags;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+
+fields! {
+    /// The fields a flow log is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        ResourceId = "resource_id",
+        TrafficType = "traffic_type",
+        LogDestinationType = "log_destination_type",
+        LogGroupName = "log_group_name",
+        DeliverLogsPermissionArn = "deliver_logs_permission_arn",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FlowLog {
@@ -55,29 +66,29 @@ impl Resource for FlowLog {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.immutable(
-            "resource_id",
+            Field::ResourceId,
             inputs.id(&self.vpc)?,
             have.resource_id().unwrap_or(""),
         );
         c.immutable(
-            "traffic_type",
+            Field::TrafficType,
             "ALL",
             have.traffic_type().map(|t| t.as_str()).unwrap_or(""),
         );
         c.immutable(
-            "log_destination_type",
+            Field::LogDestinationType,
             "cloud-watch-logs",
             have.log_destination_type()
                 .map(|t| t.as_str())
                 .unwrap_or("cloud-watch-logs"),
         );
         c.immutable(
-            "log_group_name",
+            Field::LogGroupName,
             inputs.id(&self.log_group)?,
             have.log_group_name().unwrap_or(""),
         );
         c.immutable(
-            "deliver_logs_permission_arn",
+            Field::DeliverLogsPermissionArn,
             inputs.arn(&self.role)?,
             have.deliver_logs_permission_arn().unwrap_or(""),
         );

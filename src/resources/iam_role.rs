@@ -15,9 +15,21 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, under, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
+
+fields! {
+    /// The fields an iam role is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Path = "path",
+        TrustPolicy = "trust_policy",
+        InlinePolicies = "inline_policies",
+        AttachedPolicies = "attached_policies",
+        /// Our inline policy, by its name: `inline_policy.tap-provision`.
+        InlinePolicy = "inline_policy",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IamRole {
@@ -213,10 +225,10 @@ impl Resource for IamRole {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.immutable("path", self.path(), have.path.as_str());
-        c.document("trust_policy", &self.trust(cx), &have.trust);
+        c.immutable(Field::Path, self.path(), have.path.as_str());
+        c.document(Field::TrustPolicy, &self.trust(cx), &have.trust);
         c.document(
-            &format!("inline_policy.{POLICY_NAME}"),
+            Field::InlinePolicy.key(POLICY_NAME),
             &self.policy(cx, inputs)?,
             have.policy.as_ref().unwrap_or(&Value::Null),
         );
@@ -227,8 +239,8 @@ impl Resource for IamRole {
             .filter(|p| *p != POLICY_NAME)
             .cloned()
             .collect();
-        c.set("inline_policies", &[] as &[String], &extra_inline);
-        c.set("attached_policies", &[] as &[String], &have.attached);
+        c.set(Field::InlinePolicies, &[] as &[String], &extra_inline);
+        c.set(Field::AttachedPolicies, &[] as &[String], &have.attached);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -261,21 +273,18 @@ impl Resource for IamRole {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let iam = &cx.aws().iam;
-        if changes.iter().any(|c| c.field == "trust_policy") {
+        if has(changes, Field::TrustPolicy) {
             iam.update_assume_role_policy()
                 .role_name(self.name(cx))
                 .policy_document(self.trust(cx).to_string())
                 .send()
                 .await?;
         }
-        if changes
-            .iter()
-            .any(|c| c.field.starts_with("inline_policy."))
-        {
+        if under(changes, Field::InlinePolicy) {
             self.put_policy(cx, inputs).await?;
         }
         let name = self.name(cx);
-        if crate::diff::has(changes, "inline_policies") {
+        if has(changes, Field::InlinePolicies) {
             for extra in have.inline.iter().filter(|p| *p != POLICY_NAME) {
                 iam.delete_role_policy()
                     .role_name(&name)
@@ -285,7 +294,7 @@ impl Resource for IamRole {
                     .or_absent()?;
             }
         }
-        if crate::diff::has(changes, "attached_policies") {
+        if has(changes, Field::AttachedPolicies) {
             for arn in &have.attached {
                 iam.detach_role_policy()
                     .role_name(&name)

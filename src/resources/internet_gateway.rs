@@ -8,9 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+
+fields! {
+    /// The fields an internet gateway is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        AttachedVpc = "attached_vpc",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InternetGateway {
@@ -72,7 +79,7 @@ impl Resource for InternetGateway {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.field(
-            "attached_vpc",
+            Field::AttachedVpc,
             inputs.id(&self.vpc)?,
             attached_vpc(have).unwrap_or("(none)"),
         );
@@ -105,7 +112,7 @@ impl Resource for InternetGateway {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let id = igw_id(have)?;
-        if has(changes, "attached_vpc") {
+        if has(changes, Field::AttachedVpc) {
             if let Some(other) = attached_vpc(have) {
                 cx.aws()
                     .ec2

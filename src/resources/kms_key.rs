@@ -14,9 +14,19 @@ use serde_json::{json, Value};
 use super::{output, NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists};
 use crate::aws::tags::{self, ENV_TAG, NODE_TAG};
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds};
+
+fields! {
+    /// The fields a kms key is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        KeyState = "key_state",
+        Alias = "alias",
+        RotationEnabled = "rotation_enabled",
+        KeyPolicy = "key_policy",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct KmsKey {
@@ -391,17 +401,17 @@ impl Resource for KmsKey {
             .key_state()
             .map(|s| s.as_str())
             .unwrap_or("unknown");
-        c.field("key_state", "Enabled", state);
+        c.field(Field::KeyState, "Enabled", state);
         let alias = cx.scope().kms_alias();
         let alias_have = match (&have.alias_ok, &have.alias_target) {
             (true, _) => alias.clone(),
             (false, Some(other)) => format!("{alias} names key {other}"),
             (false, None) => "(absent)".into(),
         };
-        c.field("alias", alias.as_str(), alias_have.as_str());
+        c.field(Field::Alias, alias.as_str(), alias_have.as_str());
         if state != "PendingDeletion" {
-            c.field("rotation_enabled", true, have.rotation);
-            c.document("key_policy", &self.policy(cx), &have.policy);
+            c.field(Field::RotationEnabled, true, have.rotation);
+            c.document(Field::KeyPolicy, &self.policy(cx), &have.policy);
             c.tags(cx.tags(), &have.tags);
         }
         Ok(())
@@ -442,20 +452,20 @@ impl Resource for KmsKey {
         let kms = &cx.aws().kms;
         let id = have.key_id();
         let pending = have.meta.key_state() == Some(&KeyState::PendingDeletion);
-        if has(changes, "key_state") {
+        if has(changes, Field::KeyState) {
             if pending {
                 kms.cancel_key_deletion().key_id(id).send().await?;
             }
             kms.enable_key().key_id(id).send().await?;
         }
-        if has(changes, "alias") {
+        if has(changes, Field::Alias) {
             self.set_alias(cx, id, have.alias_target.is_some()).await?;
         }
         // Rotation and policy were not readable while deletion was pending: set both.
-        if pending || has(changes, "rotation_enabled") {
+        if pending || has(changes, Field::RotationEnabled) {
             kms.enable_key_rotation().key_id(id).send().await?;
         }
-        if pending || has(changes, "key_policy") {
+        if pending || has(changes, Field::KeyPolicy) {
             self.put_policy(cx, id).await?;
         }
         if pending || tags_changed(changes) {

@@ -17,9 +17,22 @@ use tokio::sync::OnceCell;
 use super::load_balancer::{elb_tag_list, elb_tags, find_load_balancer, retag_elb};
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a listener is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        LoadBalancerArn = "load_balancer_arn",
+        Protocol = "protocol",
+        Certificate = "certificate",
+        SslPolicy = "ssl_policy",
+        DefaultAction = "default_action",
+        PathPatterns = "path_patterns",
+        Actions = "actions",
+    }
+}
 
 /// TLS 1.2 and 1.3 only.
 pub const SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
@@ -200,26 +213,26 @@ impl Resource for Listener {
     ) -> Result<(), Failure> {
         let l = &have.listener;
         c.immutable(
-            "load_balancer_arn",
+            Field::LoadBalancerArn,
             inputs.id(&self.load_balancer)?,
             l.load_balancer_arn().unwrap_or(""),
         );
         c.field(
-            "protocol",
+            Field::Protocol,
             self.protocol().as_str(),
             l.protocol().map(|p| p.as_str()).unwrap_or(""),
         );
         if let Some(want) = self.certificate_arn(inputs)? {
             c.field(
-                "certificate",
+                Field::Certificate,
                 Some(want),
                 l.certificates().first().and_then(|c| c.certificate_arn()),
             );
-            c.field("ssl_policy", Some(SSL_POLICY), l.ssl_policy());
+            c.field(Field::SslPolicy, Some(SSL_POLICY), l.ssl_policy());
         }
         let have_actions: Vec<String> = l.default_actions().iter().map(describe_action).collect();
         c.field(
-            "default_action",
+            Field::DefaultAction,
             vec![describe_action(&self.default.action())],
             have_actions,
         );
@@ -258,7 +271,7 @@ impl Resource for Listener {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let arn = have.listener.listener_arn().required("listener ARN")?;
-        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+        if beyond_tags(changes) {
             let mut call = cx
                 .aws()
                 .elb
@@ -381,10 +394,10 @@ impl Resource for ListenerRule {
     ) -> Result<(), Failure> {
         let mut want = self.paths.clone();
         want.sort();
-        c.field("path_patterns", want, rule_paths(&have.rule));
+        c.field(Field::PathPatterns, want, rule_paths(&have.rule));
         let actions: Vec<String> = have.rule.actions().iter().map(describe_action).collect();
         c.field(
-            "actions",
+            Field::Actions,
             vec![describe_action(&self.action(inputs)?)],
             actions,
         );
@@ -419,7 +432,7 @@ impl Resource for ListenerRule {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let arn = have.rule.rule_arn().required("rule ARN")?;
-        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+        if beyond_tags(changes) {
             cx.aws()
                 .elb
                 .modify_rule()

@@ -18,9 +18,21 @@ use super::{short_name, NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::Tags;
 use crate::aws::wait::Poll;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+
+fields! {
+    /// The fields a load balancer is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Scheme = "scheme",
+        Type = "type",
+        Subnets = "subnets",
+        SecurityGroups = "security_groups",
+        /// One attribute per member: `attributes.idle_timeout.timeout_seconds`.
+        Attributes = "attributes",
+    }
+}
 
 /// ELB names are at most 32 characters.
 pub(super) const NAME_MAX: usize = 32;
@@ -66,14 +78,15 @@ pub async fn find_load_balancer(cx: &NodeCx<'_>) -> Result<Option<AwsLb>, Failur
 
 /// Compares the attributes a load balancer or target group should have with its live ones,
 /// one field each (`attributes.<key>`); attributes not asked for are AWS's.
-pub fn diff_attributes(
+pub fn diff_attributes<F: crate::diff::Field>(
     c: &mut Changes,
+    field: F,
     want: BTreeMap<String, String>,
     have: &BTreeMap<String, String>,
 ) {
     for (k, v) in want {
         let live = have.get(&k).map(String::as_str).unwrap_or("(unset)");
-        c.field(&format!("attributes.{k}"), v.as_str(), live);
+        c.field(field.key(&k), v.as_str(), live);
     }
 }
 
@@ -255,12 +268,12 @@ impl Resource for LoadBalancer {
     ) -> Result<(), Failure> {
         let lb = &have.lb;
         c.immutable(
-            "scheme",
+            Field::Scheme,
             "internet-facing",
             lb.scheme().map(|s| s.as_str()).unwrap_or(""),
         );
         c.immutable(
-            "type",
+            Field::Type,
             "application",
             lb.r#type().map(|t| t.as_str()).unwrap_or(""),
         );
@@ -270,15 +283,20 @@ impl Resource for LoadBalancer {
             .filter_map(|z| z.subnet_id().map(String::from))
             .collect();
         subnets.sort();
-        c.set("subnets", &self.ids(inputs, &self.subnets)?, &subnets);
+        c.set(Field::Subnets, &self.ids(inputs, &self.subnets)?, &subnets);
         let mut groups = lb.security_groups().to_vec();
         groups.sort();
         c.set(
-            "security_groups",
+            Field::SecurityGroups,
             &self.ids(inputs, std::slice::from_ref(&self.security_group))?,
             &groups,
         );
-        diff_attributes(c, self.want_attributes(), &have.attributes);
+        diff_attributes(
+            c,
+            Field::Attributes,
+            self.want_attributes(),
+            &have.attributes,
+        );
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -338,22 +356,21 @@ impl Resource for LoadBalancer {
     ) -> Result<Attrs, Failure> {
         let elb = &cx.aws().elb;
         let arn = have.lb.load_balancer_arn().required("load balancer ARN")?;
-        let has = |f: &str| changes.iter().any(|c| c.field == f);
-        if has("subnets") {
+        if has(changes, Field::Subnets) {
             elb.set_subnets()
                 .load_balancer_arn(arn)
                 .set_subnets(Some(self.ids(inputs, &self.subnets)?))
                 .send()
                 .await?;
         }
-        if has("security_groups") {
+        if has(changes, Field::SecurityGroups) {
             elb.set_security_groups()
                 .load_balancer_arn(arn)
                 .security_groups(inputs.id(&self.security_group)?)
                 .send()
                 .await?;
         }
-        if changes.iter().any(|c| c.field.starts_with("attributes.")) {
+        if under(changes, Field::Attributes) {
             self.put_attributes(cx, arn).await?;
         }
         if tags_changed(changes) {

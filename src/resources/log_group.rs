@@ -10,9 +10,17 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists};
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::aws::tags;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a log group is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        KmsKeyId = "kms_key_id",
+        RetentionInDays = "retention_in_days",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LogGroup {
@@ -99,12 +107,12 @@ impl Resource for LogGroup {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.field(
-            "kms_key_id",
+            Field::KmsKeyId,
             inputs.arn(&self.key)?,
             have.group.kms_key_id().unwrap_or("(none)"),
         );
         c.field(
-            "retention_in_days",
+            Field::RetentionInDays,
             Some(self.retention_days),
             have.group.retention_in_days(),
         );
@@ -144,14 +152,14 @@ impl Resource for LogGroup {
     ) -> Result<Attrs, Failure> {
         let logs = &cx.aws().logs;
         let name = self.name(cx);
-        if has(changes, "kms_key_id") {
+        if has(changes, Field::KmsKeyId) {
             logs.associate_kms_key()
                 .log_group_name(&name)
                 .kms_key_id(inputs.arn(&self.key)?)
                 .send()
                 .await?;
         }
-        if has(changes, "retention_in_days") {
+        if has(changes, Field::RetentionInDays) {
             logs.put_retention_policy()
                 .log_group_name(&name)
                 .retention_in_days(self.retention_days)

@@ -17,9 +17,25 @@ use tokio::sync::OnceCell;
 use super::template::{render, Template};
 use super::{output_item, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+
+fields! {
+    /// The fields a metric alarm is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Description = "description",
+        ActionsEnabled = "actions_enabled",
+        AlarmActions = "alarm_actions",
+        OkActions = "ok_actions",
+        Comparison = "comparison",
+        Threshold = "threshold",
+        EvaluationPeriods = "evaluation_periods",
+        DatapointsToAlarm = "datapoints_to_alarm",
+        TreatMissingData = "treat_missing_data",
+        Metrics = "metrics",
+    }
+}
 
 /// One metric and how it is aggregated. Dimension values may hold `${node.attr}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -315,41 +331,41 @@ impl Resource for MetricAlarm {
         let a = &have.alarm;
         let topic = inputs.arn(&self.topic)?.to_string();
         c.field(
-            "description",
+            Field::Description,
             Some(self.description.as_str()),
             a.alarm_description(),
         );
-        c.field("actions_enabled", Some(true), a.actions_enabled());
+        c.field(Field::ActionsEnabled, Some(true), a.actions_enabled());
         c.field(
-            "alarm_actions",
+            Field::AlarmActions,
             vec![topic.clone()],
             a.alarm_actions().to_vec(),
         );
-        c.field("ok_actions", vec![topic], a.ok_actions().to_vec());
+        c.field(Field::OkActions, vec![topic], a.ok_actions().to_vec());
         c.field(
-            "comparison",
+            Field::Comparison,
             Some(self.comparison.as_str()),
             a.comparison_operator().map(ComparisonOperator::as_str),
         );
-        c.field("threshold", Some(self.threshold), a.threshold());
+        c.field(Field::Threshold, Some(self.threshold), a.threshold());
         c.field(
-            "evaluation_periods",
+            Field::EvaluationPeriods,
             Some(self.evaluation_periods),
             a.evaluation_periods(),
         );
         c.field(
-            "datapoints_to_alarm",
+            Field::DatapointsToAlarm,
             Some(self.datapoints_to_alarm),
             a.datapoints_to_alarm(),
         );
         c.field(
-            "treat_missing_data",
+            Field::TreatMissingData,
             Some(self.treat_missing_data.as_str()),
             a.treat_missing_data(),
         );
         let want = serde_json::to_value(self.rendered(cx, inputs)?).unwrap_or_default();
         let live = serde_json::to_value(live_watch(a)).unwrap_or_default();
-        c.document("metrics", &want, &live);
+        c.document(Field::Metrics, &want, &live);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -377,7 +393,7 @@ impl Resource for MetricAlarm {
         have: &Observed,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        if changes.iter().any(|c| !c.field.starts_with("tags.")) {
+        if beyond_tags(changes) {
             // The whole alarm again (PutMetricAlarm replaces it; its tags stay).
             self.put(cx, inputs, false).await?;
         }

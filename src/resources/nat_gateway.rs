@@ -17,9 +17,17 @@ use crate::aws::ec2::of_env;
 use crate::aws::errors::OrAbsent;
 use crate::aws::tags;
 use crate::aws::wait::Poll;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+
+fields! {
+    /// The fields a nat gateway is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        SubnetId = "subnet_id",
+        AllocationId = "allocation_id",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NatGateway {
@@ -130,12 +138,12 @@ impl Resource for NatGateway {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.immutable(
-            "subnet_id",
+            Field::SubnetId,
             inputs.id(&self.subnet)?,
             have.subnet_id().unwrap_or(""),
         );
         c.immutable(
-            "allocation_id",
+            Field::AllocationId,
             inputs.id(&self.eip)?,
             allocation(have).unwrap_or("(none)"),
         );

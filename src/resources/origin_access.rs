@@ -13,9 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::diff::{Change, Changes};
+use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
+
+fields! {
+    /// The fields an origin access is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Settings = "settings",
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,7 +170,11 @@ impl Resource for OriginAccess {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.field("settings", self.want_settings(cx), have.settings.clone());
+        c.field(
+            Field::Settings,
+            self.want_settings(cx),
+            have.settings.clone(),
+        );
         Ok(())
     }
 

@@ -9,9 +9,18 @@ use serde::{Deserialize, Serialize};
 use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::retry::{self, NEW_GATEWAY_NOT_VISIBLE};
 use crate::aws::tags;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+
+fields! {
+    /// The fields a route table is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        VpcId = "vpc_id",
+        Routes = "routes",
+        SubnetAssociations = "subnet_associations",
+    }
+}
 
 /// What a route sends its traffic to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,11 +267,19 @@ impl Resource for RouteTable {
         have: &AwsRouteTable,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
-        c.set("routes", &self.want_routes(inputs)?, &have_routes(have));
+        c.immutable(
+            Field::VpcId,
+            inputs.id(&self.vpc)?,
+            have.vpc_id().unwrap_or(""),
+        );
+        c.set(
+            Field::Routes,
+            &self.want_routes(inputs)?,
+            &have_routes(have),
+        );
         let mut got: Vec<String> = have_subnets(have).into_iter().map(|(s, _)| s).collect();
         got.sort();
-        c.set("subnet_associations", &self.want_subnets(inputs)?, &got);
+        c.set(Field::SubnetAssociations, &self.want_subnets(inputs)?, &got);
         c.tags(cx.tags(), &tags::from_ec2(have.tags()));
         Ok(())
     }

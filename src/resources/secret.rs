@@ -15,9 +15,19 @@ use super::template::{render, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists, Required};
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a secret is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        ScheduledForDeletion = "scheduled_for_deletion",
+        KmsKeyId = "kms_key_id",
+        Description = "description",
+        Value = "value",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Secret {
@@ -119,21 +129,25 @@ impl Resource for Secret {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.field("scheduled_for_deletion", false, have.scheduled_for_deletion);
         c.field(
-            "kms_key_id",
+            Field::ScheduledForDeletion,
+            false,
+            have.scheduled_for_deletion,
+        );
+        c.field(
+            Field::KmsKeyId,
             inputs.arn(&self.key)?,
             have.kms_key_id.as_deref().unwrap_or("(aws/secretsmanager)"),
         );
         c.field(
-            "description",
+            Field::Description,
             self.description.as_str(),
             have.description.as_deref().unwrap_or(""),
         );
         if let Some(live) = &have.value {
             let want: Value = serde_json::from_str(&self.rendered(cx, inputs)?)
                 .map_err(|e| Failure::new("BadTemplate", e.to_string()))?;
-            c.field("value", want.to_string(), live.to_string());
+            c.confidential(Field::Value, want.to_string(), live.to_string());
         }
         c.tags(cx.tags(), &have.tags);
         Ok(())
@@ -187,7 +201,7 @@ impl Resource for Secret {
         if have.scheduled_for_deletion {
             sm.restore_secret().secret_id(&name).send().await?;
         }
-        if has(changes, "kms_key_id") || has(changes, "description") {
+        if has(changes, Field::KmsKeyId) || has(changes, Field::Description) {
             sm.update_secret()
                 .secret_id(&name)
                 .kms_key_id(inputs.arn(&self.key)?)
@@ -196,7 +210,7 @@ impl Resource for Secret {
                 .await?;
         }
         // Restored, its value is what it held before; compare once more in the next run.
-        if has(changes, "value") {
+        if has(changes, Field::Value) {
             let value = self.rendered(cx, inputs)?;
             sm.put_secret_value()
                 .secret_id(&name)

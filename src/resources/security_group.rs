@@ -11,9 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{ec2_delete, NodeCx, Resource};
 use crate::aws::tags;
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+
+fields! {
+    /// The fields a security group is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        VpcId = "vpc_id",
+        GroupName = "group_name",
+        Ingress = "ingress",
+        Egress = "egress",
+    }
+}
 
 /// Where a rule lets traffic come from (ingress) or go to (egress).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,9 +308,13 @@ impl Resource for SecurityGroup {
         have: &AwsSg,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
         c.immutable(
-            "group_name",
+            Field::VpcId,
+            inputs.id(&self.vpc)?,
+            have.vpc_id().unwrap_or(""),
+        );
+        c.immutable(
+            Field::GroupName,
             self.group_name(cx).as_str(),
             have.group_name().unwrap_or(""),
         );
@@ -308,8 +322,12 @@ impl Resource for SecurityGroup {
             |v: Vec<(RuleKey, &str)>| -> Vec<RuleKey> { v.into_iter().map(|(k, _)| k).collect() };
         let want_in = keys(self.resolve(inputs, &self.ingress)?);
         let want_out = keys(self.want_egress(inputs)?);
-        c.set("ingress", &want_in, &flatten(have.ip_permissions()));
-        c.set("egress", &want_out, &flatten(have.ip_permissions_egress()));
+        c.set(Field::Ingress, &want_in, &flatten(have.ip_permissions()));
+        c.set(
+            Field::Egress,
+            &want_out,
+            &flatten(have.ip_permissions_egress()),
+        );
         c.tags(cx.tags(), &tags::from_ec2(have.tags()));
         Ok(())
     }

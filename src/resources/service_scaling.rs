@@ -20,9 +20,19 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, NEW_SERVICE_NOT_VISIBLE};
 use crate::aws::tags::{self, retag_autoscaling};
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, has_member, tags_changed, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a service scaling is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        MinTasks = "min_tasks",
+        MaxTasks = "max_tasks",
+        /// One target-tracking policy, by its metric: `policy.cpu`.
+        Policy = "policy",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ServiceScaling {
@@ -273,8 +283,8 @@ impl Resource for ServiceScaling {
         have: &Observed,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.field("min_tasks", self.min_tasks, have.target.min_capacity());
-        c.field("max_tasks", self.max_tasks, have.target.max_capacity());
+        c.field(Field::MinTasks, self.min_tasks, have.target.min_capacity());
+        c.field(Field::MaxTasks, self.max_tasks, have.target.max_capacity());
         for (metric, want) in self.policies()? {
             let name = self.policy_name(cx, metric);
             let live = have
@@ -283,7 +293,7 @@ impl Resource for ServiceScaling {
                 .find(|p| p.policy_name() == name)
                 .and_then(|p| p.target_tracking_scaling_policy_configuration());
             c.field(
-                &format!("policy.{metric}"),
+                Field::Policy.key(metric),
                 policy_text(Some(&want)),
                 policy_text(live),
             );
@@ -307,11 +317,11 @@ impl Resource for ServiceScaling {
         have: &Observed,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        if has(changes, "min_tasks") || has(changes, "max_tasks") {
+        if has(changes, Field::MinTasks) || has(changes, Field::MaxTasks) {
             self.register(cx, false).await?;
         }
         for (metric, config) in self.policies()? {
-            if has(changes, &format!("policy.{metric}")) {
+            if has_member(changes, Field::Policy, metric) {
                 self.put_policy(cx, metric, config).await?;
             }
         }

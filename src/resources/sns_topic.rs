@@ -11,9 +11,17 @@ use serde::{Deserialize, Serialize};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a sns topic is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        KmsMasterKeyId = "kms_master_key_id",
+        EmailSubscriptions = "email_subscriptions",
+    }
+}
 
 const KMS_ATTRIBUTE: &str = "KmsMasterKeyId";
 /// What SNS says in place of a subscription's ARN until its owner confirms it.
@@ -152,7 +160,7 @@ impl Resource for SnsTopic {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.field(
-            "kms_master_key_id",
+            Field::KmsMasterKeyId,
             inputs.arn(&self.key)?,
             have.kms_key_id.as_deref().unwrap_or("(none)"),
         );
@@ -165,7 +173,7 @@ impl Resource for SnsTopic {
             .filter(|(email, sub)| *sub != PENDING || want.contains(email))
             .map(|(email, _)| email.clone())
             .collect();
-        c.set("email_subscriptions", &want, &live);
+        c.set(Field::EmailSubscriptions, &want, &live);
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -202,7 +210,7 @@ impl Resource for SnsTopic {
     ) -> Result<Attrs, Failure> {
         let sns = &cx.aws().sns;
         let arn = self.arn(cx);
-        if has(changes, "kms_master_key_id") {
+        if has(changes, Field::KmsMasterKeyId) {
             sns.set_topic_attributes()
                 .topic_arn(&arn)
                 .attribute_name(KMS_ATTRIBUTE)
@@ -210,7 +218,7 @@ impl Resource for SnsTopic {
                 .send()
                 .await?;
         }
-        if has(changes, "email_subscriptions") {
+        if has(changes, Field::EmailSubscriptions) {
             let want = self.want_emails();
             for email in want.iter().filter(|e| !have.emails.contains_key(*e)) {
                 self.subscribe(cx, &arn, email).await?;

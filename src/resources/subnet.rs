@@ -7,9 +7,19 @@ use serde::{Deserialize, Serialize};
 use super::{ec2_delete, output_item, NodeCx, Resource};
 use crate::aws::tags;
 use crate::config::Ipv4Cidr;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
+
+fields! {
+    /// The fields a subnet is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        VpcId = "vpc_id",
+        CidrBlock = "cidr_block",
+        AvailabilityZone = "availability_zone",
+        MapPublicIpOnLaunch = "map_public_ip_on_launch",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Subnet {
@@ -52,19 +62,23 @@ impl Resource for Subnet {
         have: &AwsSubnet,
         c: &mut Changes,
     ) -> Result<(), Failure> {
-        c.immutable("vpc_id", inputs.id(&self.vpc)?, have.vpc_id().unwrap_or(""));
         c.immutable(
-            "cidr_block",
+            Field::VpcId,
+            inputs.id(&self.vpc)?,
+            have.vpc_id().unwrap_or(""),
+        );
+        c.immutable(
+            Field::CidrBlock,
             self.cidr.to_string().as_str(),
             have.cidr_block().unwrap_or(""),
         );
         c.immutable(
-            "availability_zone",
+            Field::AvailabilityZone,
             self.zone.as_str(),
             have.availability_zone().unwrap_or(""),
         );
         c.field(
-            "map_public_ip_on_launch",
+            Field::MapPublicIpOnLaunch,
             false,
             have.map_public_ip_on_launch().unwrap_or(false),
         );
@@ -96,7 +110,7 @@ impl Resource for Subnet {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let id = subnet_id(have)?;
-        if has(changes, "map_public_ip_on_launch") {
+        if has(changes, Field::MapPublicIpOnLaunch) {
             cx.aws()
                 .ec2
                 .modify_subnet_attribute()

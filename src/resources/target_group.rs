@@ -13,9 +13,30 @@ use super::load_balancer::{diff_attributes, elb_tag_list, elb_tags, retag_elb, N
 use super::{short_name, NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
-use crate::diff::{tags_changed, Change, Changes};
+use crate::diff::{fields, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a target group is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        VpcId = "vpc_id",
+        Protocol = "protocol",
+        Port = "port",
+        TargetType = "target_type",
+        HealthCheckPath = "health_check.path",
+        HealthCheckProtocol = "health_check.protocol",
+        HealthCheckIntervalSeconds = "health_check.interval_seconds",
+        HealthCheckTimeoutSeconds = "health_check.timeout_seconds",
+        HealthCheckHealthyThreshold = "health_check.healthy_threshold",
+        HealthCheckUnhealthyThreshold = "health_check.unhealthy_threshold",
+        HealthCheckMatcher = "health_check.matcher",
+        /// Every `health_check.*` field above, as one.
+        HealthCheck = "health_check",
+        /// One attribute per member: `attributes.deregistration_delay.timeout_seconds`.
+        Attributes = "attributes",
+    }
+}
 
 /// A target group of IP targets with PLATFORM.md's health check and attributes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,54 +160,63 @@ impl Resource for TargetGroup {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         let tg = &have.tg;
-        c.immutable("vpc_id", inputs.id(&self.vpc)?, tg.vpc_id().unwrap_or(""));
         c.immutable(
-            "protocol",
+            Field::VpcId,
+            inputs.id(&self.vpc)?,
+            tg.vpc_id().unwrap_or(""),
+        );
+        c.immutable(
+            Field::Protocol,
             "HTTP",
             tg.protocol().map(|p| p.as_str()).unwrap_or(""),
         );
-        c.immutable("port", Some(self.port), tg.port());
+        c.immutable(Field::Port, Some(self.port), tg.port());
         c.immutable(
-            "target_type",
+            Field::TargetType,
             "ip",
             tg.target_type().map(|t| t.as_str()).unwrap_or(""),
         );
         c.field(
-            "health_check.path",
+            Field::HealthCheckPath,
             Some(self.health_path.as_str()),
             tg.health_check_path(),
         );
         c.field(
-            "health_check.protocol",
+            Field::HealthCheckProtocol,
             "HTTP",
             tg.health_check_protocol().map(|p| p.as_str()).unwrap_or(""),
         );
         c.field(
-            "health_check.interval_seconds",
+            Field::HealthCheckIntervalSeconds,
             Some(HEALTH_INTERVAL),
             tg.health_check_interval_seconds(),
         );
         c.field(
-            "health_check.timeout_seconds",
+            Field::HealthCheckTimeoutSeconds,
             Some(HEALTH_TIMEOUT),
             tg.health_check_timeout_seconds(),
         );
         c.field(
-            "health_check.healthy_threshold",
+            Field::HealthCheckHealthyThreshold,
             Some(HEALTHY),
             tg.healthy_threshold_count(),
         );
         c.field(
-            "health_check.unhealthy_threshold",
+            Field::HealthCheckUnhealthyThreshold,
             Some(UNHEALTHY),
             tg.unhealthy_threshold_count(),
         );
         c.field(
-            "health_check.matcher",
+            Field::HealthCheckMatcher,
             Some("200"),
             tg.matcher().and_then(|m| m.http_code()),
         );
-        diff_attributes(c, Self::want_attributes(), &have.attributes);
+        diff_attributes(
+            c,
+            Field::Attributes,
+            Self::want_attributes(),
+            &have.attributes,
+        );
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -228,7 +258,7 @@ impl Resource for TargetGroup {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let arn = have.tg.target_group_arn().required("target group ARN")?;
-        if changes.iter().any(|c| c.field.starts_with("health_check.")) {
+        if under(changes, Field::HealthCheck) {
             cx.aws()
                 .elb
                 .modify_target_group()
@@ -243,7 +273,7 @@ impl Resource for TargetGroup {
                 .send()
                 .await?;
         }
-        if changes.iter().any(|c| c.field.starts_with("attributes.")) {
+        if under(changes, Field::Attributes) {
             self.put_attributes(cx, arn).await?;
         }
         if tags_changed(changes) {

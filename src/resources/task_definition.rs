@@ -21,9 +21,38 @@ use super::template::{render, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
-use crate::diff::{Change, Changes};
+use crate::diff::{beyond_tags, fields, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a task definition is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Cpu = "cpu",
+        Memory = "memory",
+        NetworkMode = "network_mode",
+        RequiresCompatibilities = "requires_compatibilities",
+        ExecutionRole = "execution_role",
+        TaskRole = "task_role",
+        Containers = "containers",
+    }
+}
+
+fields! {
+    /// What each container of a task definition is compared on, under
+    /// `containers.<name>.`.
+    enum ContainerField {
+        Image = "image",
+        Port = "port",
+        Essential = "essential",
+        HealthCheck = "health_check",
+        Cpu = "cpu",
+        MemoryReservation = "memory_reservation",
+        Environment = "environment",
+        Secrets = "secrets",
+        Logs = "logs",
+    }
+}
 
 /// Container health checks: every 30 s, unhealthy after 3 failures (PLATFORM.md).
 pub const HEALTH_INTERVAL: i32 = 30;
@@ -313,7 +342,7 @@ fn have_view(d: &ContainerDefinition) -> View {
 
 /// Tags are the one thing a revision can change without a new one.
 fn tags_only(changes: &[Change]) -> bool {
-    changes.iter().all(|c| c.field.starts_with("tags."))
+    !beyond_tags(changes)
 }
 
 /// "Unable to describe task definition": the family has no ACTIVE revision.
@@ -361,25 +390,29 @@ impl Resource for TaskDefinition {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         let d = &have.definition;
-        c.field("cpu", Some(self.cpu.to_string()).as_deref(), d.cpu());
+        c.field(Field::Cpu, Some(self.cpu.to_string()).as_deref(), d.cpu());
         c.field(
-            "memory",
+            Field::Memory,
             Some(self.memory.to_string()).as_deref(),
             d.memory(),
         );
-        c.field("network_mode", Some(&NetworkMode::Awsvpc), d.network_mode());
         c.field(
-            "requires_compatibilities",
+            Field::NetworkMode,
+            Some(&NetworkMode::Awsvpc),
+            d.network_mode(),
+        );
+        c.field(
+            Field::RequiresCompatibilities,
             &[Compatibility::Fargate][..],
             d.requires_compatibilities(),
         );
         c.field(
-            "execution_role",
+            Field::ExecutionRole,
             Some(inputs.arn(&self.execution_role)?),
             d.execution_role_arn(),
         );
         c.field(
-            "task_role",
+            Field::TaskRole,
             Some(inputs.arn(&self.task_role)?),
             d.task_role_arn(),
         );
@@ -391,7 +424,7 @@ impl Resource for TaskDefinition {
             .collect();
         want_names.sort();
         have_names.sort();
-        c.set("containers", &want_names, &have_names);
+        c.set(Field::Containers, &want_names, &have_names);
         for spec in &self.containers {
             let Some(live) = d
                 .container_definitions()
@@ -401,20 +434,34 @@ impl Resource for TaskDefinition {
                 continue;
             };
             let (want, have) = (self.want_view(cx, inputs, spec)?, have_view(live));
-            let field = |f: &str| format!("containers.{}.{f}", spec.name);
-            c.field(&field("image"), &want.image, &have.image);
-            c.field(&field("port"), &want.port, &have.port);
-            c.field(&field("essential"), want.essential, have.essential);
-            c.field(&field("health_check"), &want.health, &have.health);
-            c.field(&field("cpu"), want.cpu, have.cpu);
+            // `containers.<name>.<field>`.
+            let field =
+                |f: ContainerField| Field::Containers.key(&format!("{}.{}", spec.name, f.name()));
+            c.field(field(ContainerField::Image), &want.image, &have.image);
+            c.field(field(ContainerField::Port), &want.port, &have.port);
             c.field(
-                &field("memory_reservation"),
+                field(ContainerField::Essential),
+                want.essential,
+                have.essential,
+            );
+            c.field(
+                field(ContainerField::HealthCheck),
+                &want.health,
+                &have.health,
+            );
+            c.field(field(ContainerField::Cpu), want.cpu, have.cpu);
+            c.field(
+                field(ContainerField::MemoryReservation),
                 want.memory_reservation,
                 have.memory_reservation,
             );
-            c.field(&field("environment"), &want.environment, &have.environment);
-            c.field(&field("secrets"), &want.secrets, &have.secrets);
-            c.field(&field("logs"), &want.logs, &have.logs);
+            c.field(
+                field(ContainerField::Environment),
+                &want.environment,
+                &have.environment,
+            );
+            c.field(field(ContainerField::Secrets), &want.secrets, &have.secrets);
+            c.field(field(ContainerField::Logs), &want.logs, &have.logs);
         }
         c.tags(cx.tags(), &have.tags);
         Ok(())

@@ -7,9 +7,18 @@ use serde::{Deserialize, Serialize};
 use super::{ec2_delete, output, NodeCx, Resource};
 use crate::aws::tags;
 use crate::config::Ipv4Cidr;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds};
+
+fields! {
+    /// The fields a vpc is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        CidrBlock = "cidr_block",
+        EnableDnsSupport = "enable_dns_support",
+        EnableDnsHostnames = "enable_dns_hostnames",
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Vpc {
@@ -113,12 +122,12 @@ impl Resource for Vpc {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.immutable(
-            "cidr_block",
+            Field::CidrBlock,
             self.cidr.to_string().as_str(),
             have.vpc.cidr_block().unwrap_or(""),
         );
-        c.field("enable_dns_support", true, have.dns_support);
-        c.field("enable_dns_hostnames", true, have.dns_hostnames);
+        c.field(Field::EnableDnsSupport, true, have.dns_support);
+        c.field(Field::EnableDnsHostnames, true, have.dns_hostnames);
         c.tags(cx.tags(), &tags::from_ec2(have.vpc.tags()));
         Ok(())
     }
@@ -147,10 +156,10 @@ impl Resource for Vpc {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let id = vpc_id(&have.vpc)?;
-        if has(changes, "enable_dns_support") {
+        if has(changes, Field::EnableDnsSupport) {
             set_attribute(cx, id, VpcAttributeName::EnableDnsSupport).await?;
         }
-        if has(changes, "enable_dns_hostnames") {
+        if has(changes, Field::EnableDnsHostnames) {
             set_attribute(cx, id, VpcAttributeName::EnableDnsHostnames).await?;
         }
         if tags_changed(changes) {

@@ -4,8 +4,10 @@
 //! (lock, look again if another run may have acted, apply on that last look, record,
 //! report, release).
 
+mod hold;
 mod run;
 
+pub use hold::{cancel_on_ctrl_c, Held};
 pub use run::{Acted, Verb};
 
 use std::collections::BTreeMap;
@@ -14,8 +16,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::Value;
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 use crate::aws::{Clients, Shared, Target};
@@ -23,10 +23,9 @@ use crate::config::EnvConfig;
 use crate::drift::{classify, Compared, NodeDrift};
 use crate::error::NodeError;
 use crate::executor::{preview, Executor, Observation, Preview, Task};
-use crate::history::{self, RunEntry};
-use crate::lock::{self, Holder, Lock, LockError};
+use crate::lock;
 use crate::model::{
-    collect_outputs, Action, Events, Inputs, NodePlan, Outcome, RecordedIds, RunFlags, RunReport,
+    collect_outputs, Action, Events, NodePlan, Outcome, RecordedIds, RunFlags, RunReport,
 };
 use crate::output::Reporter;
 use crate::record::{self, Record};
@@ -35,19 +34,6 @@ use crate::resources::{Cx, Scope};
 use crate::stack::{StepGraph, STATE_BUCKET};
 
 pub type Observations = Vec<Result<Observation, NodeError>>;
-
-/// An acting run's hold on its environment ([`Session::lock`]).
-pub struct Held {
-    lock: Option<Lock>,
-    pub holder: Holder,
-    /// Set by Ctrl-C, or when the lock is taken over: start no new step.
-    pub cancel: watch::Receiver<bool>,
-    /// Another run held the lock first, or finished since this one looked: observe again
-    /// before acting.
-    pub waited: bool,
-    /// This run made the state bucket to hold the lock (a new environment).
-    pub created_bucket: bool,
-}
 
 pub struct Session {
     /// The AWS identity (ARN) the run acts as.
@@ -454,154 +440,6 @@ impl Session {
             ));
         }
     }
-
-    /// The state bucket: the applied record, the lock and the run history.
-    pub fn state_bucket(&self) -> String {
-        record::location(&self.cx.scope).0
-    }
-
-    /// Takes the environment's lock for `command` (see [`crate::lock`]), waiting up to
-    /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node, as
-    /// `up` would); otherwise the run goes on unlocked, as nothing else can be recording it.
-    pub async fn lock(
-        &self,
-        command: &str,
-        timeout: Duration,
-        make_bucket: bool,
-    ) -> anyhow::Result<Held> {
-        let (tx, cancel) = watch::channel(false);
-        let tx = Arc::new(tx);
-        cancel_on_ctrl_c(tx.clone());
-        let holder = Holder::me(command, &self.identity, &self.cx.run_id);
-        let bucket = self.state_bucket();
-        let events = self.reporter.clone() as Arc<dyn Events>;
-        let mut created_bucket = false;
-        loop {
-            let taken = lock::acquire(
-                &self.cx.aws.s3,
-                &bucket,
-                holder.clone(),
-                timeout,
-                events.clone(),
-                tx.clone(),
-            )
-            .await;
-            return match taken {
-                Ok(lock) => Ok(Held {
-                    // Another run may have acted since this one looked: it held the lock
-                    // first, or it finished (its report is stored before it lets go).
-                    waited: lock.waited
-                        || history::finished_since(&self.cx.aws.s3, &bucket, self.started)
-                            .await
-                            .unwrap_or(true),
-                    lock: Some(lock),
-                    holder,
-                    cancel,
-                    created_bucket,
-                }),
-                Err(LockError::Held(other)) => Err(crate::error::Locked(format!(
-                    "{} is locked by {} (lease until {}); nothing was changed. Wait for it, \
-                     raise --lock-timeout, or, if that run is gone, `tap-provision unlock --env {} --force`",
-                    self.env.full_name(),
-                    other.describe(),
-                    lock::timestamp(other.expires),
-                    self.env.env
-                ))
-                .into()),
-                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" && make_bucket && !created_bucket => {
-                    self.make_state_bucket().await?;
-                    created_bucket = true;
-                    continue;
-                }
-                Err(LockError::Interrupted) => {
-                    anyhow::bail!("interrupted while waiting for the lock: nothing was changed")
-                }
-                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" => {
-                    self.reporter.warn(&format!(
-                        "no state bucket s3://{bucket}: running without the environment's lock"
-                    ));
-                    Ok(Held {
-                        lock: None,
-                        holder,
-                        cancel,
-                        // Gone since this run looked, perhaps: look again.
-                        waited: true,
-                        created_bucket,
-                    })
-                }
-                Err(LockError::Aws(f)) => Err(anyhow::Error::new(f)
-                    .context(format!("taking the lock of {}", self.env.full_name()))),
-            };
-        }
-    }
-
-    /// Creates the state bucket through its own node (same spec, tags and settings).
-    async fn make_state_bucket(&self) -> anyhow::Result<()> {
-        let ix = self
-            .graph
-            .index_of(STATE_BUCKET)
-            .context("the graph has no state bucket (a bug in tap-provision)")?;
-        let node = self.graph.node(ix);
-        self.reporter.note(&format!(
-            "creating the state bucket s3://{} to hold the lock",
-            self.state_bucket()
-        ));
-        let plan = NodePlan {
-            action: Action::Create,
-            ignored: Vec::new(),
-            new_attrs: true,
-        };
-        let inputs = Inputs::new(STATE_BUCKET, &[], true);
-        let attrs = node
-            .payload
-            .apply(&self.cx, &inputs, &None, &plan)
-            .await
-            .map_err(|(_, f)| anyhow::Error::new(f).context("creating the state bucket"))?;
-        node.payload
-            .wait_ready(&self.cx, attrs)
-            .await
-            .map_err(|f| anyhow::Error::new(f).context("waiting for the state bucket"))?;
-        Ok(())
-    }
-
-    /// The state bucket the lock step made counts as created by this run.
-    pub fn made_state_bucket(&self, report: &mut RunReport) {
-        if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
-            if let Outcome::Unchanged(attrs) = &n.outcome {
-                n.outcome = Outcome::Created(attrs.clone());
-            }
-        }
-    }
-
-    /// After an acting run: stores its report in the history, releases the lock.
-    pub async fn finish(&self, held: Held, report: &RunReport) {
-        // Only a run that changed something (or failed trying) is history.
-        let acted = report
-            .nodes
-            .iter()
-            .any(|n| n.outcome.is_change() || matches!(n.outcome, Outcome::Failed(_)));
-        if (held.lock.is_some() || held.created_bucket) && acted {
-            let entry = RunEntry::new(
-                &self.env.full_name(),
-                &held.holder,
-                report,
-                &self.cx.aws.calls.summary(),
-                (self.started, lock::unix_now()),
-            );
-            let bucket = self.state_bucket();
-            match history::store(&self.cx.aws.s3, &bucket, &entry).await {
-                Ok(()) => {}
-                // `down --destroy-data` deleted the bucket with its history.
-                Err(f) if f.code.as_str() == "NoSuchBucket" => {}
-                Err(f) => self
-                    .reporter
-                    .warn(&format!("{f}; the run is not in `history`")),
-            }
-        }
-        if let Some(lock) = held.lock {
-            lock.release(self.reporter.as_ref()).await;
-        }
-    }
 }
 
 /// How a run's outcomes enter the applied record ([`Session::store_record`]).
@@ -613,16 +451,4 @@ pub enum Recording {
     Repaired,
     /// `down`: nodes gone leave the record.
     Removed,
-}
-
-/// The first Ctrl-C stops new starts (in-flight calls finish); the second exits at once.
-pub fn cancel_on_ctrl_c(tx: Arc<watch::Sender<bool>>) {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(crate::error::exit::INTERRUPTED);
-            }
-        }
-    });
 }

@@ -22,9 +22,25 @@ mod settings;
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, OrExists};
 use crate::aws::tags;
-use crate::diff::{has, tags_changed, Change, Changes};
+use crate::diff::{fields, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+
+fields! {
+    /// The fields a resource is compared on, as `plan`, `drift` and `history` name them.
+    enum Field {
+        Versioning = "versioning",
+        Encryption = "encryption",
+        EncryptionKey = "encryption_key",
+        ObjectOwnership = "object_ownership",
+        Policy = "policy",
+        Lifecycle = "lifecycle",
+        BlockPublicAcls = "block_public_acls",
+        IgnorePublicAcls = "ignore_public_acls",
+        BlockPublicPolicy = "block_public_policy",
+        RestrictPublicBuckets = "restrict_public_buckets",
+    }
+}
 
 /// Default encryption of new objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,24 +305,27 @@ impl Resource for S3Bucket {
     ) -> Result<(), Failure> {
         let pab = have.public_access_block.as_ref();
         for (field, value) in [
-            ("block_public_acls", pab.and_then(|p| p.block_public_acls())),
             (
-                "ignore_public_acls",
+                Field::BlockPublicAcls,
+                pab.and_then(|p| p.block_public_acls()),
+            ),
+            (
+                Field::IgnorePublicAcls,
                 pab.and_then(|p| p.ignore_public_acls()),
             ),
             (
-                "block_public_policy",
+                Field::BlockPublicPolicy,
                 pab.and_then(|p| p.block_public_policy()),
             ),
             (
-                "restrict_public_buckets",
+                Field::RestrictPublicBuckets,
                 pab.and_then(|p| p.restrict_public_buckets()),
             ),
         ] {
             c.field(field, true, value.unwrap_or(false));
         }
         c.field(
-            "versioning",
+            Field::Versioning,
             if self.versioning {
                 "Enabled"
             } else {
@@ -319,12 +338,21 @@ impl Resource for S3Bucket {
         );
         let (algorithm, key) = self.want_encryption(inputs)?;
         let have_encryption = have.encryption.clone().unwrap_or(("(none)".into(), None));
-        c.field("encryption", algorithm.as_str(), have_encryption.0.as_str());
+        c.field(
+            Field::Encryption,
+            algorithm.as_str(),
+            have_encryption.0.as_str(),
+        );
         if let Some(key) = key {
-            c.key("encryption_key", &key, have_encryption.1.as_deref(), false);
+            c.key(
+                Field::EncryptionKey,
+                &key,
+                have_encryption.1.as_deref(),
+                false,
+            );
         }
         c.field(
-            "object_ownership",
+            Field::ObjectOwnership,
             self.ownership().as_str(),
             have.ownership
                 .as_ref()
@@ -332,10 +360,10 @@ impl Resource for S3Bucket {
                 .unwrap_or("(none)"),
         );
         if self.owns_policy {
-            c.document("policy", &self.policy(cx), &have.policy);
+            c.document(Field::Policy, &self.policy(cx), &have.policy);
         }
         if self.lifecycle != Lifecycle::default() {
-            c.field("lifecycle", &self.lifecycle, &have.lifecycle);
+            c.field(Field::Lifecycle, &self.lifecycle, &have.lifecycle);
         }
         c.tags(cx.tags(), &have.tags);
         Ok(())
@@ -384,28 +412,28 @@ impl Resource for S3Bucket {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let name = &have.name;
-        let any = |fields: &[&str]| fields.iter().any(|f| has(changes, f));
+        let any = |fields: &[Field]| has_any(changes, fields);
         if any(&[
-            "block_public_acls",
-            "ignore_public_acls",
-            "block_public_policy",
-            "restrict_public_buckets",
+            Field::BlockPublicAcls,
+            Field::IgnorePublicAcls,
+            Field::BlockPublicPolicy,
+            Field::RestrictPublicBuckets,
         ]) {
             self.put_public_access_block(cx, name).await?;
         }
-        if any(&["object_ownership"]) {
+        if any(&[Field::ObjectOwnership]) {
             self.put_ownership(cx, name).await?;
         }
-        if any(&["encryption", "encryption_key"]) {
+        if any(&[Field::Encryption, Field::EncryptionKey]) {
             self.put_encryption(cx, inputs, name).await?;
         }
-        if any(&["versioning"]) {
+        if any(&[Field::Versioning]) {
             self.put_versioning(cx, name).await?;
         }
-        if any(&["policy"]) {
+        if any(&[Field::Policy]) {
             self.put_policy(cx, name).await?;
         }
-        if any(&["lifecycle"]) {
+        if any(&[Field::Lifecycle]) {
             self.put_lifecycle(cx, name).await?;
         }
         if tags_changed(changes) {

@@ -1,0 +1,6 @@
+//! The verbs that act (`up`, `repair`, `down`), each a [`crate::session::Verb`] run through
+//! the session's one sequence, with its report. The CLI only parses, confirms and calls them.
+
+pub mod down;
+pub mod repair;
+pub mod up;
