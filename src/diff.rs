@@ -265,6 +265,13 @@ pub fn beyond_tags(changes: &[Change]) -> bool {
     changes.iter().any(|c| !c.is_tag())
 }
 
+/// True when some change is neither a tag's nor one of `fields`.
+pub fn beyond<F: Field>(changes: &[Change], fields: &[F]) -> bool {
+    changes
+        .iter()
+        .any(|c| !c.is_tag() && !fields.iter().any(|f| c.field == f.name()))
+}
+
 /// True when a change names `field`.
 pub fn has<F: Field>(changes: &[Change], field: F) -> bool {
     changes.iter().any(|c| c.field == field.name())

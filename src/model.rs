@@ -12,8 +12,8 @@ use crate::error::{Failure, NodeError};
 use crate::graph::Needs;
 
 /// A dependency on another node, declared once, as a field of the kind that uses it. The
-/// graph's edges are derived from these (`Resource::inputs`), and a node can read only the
-/// attributes of the nodes it declared.
+/// graph's edges are derived from these and from templates' placeholders
+/// (`resources::declared`), and a node can read only the attributes of the nodes it reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
     pub node: String,
@@ -155,6 +155,15 @@ impl<'a> Inputs<'a> {
     ) -> Result<&'a str, Failure> {
         match self.attrs(r)?.map(get) {
             None => Ok(UNKNOWN),
+            // An empty value is never sent on: the adapter refuses to publish one, so this
+            // is a kind publishing an attribute it does not have.
+            Some(Some("")) if self.strict => Err(Failure::new(
+                "MissingAttribute",
+                format!(
+                    "{} needs the {what} of `{}`, which is empty",
+                    self.node, r.node
+                ),
+            )),
             Some(Some(v)) => Ok(v),
             Some(None) if !self.strict => Ok(UNKNOWN),
             Some(None) => Err(Failure::new(

@@ -25,8 +25,15 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
         self.applied.kind()
     }
 
+    /// What either spec reads: the recorded one is what runs, the config's edges order it.
     fn inputs(&self) -> Vec<Ref> {
-        self.current.inputs()
+        let mut all = self.current.inputs();
+        for r in self.applied.inputs() {
+            if !all.iter().any(|a| a.node == r.node) {
+                all.push(r);
+            }
+        }
+        all
     }
 
     async fn observe(&self, cx: &C) -> Result<Observation, Failure> {

@@ -145,68 +145,55 @@ where
     }
 }
 
-/// Each service's answer to a create whose resource is there already (an interrupted run
-/// made it), as AWS documents it per operation. S3's `BucketAlreadyExists` is not one: that
-/// bucket name belongs to another account. Creates of the other services used here are
-/// idempotent by name or token (SNS CreateTopic, ECS CreateCluster, ACM, CloudWatch), or
-/// find first and never meet it.
-pub const ALREADY_EXISTS: &[(&str, &[&str])] = &[
-    ("backup", &["AlreadyExistsException"]),
-    (
-        "cloudfront",
-        &[
-            "DistributionAlreadyExists",
-            "OriginAccessControlAlreadyExists",
-            "CloudFrontOriginAccessIdentityAlreadyExists",
-        ],
-    ),
-    ("ec2", &["InvalidGroup.Duplicate", "RouteAlreadyExists"]),
-    (
-        "elasticloadbalancing",
-        &[
-            "DuplicateLoadBalancerName",
-            "DuplicateTargetGroupName",
-            "DuplicateListener",
-            "PriorityInUse",
-        ],
-    ),
-    ("iam", &["EntityAlreadyExists"]),
-    ("kms", &["AlreadyExistsException"]),
-    ("logs", &["ResourceAlreadyExistsException"]),
-    (
-        "rds",
-        &[
-            "DBClusterAlreadyExistsFault",
-            "DBInstanceAlreadyExists",
-            "DBSubnetGroupAlreadyExists",
-        ],
-    ),
-    ("route53", &["HostedZoneAlreadyExists"]),
-    ("s3", &["BucketAlreadyOwnedByYou"]),
-    ("secretsmanager", &["ResourceExistsException"]),
-];
-
-/// True when `f` is some service's "already exists" ([`ALREADY_EXISTS`]).
-pub fn is_already_exists(f: &Failure) -> bool {
-    ALREADY_EXISTS
-        .iter()
-        .any(|(_, codes)| codes.contains(&f.code.as_str()))
+/// A service whose creates may answer "it is there already" (an interrupted run made it):
+/// the ones that find by name and create by name. The other creates used here are idempotent
+/// by name or token (SNS CreateTopic, ECS CreateCluster, ACM, CloudWatch), or find first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedBy {
+    Backup,
+    Kms,
+    Logs,
+    Route53,
+    S3,
+    SecretsManager,
 }
 
-/// "Already there" as a value: `Ok(None)` when AWS answers that the resource exists, for
-/// creates whose earlier attempt (an interrupted run) may have succeeded.
+impl CreatedBy {
+    /// The codes AWS documents for it on the creates used here. S3's `BucketAlreadyExists`
+    /// is not one: that bucket name belongs to another account.
+    pub fn already_exists(self) -> &'static [&'static str] {
+        match self {
+            // CreateBackupVault
+            CreatedBy::Backup => &["AlreadyExistsException"],
+            // CreateAlias
+            CreatedBy::Kms => &["AlreadyExistsException"],
+            // CreateLogGroup
+            CreatedBy::Logs => &["ResourceAlreadyExistsException"],
+            // CreateHostedZone
+            CreatedBy::Route53 => &["HostedZoneAlreadyExists"],
+            // CreateBucket, in this account
+            CreatedBy::S3 => &["BucketAlreadyOwnedByYou"],
+            // CreateSecret
+            CreatedBy::SecretsManager => &["ResourceExistsException"],
+        }
+    }
+}
+
+/// "Already there" as a value: `Ok(None)` when AWS answers that the resource exists, in
+/// `service`'s own words, for creates whose earlier attempt (an interrupted run) may have
+/// succeeded. Any other answer, however it is spelled, is an error.
 pub trait OrExists<T> {
-    fn or_exists(self) -> Result<Option<T>, Failure>;
+    fn or_exists(self, service: CreatedBy) -> Result<Option<T>, Failure>;
 }
 
 impl<T, E> OrExists<T> for Result<T, E>
 where
     Failure: From<E>,
 {
-    fn or_exists(self) -> Result<Option<T>, Failure> {
+    fn or_exists(self, service: CreatedBy) -> Result<Option<T>, Failure> {
         match self.map_err(Failure::from) {
             Ok(v) => Ok(Some(v)),
-            Err(f) if is_already_exists(&f) => Ok(None),
+            Err(f) if service.already_exists().contains(&f.code.as_str()) => Ok(None),
             Err(f) => Err(f),
         }
     }
@@ -217,26 +204,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn already_exists_codes_become_none() {
-        for code in [
-            "ResourceAlreadyExistsException",
-            "AlreadyExistsException",
-            "EntityAlreadyExists",
-            "DBClusterAlreadyExistsFault",
-            "BucketAlreadyOwnedByYou",
+    fn already_exists_codes_become_none_in_their_service_only() {
+        for (service, code) in [
+            (CreatedBy::Logs, "ResourceAlreadyExistsException"),
+            (CreatedBy::Kms, "AlreadyExistsException"),
+            (CreatedBy::Backup, "AlreadyExistsException"),
+            (CreatedBy::S3, "BucketAlreadyOwnedByYou"),
             // Secrets Manager's own word, which a suffix rule missed.
-            "ResourceExistsException",
-            "HostedZoneAlreadyExists",
+            (CreatedBy::SecretsManager, "ResourceExistsException"),
+            (CreatedBy::Route53, "HostedZoneAlreadyExists"),
         ] {
             let r: Result<(), Failure> = Err(Failure::new(code, "there"));
-            assert_eq!(r.or_exists().unwrap(), None, "{code}");
+            assert_eq!(r.or_exists(service).unwrap(), None, "{code}");
         }
+        // Another service's word is an error here.
+        let r: Result<(), Failure> = Err(Failure::new("AlreadyExistsException", "?"));
+        assert!(r.or_exists(CreatedBy::SecretsManager).is_err());
         // Someone else's bucket of that name is not ours: an error.
         let r: Result<(), Failure> = Err(Failure::new("BucketAlreadyExists", "taken"));
-        assert!(r.or_exists().is_err());
-        // Anything else is an error, however it is spelled.
+        assert!(r.or_exists(CreatedBy::S3).is_err());
         let r: Result<(), Failure> = Err(Failure::new("SomethingAlreadyExistsElsewhere", "?"));
-        assert!(r.or_exists().is_err());
+        assert!(r.or_exists(CreatedBy::Logs).is_err());
     }
 
     #[test]

@@ -173,17 +173,18 @@ impl<T> Graph<T> {
             .flat_map(|(i, n)| n.deps.iter().map(move |&(d, needs)| (i, d, needs)))
     }
 
-    /// The same graph with each node's payload replaced by `f(node)`.
-    pub fn map<U>(&self, mut f: impl FnMut(&Node<T>) -> U) -> Graph<U> {
+    /// The same graph with each node's payload replaced by `f(index, node)`.
+    pub fn map<U>(&self, mut f: impl FnMut(NodeIx, &Node<T>) -> U) -> Graph<U> {
         Graph {
             nodes: self
                 .nodes
                 .iter()
-                .map(|n| Node {
+                .enumerate()
+                .map(|(ix, n)| Node {
                     id: n.id.clone(),
                     kind: n.kind,
                     deps: n.deps.clone(),
-                    payload: f(n),
+                    payload: f(ix, n),
                 })
                 .collect(),
         }

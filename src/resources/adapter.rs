@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::declared::declared;
+use super::template::Attr;
 use super::{Cx, Duplicates, NodeCx, Resource};
 use crate::aws::tags::Tags;
 use crate::diff::{needs_replacement, Changes};
@@ -19,6 +20,8 @@ pub struct Adapter<R> {
     spec: R,
     /// What the spec reads, derived from it once ([`declared`]).
     inputs: Vec<Ref>,
+    /// Its templates' `${node.attr}`, for the graph's check of what each node publishes.
+    placeholders: Vec<(String, Attr)>,
 }
 
 impl<R: Resource> Adapter<R> {
@@ -34,17 +37,91 @@ impl<R: Resource> Adapter<R> {
             tags,
             spec,
             inputs: declared.refs,
+            placeholders: declared.placeholders,
         })
+    }
+
+    /// Every `${node.attr}` its templates name.
+    pub fn placeholders(&self) -> &[(String, Attr)] {
+        &self.placeholders
     }
 
     fn ncx<'a>(&'a self, cx: &'a Cx) -> NodeCx<'a> {
         NodeCx::new(cx, &self.node, &self.tags)
     }
 
+    /// `attrs`, when they identify the resource: an empty id or ARN is an error naming the
+    /// node, never published to dependents nor kept in the applied record.
+    fn identified(&self, attrs: Attrs) -> Result<Attrs, Failure> {
+        let empty_arn = attrs.arn.as_deref() == Some("");
+        if attrs.id.is_empty() || empty_arn {
+            return Err(Failure::new(
+                "MissingField",
+                format!(
+                    "{} {}: AWS returned an empty {} for it; nothing depending on it was started",
+                    R::KIND,
+                    self.node,
+                    if empty_arn { "ARN" } else { "id" }
+                ),
+            ));
+        }
+        Ok(attrs)
+    }
+
+    /// Carries out `plan` (see [`Task::apply`]).
+    async fn act(
+        &self,
+        cx: &Cx,
+        inputs: &Inputs<'_>,
+        have: &Observation,
+        plan: &NodePlan,
+    ) -> Result<Attrs, (Step, Failure)> {
+        let ncx = self.ncx(cx);
+        let r = &self.spec;
+        match (&plan.action, have) {
+            (Action::Create, _) => r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f)),
+            (Action::Update { changes }, Some(live)) => {
+                let observed = self.state(live).map_err(|f| (Step::Update, f))?;
+                r.update(&ncx, inputs, observed, changes)
+                    .await
+                    .map_err(|f| (Step::Update, f))
+            }
+            (Action::Replace { changes }, Some(live)) => {
+                let what: Vec<String> = changes
+                    .iter()
+                    .filter(|c| c.replace)
+                    .map(ToString::to_string)
+                    .collect();
+                let observed = self.state(live).map_err(|f| (Step::Delete, f))?;
+                ncx.progress(format!(
+                    "replacing ({}): deleting {}",
+                    what.join("; "),
+                    live.attrs.id
+                ));
+                r.delete(&ncx, observed)
+                    .await
+                    .map_err(|f| (Step::Delete, f))?;
+                ncx.progress("replacing: creating");
+                r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f))
+            }
+            (action, _) => Err((
+                Step::Update,
+                Failure::new(
+                    "Internal",
+                    format!(
+                        "{}: nothing to apply for `{}` (a bug in tap-provision)",
+                        self.node,
+                        action.label()
+                    ),
+                ),
+            )),
+        }
+    }
+
     /// A found resource as the executor sees it.
     fn live(&self, ncx: &NodeCx<'_>, have: R::Observed) -> Result<Live, Failure> {
         Ok(Live {
-            attrs: self.spec.attrs(ncx, &have)?,
+            attrs: self.identified(self.spec.attrs(ncx, &have)?)?,
             ready: self.spec.is_ready(&have),
             state: Box::new(have),
         })
@@ -186,50 +263,17 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         have: &Observation,
         plan: &NodePlan,
     ) -> Result<Attrs, (Step, Failure)> {
-        let ncx = self.ncx(cx);
-        let r = &self.spec;
-        match (&plan.action, have) {
-            (Action::Create, _) => r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f)),
-            (Action::Update { changes }, Some(live)) => {
-                let observed = self.state(live).map_err(|f| (Step::Update, f))?;
-                r.update(&ncx, inputs, observed, changes)
-                    .await
-                    .map_err(|f| (Step::Update, f))
-            }
-            (Action::Replace { changes }, Some(live)) => {
-                let what: Vec<String> = changes
-                    .iter()
-                    .filter(|c| c.replace)
-                    .map(ToString::to_string)
-                    .collect();
-                let observed = self.state(live).map_err(|f| (Step::Delete, f))?;
-                ncx.progress(format!(
-                    "replacing ({}): deleting {}",
-                    what.join("; "),
-                    live.attrs.id
-                ));
-                r.delete(&ncx, observed)
-                    .await
-                    .map_err(|f| (Step::Delete, f))?;
-                ncx.progress("replacing: creating");
-                r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f))
-            }
-            (action, _) => Err((
-                Step::Update,
-                Failure::new(
-                    "Internal",
-                    format!(
-                        "{}: nothing to apply for `{}` (a bug in tap-provision)",
-                        self.node,
-                        action.label()
-                    ),
-                ),
-            )),
-        }
+        let step = match plan.action {
+            Action::Create | Action::Replace { .. } => Step::Create,
+            _ => Step::Update,
+        };
+        let attrs = self.act(cx, inputs, have, plan).await?;
+        self.identified(attrs).map_err(|f| (step, f))
     }
 
     async fn wait_ready(&self, cx: &Cx, attrs: Attrs) -> Result<Attrs, Failure> {
-        self.spec.wait_ready(&self.ncx(cx), attrs).await
+        let attrs = self.spec.wait_ready(&self.ncx(cx), attrs).await?;
+        self.identified(attrs)
     }
 
     fn replaceable(&self) -> bool {
@@ -237,8 +281,11 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
     }
 
     fn protection(&self, cx: &Cx, have: &Live) -> Option<String> {
-        let observed = self.state(have).ok()?;
-        self.spec.protection(&self.ncx(cx), observed)
+        match self.state(have) {
+            Ok(observed) => self.spec.protection(&self.ncx(cx), observed),
+            // Cannot tell: protected, so `down` stops and says why.
+            Err(f) => Some(f.message),
+        }
     }
 
     fn keep_on_down(&self, cx: &Cx, have: &Live) -> Option<String> {
@@ -249,8 +296,11 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
                 have.attrs.id
             ));
         }
-        let observed = self.state(have).ok()?;
-        self.spec.keep_on_down(&self.ncx(cx), observed)
+        match self.state(have) {
+            Ok(observed) => self.spec.keep_on_down(&self.ncx(cx), observed),
+            // Cannot tell whether it holds data: kept.
+            Err(f) => Some(f.message),
+        }
     }
 
     /// Deletes the resource, then every duplicate `observe` found carrying its tags.
@@ -300,5 +350,28 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         let adapter = Adapter::new(self.node.clone(), record.tags.clone(), spec)
             .map_err(|errors| errors.join("; "))?;
         Ok(Arc::new(adapter))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::vpc::Vpc;
+
+    #[test]
+    fn an_empty_id_or_arn_is_never_published() {
+        let spec = Vpc {
+            cidr: "10.0.0.0/16".parse().unwrap(),
+        };
+        let a = Adapter::new("vpc", Vec::new(), spec).unwrap();
+        assert!(a.identified(Attrs::id("vpc-1")).is_ok());
+        let e = a.identified(Attrs::id("")).unwrap_err();
+        assert_eq!(e.code, "MissingField");
+        assert!(
+            e.message.contains("vpc vpc: AWS returned an empty id"),
+            "{e}"
+        );
+        let e = a.identified(Attrs::id("vpc-1").with_arn("")).unwrap_err();
+        assert!(e.message.contains("empty ARN"), "{e}");
     }
 }

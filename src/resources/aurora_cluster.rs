@@ -17,6 +17,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields an aurora cluster is compared on, as `plan`, `drift` and `history` name them.
@@ -143,6 +144,13 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraCluster {
     type Observed = DbCluster;
     const KIND: &'static str = "aurora_cluster";
+    const PUBLISHES: &'static [Attr] = &[
+        Attr::Id,
+        Attr::Arn,
+        Attr::SecretArn,
+        Attr::Endpoint,
+        Attr::Port,
+    ];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbCluster>, Failure> {
         let found = describe(cx, &cluster_name(cx.env_full())).await?;

@@ -23,6 +23,7 @@ use crate::aws::tags;
 use crate::diff::{beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields an aurora instance is compared on, as `plan`, `drift` and `history` name them.
@@ -142,6 +143,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraInstance {
     type Observed = DbInstance;
     const KIND: &'static str = "aurora_instance";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbInstance>, Failure> {
         let name = self.name(cx);

@@ -15,6 +15,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a backup plan is compared on, as `plan`, `drift` and `history` name them.
@@ -157,6 +158,7 @@ impl BackupPlan {
 impl Resource for BackupPlan {
     type Observed = Observed;
     const KIND: &'static str = "backup_plan";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let backup = &cx.aws().backup;

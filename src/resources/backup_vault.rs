@@ -9,12 +9,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::aws::wait::Poll;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a backup vault is compared on, as `plan`, `drift` and `history` name them.
@@ -65,6 +66,7 @@ fn attrs_of(cx: &NodeCx<'_>, arn: &str) -> Attrs {
 impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let backup = &cx.aws().backup;
@@ -128,7 +130,7 @@ impl Resource for BackupVault {
             .creator_request_id(cx.token(&[], 50))
             .send()
             .await
-            .or_exists()?;
+            .or_exists(CreatedBy::Backup)?;
         let arn = match created.and_then(|o| o.backup_vault_arn().map(String::from)) {
             Some(arn) => arn,
             // Made by an interrupted run: read its ARN.

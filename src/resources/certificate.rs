@@ -22,6 +22,7 @@ use crate::aws::{tags, Services};
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, DnsRecord, Inputs, RecordedIds};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a certificate is compared on, as `plan`, `drift` and `history` name them.
@@ -136,6 +137,7 @@ impl Certificate {
 impl Resource for Certificate {
     type Observed = Observed;
     const KIND: &'static str = "certificate";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     /// The certificate for the domain that carries this node's tags (listed by domain, then
     /// each candidate's tags read), skipping ones that failed or expired.

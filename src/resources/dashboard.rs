@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::template::{render, Template};
+use super::template::{render, Attr, Template};
 use super::{output, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{fields, Change, Changes};
@@ -86,6 +86,7 @@ impl Dashboard {
 impl Resource for Dashboard {
     type Observed = Observed;
     const KIND: &'static str = "dashboard";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(out) = cx

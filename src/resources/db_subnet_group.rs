@@ -13,6 +13,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a db subnet group is compared on, as `plan`, `drift` and `history` name them.
@@ -52,6 +53,7 @@ impl DbSubnetGroup {
 impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let rds = &cx.aws().rds;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 #[cfg(test)]
 use super::template::Template;
-use super::template::{placeholders, Placeholder, TEMPLATE};
+use super::template::{placeholders, Attr, Placeholder, TEMPLATE};
 use crate::graph::Needs;
 use crate::model::Ref;
 
@@ -23,6 +23,9 @@ use crate::model::Ref;
 pub struct Declared {
     /// One per node read, with the strongest need (readiness over identifiers).
     pub refs: Vec<Ref>,
+    /// Every `${<node>.<attr>}` of its templates: checked against what `<node>` publishes
+    /// once every node is known.
+    pub placeholders: Vec<(String, Attr)>,
     pub errors: Vec<String>,
 }
 
@@ -42,30 +45,35 @@ pub fn declared<T: Serialize + ?Sized>(spec: &T) -> Declared {
     }
     Declared {
         refs,
+        placeholders: c.placeholders,
         errors: c.errors,
     }
 }
 
 /// The nodes a template value names (every string in it), or what is wrong with it.
-fn template_reads(value: &Value, refs: &mut Vec<Ref>, errors: &mut Vec<String>) {
+fn template_reads(value: &Value, c: &mut Collector) {
     match value {
         Value::String(text) => match placeholders(text) {
-            Ok(found) => refs.extend(found.into_iter().filter_map(|p| match p {
-                Placeholder::Node { node, .. } => Some(Ref::id(node)),
-                Placeholder::Scope(_) => None,
-            })),
-            Err(e) => errors.push(e),
+            Ok(found) => {
+                for p in found {
+                    if let Placeholder::Node { node, attr } = p {
+                        c.refs.push(Ref::id(node));
+                        c.placeholders.push((node.to_string(), attr));
+                    }
+                }
+            }
+            Err(e) => c.errors.push(e),
         },
-        Value::Array(items) => items.iter().for_each(|v| template_reads(v, refs, errors)),
+        Value::Array(items) => items.iter().for_each(|v| template_reads(v, c)),
         Value::Object(map) => {
             for (k, v) in map {
                 // Keys are not filled, so a placeholder there is a mistake.
                 if k.contains("${") {
-                    errors.push(format!(
+                    c.errors.push(format!(
                         "`{k}`: placeholders are filled in values, not in keys"
                     ));
                 }
-                template_reads(v, refs, errors);
+                template_reads(v, c);
             }
         }
         _ => {}
@@ -75,6 +83,7 @@ fn template_reads(value: &Value, refs: &mut Vec<Ref>, errors: &mut Vec<String>) 
 #[derive(Default)]
 struct Collector {
     refs: Vec<Ref>,
+    placeholders: Vec<(String, Attr)>,
     errors: Vec<String>,
 }
 
@@ -142,7 +151,7 @@ impl<'a> ser::Serializer for &'a mut Collector {
     ) -> Result<(), Error> {
         if name == TEMPLATE {
             let value = serde_json::to_value(v).map_err(|e| Error(e.to_string()))?;
-            template_reads(&value, &mut self.refs, &mut self.errors);
+            template_reads(&value, self);
             return Ok(());
         }
         v.serialize(self)

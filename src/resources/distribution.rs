@@ -28,6 +28,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a distribution is compared on, as `plan`, `drift` and `history` name them.
@@ -352,6 +353,7 @@ impl Distribution {
 impl Resource for Distribution {
     type Observed = Observed;
     const KIND: &'static str = "distribution";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(id) = self.find(cx).await? else {

@@ -14,6 +14,7 @@ use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields an ecs cluster is compared on, as `plan`, `drift` and `history` name them.
@@ -78,6 +79,7 @@ impl EcsCluster {
 impl Resource for EcsCluster {
     type Observed = ObservedCluster;
     const KIND: &'static str = "ecs_cluster";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedCluster>, Failure> {
         let out = cx

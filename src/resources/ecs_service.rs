@@ -27,6 +27,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields an ecs service is compared on, as `plan`, `drift` and `history` name them.
@@ -238,6 +239,7 @@ impl EcsService {
 impl Resource for EcsService {
     type Observed = Observed;
     const KIND: &'static str = "ecs_service";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         // DRAINING is on its way out (a `down` under way) and INACTIVE is gone.

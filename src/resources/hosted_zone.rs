@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{output, NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -159,7 +159,7 @@ impl Resource for HostedZone {
             .caller_reference(cx.run_token(&[&self.name]))
             .send()
             .await
-            .or_exists()?;
+            .or_exists(CreatedBy::Route53)?;
         let zone = match created.and_then(|o| o.hosted_zone().cloned()) {
             Some(z) => z,
             // Made by an interrupted run (same caller reference): find it.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::template::{render, Template};
+use super::template::{render, Attr, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
@@ -139,6 +139,7 @@ impl IamRole {
 impl Resource for IamRole {
     type Observed = Observed;
     const KIND: &'static str = "iam_role";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;

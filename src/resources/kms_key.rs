@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{output, NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags::{self, ENV_TAG, NODE_TAG};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a kms key is compared on, as `plan`, `drift` and `history` name them.
@@ -294,7 +295,7 @@ impl KmsKey {
                 .target_key_id(key_id)
                 .send()
                 .await
-                .or_exists()?;
+                .or_exists(CreatedBy::Kms)?;
             // Made meanwhile (by hand, or a concurrent run): point it at this key.
             if created.is_none() {
                 kms.update_alias()
@@ -331,6 +332,7 @@ fn attrs_of(meta: &KeyMetadata) -> Attrs {
 impl Resource for KmsKey {
     type Observed = Observed;
     const KIND: &'static str = "kms_key";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         match self.locate(cx).await? {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, Listener as AwsListener,
     PathPatternConditionConfig, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
-    Rule, RuleCondition,
+    Rule, RuleCondition, RulePriorityPair,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -17,9 +17,10 @@ use tokio::sync::OnceCell;
 use super::load_balancer::{elb_tag_list, elb_tags, find_load_balancer, retag_elb};
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
-use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
+use crate::diff::{beyond, beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs, Ref};
+use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a listener is compared on, as `plan`, `drift` and `history` name them.
@@ -31,6 +32,10 @@ fields! {
         DefaultAction = "default_action",
         PathPatterns = "path_patterns",
         Actions = "actions",
+        /// A listener's port, a rule's priority: what each is found by, so a change to
+        /// either is found through the applied record's ARN and put back.
+        Port = "port",
+        Priority = "priority",
     }
 }
 
@@ -187,6 +192,7 @@ impl Listener {
 impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedListener>, Failure> {
         let Some((listener, _)) = listeners(cx)
@@ -197,6 +203,32 @@ impl Resource for Listener {
             return Ok(None);
         };
         let tags = elb_tags(cx, listener.listener_arn().required("listener ARN")?).await?;
+        Ok(Some(ObservedListener { listener, tags }))
+    }
+
+    /// Found by its port above; by the recorded ARN when the port was changed.
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<ObservedListener>, Failure> {
+        let arn = recorded.arn.as_deref().unwrap_or(&recorded.id);
+        let Some(out) = cx
+            .aws()
+            .elb
+            .describe_listeners()
+            .listener_arns(arn)
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        let Some(listener) = out.listeners().first().cloned() else {
+            return Ok(None);
+        };
+        let tags = elb_tags(cx, arn).await?;
+        cx.not_claimed(Self::KIND, arn, &tags)?;
         Ok(Some(ObservedListener { listener, tags }))
     }
 
@@ -217,6 +249,7 @@ impl Resource for Listener {
             inputs.id(&self.load_balancer)?,
             l.load_balancer_arn().unwrap_or(""),
         );
+        c.field(Field::Port, Some(self.port), l.port());
         c.field(
             Field::Protocol,
             self.protocol().as_str(),
@@ -365,6 +398,7 @@ impl ListenerRule {
 impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedRule>, Failure> {
         let priority = self.priority.to_string();
@@ -381,6 +415,32 @@ impl Resource for ListenerRule {
         Ok(Some(ObservedRule { rule, tags }))
     }
 
+    /// Found by its priority above; by the recorded ARN when the priority was changed.
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<ObservedRule>, Failure> {
+        let arn = recorded.arn.as_deref().unwrap_or(&recorded.id);
+        let Some(out) = cx
+            .aws()
+            .elb
+            .describe_rules()
+            .rule_arns(arn)
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        let Some(rule) = out.rules().first().cloned() else {
+            return Ok(None);
+        };
+        let tags = elb_tags(cx, arn).await?;
+        cx.not_claimed(Self::KIND, arn, &tags)?;
+        Ok(Some(ObservedRule { rule, tags }))
+    }
+
     fn attrs(&self, _cx: &NodeCx<'_>, have: &ObservedRule) -> Result<Attrs, Failure> {
         rule_attrs(&have.rule)
     }
@@ -394,6 +454,11 @@ impl Resource for ListenerRule {
     ) -> Result<(), Failure> {
         let mut want = self.paths.clone();
         want.sort();
+        c.field(
+            Field::Priority,
+            Some(self.priority.to_string().as_str()),
+            have.rule.priority(),
+        );
         c.field(Field::PathPatterns, want, rule_paths(&have.rule));
         let actions: Vec<String> = have.rule.actions().iter().map(describe_action).collect();
         c.field(
@@ -432,7 +497,20 @@ impl Resource for ListenerRule {
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
         let arn = have.rule.rule_arn().required("rule ARN")?;
-        if beyond_tags(changes) {
+        if has(changes, Field::Priority) {
+            cx.aws()
+                .elb
+                .set_rule_priorities()
+                .rule_priorities(
+                    RulePriorityPair::builder()
+                        .rule_arn(arn)
+                        .priority(self.priority)
+                        .build(),
+                )
+                .send()
+                .await?;
+        }
+        if beyond(changes, &[Field::Priority]) {
             cx.aws()
                 .elb
                 .modify_rule()

@@ -21,6 +21,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a load balancer is compared on, as `plan`, `drift` and `history` name them.
@@ -217,6 +218,7 @@ impl LoadBalancer {
 impl Resource for LoadBalancer {
     type Observed = ObservedLb;
     const KIND: &'static str = "load_balancer";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedLb>, Failure> {
         let Some(lb) = find_load_balancer(cx).await? else {

@@ -7,12 +7,13 @@ use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a log group is compared on, as `plan`, `drift` and `history` name them.
@@ -59,6 +60,7 @@ impl LogGroup {
 impl Resource for LogGroup {
     type Observed = Observed;
     const KIND: &'static str = "log_group";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let logs = &cx.aws().logs;
@@ -132,7 +134,7 @@ impl Resource for LogGroup {
                 .set_tags(Some(tags::map(cx.tags())))
                 .send()
                 .await
-                .or_exists()
+                .or_exists(CreatedBy::Logs)
         })
         .await?;
         logs.put_retention_policy()

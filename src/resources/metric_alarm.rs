@@ -14,7 +14,7 @@ use aws_sdk_cloudwatch::types::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::template::{render, Template};
+use super::template::{render, Attr, Template};
 use super::{output_item, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
@@ -290,6 +290,7 @@ impl MetricAlarm {
 impl Resource for MetricAlarm {
     type Observed = Observed;
     const KIND: &'static str = "metric_alarm";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(alarm) = self.find(cx).await? else {

@@ -368,6 +368,11 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Kind name for messages and the graph, e.g. `nat_gateway`.
     const KIND: &'static str;
 
+    /// The attributes it publishes that another node's template may name (`${node.arn}`);
+    /// a template naming another is an error when the graph is built. `arn_suffix` goes
+    /// with `arn`.
+    const PUBLISHES: &'static [template::Attr] = &[template::Attr::Id];
+
     /// False for a lookup-only node: something outside the environment that must exist and
     /// that `up` never creates, changes or deletes.
     fn managed(&self) -> bool {
@@ -525,4 +530,38 @@ where
         async move { fut.await.or_absent().map(|_| ()) }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_duplicate_is_taken_and_the_other_kept_for_down() {
+        let d = Duplicates::default();
+        d.keep("vpc", vec![Box::new("vpc-2".to_string()), Box::new(7_u32)]);
+        // Nothing recorded among them: the caller keeps its own.
+        assert_eq!(
+            d.swap("vpc", |v: &String| v == "vpc-9", "vpc-1".to_string()),
+            Err("vpc-1".to_string())
+        );
+        assert_eq!(
+            d.swap("vpc", |v: &String| v == "vpc-2", "vpc-1".to_string()),
+            Ok("vpc-2".to_string())
+        );
+        let left: Vec<String> = d
+            .take("vpc")
+            .into_iter()
+            .filter_map(|b| b.downcast::<String>().ok().map(|s| *s))
+            .collect();
+        assert_eq!(
+            left,
+            ["vpc-1"],
+            "the one found by tags becomes the duplicate"
+        );
+        assert_eq!(
+            d.swap("subnet", |_: &String| true, "x".to_string()),
+            Err("x".to_string())
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! How CloudFront reads the static bucket: an origin access control (OAC: AWS's current way,
 //! SigV4-signed requests, reads SSE-KMS objects too) or an origin access identity (OAI: the
 //! reference design's way). Neither takes tags: an OAC is found by its name
-//! `<project>-<env>-static`, an OAI by that name as its comment.
+//! `<project>-<env>-static`, an OAI by that name as its comment; either by the id the applied
+//! record keeps when that name or comment was changed out of band (drift, put back).
 
 use async_trait::async_trait;
 use aws_sdk_cloudfront::types::{
@@ -15,12 +16,14 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs};
+use crate::model::{Attrs, Inputs, RecordedIds};
 
 fields! {
     /// The fields an origin access is compared on, as `plan`, `drift` and `history` name them.
     enum Field {
         Settings = "settings",
+        /// An OAC's name (an OAI's comment is its settings).
+        Name = "name",
     }
 }
 
@@ -40,6 +43,8 @@ pub struct Observed {
     id: String,
     /// What the control signs (`always`), or the identity's comment.
     settings: String,
+    /// The control's name, or the identity's comment.
+    name: String,
 }
 
 /// The name of an OAC, or the comment of an OAI.
@@ -105,6 +110,7 @@ impl OriginAccess {
                         c.signing_protocol(),
                         c.origin_access_control_origin_type(),
                     ),
+                    name: c.name().to_string(),
                 }));
             }
             marker = list
@@ -134,6 +140,7 @@ impl OriginAccess {
                 return Ok(Some(Observed {
                     id: i.id().to_string(),
                     settings: i.comment().to_string(),
+                    name: i.comment().to_string(),
                 }));
             }
             marker = list
@@ -159,6 +166,54 @@ impl Resource for OriginAccess {
         }
     }
 
+    async fn observe_recorded(
+        &self,
+        cx: &NodeCx<'_>,
+        recorded: &RecordedIds,
+    ) -> Result<Option<Observed>, Failure> {
+        let cf = &cx.aws().cloudfront;
+        let id = recorded.id.as_str();
+        Ok(match self.kind {
+            AccessKind::Control => cf
+                .get_origin_access_control()
+                .id(id)
+                .send()
+                .await
+                .or_absent()?
+                .and_then(|o| o.origin_access_control().cloned())
+                .and_then(|c| {
+                    let config = c.origin_access_control_config()?;
+                    Some(Observed {
+                        id: c.id().to_string(),
+                        settings: control_settings(
+                            config.signing_behavior(),
+                            config.signing_protocol(),
+                            config.origin_access_control_origin_type(),
+                        ),
+                        name: config.name().to_string(),
+                    })
+                }),
+            AccessKind::Identity => cf
+                .get_cloud_front_origin_access_identity()
+                .id(id)
+                .send()
+                .await
+                .or_absent()?
+                .and_then(|o| o.cloud_front_origin_access_identity().cloned())
+                .map(|i| {
+                    let comment = i
+                        .cloud_front_origin_access_identity_config()
+                        .map(|c| c.comment().to_string())
+                        .unwrap_or_default();
+                    Observed {
+                        id: i.id().to_string(),
+                        settings: comment.clone(),
+                        name: comment,
+                    }
+                }),
+        })
+    }
+
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
         Ok(Attrs::id(&have.id))
     }
@@ -175,6 +230,9 @@ impl Resource for OriginAccess {
             self.want_settings(cx),
             have.settings.clone(),
         );
+        if self.kind == AccessKind::Control {
+            c.field(Field::Name, access_name(cx.env_full()), have.name.clone());
+        }
         Ok(())
     }
 
@@ -206,7 +264,7 @@ impl Resource for OriginAccess {
         ))
     }
 
-    /// Only a control has settings to put back (an identity is found by its comment).
+    /// A control's settings and name; an identity's comment (found by the record's id).
     async fn update(
         &self,
         cx: &NodeCx<'_>,
@@ -214,6 +272,29 @@ impl Resource for OriginAccess {
         have: &Observed,
         _changes: &[Change],
     ) -> Result<Attrs, Failure> {
+        if self.kind == AccessKind::Identity {
+            let cf = &cx.aws().cloudfront;
+            let got = cf
+                .get_cloud_front_origin_access_identity_config()
+                .id(&have.id)
+                .send()
+                .await?;
+            let reference = got
+                .cloud_front_origin_access_identity_config()
+                .map(|c| c.caller_reference().to_string())
+                .ok_or_else(|| Failure::missing("origin access identity config"))?;
+            cf.update_cloud_front_origin_access_identity()
+                .id(&have.id)
+                .set_if_match(got.e_tag().map(String::from))
+                .cloud_front_origin_access_identity_config(
+                    CloudFrontOriginAccessIdentityConfig::builder()
+                        .caller_reference(reference)
+                        .comment(access_name(cx.env_full()))
+                        .build()?,
+                )
+                .send()
+                .await?;
+        }
         if self.kind == AccessKind::Control {
             let cf = &cx.aws().cloudfront;
             let etag = cf

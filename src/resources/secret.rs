@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::template::{render, Template};
+use super::template::{render, Attr, Template};
 use super::{NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists, Required};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists, Required};
 use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -77,6 +77,7 @@ impl Secret {
 impl Resource for Secret {
     type Observed = Observed;
     const KIND: &'static str = "secret";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let sm = &cx.aws().secretsmanager;
@@ -171,7 +172,7 @@ impl Resource for Secret {
                 .set_tags(Some(Self::aws_tags(cx)))
                 .send()
                 .await
-                .or_exists()
+                .or_exists(CreatedBy::SecretsManager)
         })
         .await?;
         let arn = match made {

@@ -23,6 +23,7 @@ use crate::aws::tags::{self, retag_autoscaling};
 use crate::diff::{fields, has, has_member, tags_changed, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a service scaling is compared on, as `plan`, `drift` and `history` name them.
@@ -237,6 +238,7 @@ impl ServiceScaling {
 impl Resource for ServiceScaling {
     type Observed = Observed;
     const KIND: &'static str = "service_scaling";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let (targets, policies) = env_scaling(cx).await?;

@@ -14,6 +14,7 @@ use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a sns topic is compared on, as `plan`, `drift` and `history` name them.
@@ -87,6 +88,7 @@ impl SnsTopic {
 impl Resource for SnsTopic {
     type Observed = Observed;
     const KIND: &'static str = "sns_topic";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let sns = &cx.aws().sns;

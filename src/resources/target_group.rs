@@ -16,6 +16,7 @@ use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::diff::{fields, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::resources::template::Attr;
 
 fields! {
     /// The fields a target group is compared on, as `plan`, `drift` and `history` name them.
@@ -106,6 +107,7 @@ impl TargetGroup {
 impl Resource for TargetGroup {
     type Observed = ObservedTg;
     const KIND: &'static str = "target_group";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {
         let elb = &cx.aws().elb;

@@ -17,7 +17,7 @@ use aws_sdk_ecs::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::template::{render, Template};
+use super::template::{render, Attr, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
@@ -354,6 +354,7 @@ fn no_active_revision(f: &Failure) -> bool {
 impl Resource for TaskDefinition {
     type Observed = Observed;
     const KIND: &'static str = "task_definition";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let found = cx

@@ -79,6 +79,16 @@ pub enum Attr {
     ArnSuffix,
 }
 
+impl Attr {
+    /// Its name in a placeholder (`secret_arn`).
+    pub fn name(self) -> &'static str {
+        ATTRS
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("?", |(n, _)| *n)
+    }
+}
+
 const ATTRS: [(&str, Attr); 6] = [
     ("id", Attr::Id),
     ("arn", Attr::Arn),

@@ -175,6 +175,9 @@ impl Session {
         let (observations, loaded) =
             tokio::join!(executor.observe(), record::load(&cx.aws.s3, &cx.scope));
         let record = loaded.map_err(anyhow::Error::new)?;
+        if let Some(r) = &record {
+            self.check_entries(r)?;
+        }
         let recorded: Vec<Option<RecordedIds>> = self
             .graph
             .nodes()
@@ -217,7 +220,9 @@ impl Session {
         )
     }
 
-    /// The applied version of every recorded node.
+    /// The applied version of every recorded node. A node whose kind changed in the
+    /// config since (its id now names another kind) is compared with the config; every other
+    /// entry was checked readable by [`Session::look`].
     fn applied_task(&self, record: &Record, ix: usize) -> Option<Arc<dyn Task<Cx>>> {
         let node = self.graph.node(ix);
         let entry = record.nodes.get(&node.id)?;
@@ -225,12 +230,42 @@ impl Session {
             Ok(task) => Some(task),
             Err(e) => {
                 self.reporter.warn(&format!(
-                    "{}: the applied record's spec is not readable ({e}); compared with the config",
+                    "{}: the applied record has it as another kind ({e}); compared with the config",
                     node.id
                 ));
                 None
             }
         }
+    }
+
+    /// An error naming every entry of `record` that does not read as its node's spec (a
+    /// kind changed since is not one of them: the node is then new).
+    fn check_entries(&self, record: &Record) -> anyhow::Result<()> {
+        let bad: Vec<String> = self
+            .graph
+            .nodes()
+            .iter()
+            .filter_map(|node| {
+                let entry = record.nodes.get(&node.id)?;
+                if entry.kind != node.kind {
+                    return None;
+                }
+                let e = node.payload.with_record(entry).err()?;
+                Some(format!("{}: {e}", node.id))
+            })
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let (bucket, key) = record::location(&self.cx.scope);
+        Err(anyhow::Error::new(crate::error::Failure::new(
+            "UnreadableRecord",
+            format!(
+                "the applied record s3://{bucket}/{key} has entries that do not read as their node's spec ({}); nothing was changed: {}",
+                bad.join("; "),
+                record::start_over_hint(&self.cx.scope)
+            ),
+        )))
     }
 
     /// Drift and pending edits of every node (pure once observed).
@@ -309,26 +344,27 @@ impl Session {
     /// The graph `repair` runs: each recorded node as last applied, limited to the fields
     /// that differ from the config too; nodes the record lacks as configured.
     pub fn repair_graph(&self, record: Option<&Record>) -> Arc<StepGraph> {
-        Arc::new(self.graph.map(|node| {
-            let ix = self.graph.index_of(&node.id).unwrap_or_default();
-            match record.and_then(|r| self.applied_task(r, ix)) {
+        Arc::new(self.graph.map(
+            |ix, node| match record.and_then(|r| self.applied_task(r, ix)) {
                 Some(applied) => Arc::new(RepairTask {
                     applied,
                     current: node.payload.clone(),
                 }) as Arc<dyn Task<Cx>>,
                 None => node.payload.clone(),
-            }
-        }))
+            },
+        ))
     }
 
-    /// Observes node `id` again on `pass`'s context (a fresh read of it alone).
+    /// Observes node `id` again, alone, on `pass`'s context. For a node found by its name
+    /// (the state bucket, which the lock step may have just made): the record's identifiers
+    /// are not consulted.
     pub async fn look_again_at(&self, pass: &mut Pass, id: &str) -> anyhow::Result<()> {
         let ix = self
             .graph
             .index_of(id)
             .with_context(|| format!("no node {id} (a bug in tap-provision)"))?;
         let node = self.graph.node(ix);
-        let observed = node.payload.observe(&self.cx.fresh()).await.map_err(|f| {
+        let observed = node.payload.observe(&pass.cx).await.map_err(|f| {
             crate::executor::node_error(
                 &self.env.full_name(),
                 &node.id,
@@ -414,9 +450,13 @@ impl Session {
         let mut record = before.cloned().unwrap_or_else(|| Record::new(&env));
         for (node, r) in graph.nodes().iter().zip(&report.nodes) {
             let ids = r.outcome.attrs().map(RecordedIds::of);
+            // With no record before, a repair ran the config's specs everywhere: what it left
+            // unchanged is as configured, as after `up`.
+            let as_applied =
+                how == Recording::Applied || (how == Recording::Repaired && before.is_none());
             let applied = match (&r.outcome, how) {
-                (Outcome::Created(_) | Outcome::Updated(..) | Outcome::Replaced(..), _)
-                | (Outcome::Unchanged(_), Recording::Applied) => true,
+                (Outcome::Created(_) | Outcome::Updated(..) | Outcome::Replaced(..), _) => true,
+                (Outcome::Unchanged(_), _) => as_applied,
                 (Outcome::Deleted | Outcome::Absent, _) => {
                     record.nodes.remove(&node.id);
                     continue;

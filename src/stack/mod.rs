@@ -13,6 +13,7 @@ mod edge;
 mod network;
 mod platform;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::aws::tags;
@@ -20,6 +21,7 @@ use crate::config::EnvConfig;
 use crate::executor::{Task, TaskGraph};
 use crate::graph::{Builder, GraphError};
 use crate::model::Ref;
+use crate::resources::template::Attr;
 use crate::resources::{Adapter, Cx, Resource};
 
 pub use database::{DB_CLUSTER, DB_MONITORING_ROLE};
@@ -32,15 +34,58 @@ pub type StepGraph = TaskGraph<Cx>;
 pub struct Stack<'a> {
     env: &'a EnvConfig,
     builder: Builder<Arc<dyn Task<Cx>>>,
+    /// What each node publishes, by node ([`Resource::PUBLISHES`]).
+    publishes: BTreeMap<String, (&'static str, &'static [Attr])>,
+    /// Every `${node.attr}` a node's templates name: (the node, the named node, attr).
+    placeholders: Vec<(String, String, Attr)>,
 }
 
-impl Stack<'_> {
-    /// Adds node `id` with the kind's spec; returns a reference to its identifiers.
+impl<'a> Stack<'a> {
+    fn new(env: &'a EnvConfig) -> Self {
+        Stack {
+            env,
+            builder: Builder::default(),
+            publishes: BTreeMap::new(),
+            placeholders: Vec::new(),
+        }
+    }
+
+    /// The graph, once every template names an attribute its node publishes.
+    fn build(mut self) -> Result<StepGraph, Vec<GraphError>> {
+        for (reader, node, attr) in std::mem::take(&mut self.placeholders) {
+            let Some((kind, publishes)) = self.publishes.get(&node) else {
+                continue; // not in the graph: reported as a missing dependency
+            };
+            let ok = publishes.contains(&attr)
+                || (attr == Attr::ArnSuffix && publishes.contains(&Attr::Arn));
+            if !ok {
+                let names: Vec<&str> = publishes.iter().map(|a| a.name()).collect();
+                self.builder.reject(GraphError::Spec {
+                    node: reader,
+                    message: format!(
+                        "`${{{node}.{}}}`: `{node}` ({kind}) publishes no {} (it publishes {})",
+                        attr.name(),
+                        attr.name(),
+                        names.join(", ")
+                    ),
+                });
+            }
+        }
+        self.builder.build()
+    }
+
     /// Adds node `id` with the kind's spec; returns a reference to its identifiers. Its
     /// edges are what the spec declares it reads; a wrong template is a graph error.
     pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
         match Adapter::new(id, tags::standard(self.env, id), spec) {
             Ok(task) => {
+                self.publishes
+                    .insert(id.to_string(), (R::KIND, R::PUBLISHES));
+                self.placeholders.extend(
+                    task.placeholders()
+                        .iter()
+                        .map(|(node, attr)| (id.to_string(), node.clone(), *attr)),
+                );
                 let deps = task
                     .inputs()
                     .into_iter()
@@ -63,10 +108,7 @@ impl Stack<'_> {
 }
 
 pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
-    let mut s = Stack {
-        env,
-        builder: Builder::default(),
-    };
+    let mut s = Stack::new(env);
     let net = network::build(&mut s, env);
     database::build(&mut s, env, &net);
     let platform = platform::build(&mut s, env);
@@ -74,7 +116,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     compute::build(&mut s, env, &net, &edge);
     cdn::build(&mut s, env, &platform);
     alerting::build(&mut s, env, &net);
-    s.builder.build()
+    s.build()
 }
 
 #[cfg(test)]
@@ -174,10 +216,7 @@ mod tests {
         use crate::resources::iam_role::IamRole;
         use crate::resources::template::Template;
         let env = env(3);
-        let mut s = Stack {
-            env: &env,
-            builder: Builder::default(),
-        };
+        let mut s = Stack::new(&env);
         let role = |policy: serde_json::Value| IamRole {
             suffix: "r".into(),
             service: "ecs-tasks.amazonaws.com".into(),
@@ -192,12 +231,22 @@ mod tests {
         );
         s.add("unclosed", role(serde_json::json!(["${kms-key.arn"])));
         s.add("elsewhere", role(serde_json::json!("${nowhere.arn}")));
+        // A role publishes no endpoint (an Aurora cluster does).
+        s.add(
+            "unpublished",
+            role(serde_json::json!("${kms-key.endpoint}")),
+        );
         s.add("fine", role(serde_json::json!("${kms-key.arn}")));
-        let Err(errors) = s.builder.build() else {
+        let Err(errors) = s.build() else {
             panic!("a graph with wrong templates was built");
         };
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(errors.len(), 3, "{shown:#?}");
+        assert_eq!(errors.len(), 4, "{shown:#?}");
+        assert!(
+            shown.iter().any(|e| e.contains("`unpublished`")
+                && e.contains("`kms-key` (iam_role) publishes no endpoint")),
+            "{shown:#?}"
+        );
         assert!(
             shown
                 .iter()

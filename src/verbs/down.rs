@@ -28,28 +28,23 @@ pub async fn run(s: &Session, flags: RunFlags, lock_timeout: Duration) -> anyhow
     // The state bucket holds the lock and the history: with --destroy-data it goes last,
     // after the run's report is stored and the lock let go, not among the first.
     let last = down.last.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Only when the run finished (else `act` kept it, with the record).
     if let Some((ix, live)) = last {
         let node = s.graph.node(ix);
-        let unfinished = report.failed() > 0 || report.interrupted;
-        let outcome = if unfinished {
-            Outcome::Skipped("kept: the run did not finish, and the bucket holds its record".into())
-        } else {
-            s.reporter.node_started(&node.id, node.kind);
-            let began = std::time::Instant::now();
-            let outcome = match node.payload.delete(&s.cx, &live).await {
-                Ok(()) => Outcome::Deleted,
-                Err(f) => Outcome::Failed(node_error(
-                    &s.env.full_name(),
-                    &node.id,
-                    node.kind,
-                    Step::Delete,
-                    f,
-                )),
-            };
-            s.reporter
-                .node_finished(&node.id, node.kind, &outcome, began.elapsed());
-            outcome
+        s.reporter.node_started(&node.id, node.kind);
+        let began = std::time::Instant::now();
+        let outcome = match node.payload.delete(&s.cx, &live).await {
+            Ok(()) => Outcome::Deleted,
+            Err(f) => Outcome::Failed(node_error(
+                &s.env.full_name(),
+                &node.id,
+                node.kind,
+                Step::Delete,
+                f,
+            )),
         };
+        s.reporter
+            .node_finished(&node.id, node.kind, &outcome, began.elapsed());
         if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
             n.outcome = outcome;
         }
@@ -123,12 +118,25 @@ impl Verb for Down {
             }
         }
         let mut report = executor.down(observations, cancel).await;
-        if self.last.lock().map(|l| l.is_some()).unwrap_or(false) {
-            // Counted as going: the record keeps no entry for it, and the history says so.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some() {
+            let unfinished = report.failed() > 0 || report.interrupted;
+            let outcome = if unfinished {
+                // It stays, and so does the record, which must say what is left.
+                *last = None;
+                Outcome::Kept(
+                    "kept: the run did not finish, and the bucket holds its record".into(),
+                )
+            } else {
+                // Counted as going: the record (deleted with it) is not written, and the
+                // history says so.
+                Outcome::Deleted
+            };
             if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
-                n.outcome = Outcome::Deleted;
+                n.outcome = outcome;
             }
         }
+        drop(last);
         (s.graph.clone(), report)
     }
 }

@@ -62,10 +62,7 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<i32> {
         ));
     }
     for (node, why) in &seen.needs_up {
-        s.reporter.warn(&format!(
-            "{node}: needs replacement ({why}): run `tap-provision up --env {}`, which shows what depends on it and asks first",
-            s.env.env
-        ));
+        s.reporter.warn(&format!("{node}: {why}"));
     }
     for (node, on) in &seen.held_back {
         s.reporter.warn(&format!(
@@ -98,7 +95,7 @@ struct Seen {
     /// Nodes that could not be read or compared.
     unreadable: Vec<String>,
     /// Drifted nodes left alone because putting them back means replacing a resource others
-    /// stand on (or that `up` does not replace): node and the changes.
+    /// stand on (or that `up` does not replace): node, and what to do.
     needs_up: Vec<(String, String)>,
     /// Drifted nodes left alone because they stand on one of `needs_up`: node, and that one.
     held_back: Vec<(String, String)>,
@@ -156,7 +153,22 @@ impl Verb for Repair {
                 {
                     return true;
                 }
-                needs_up.push((d.node.clone(), replace.join("; ")));
+                let why = if node.payload.replaceable() {
+                    format!(
+                        "needs replacement ({}): run `tap-provision up --env {}`, which shows what depends on it and asks first",
+                        replace.join("; "),
+                        s.env.env
+                    )
+                } else {
+                    format!(
+                        "needs replacement ({}), and tap-provision does not replace a {} (it holds data or others stand on it): \
+                         put it back by hand, or remove it yourself and run `tap-provision up --env {}`",
+                        replace.join("; "),
+                        node.kind,
+                        s.env.env
+                    )
+                };
+                needs_up.push((d.node.clone(), why));
                 false
             })
             .collect();

@@ -481,3 +481,227 @@ async fn repair_leaves_a_replacement_others_stand_on_to_up_which_shows_it_and_as
     let d = local("drift", &[], &acct, None).await;
     assert_eq!(d.code, 0, "{}", d.stdout);
 }
+
+#[tokio::test]
+async fn what_a_resource_is_found_by_edited_out_of_band_is_drift_put_back_in_place() {
+    use aws_sdk_elasticloadbalancingv2::types::RulePriorityPair;
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    // The HTTP listener moved to 8080, the API rule to priority 15, the origin access
+    // control renamed: each is what its node is found by.
+    let lbs = live.elb.describe_load_balancers().send().await.unwrap();
+    let lb_arn = lbs.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = live
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap();
+    let port = |p: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(p))
+            .unwrap()
+            .listener_arn()
+            .unwrap()
+            .to_string()
+    };
+    let (http, https) = (port(80), port(443));
+    live.elb
+        .modify_listener()
+        .listener_arn(&http)
+        .port(8080)
+        .send()
+        .await
+        .unwrap();
+    let rules = live
+        .elb
+        .describe_rules()
+        .listener_arn(&https)
+        .send()
+        .await
+        .unwrap();
+    let api = rules
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some("10"))
+        .unwrap()
+        .rule_arn()
+        .unwrap()
+        .to_string();
+    live.elb
+        .set_rule_priorities()
+        .rule_priorities(
+            RulePriorityPair::builder()
+                .rule_arn(&api)
+                .priority(15)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let controls = live.cf.list_origin_access_controls().send().await.unwrap();
+    let oac = controls.origin_access_control_list().unwrap().items()[0]
+        .id()
+        .to_string();
+    let got = live
+        .cf
+        .get_origin_access_control()
+        .id(&oac)
+        .send()
+        .await
+        .unwrap();
+    let mut config = got
+        .origin_access_control()
+        .unwrap()
+        .origin_access_control_config()
+        .unwrap()
+        .clone();
+    config.name = "renamed-by-hand".into();
+    live.cf
+        .update_origin_access_control()
+        .id(&oac)
+        .set_if_match(got.e_tag().map(String::from))
+        .origin_access_control_config(config)
+        .send()
+        .await
+        .unwrap();
+    reset_calls(&acct).await;
+
+    let d = local("drift", &[], &acct, None).await;
+    assert_eq!(d.code, 2, "drift:\n{}\n{}", d.stdout, d.stderr);
+    assert_eq!(
+        drifted(&d),
+        set(&["listener-http", "rule-api", "cdn-origin-access"]),
+        "{}",
+        d.stdout
+    );
+    for e in d.events_of("drift") {
+        let fields: Vec<&str> = e["drift"]["changes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{e}"))
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            matches!(fields[..], ["port"] | ["priority"] | ["name"]),
+            "{e}"
+        );
+    }
+    nothing_written(&acct, "drift").await;
+    let r = local("repair", &[], &acct, None).await;
+    assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
+    let w = writes(&acct).await;
+    let want: BTreeMap<String, u64> = [
+        ("elasticloadbalancing:ModifyListener", 1),
+        ("elasticloadbalancing:SetRulePriorities", 1),
+        ("cloudfront:UpdateOriginAccessControl", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(w, want, "put back in place, nothing made again");
+    let after = local("drift", &[], &acct, None).await;
+    assert_eq!(after.code, 0, "drift after repair:\n{}", after.stdout);
+}
+
+#[tokio::test]
+async fn an_origin_access_identity_whose_comment_was_edited_is_found_and_put_back() {
+    let acct = account();
+    let dir = crate::common::config_dir(|t| format!("{t}\n[cdn]\norigin_access = \"oai\"\n"));
+    let up = local("up", &["--yes"], &acct, Some(dir.path())).await;
+    assert_eq!(up.code, 0, "up:\n{}\n{}", up.stdout, up.stderr);
+    let live = Live::new(&acct).await;
+    let list = live
+        .cf
+        .list_cloud_front_origin_access_identities()
+        .send()
+        .await
+        .unwrap();
+    let oai = list
+        .cloud_front_origin_access_identity_list()
+        .unwrap()
+        .items()[0]
+        .id()
+        .to_string();
+    let got = live
+        .cf
+        .get_cloud_front_origin_access_identity_config()
+        .id(&oai)
+        .send()
+        .await
+        .unwrap();
+    let reference = got
+        .cloud_front_origin_access_identity_config()
+        .unwrap()
+        .caller_reference()
+        .to_string();
+    live.cf
+        .update_cloud_front_origin_access_identity()
+        .id(&oai)
+        .set_if_match(got.e_tag().map(String::from))
+        .cloud_front_origin_access_identity_config(
+            aws_sdk_cloudfront::types::CloudFrontOriginAccessIdentityConfig::builder()
+                .caller_reference(reference)
+                .comment("edited by hand")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    reset_calls(&acct).await;
+    let d = local("drift", &[], &acct, Some(dir.path())).await;
+    assert_eq!(d.code, 2, "drift:\n{}\n{}", d.stdout, d.stderr);
+    assert_eq!(drifted(&d), set(&["cdn-origin-access"]), "{}", d.stdout);
+    let r = local("repair", &[], &acct, Some(dir.path())).await;
+    assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
+    let w = writes(&acct).await;
+    assert_eq!(
+        w,
+        BTreeMap::from([(
+            "cloudfront:UpdateCloudFrontOriginAccessIdentity".to_string(),
+            1
+        )]),
+        "the same identity, its comment back"
+    );
+    let after = local("drift", &[], &acct, Some(dir.path())).await;
+    assert_eq!(after.code, 0, "{}", after.stdout);
+}
+
+#[tokio::test]
+async fn a_repair_with_no_record_writes_a_whole_one_with_every_identifier() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    live.s3
+        .delete_object()
+        .bucket(live.bucket())
+        .key(RECORD)
+        .send()
+        .await
+        .unwrap();
+    live.ec2
+        .delete_tags()
+        .resources(live.id("vpc").await)
+        .tags(Tag::builder().key("CostCenter").build())
+        .send()
+        .await
+        .unwrap();
+    let r = local("repair", &[], &acct, None).await;
+    assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
+    let stored: Value = serde_json::from_str(&record_text(&live).await).unwrap();
+    let nodes = stored["nodes"].as_object().unwrap();
+    let all = crate::common::nodes_of_local();
+    let recorded: std::collections::BTreeSet<String> = nodes.keys().cloned().collect();
+    assert_eq!(recorded, all, "every node, not only the one put back");
+    for (node, entry) in nodes {
+        assert!(
+            entry["ids"]["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{node}: {entry}"
+        );
+    }
+}

@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 
 mod settings;
 
+use super::template::Attr;
 use super::{NodeCx, Resource};
-use crate::aws::errors::{OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::diff::{fields, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -178,6 +179,7 @@ fn lifecycle_of(rules: &[LifecycleRule]) -> Lifecycle {
 impl Resource for S3Bucket {
     type Observed = Observed;
     const KIND: &'static str = "s3_bucket";
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let s3 = &cx.aws().s3;
@@ -388,7 +390,7 @@ impl Resource for S3Bucket {
             .object_ownership(self.ownership())
             .send()
             .await
-            .or_exists()
+            .or_exists(CreatedBy::S3)
             .map_err(|f| f.context(format!("creating bucket {name}")))?;
         // Tags first, so the bucket is recognisable as the environment's at once; then the
         // settings, none of which holds data, so a repeat after an interruption is harmless.
