@@ -403,6 +403,18 @@ impl RunReport {
     pub fn changed(&self) -> usize {
         self.nodes.iter().filter(|n| n.outcome.is_change()).count()
     }
+
+    /// 1 when a node failed, 130 when interrupted, else 0 ([`crate::error::exit`]).
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::exit;
+        if self.failed() > 0 {
+            exit::ERROR
+        } else if self.interrupted {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        }
+    }
 }
 
 /// Where the executor and the resource kinds send what happens; the reporter implements it.

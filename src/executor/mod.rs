@@ -260,16 +260,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
             let have = match observations[ix].take() {
                 Some(Ok(o)) => o,
                 Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
-                None => {
-                    let f = Failure::new("Internal", "started twice (a bug in tap-provision)");
-                    return Start::Done(Outcome::Failed(node_error(
-                        &self.env,
-                        &node.id,
-                        node.kind,
-                        Step::Find,
-                        f,
-                    )));
-                }
+                None => return Start::Done(self.started_twice(ix)),
             };
             // The task's own inputs, from what the nodes it reads have published.
             let mut values = Vec::new();
@@ -372,16 +363,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
                         }
                     }));
                 }
-                None => {
-                    let f = Failure::new("Internal", "started twice (a bug in tap-provision)");
-                    return Start::Done(Outcome::Failed(node_error(
-                        &self.env,
-                        &node.id,
-                        node.kind,
-                        Step::Find,
-                        f,
-                    )));
-                }
+                None => return Start::Done(self.started_twice(ix)),
                 Some(Err(e)) => return Start::Done(Outcome::Failed(e)),
             };
             if let Some(reason) = node.payload.keep_on_down(&self.cx, &live) {
@@ -403,6 +385,13 @@ impl<C: Send + Sync + 'static> Executor<C> {
             }))
         };
         self.drive(self.graph.down_queue(), start, cancel).await
+    }
+
+    /// A node whose observation was already handed over: a bug, never "absent".
+    fn started_twice(&self, ix: NodeIx) -> Outcome {
+        let node = self.graph.node(ix);
+        let f = Failure::new("Internal", "started twice (a bug in tap-provision)");
+        Outcome::Failed(node_error(&self.env, &node.id, node.kind, Step::Find, f))
     }
 
     /// The run loop shared by `apply` and `down`.

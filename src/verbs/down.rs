@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::exit;
 use crate::error::Step;
 use crate::executor::{node_error, protected, Live};
 use crate::model::{Events, Outcome, RunFlags, RunReport};
@@ -56,13 +55,7 @@ pub async fn run(s: &Session, flags: RunFlags, lock_timeout: Duration) -> anyhow
         &s.cx.aws.calls.summary(),
         &Default::default(),
     );
-    Ok(if report.failed() > 0 {
-        exit::ERROR
-    } else if report.interrupted {
-        exit::INTERRUPTED
-    } else {
-        exit::OK
-    })
+    Ok(report.exit_code())
 }
 
 struct Down {

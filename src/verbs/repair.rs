@@ -74,14 +74,9 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<i32> {
     remaining.extend(seen.held_back.iter().map(|(n, _)| n.clone()));
     remaining.sort();
     remaining.dedup();
-    let code = if report.failed() > 0 {
-        exit::ERROR
-    } else if report.interrupted {
-        exit::INTERRUPTED
-    } else if !remaining.is_empty() {
-        exit::DRIFT_REMAINS
-    } else {
-        exit::OK
+    let code = match report.exit_code() {
+        exit::OK if !remaining.is_empty() => exit::DRIFT_REMAINS,
+        other => other,
     };
     s.reporter
         .repair_finished(&env, &report, drifted, &remaining, &calls(), code);

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::exit;
 use crate::model::{Action, Events, NodePlan, RunReport};
 use crate::session::{Acted, Pass, Recording, Session, Verb};
 use crate::stack::StepGraph;
@@ -55,13 +54,7 @@ pub async fn run(s: &Session, o: UpOptions<'_>) -> anyhow::Result<i32> {
         &s.cx.aws.calls.summary(),
         &outputs,
     );
-    Ok(if report.failed() > 0 {
-        exit::ERROR
-    } else if report.interrupted {
-        exit::INTERRUPTED
-    } else {
-        exit::OK
-    })
+    Ok(report.exit_code())
 }
 
 struct Up<'a> {
