@@ -90,9 +90,18 @@ macro_rules! fields {
                 }
             }
         }
+
+        #[allow(dead_code)]
+        impl $name {
+            /// Every field's name.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+        }
     };
 }
 pub(crate) use fields;
+
+/// Why a field listed in `[repair] ignore` is neither drift nor put back.
+pub const OPERATOR_ACCEPTS: &str = "listed in [repair] ignore: the operator accepts it drifting";
 
 /// Collects changes for one resource.
 #[derive(Debug, Default)]
@@ -244,6 +253,32 @@ impl Changes {
                 confidential: false,
             });
         }
+    }
+
+    /// Moves the changes of `fields` (each a field or a keyed field's prefix, as
+    /// `[repair] ignore` lists them) to the ignored ones ([`OPERATOR_ACCEPTS`]).
+    pub fn operator_accepts<'a>(&mut self, fields: impl Iterator<Item = &'a str>) {
+        let fields: Vec<&str> = fields.collect();
+        if fields.is_empty() {
+            return;
+        }
+        let listed = |c: &Change| {
+            fields.iter().any(|f| {
+                c.field
+                    .strip_prefix(f)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        };
+        let (accepted, kept): (Vec<Change>, Vec<Change>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(listed);
+        self.changes = kept;
+        self.ignored.extend(accepted.into_iter().map(|c| Ignored {
+            field: c.field,
+            want: c.want,
+            have: c.have,
+            reason: OPERATOR_ACCEPTS,
+        }));
     }
 
     pub fn push(&mut self, change: Change) {

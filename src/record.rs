@@ -15,6 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::errors::OrAbsent;
+use crate::config::Repair;
 use crate::error::Failure;
 use crate::model::{NodeRecord, RecordedIds};
 use crate::resources::s3_bucket::bucket_name;
@@ -23,16 +24,36 @@ use crate::stack::STATE_BUCKET_SUFFIX;
 
 /// The object's key in the state bucket.
 pub const KEY: &str = "tap-provision/applied.json";
-/// The format this version writes. Format 1 (no identifiers per node) is read and migrated.
-pub const FORMAT: u32 = 2;
+/// The format this version writes. Formats 1 (no identifiers per node) and 2 (no header of
+/// what `up` ran with) are read and migrated: what they lack is written by the next `up`.
+pub const FORMAT: u32 = 3;
 const OLDEST_READ: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub format: u32,
     pub environment: String,
+    /// What the last `up` ran with: all a scheduled run needs instead of the env file.
+    /// `None` in records of formats 1 and 2, until the next `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Applied>,
     /// Node id -> its spec as last applied, and the identifiers of what it applied.
     pub nodes: BTreeMap<String, NodeRecord>,
+}
+
+/// The settings of the last `up` (format 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub project: String,
+    pub env: String,
+    pub region: String,
+    /// `timeouts.wait_seconds`.
+    pub wait_seconds: u64,
+    /// `[repair]`: schedule, mode, ignore list.
+    pub repair: Repair,
+    /// The nodes of the last `up`'s config. An entry not among them (a node since removed
+    /// from the config) is never re-created by a scheduled run.
+    pub nodes: Vec<String>,
 }
 
 impl Record {
@@ -40,6 +61,7 @@ impl Record {
         Record {
             format: FORMAT,
             environment: environment.to_string(),
+            applied: None,
             nodes: BTreeMap::new(),
         }
     }
@@ -121,7 +143,8 @@ pub fn parse(bytes: &[u8], env_full: &str) -> Result<Record, String> {
             record.environment
         ));
     }
-    // Format 1 had no identifiers per node: they are added as nodes are next applied.
+    // Format 1 had no identifiers per node, format 2 no header: each is added by the next
+    // run that writes.
     record.format = FORMAT;
     Ok(record)
 }
@@ -238,8 +261,8 @@ mod tests {
             (b"not json at all", "is not JSON"),
             (b"{\"nodes\": {}}", "has no `format` number"),
             (
-                b"{\"format\": 3, \"environment\": \"tap-prod\", \"nodes\": {}}",
-                "format 3, which this version does not read",
+                b"{\"format\": 4, \"environment\": \"tap-prod\", \"nodes\": {}}",
+                "format 4, which this version does not read",
             ),
             (
                 b"{\"format\": 0, \"environment\": \"tap-prod\", \"nodes\": {}}",

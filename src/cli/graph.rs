@@ -3,18 +3,35 @@
 use super::{EnvArgs, GraphFormat};
 use crate::config::EnvConfig;
 use crate::error::exit;
-use crate::graph::{to_dot, to_mermaid};
+use crate::graph::{to_dot, to_mermaid, GraphError};
 use crate::output::stdout_line;
 use crate::stack::{self, StepGraph};
 
+/// The environment's step graph; an error names the file for what the config got wrong
+/// (an ignore entry naming no node) and calls the rest a bug.
 pub fn build(env: &EnvConfig) -> anyhow::Result<StepGraph> {
     stack::build(env).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-        anyhow::anyhow!(
-            "the step graph of {} is not valid (a bug in tap-provision):\n{}",
-            env.full_name(),
-            lines.join("\n")
-        )
+        let (config, ours): (Vec<_>, Vec<_>) = errors
+            .iter()
+            .partition(|e| matches!(e, GraphError::Ignore { .. }));
+        let lines = |es: &[&GraphError]| -> String {
+            es.iter().map(|e| format!("\n  - {e}")).collect::<String>()
+        };
+        if ours.is_empty() {
+            anyhow::anyhow!(
+                "{}: {} problem(s) in the environment file{}",
+                env.file.display(),
+                config.len(),
+                lines(&config)
+            )
+        } else {
+            anyhow::anyhow!(
+                "the step graph of {} is not valid (a bug in tap-provision):{}{}",
+                env.full_name(),
+                lines(&ours),
+                lines(&config)
+            )
+        }
     })
 }
 

@@ -331,7 +331,15 @@ async fn open(
         target.effective_endpoint.as_deref(),
         graph.len(),
     );
-    Session::open(env, graph, &target, flags, parallelism, reporter).await
+    Session::open(
+        crate::session::Environment::of(&env),
+        graph,
+        &target,
+        flags,
+        parallelism,
+        reporter,
+    )
+    .await
 }
 
 /// Asks for the environment's name on a terminal; true when it was typed.

@@ -6,6 +6,7 @@
 pub mod aurora;
 mod cidr;
 mod raw;
+pub mod schedule;
 mod validate;
 
 use std::fmt;
@@ -77,6 +78,57 @@ pub struct EnvConfig {
     pub edge: Edge,
     /// Upper bound for any single readiness wait.
     pub wait_timeout: Duration,
+    pub repair: Repair,
+}
+
+/// `[repair]`: drift repair on a schedule, inside AWS; also what every `drift` and `repair`
+/// leaves alone (`ignore`). Stored in the applied record, so the scheduled run needs no file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Repair {
+    /// The expression (`rate(1 hour)`, `cron(...)`); `None`: no schedule.
+    pub schedule: Option<String>,
+    /// The IANA time zone a `cron()` is read in.
+    pub timezone: String,
+    pub mode: RepairMode,
+    /// The tool's container image (required with a schedule).
+    pub image: Option<String>,
+    /// `node.field` entries accepted drifting: never reported as drift nor put back.
+    pub ignore: Vec<String>,
+    /// How long without a successful run before the dead man's switch alarms.
+    pub expect_every: Option<Duration>,
+}
+
+impl Default for Repair {
+    fn default() -> Self {
+        Repair {
+            schedule: None,
+            timezone: "UTC".into(),
+            mode: RepairMode::Repair,
+            image: None,
+            ignore: Vec::new(),
+            expect_every: None,
+        }
+    }
+}
+
+/// What a scheduled run does with drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairMode {
+    /// Puts it back (`repair`).
+    Repair,
+    /// Reports it only (`drift`): no write.
+    Detect,
+}
+
+impl RepairMode {
+    /// The verb a scheduled run runs.
+    pub fn verb(self) -> &'static str {
+        match self {
+            RepairMode::Repair => "repair",
+            RepairMode::Detect => "drift",
+        }
+    }
 }
 
 impl EnvConfig {

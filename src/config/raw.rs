@@ -33,6 +33,39 @@ pub struct RawConfig {
     pub cdn: RawCdn,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub repair: RawRepair,
+}
+
+/// `[repair]`: the scheduled drift repair that runs inside AWS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRepair {
+    /// `off`, `rate(...)` or `cron(...)` (EventBridge Scheduler's expressions).
+    pub schedule: String,
+    /// The IANA time zone a `cron()` is read in.
+    pub timezone: String,
+    /// `repair` (put drift back) or `detect` (report only).
+    pub mode: String,
+    /// The tool's own container image, versioned.
+    pub image: Option<String>,
+    /// `node.field` the operator accepts drifting.
+    pub ignore: Vec<String>,
+    /// How often a successful run must happen (`2 hours`); default twice a rate's interval.
+    pub expect_every: Option<String>,
+}
+
+impl Default for RawRepair {
+    fn default() -> Self {
+        RawRepair {
+            schedule: "off".into(),
+            timezone: "UTC".into(),
+            mode: "repair".into(),
+            image: None,
+            ignore: Vec::new(),
+            expect_every: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,6 +67,9 @@ pub enum GraphError {
     /// The node's spec is wrong (a template naming an unknown attribute).
     #[error("node `{node}`: {message}")]
     Spec { node: String, message: String },
+    /// An entry of `[repair] ignore` names no node or no field of it: the config's mistake.
+    #[error("repair.ignore: `{entry}`: {message}")]
+    Ignore { entry: String, message: String },
 }
 
 /// Collects nodes by id, then checks and freezes them into a [`Graph`].

@@ -243,6 +243,7 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         };
         let mut c = Changes::default();
         self.spec.diff(&ncx, inputs, self.state(live)?, &mut c)?;
+        c.operator_accepts(cx.ignored_fields(&self.node));
         let Changes { changes, ignored } = c;
         Ok(if changes.is_empty() || !self.spec.managed() {
             plan(Action::Unchanged, ignored, false)

@@ -144,6 +144,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraCluster {
     type Observed = DbCluster;
     const KIND: &'static str = "aurora_cluster";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[
         Attr::Id,
         Attr::Arn,

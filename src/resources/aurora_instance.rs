@@ -143,6 +143,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraInstance {
     type Observed = DbInstance;
     const KIND: &'static str = "aurora_instance";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<DbInstance>, Failure> {

@@ -158,6 +158,7 @@ impl BackupPlan {
 impl Resource for BackupPlan {
     type Observed = Observed;
     const KIND: &'static str = "backup_plan";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -66,6 +66,7 @@ fn attrs_of(cx: &NodeCx<'_>, arn: &str) -> Attrs {
 impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

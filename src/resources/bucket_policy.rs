@@ -70,6 +70,7 @@ impl BucketPolicy {
 impl Resource for BucketPolicy {
     type Observed = Observed;
     const KIND: &'static str = "bucket_policy";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     /// Present when the bucket has a policy at all; a policy without our statements is a
     /// change, not an absence.

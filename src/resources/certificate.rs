@@ -137,6 +137,7 @@ impl Certificate {
 impl Resource for Certificate {
     type Observed = Observed;
     const KIND: &'static str = "certificate";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     /// The certificate for the domain that carries this node's tags (listed by domain, then

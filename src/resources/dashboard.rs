@@ -86,6 +86,7 @@ impl Dashboard {
 impl Resource for Dashboard {
     type Observed = Observed;
     const KIND: &'static str = "dashboard";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

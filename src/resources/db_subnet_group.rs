@@ -53,6 +53,7 @@ impl DbSubnetGroup {
 impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -353,6 +353,7 @@ impl Distribution {
 impl Resource for Distribution {
     type Observed = Observed;
     const KIND: &'static str = "distribution";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

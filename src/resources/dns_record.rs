@@ -219,6 +219,7 @@ impl ValidationRecords {
 impl Resource for ValidationRecords {
     type Observed = Validation;
     const KIND: &'static str = "dns_validation";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Validation>, Failure> {
         let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
@@ -383,6 +384,7 @@ impl AliasRecord {
 impl Resource for AliasRecord {
     type Observed = Alias;
     const KIND: &'static str = "dns_alias";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Alias>, Failure> {
         let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {

@@ -79,6 +79,7 @@ impl EcsCluster {
 impl Resource for EcsCluster {
     type Observed = ObservedCluster;
     const KIND: &'static str = "ecs_cluster";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedCluster>, Failure> {

@@ -239,6 +239,7 @@ impl EcsService {
 impl Resource for EcsService {
     type Observed = Observed;
     const KIND: &'static str = "ecs_service";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -41,6 +41,7 @@ fn flow_log_id(f: &AwsFlowLog) -> Result<&str, Failure> {
 impl Resource for FlowLog {
     type Observed = AwsFlowLog;
     const KIND: &'static str = "flow_log";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsFlowLog>, Failure> {
         cx.ec2_find(Self::KIND).await

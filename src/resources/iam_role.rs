@@ -139,6 +139,7 @@ impl IamRole {
 impl Resource for IamRole {
     type Observed = Observed;
     const KIND: &'static str = "iam_role";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -54,6 +54,7 @@ async fn attach(cx: &NodeCx<'_>, igw: &str, vpc: &str) -> Result<(), Failure> {
 impl Resource for InternetGateway {
     type Observed = AwsIgw;
     const KIND: &'static str = "internet_gateway";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsIgw>, Failure> {
         cx.ec2_find(Self::KIND).await

@@ -332,6 +332,7 @@ fn attrs_of(meta: &KeyMetadata) -> Attrs {
 impl Resource for KmsKey {
     type Observed = Observed;
     const KIND: &'static str = "kms_key";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

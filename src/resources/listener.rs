@@ -192,6 +192,7 @@ impl Listener {
 impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedListener>, Failure> {
@@ -398,6 +399,7 @@ impl ListenerRule {
 impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedRule>, Failure> {

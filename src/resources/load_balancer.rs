@@ -218,6 +218,7 @@ impl LoadBalancer {
 impl Resource for LoadBalancer {
     type Observed = ObservedLb;
     const KIND: &'static str = "load_balancer";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedLb>, Failure> {

@@ -60,6 +60,7 @@ impl LogGroup {
 impl Resource for LogGroup {
     type Observed = Observed;
     const KIND: &'static str = "log_group";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -290,6 +290,7 @@ impl MetricAlarm {
 impl Resource for MetricAlarm {
     type Observed = Observed;
     const KIND: &'static str = "metric_alarm";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

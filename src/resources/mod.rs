@@ -104,6 +104,9 @@ pub struct Cx {
     /// Per-run caches of batched reads, one per type ([`Shared`]).
     pub shared: Shared,
     pub events: Arc<dyn Events>,
+    /// `[repair] ignore`: `node.field` entries the operator accepts drifting; no plan acts
+    /// on them ([`Changes::operator_accepts`]).
+    pub ignore: Arc<Vec<String>>,
 }
 
 impl Cx {
@@ -117,7 +120,18 @@ impl Cx {
             run_id: self.run_id.clone(),
             shared: Shared::default(),
             events: self.events.clone(),
+            ignore: self.ignore.clone(),
         }
+    }
+
+    /// The fields of `node` that `[repair] ignore` lists.
+    pub fn ignored_fields<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.ignore.iter().filter_map(move |entry| {
+            entry
+                .split_once('.')
+                .filter(|(n, _)| *n == node)
+                .map(|(_, field)| field)
+        })
     }
 }
 
@@ -372,6 +386,10 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// a template naming another is an error when the graph is built. `arn_suffix` goes
     /// with `arn`.
     const PUBLISHES: &'static [template::Attr] = &[template::Attr::Id];
+
+    /// The fields its diff names (its `fields!` enum's names; `tags.<key>` besides, and a
+    /// keyed field's members): what `[repair] ignore` may list for its nodes.
+    const FIELDS: &'static [&'static str] = &[];
 
     /// False for a lookup-only node: something outside the environment that must exist and
     /// that `up` never creates, changes or deletes.

@@ -102,6 +102,7 @@ async fn deleting_state(cx: &NodeCx<'_>, id: &str) -> Result<Option<String>, Fai
 impl Resource for NatGateway {
     type Observed = AwsNat;
     const KIND: &'static str = "nat_gateway";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {
         let live = tagged(cx).await?.into_iter().filter(is_live).collect();

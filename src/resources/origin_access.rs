@@ -158,6 +158,7 @@ impl OriginAccess {
 impl Resource for OriginAccess {
     type Observed = Observed;
     const KIND: &'static str = "origin_access";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         match self.kind {

@@ -243,6 +243,7 @@ impl RouteTable {
 impl Resource for RouteTable {
     type Observed = AwsRouteTable;
     const KIND: &'static str = "route_table";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsRouteTable>, Failure> {
         cx.ec2_find(Self::KIND).await

@@ -77,6 +77,7 @@ impl Secret {
 impl Resource for Secret {
     type Observed = Observed;
     const KIND: &'static str = "secret";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -280,6 +280,7 @@ fn group_id(g: &AwsSg) -> Result<&str, Failure> {
 impl Resource for SecurityGroup {
     type Observed = AwsSg;
     const KIND: &'static str = "security_group";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {
         cx.ec2_find(Self::KIND).await

@@ -238,6 +238,7 @@ impl ServiceScaling {
 impl Resource for ServiceScaling {
     type Observed = Observed;
     const KIND: &'static str = "service_scaling";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -88,6 +88,7 @@ impl SnsTopic {
 impl Resource for SnsTopic {
     type Observed = Observed;
     const KIND: &'static str = "sns_topic";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

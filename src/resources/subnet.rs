@@ -38,6 +38,7 @@ fn subnet_id(s: &AwsSubnet) -> Result<&str, Failure> {
 impl Resource for Subnet {
     type Observed = AwsSubnet;
     const KIND: &'static str = "subnet";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSubnet>, Failure> {
         cx.ec2_find(Self::KIND).await

@@ -107,6 +107,7 @@ impl TargetGroup {
 impl Resource for TargetGroup {
     type Observed = ObservedTg;
     const KIND: &'static str = "target_group";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {

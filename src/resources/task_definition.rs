@@ -354,6 +354,7 @@ fn no_active_revision(f: &Failure) -> bool {
 impl Resource for TaskDefinition {
     type Observed = Observed;
     const KIND: &'static str = "task_definition";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -82,6 +82,7 @@ async fn observed(cx: &NodeCx<'_>, vpc: AwsVpc) -> Result<Observed, Failure> {
 impl Resource for Vpc {
     type Observed = Observed;
     const KIND: &'static str = "vpc";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let all = crate::aws::ec2::tagged_as::<AwsVpc>(

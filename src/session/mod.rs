@@ -12,6 +12,7 @@ pub use run::{Acted, Verb};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
@@ -19,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::aws::{Clients, Shared, Target};
-use crate::config::EnvConfig;
+use crate::config::{EnvConfig, Repair};
 use crate::drift::{classify, Compared, NodeDrift};
 use crate::error::NodeError;
 use crate::executor::{preview, Executor, Observation, Preview, Task};
@@ -40,11 +41,42 @@ pub struct Session {
     pub identity: String,
     /// When the command started (Unix seconds), before it observed anything.
     pub started: u64,
-    pub env: Arc<EnvConfig>,
+    pub env: Arc<Environment>,
     pub graph: Arc<StepGraph>,
     pub cx: Arc<Cx>,
     pub reporter: Arc<Reporter>,
     pub parallelism: usize,
+}
+
+/// Which environment a session acts on, and what it runs with: from its env file, or, for a
+/// scheduled run, from the applied record ([`Session::open_from_record`]).
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub project: String,
+    /// `prod`.
+    pub env: String,
+    pub region: String,
+    /// Upper bound of any single readiness wait.
+    pub wait_timeout: Duration,
+    /// `[repair]`: its ignore list applies to every comparison.
+    pub repair: Repair,
+}
+
+impl Environment {
+    pub fn of(config: &EnvConfig) -> Environment {
+        Environment {
+            project: config.project.clone(),
+            env: config.env.clone(),
+            region: config.region.clone(),
+            wait_timeout: config.wait_timeout,
+            repair: config.repair.clone(),
+        }
+    }
+
+    /// `<project>-<env>`.
+    pub fn full_name(&self) -> String {
+        format!("{}-{}", self.project, self.env)
+    }
 }
 
 /// One look at the environment: every node observed and squared with the applied record,
@@ -79,13 +111,43 @@ impl Session {
     /// Builds the clients and checks the identity once (STS GetCallerIdentity), so a
     /// missing credential or an unreachable endpoint is one clear error before any other call.
     pub async fn open(
-        env: EnvConfig,
+        env: Environment,
         graph: StepGraph,
         target: &Target,
         flags: RunFlags,
         parallelism: usize,
         reporter: Arc<Reporter>,
     ) -> anyhow::Result<Session> {
+        let (aws, identity, scope) = Self::connect(&env, target).await?;
+        let cx = Cx {
+            aws,
+            scope,
+            wait_timeout: env.wait_timeout,
+            flags,
+            run_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos().to_string())
+                .unwrap_or_default(),
+            shared: Shared::default(),
+            events: reporter.clone() as Arc<dyn Events>,
+            ignore: Arc::new(env.repair.ignore.clone()),
+        };
+        Ok(Session {
+            identity,
+            started: lock::unix_now(),
+            env: Arc::new(env),
+            graph: Arc::new(graph),
+            cx: Arc::new(cx),
+            reporter,
+            parallelism,
+        })
+    }
+
+    /// The clients, the caller's identity (ARN) and the environment's scope.
+    async fn connect(
+        env: &Environment,
+        target: &Target,
+    ) -> anyhow::Result<(Clients, String, Scope)> {
         let aws = Clients::load(target).await;
         let who = aws
             .sts
@@ -123,27 +185,7 @@ impl Session {
             account,
             partition,
         };
-        let cx = Cx {
-            aws,
-            scope,
-            wait_timeout: env.wait_timeout,
-            flags,
-            run_id: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos().to_string())
-                .unwrap_or_default(),
-            shared: Shared::default(),
-            events: reporter.clone() as Arc<dyn Events>,
-        };
-        Ok(Session {
-            identity,
-            started: lock::unix_now(),
-            env: Arc::new(env),
-            graph: Arc::new(graph),
-            cx: Arc::new(cx),
-            reporter,
-            parallelism,
-        })
+        Ok((aws, identity, scope))
     }
 
     pub fn executor(&self) -> Executor<Cx> {
@@ -296,11 +338,27 @@ impl Session {
             .collect()
     }
 
+    /// What `up` records of how it ran: the header of the applied record.
+    pub fn applied(&self) -> record::Applied {
+        record::Applied {
+            project: self.env.project.clone(),
+            env: self.env.env.clone(),
+            region: self.env.region.clone(),
+            wait_seconds: self.env.wait_timeout.as_secs(),
+            repair: self.env.repair.clone(),
+            nodes: self.graph.nodes().iter().map(|n| n.id.clone()).collect(),
+        }
+    }
+
     /// True when the applied record would change if this look were left as it is: a node
     /// present as configured whose entry is missing, has another spec, or other identifiers
     /// (a record of format 1, or one a killed run did not bring up to date). `up` then takes
     /// the lock and writes it, even with nothing else to do.
     pub fn record_stale(&self, pass: &Pass, preview: &Preview) -> bool {
+        let header = pass.record.as_ref().and_then(|r| r.applied.as_ref());
+        if pass.record.is_some() && header != Some(&self.applied()) {
+            return true;
+        }
         self.graph.nodes().iter().enumerate().any(|(ix, node)| {
             let Ok(Some(live)) = &pass.observations[ix] else {
                 return false;
@@ -448,6 +506,9 @@ impl Session {
         }
         let env = self.env.full_name();
         let mut record = before.cloned().unwrap_or_else(|| Record::new(&env));
+        if how == Recording::Applied {
+            record.applied = Some(self.applied());
+        }
         for (node, r) in graph.nodes().iter().zip(&report.nodes) {
             let ids = r.outcome.attrs().map(RecordedIds::of);
             // With no record before, a repair ran the config's specs everywhere: what it left

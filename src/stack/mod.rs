@@ -12,6 +12,7 @@ mod database;
 mod edge;
 mod network;
 mod platform;
+mod recorded;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ use crate::resources::{Adapter, Cx, Resource};
 pub use database::{DB_CLUSTER, DB_MONITORING_ROLE};
 pub use network::{subnet_id, IGW, KMS_KEY, VPC};
 pub use platform::{HOSTED_ZONE, STATE_BUCKET, STATE_BUCKET_SUFFIX};
+pub use recorded::{from_record, is_scheduled_repair};
+
+/// The prefix of the scheduled repair's own nodes (`repair-schedule`, `repair-task-role`).
+pub const SCHEDULED_REPAIR: &str = "repair-";
 
 pub type StepGraph = TaskGraph<Cx>;
 
@@ -34,26 +39,71 @@ pub type StepGraph = TaskGraph<Cx>;
 pub struct Stack<'a> {
     env: &'a EnvConfig,
     builder: Builder<Arc<dyn Task<Cx>>>,
-    /// What each node publishes, by node ([`Resource::PUBLISHES`]).
-    publishes: BTreeMap<String, (&'static str, &'static [Attr])>,
+    /// Each node's kind, what it publishes and the fields it compares, by node.
+    kinds: BTreeMap<String, KindInfo>,
     /// Every `${node.attr}` a node's templates name: (the node, the named node, attr).
     placeholders: Vec<(String, String, Attr)>,
 }
 
+/// What the graph's checks need of a node's kind.
+struct KindInfo {
+    kind: &'static str,
+    publishes: &'static [Attr],
+    fields: &'static [&'static str],
+}
+
 impl<'a> Stack<'a> {
+    /// An ignore entry must name a node and a field its kind compares (or one of our tags,
+    /// or a member of a keyed field).
+    fn check_ignored(&self, entry: &str) -> Result<(), String> {
+        let (node, field) = entry.split_once('.').unwrap_or((entry, ""));
+        let Some(info) = self.kinds.get(node) else {
+            return Err(format!(
+                "`{node}` is not a node of this environment (`tap-provision graph` lists them)"
+            ));
+        };
+        let known = field.starts_with("tags.")
+            || info.fields.iter().any(|f| {
+                field
+                    .strip_prefix(f)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            });
+        if known {
+            Ok(())
+        } else {
+            Err(format!(
+                "a {} has no field `{field}` (its fields: {}, and tags.<key>)",
+                info.kind,
+                info.fields.join(", ")
+            ))
+        }
+    }
+
     fn new(env: &'a EnvConfig) -> Self {
         Stack {
             env,
             builder: Builder::default(),
-            publishes: BTreeMap::new(),
+            kinds: BTreeMap::new(),
             placeholders: Vec::new(),
         }
     }
 
-    /// The graph, once every template names an attribute its node publishes.
+    /// The graph, once every template names an attribute its node publishes and every
+    /// `[repair] ignore` entry a node and one of its fields.
     fn build(mut self) -> Result<StepGraph, Vec<GraphError>> {
+        for entry in &self.env.repair.ignore {
+            if let Err(message) = self.check_ignored(entry) {
+                self.builder.reject(GraphError::Ignore {
+                    entry: entry.clone(),
+                    message,
+                });
+            }
+        }
         for (reader, node, attr) in std::mem::take(&mut self.placeholders) {
-            let Some((kind, publishes)) = self.publishes.get(&node) else {
+            let Some(KindInfo {
+                kind, publishes, ..
+            }) = self.kinds.get(&node)
+            else {
                 continue; // not in the graph: reported as a missing dependency
             };
             let ok = publishes.contains(&attr)
@@ -79,8 +129,14 @@ impl<'a> Stack<'a> {
     pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
         match Adapter::new(id, tags::standard(self.env, id), spec) {
             Ok(task) => {
-                self.publishes
-                    .insert(id.to_string(), (R::KIND, R::PUBLISHES));
+                self.kinds.insert(
+                    id.to_string(),
+                    KindInfo {
+                        kind: R::KIND,
+                        publishes: R::PUBLISHES,
+                        fields: R::FIELDS,
+                    },
+                );
                 self.placeholders.extend(
                     task.placeholders()
                         .iter()

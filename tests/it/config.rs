@@ -411,6 +411,75 @@ const BAD: &[Bad] = &[
         names: "dns.create_zone",
     },
     Bad {
+        what: "a rate AWS would refuse",
+        edit: |t| {
+            format!(
+                "{t}\n[repair]\nschedule = \"rate(1 hours)\"\nimage = \"tap/provision:0.2.0\"\n"
+            )
+        },
+        names: "repair.schedule",
+    },
+    Bad {
+        what: "a cron with five fields",
+        edit: |t| {
+            format!("{t}\n[repair]\nschedule = \"cron(0 * * * *)\"\nimage = \"tap/provision:0.2.0\"\nexpect_every = \"1 day\"\n")
+        },
+        names: "repair.schedule",
+    },
+    Bad {
+        what: "a cron without how often a run must succeed",
+        edit: |t| {
+            format!("{t}\n[repair]\nschedule = \"cron(0 3 * * ? *)\"\nimage = \"tap/provision:0.2.0\"\n")
+        },
+        names: "repair.expect_every",
+    },
+    Bad {
+        what: "a schedule without the tool's image",
+        edit: |t| format!("{t}\n[repair]\nschedule = \"rate(1 hour)\"\n"),
+        names: "repair.image",
+    },
+    Bad {
+        what: "the tool's image unversioned",
+        edit: |t| {
+            format!(
+                "{t}\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap/provision:latest\"\n"
+            )
+        },
+        names: "repair.image",
+    },
+    Bad {
+        what: "an unknown time zone",
+        edit: |t| format!("{t}\n[repair]\ntimezone = \"Mars/Olympus\"\n"),
+        names: "repair.timezone",
+    },
+    Bad {
+        what: "an unknown mode",
+        edit: |t| format!("{t}\n[repair]\nmode = \"fix\"\n"),
+        names: "repair.mode",
+    },
+    Bad {
+        what: "a dead man's switch shorter than the schedule",
+        edit: |t| {
+            format!("{t}\n[repair]\nschedule = \"rate(2 hours)\"\nimage = \"tap/provision:0.2.0\"\nexpect_every = \"1 hour\"\n")
+        },
+        names: "repair.expect_every",
+    },
+    Bad {
+        what: "an ignore entry naming no node",
+        edit: |t| format!("{t}\n[repair]\nignore = [\"nowhere.tags.x\"]\n"),
+        names: "repair.ignore: `nowhere.tags.x`",
+    },
+    Bad {
+        what: "an ignore entry naming no field of its node",
+        edit: |t| format!("{t}\n[repair]\nignore = [\"alb.colour\"]\n"),
+        names: "a load_balancer has no field `colour`",
+    },
+    Bad {
+        what: "an ignore entry without a field",
+        edit: |t| format!("{t}\n[repair]\nignore = [\"alb\"]\n"),
+        names: "repair.ignore[0]",
+    },
+    Bad {
         what: "not TOML",
         edit: |_| "project = = \"tap\"\n[network\n".to_string(),
         names: "local.toml",

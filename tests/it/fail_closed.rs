@@ -289,7 +289,7 @@ async fn an_unreadable_record_stops_every_command_with_nothing_written() {
     let r = local("repair", &[], &acct, None).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let stored: Value = serde_json::from_str(&record_text(&live).await).unwrap();
-    assert_eq!(stored["format"], 2);
+    assert_eq!(stored["format"], 3);
     assert_eq!(stored["nodes"]["sg-alb"]["ids"]["id"], sg_alb.as_str());
 }
 

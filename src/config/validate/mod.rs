@@ -1,6 +1,7 @@
 //! Semantic checks on a parsed file. Collects every problem instead of stopping at the first.
 
 mod network;
+mod repair;
 
 use std::path::Path;
 use std::time::Duration;
@@ -137,6 +138,8 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
     let backup = validate_backup(&mut p, &raw);
     let dns = validate_dns(&mut p, &raw);
 
+    let repair = repair::validate(&mut p, &raw.repair);
+
     let wait = raw.timeouts.wait_seconds;
     if !(10..=7200).contains(&wait) {
         p.add(
@@ -170,6 +173,7 @@ pub fn validate(file: &Path, env: &str, raw: RawConfig) -> Result<EnvConfig, Vec
             dns,
             edge,
             wait_timeout: Duration::from_secs(wait as u64),
+            repair,
         }),
         _ => Err(p.0),
     }

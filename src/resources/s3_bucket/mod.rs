@@ -179,6 +179,7 @@ fn lifecycle_of(rules: &[LifecycleRule]) -> Lifecycle {
 impl Resource for S3Bucket {
     type Observed = Observed;
     const KIND: &'static str = "s3_bucket";
+    const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
