@@ -38,6 +38,24 @@ pub struct RunEntry {
     pub writes: u64,
     pub retries: u64,
     pub nodes: Vec<NodeEntry>,
+    /// A scheduled run's summary (every scheduled run stores one, clean and skipped too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<ScheduledEntry>,
+}
+
+/// What a scheduled run found and did, as `history` and `status --all` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduledEntry {
+    /// `repair` or `detect`.
+    pub mode: String,
+    /// `clean`, `put back`, `drift remains`, `drift detected`, `skipped`, `failed`.
+    pub verdict: String,
+    pub drifted: Vec<String>,
+    pub put_back: Vec<String>,
+    pub remaining: Vec<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +151,7 @@ impl RunEntry {
             writes: calls.writes,
             retries: calls.retries,
             nodes,
+            scheduled: None,
         }
     }
 

@@ -18,4 +18,5 @@ pub mod repair;
 pub mod resources;
 pub mod session;
 pub mod stack;
+pub mod tell;
 pub mod verbs;

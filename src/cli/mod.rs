@@ -129,6 +129,8 @@ pub enum Command {
     Drift {
         #[command(flatten)]
         env: EnvArgs,
+        #[command(flatten)]
+        scheduled: ScheduledArgs,
     },
     /// Put back exactly what drifted (never a pending config edit), then check again; exit 3
     /// when drift remains. Never prompts
@@ -140,6 +142,8 @@ pub enum Command {
         parallelism: u16,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        scheduled: ScheduledArgs,
     },
     /// List the latest runs that changed the environment (up, repair, down), from the run
     /// history in its state bucket
@@ -178,6 +182,94 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+}
+
+/// How the schedule runs `repair` (or `drift` in detect mode): from the applied record.
+#[derive(Debug, Args, Clone)]
+pub struct ScheduledArgs {
+    /// Run as the schedule does, unattended: from what `up` last applied (the applied
+    /// record), with no env file; skip at once when another run holds the lock (exit 4);
+    /// store a report of every run, send CloudWatch metrics, and tell the alerts topic when
+    /// something drifted, was put back, remained or failed. The record's mode decides
+    /// between repair and detect. Needs --project and --region
+    #[arg(long)]
+    pub scheduled: bool,
+    /// The environment's project (with --scheduled)
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// The environment's region (with --scheduled)
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl ScheduledArgs {
+    /// `--project` and `--region` mean nothing without `--scheduled`.
+    fn refuse_alone(&self) -> anyhow::Result<()> {
+        if self.project.is_some() || self.region.is_some() {
+            anyhow::bail!(
+                "--project and --region go with --scheduled (a run from the applied record); without it the env file gives them"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The scheduled command: checks its arguments before any AWS call, then
+/// [`crate::verbs::scheduled`].
+async fn run_scheduled(
+    args: &EnvArgs,
+    scheduled: &ScheduledArgs,
+    parallelism: usize,
+    settings: &Settings,
+) -> anyhow::Result<i32> {
+    let (Some(project), Some(region)) = (&scheduled.project, &scheduled.region) else {
+        anyhow::bail!("--scheduled needs --project and --region: it reads no env file");
+    };
+    let mut problems = Vec::new();
+    if !crate::config::valid_project(project) {
+        problems.push(format!(
+            "--project `{project}`: use 1-12 lowercase letters, digits or `-`"
+        ));
+    }
+    if !crate::config::valid_region(region) {
+        problems.push(format!(
+            "--region `{region}`: not an AWS region name (e.g. `eu-west-1`)"
+        ));
+    }
+    if !crate::config::valid_env_name(&args.env) {
+        problems.push(format!(
+            "--env `{}`: use 1-20 lowercase letters, digits or `-`",
+            args.env
+        ));
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("nothing was run:\n  - {}", problems.join("\n  - "));
+    }
+    let target = Target {
+        region: region.clone(),
+        file_endpoint: None,
+        effective_endpoint: settings.endpoint_env.clone(),
+    };
+    let reporter = Arc::new(Reporter::new(settings.format));
+    let env_full = format!("{project}-{}", args.env);
+    reporter.run_started(
+        "scheduled",
+        &env_full,
+        region,
+        target.effective_endpoint.as_deref(),
+        0,
+    );
+    crate::verbs::scheduled::run(
+        crate::verbs::scheduled::Scheduled {
+            project: project.clone(),
+            env: args.env.clone(),
+            region: region.clone(),
+        },
+        &target,
+        parallelism,
+        reporter,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -258,12 +350,33 @@ fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
         Command::Validate { env } => validate::run(&env, settings),
         Command::Graph { env, format } => graph::run(&env, format),
         Command::Plan { env } => runtime()?.block_on(plan::run(&env, settings)),
-        Command::Drift { env } => runtime()?.block_on(drift::run(&env, settings)),
+        Command::Drift { env, scheduled } if scheduled.scheduled => {
+            runtime()?.block_on(run_scheduled(&env, &scheduled, 1, settings))
+        }
+        Command::Drift { env, scheduled } => {
+            scheduled.refuse_alone()?;
+            runtime()?.block_on(drift::run(&env, settings))
+        }
+        Command::Repair {
+            env,
+            parallelism,
+            scheduled,
+            ..
+        } if scheduled.scheduled => runtime()?.block_on(run_scheduled(
+            &env,
+            &scheduled,
+            usize::from(parallelism),
+            settings,
+        )),
         Command::Repair {
             env,
             parallelism,
             lock,
-        } => runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, settings)),
+            scheduled,
+        } => {
+            scheduled.refuse_alone()?;
+            runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, settings))
+        }
         Command::History { env, limit } => runtime()?.block_on(history::run(&env, limit, settings)),
         Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, settings)),
         Command::Status { env } => runtime()?.block_on(status::run(&env, settings)),

@@ -18,5 +18,5 @@ pub async fn run(
         |_, _| Ok(()),
     )
     .await?;
-    crate::verbs::repair::run(&s, lock.timeout()).await
+    Ok(crate::verbs::repair::run(&s, lock.timeout()).await?.code)
 }

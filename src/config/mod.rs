@@ -312,7 +312,18 @@ pub fn parse(file: &Path, env: &str, text: &str) -> Result<EnvConfig, ConfigErro
     })
 }
 
-fn valid_env_name(env: &str) -> bool {
+/// A project name as `project` takes it: 1-12 lowercase letters, digits or `-`.
+pub fn valid_project(project: &str) -> bool {
+    validate::is_dns_label(project) && project.len() <= 12
+}
+
+/// An AWS region name (`eu-west-1`).
+pub fn valid_region(region: &str) -> bool {
+    validate::is_region(region)
+}
+
+/// An environment name as `--env` takes it.
+pub fn valid_env_name(env: &str) -> bool {
     (1..=20).contains(&env.len())
         && env
             .chars()

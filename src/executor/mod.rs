@@ -40,6 +40,8 @@ pub const READ_PARALLELISM: usize = 32;
 pub struct Live {
     pub attrs: Attrs,
     pub ready: bool,
+    /// Not ready because it is still being made ([`crate::resources::Resource::is_creating`]).
+    pub creating: bool,
     pub state: Box<dyn Any + Send + Sync>,
 }
 
@@ -305,7 +307,11 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     (Action::Blocked { changes }, _) => {
                         return fail(Step::Update, blocked(&id, kind, changes))
                     }
-                    (Action::Unchanged, Some(live)) => (live.attrs.clone(), !live.ready),
+                    // Left as it is: waited for only while it is being made (by a killed run
+                    // before this one), never while an existing resource is at work.
+                    (Action::Unchanged, Some(live)) => {
+                        (live.attrs.clone(), !live.ready && live.creating)
+                    }
                     _ => {
                         events.node_progress(&id, plan.action.label());
                         match task.apply(&cx, &inputs, &have, &plan).await {

@@ -123,6 +123,7 @@ impl<R: Resource> Adapter<R> {
         Ok(Live {
             attrs: self.identified(self.spec.attrs(ncx, &have)?)?,
             ready: self.spec.is_ready(&have),
+            creating: self.spec.is_creating(&have),
             state: Box::new(have),
         })
     }

@@ -176,6 +176,11 @@ impl Resource for AuroraCluster {
         have.status() == Some("available")
     }
 
+    /// `modifying`, `backing-up` and the rest are an existing cluster at work.
+    fn is_creating(&self, have: &DbCluster) -> bool {
+        have.status() == Some("creating")
+    }
+
     fn diff(
         &self,
         cx: &NodeCx<'_>,

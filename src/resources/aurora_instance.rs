@@ -172,6 +172,11 @@ impl Resource for AuroraInstance {
         have.db_instance_status() == Some("available")
     }
 
+    /// `modifying`, `backing-up` and the rest are an existing instance at work.
+    fn is_creating(&self, have: &DbInstance) -> bool {
+        have.db_instance_status() == Some("creating")
+    }
+
     fn diff(
         &self,
         cx: &NodeCx<'_>,

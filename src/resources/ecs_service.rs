@@ -269,6 +269,13 @@ impl Resource for EcsService {
         matches!(service_ready(&have.service), Poll::Ready)
     }
 
+    /// A service that has never run a task is still being made; one deploying or scaling
+    /// with tasks running is at work, and nothing waits for it.
+    fn is_creating(&self, have: &Observed) -> bool {
+        let s = &have.service;
+        !self.is_ready(have) && s.running_count() == 0 && s.deployments().len() <= 1
+    }
+
     fn diff(
         &self,
         cx: &NodeCx<'_>,

@@ -434,6 +434,14 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
         true
     }
 
+    /// True when the found resource is not ready because it is still being made (by this
+    /// run, or by a killed one before it): a run that did not change it waits for that only,
+    /// never for an existing resource busy with something else (a service scaling out).
+    /// Default: not ready means being made.
+    fn is_creating(&self, have: &Self::Observed) -> bool {
+        !self.is_ready(have)
+    }
+
     /// What differs between the spec and `have` (pure: no AWS call). Values AWS owns go to
     /// `Changes::owned_by_aws` with the reason.
     fn diff(

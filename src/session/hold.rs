@@ -153,7 +153,7 @@ impl Session {
             .nodes
             .iter()
             .any(|n| n.outcome.is_change() || matches!(n.outcome, Outcome::Failed(_)));
-        if (held.lock.is_some() || held.created_bucket) && acted {
+        if (held.lock.is_some() || held.created_bucket) && acted && !self.unattended {
             let entry = RunEntry::new(
                 &self.env.full_name(),
                 &held.holder,

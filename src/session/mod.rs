@@ -46,6 +46,9 @@ pub struct Session {
     pub cx: Arc<Cx>,
     pub reporter: Arc<Reporter>,
     pub parallelism: usize,
+    /// A scheduled run: it stores one report of its own for every run (see
+    /// `verbs::scheduled`), so the acting sequence stores none.
+    pub unattended: bool,
 }
 
 /// Which environment a session acts on, and what it runs with: from its env file, or, for a
@@ -119,6 +122,25 @@ impl Session {
         reporter: Arc<Reporter>,
     ) -> anyhow::Result<Session> {
         let (aws, identity, scope) = Self::connect(&env, target).await?;
+        Ok(Self::assemble(
+            (aws, identity, scope),
+            env,
+            graph,
+            flags,
+            parallelism,
+            reporter,
+        ))
+    }
+
+    /// A session on clients already connected ([`Session::connect`]).
+    pub fn assemble(
+        (aws, identity, scope): (Clients, String, Scope),
+        env: Environment,
+        graph: StepGraph,
+        flags: RunFlags,
+        parallelism: usize,
+        reporter: Arc<Reporter>,
+    ) -> Session {
         let cx = Cx {
             aws,
             scope,
@@ -132,7 +154,7 @@ impl Session {
             events: reporter.clone() as Arc<dyn Events>,
             ignore: Arc::new(env.repair.ignore.clone()),
         };
-        Ok(Session {
+        Session {
             identity,
             started: lock::unix_now(),
             env: Arc::new(env),
@@ -140,11 +162,12 @@ impl Session {
             cx: Arc::new(cx),
             reporter,
             parallelism,
-        })
+            unattended: false,
+        }
     }
 
     /// The clients, the caller's identity (ARN) and the environment's scope.
-    async fn connect(
+    pub async fn connect(
         env: &Environment,
         target: &Target,
     ) -> anyhow::Result<(Clients, String, Scope)> {

@@ -2,5 +2,7 @@
 //! the session's one sequence, with its report. The CLI only parses, confirms and calls them.
 
 pub mod down;
+pub mod drift;
 pub mod repair;
+pub mod scheduled;
 pub mod up;

@@ -14,8 +14,20 @@ use crate::model::{Events, RunReport};
 use crate::session::{Acted, Pass, Recording, Session, Verb};
 use crate::stack::StepGraph;
 
-/// Runs `repair` on an open session, reports, and returns the exit code.
-pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<i32> {
+/// What a `repair` found and did.
+pub struct Repaired {
+    /// 0, 3 drift remains, 1 error (nothing written when unreadable), 130 interrupted.
+    pub code: i32,
+    /// The last look's findings.
+    pub findings: Vec<NodeDrift>,
+    pub report: RunReport,
+    /// Nodes still drifted, unreadable, or left to `up`.
+    pub remaining: Vec<String>,
+}
+
+/// Runs `repair` on an open session, reports, and says what it found and did. Another run
+/// holding the lock past `lock_timeout` is an error ([`crate::error::Locked`]).
+pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<Repaired> {
     let repair = Repair {
         lock_timeout,
         seen: Mutex::new(Seen::default()),
@@ -43,7 +55,12 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<i32> {
                 &calls(),
                 exit::ERROR,
             );
-            return Ok(exit::ERROR);
+            return Ok(Repaired {
+                code: exit::ERROR,
+                findings: seen.findings,
+                report: nothing,
+                remaining: seen.unreadable,
+            });
         }
         Err(e) => return Err(e),
     };
@@ -80,7 +97,12 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<i32> {
     };
     s.reporter
         .repair_finished(&env, &report, drifted, &remaining, &calls(), code);
-    Ok(code)
+    Ok(Repaired {
+        code,
+        findings: seen.findings,
+        report,
+        remaining,
+    })
 }
 
 /// What the last look found, for the report after the run.

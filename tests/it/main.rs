@@ -15,3 +15,4 @@ mod lock;
 mod network;
 mod reliability;
 mod repair;
+mod scheduled;

@@ -553,7 +553,7 @@ fn is_commit_id(tag: &str) -> bool {
     (7..=40).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn is_dns_label(s: &str) -> bool {
+pub(super) fn is_dns_label(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -585,7 +585,7 @@ fn is_email(s: &str) -> bool {
     }
 }
 
-fn is_region(s: &str) -> bool {
+pub(super) fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {
