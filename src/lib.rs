@@ -13,6 +13,7 @@ pub mod history;
 pub mod lock;
 pub mod model;
 pub mod output;
+pub mod policy;
 pub mod record;
 pub mod repair;
 pub mod resources;

@@ -25,6 +25,10 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
         self.applied.kind()
     }
 
+    fn grants(&self) -> &'static crate::policy::Grants {
+        self.applied.grants()
+    }
+
     /// What either spec reads: the recorded one is what runs, the config's edges order it.
     fn inputs(&self) -> Vec<Ref> {
         let mut all = self.current.inputs();

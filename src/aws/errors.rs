@@ -151,10 +151,12 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreatedBy {
     Backup,
+    Iam,
     Kms,
     Logs,
     Route53,
     S3,
+    Scheduler,
     SecretsManager,
 }
 
@@ -165,6 +167,8 @@ impl CreatedBy {
         match self {
             // CreateBackupVault
             CreatedBy::Backup => &["AlreadyExistsException"],
+            // CreatePolicy
+            CreatedBy::Iam => &["EntityAlreadyExists"],
             // CreateAlias
             CreatedBy::Kms => &["AlreadyExistsException"],
             // CreateLogGroup
@@ -173,6 +177,8 @@ impl CreatedBy {
             CreatedBy::Route53 => &["HostedZoneAlreadyExists"],
             // CreateBucket, in this account
             CreatedBy::S3 => &["BucketAlreadyOwnedByYou"],
+            // CreateScheduleGroup, CreateSchedule
+            CreatedBy::Scheduler => &["ConflictException"],
             // CreateSecret
             CreatedBy::SecretsManager => &["ResourceExistsException"],
         }

@@ -78,6 +78,7 @@ services! {
     rds: aws_sdk_rds,
     route53: aws_sdk_route53,
     s3: aws_sdk_s3,
+    scheduler: aws_sdk_scheduler,
     secretsmanager: aws_sdk_secretsmanager,
     sns: aws_sdk_sns,
     sts: aws_sdk_sts,

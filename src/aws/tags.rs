@@ -315,6 +315,40 @@ pub async fn retag_ecs(
     Ok(())
 }
 
+/// EventBridge Scheduler's tag type (schedule groups: schedules take no tags).
+pub fn scheduler(tags: &Tags) -> Result<Vec<aws_sdk_scheduler::types::Tag>, Failure> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_scheduler::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(invalid)
+        })
+        .collect()
+}
+
+pub fn from_scheduler(tags: &[aws_sdk_scheduler::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// Re-applies `tags` to a schedule group by ARN.
+pub async fn retag_scheduler(
+    client: &aws_sdk_scheduler::Client,
+    arn: &str,
+    tags: &Tags,
+) -> Result<(), Failure> {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(scheduler(tags)?))
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Re-applies `tags` to an Application Auto Scaling scalable target by ARN.
 pub async fn retag_autoscaling(
     client: &aws_sdk_applicationautoscaling::Client,

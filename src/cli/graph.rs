@@ -10,7 +10,15 @@ use crate::stack::{self, StepGraph};
 /// The environment's step graph; an error names the file for what the config got wrong
 /// (an ignore entry naming no node) and calls the rest a bug.
 pub fn build(env: &EnvConfig) -> anyhow::Result<StepGraph> {
-    stack::build(env).map_err(|errors| {
+    build_with(env, stack::build)
+}
+
+/// The graph `how` builds (`stack::build`, or `down`'s), with `build`'s errors.
+pub fn build_with(
+    env: &EnvConfig,
+    how: fn(&EnvConfig) -> Result<StepGraph, Vec<GraphError>>,
+) -> anyhow::Result<StepGraph> {
+    how(env).map_err(|errors| {
         let (config, ours): (Vec<_>, Vec<_>) = errors
             .iter()
             .partition(|e| matches!(e, GraphError::Ignore { .. }));

@@ -5,6 +5,7 @@ mod down;
 mod drift;
 mod graph;
 mod history;
+mod iam_policy;
 mod plan;
 mod repair;
 mod status;
@@ -23,6 +24,7 @@ use crate::config::EnvConfig;
 use crate::model::RunFlags;
 use crate::output::{Format, Reporter};
 use crate::session::Session;
+use crate::stack;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -162,6 +164,27 @@ pub enum Command {
         /// Remove it even though a run may still hold it
         #[arg(long)]
         force: bool,
+    },
+    /// Print the IAM policy a verb needs on this environment, derived from its graph: each
+    /// action scoped to the environment's names or its `tap:environment` tag (`*` only where
+    /// AWS has no resource-level permission; --json lists why). Split into several documents
+    /// when over IAM's managed policy size
+    IamPolicy {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// The verb: drift, repair, up or down
+        #[arg(long = "for", value_name = "VERB", value_parser = ["drift", "repair", "up", "down"])]
+        verb: String,
+        /// The account to fill in (no AWS call); default: the caller's, from STS
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// The partition with --account (`aws`, `aws-cn`, `aws-us-gov`)
+        #[arg(long, value_name = "NAME", default_value = "aws")]
+        partition: String,
+        /// The policy of the scheduled run (drift or repair): its task role's, without the
+        /// scheduled repair's own resources, with the metrics and the alerts topic
+        #[arg(long)]
+        scheduled: bool,
     },
     /// Show the outputs (URLs, endpoints, the DB secret's ARN, never its value) and the state
     /// of each resource
@@ -380,6 +403,38 @@ fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
         Command::History { env, limit } => runtime()?.block_on(history::run(&env, limit, settings)),
         Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, settings)),
         Command::Status { env } => runtime()?.block_on(status::run(&env, settings)),
+        Command::IamPolicy {
+            env,
+            verb,
+            account,
+            partition,
+            scheduled,
+        } => {
+            if let Some(a) = &account {
+                if a.len() != 12 || !a.chars().all(|c| c.is_ascii_digit()) {
+                    anyhow::bail!("--account `{a}`: an AWS account id is 12 digits");
+                }
+            }
+            let verb = crate::policy::Verb::parse(&verb).unwrap_or(crate::policy::Verb::Drift);
+            if scheduled
+                && !matches!(
+                    verb,
+                    crate::policy::Verb::Drift | crate::policy::Verb::Repair
+                )
+            {
+                anyhow::bail!("--scheduled goes with --for drift or --for repair: a schedule runs nothing else");
+            }
+            let p = iam_policy::PolicyArgs {
+                verb: if scheduled {
+                    verb.scheduled_run()
+                } else {
+                    verb
+                },
+                account,
+                partition,
+            };
+            runtime()?.block_on(iam_policy::run(&env, &p, settings))
+        }
         Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, settings)),
         Command::Down {
             env,
@@ -433,7 +488,16 @@ async fn open(
     confirm_first: impl FnOnce(&EnvConfig, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<Session> {
     let env = crate::config::load(&args.config_dir, &args.env)?;
-    let graph = graph::build(&env)?;
+    // `down` removes the scheduled repair whatever the config says now; the other verbs
+    // look at it, when the config has none, only to let `up` delete it.
+    let graph = if verb == "down" {
+        graph::build_with(&env, stack::build_for_down)?
+    } else {
+        graph::build(&env)?
+    };
+    let retired = (verb != "down")
+        .then(|| stack::retired(&env).map(Arc::new))
+        .flatten();
     confirm_first(&env, graph.len())?;
     let target = target(&env, settings);
     let reporter = Arc::new(Reporter::new(settings.format));
@@ -444,7 +508,7 @@ async fn open(
         target.effective_endpoint.as_deref(),
         graph.len(),
     );
-    Session::open(
+    let mut session = Session::open(
         crate::session::Environment::of(&env),
         graph,
         &target,
@@ -452,7 +516,9 @@ async fn open(
         parallelism,
         reporter,
     )
-    .await
+    .await?;
+    session.retired = retired;
+    Ok(session)
 }
 
 /// Asks for the environment's name on a terminal; true when it was typed.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{EnvArgs, Settings};
 use crate::error::exit;
-use crate::model::RunFlags;
+use crate::model::{Events, RunFlags};
 
 pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     let s = super::open(
@@ -29,11 +29,21 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
         };
         *counts.entry(label).or_default() += 1;
     }
+    if let Some(retired) = &s.retired {
+        for ix in s.retiring(&pass, "plan")? {
+            let node = retired.node(ix);
+            s.reporter.note(&format!(
+                "{} ({}): delete: [repair] schedule is off",
+                node.id, node.kind
+            ));
+            *counts.entry("delete").or_default() += 1;
+        }
+    }
     s.reporter.orphans(&s.orphans(pass.record.as_ref()));
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     let code = if n("error") + n("missing") + n("blocked") > 0 {
         exit::ERROR
-    } else if n("create") + n("change") + n("replace") > 0 {
+    } else if n("create") + n("change") + n("replace") + n("delete") > 0 {
         exit::CHANGES
     } else {
         exit::OK

@@ -53,6 +53,10 @@ pub type Observation = Option<Live>;
 pub trait Task<C>: Send + Sync {
     fn node(&self) -> &str;
     fn kind(&self) -> &'static str;
+    /// The IAM actions its kind calls ([`crate::policy`]).
+    fn grants(&self) -> &'static crate::policy::Grants {
+        &crate::policy::Grants::NONE
+    }
     /// The nodes this one reads, and what it needs of each: the graph's edges.
     fn inputs(&self) -> Vec<Ref>;
     /// Read-only: the live resource, found by its tags or name.

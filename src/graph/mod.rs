@@ -193,6 +193,61 @@ impl<T> Graph<T> {
         }
     }
 
+    /// The nodes `keep` selects, with the edges among them (edges to the others dropped).
+    pub fn only(&self, keep: impl Fn(&Node<T>) -> bool) -> Graph<T>
+    where
+        T: Clone,
+    {
+        let kept: Vec<NodeIx> = (0..self.len())
+            .filter(|&ix| keep(&self.nodes[ix]))
+            .collect();
+        let new_ix = |old: NodeIx| kept.iter().position(|&k| k == old);
+        Graph {
+            nodes: kept
+                .iter()
+                .map(|&ix| {
+                    let n = &self.nodes[ix];
+                    Node {
+                        id: n.id.clone(),
+                        kind: n.kind,
+                        deps: n
+                            .deps
+                            .iter()
+                            .filter_map(|&(d, needs)| new_ix(d).map(|d| (d, needs)))
+                            .collect(),
+                        payload: n.payload.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// This graph followed by `other`'s nodes (whose edges stay among themselves).
+    pub fn join(&self, other: &Graph<T>) -> Graph<T>
+    where
+        T: Clone,
+    {
+        let offset = self.len();
+        let copy = |n: &Node<T>, shift: usize| Node {
+            id: n.id.clone(),
+            kind: n.kind,
+            deps: n
+                .deps
+                .iter()
+                .map(|&(d, needs)| (d + shift, needs))
+                .collect(),
+            payload: n.payload.clone(),
+        };
+        Graph {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| copy(n, 0))
+                .chain(other.nodes.iter().map(|n| copy(n, offset)))
+                .collect(),
+        }
+    }
+
     /// Every node after all of its dependencies.
     pub fn topo_order(&self) -> Vec<NodeIx> {
         let mut q = self.up_queue();
@@ -325,6 +380,23 @@ mod tests {
         assert_eq!(ids(g.dependents(0)), ["subnet", "nat"]);
         assert_eq!(ids(g.dependents(2)), Vec::<String>::new());
         assert_eq!(ids(g.dependents(3)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_selection_keeps_its_own_edges_and_a_join_shifts_them() {
+        let mut b = Builder::default();
+        b.add("vpc", "k", vec![], ());
+        b.add("repair-sg", "k", vec![dep("vpc", Needs::Id)], ());
+        b.add("repair-task", "k", vec![dep("repair-sg", Needs::Id)], ());
+        let g = b.build().unwrap();
+        let part = g.only(|n| n.id.starts_with("repair-"));
+        assert_eq!(part.len(), 2);
+        assert!(part.node(0).deps.is_empty(), "the edge to vpc is dropped");
+        assert_eq!(part.node(1).deps, vec![(0, Needs::Id)]);
+        let both = g.join(&part);
+        assert_eq!(both.len(), 5);
+        assert_eq!(both.node(4).id, "repair-task");
+        assert_eq!(both.node(4).deps, vec![(3, Needs::Id)]);
     }
 
     #[test]

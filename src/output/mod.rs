@@ -420,11 +420,12 @@ impl Reporter {
         }
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
         stdout_line(&format!(
-            "{env_full}: plan: {} to create, {} to change, {} to replace, {} unchanged{}{} (API calls: {})",
+            "{env_full}: plan: {} to create, {} to change, {} to replace, {} unchanged{}{}{} (API calls: {})",
             n("create"),
             n("change"),
             n("replace"),
             n("unchanged"),
+            if n("delete") > 0 { format!(", {} to delete", n("delete")) } else { String::new() },
             if n("missing") > 0 { format!(", {} missing", n("missing")) } else { String::new() },
             if n("error") + n("blocked") > 0 { format!(", {} errors", n("error") + n("blocked")) } else { String::new() },
             calls

@@ -151,6 +151,10 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         R::KIND
     }
 
+    fn grants(&self) -> &'static crate::policy::Grants {
+        R::GRANTS
+    }
+
     fn inputs(&self) -> Vec<Ref> {
         self.inputs.clone()
     }

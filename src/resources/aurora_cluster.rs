@@ -17,6 +17,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -144,6 +145,55 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraCluster {
     type Observed = DbCluster;
     const KIND: &'static str = "aurora_cluster";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["rds:DescribeDBClusters"],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:cluster:${env}-db"]),
+        )],
+        write: &[
+            grant(
+                &[
+                    "rds:CreateDBCluster",
+                    "rds:ModifyDBCluster",
+                    "rds:AddTagsToResource",
+                ],
+                On::Arns(&[
+                    "arn:${partition}:rds:${region}:${account}:cluster:${env}-db",
+                    "arn:${partition}:rds:${region}:${account}:subgrp:${env}",
+                    "arn:${partition}:rds:${region}:${account}:cluster-pg:*",
+                    "arn:${partition}:rds:${region}:${account}:og:*",
+                ]),
+            ),
+            // The RDS-managed master secret, made by CreateDBCluster.
+            grant(
+                &["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                On::Arns(&[
+                    "arn:${partition}:secretsmanager:${region}:${account}:secret:rds!cluster-*",
+                ]),
+            ),
+            grant(
+                &[
+                    "kms:CreateGrant",
+                    "kms:DescribeKey",
+                    "kms:GenerateDataKey",
+                    "kms:Decrypt",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(
+            &[
+                "rds:DeleteDBCluster",
+                "rds:ModifyDBCluster",
+                "rds:CreateDBClusterSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            On::Arns(&[
+                "arn:${partition}:rds:${region}:${account}:cluster:${env}-db",
+                "arn:${partition}:rds:${region}:${account}:cluster-snapshot:${env}-db-final-*",
+            ]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[
         Attr::Id,

@@ -23,6 +23,7 @@ use crate::aws::tags;
 use crate::diff::{beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -143,6 +144,36 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
 impl Resource for AuroraInstance {
     type Observed = DbInstance;
     const KIND: &'static str = "aurora_instance";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["rds:DescribeDBInstances"],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:db:*"]),
+        )],
+        write: &[
+            grant(
+                &[
+                    "rds:CreateDBInstance",
+                    "rds:ModifyDBInstance",
+                    "rds:AddTagsToResource",
+                ],
+                On::Arns(&[
+                    "arn:${partition}:rds:${region}:${account}:db:${env}-db-*",
+                    "arn:${partition}:rds:${region}:${account}:cluster:${env}-db",
+                    "arn:${partition}:rds:${region}:${account}:pg:*",
+                    "arn:${partition}:rds:${region}:${account}:og:*",
+                    "arn:${partition}:rds:${region}:${account}:subgrp:${env}",
+                ]),
+            ),
+            grant(
+                &["iam:PassRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/${env}-rds-monitoring"]),
+            ),
+        ],
+        delete: &[grant(
+            &["rds:DeleteDBInstance"],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:db:${env}-db-*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -15,6 +15,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -158,6 +159,46 @@ impl BackupPlan {
 impl Resource for BackupPlan {
     type Observed = Observed;
     const KIND: &'static str = "backup_plan";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["backup:ListBackupPlans"],
+                On::Any("ListBackupPlans lists the account's plans: no resource-level permission"),
+            ),
+            grant(
+                &[
+                    "backup:GetBackupPlan",
+                    "backup:ListTags",
+                    "backup:ListBackupSelections",
+                    "backup:GetBackupSelection",
+                ],
+                On::Tagged,
+            ),
+        ],
+        write: &[
+            grant(
+                &["backup:CreateBackupPlan", "backup:TagResource"],
+                On::Creating,
+            ),
+            grant(
+                &[
+                    "backup:CreateBackupSelection",
+                    "backup:UpdateBackupPlan",
+                    "backup:DeleteBackupSelection",
+                    "backup:TagResource",
+                ],
+                On::Tagged,
+            ),
+            grant(
+                &["iam:PassRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/${env}-backup"]),
+            ),
+        ],
+        delete: &[grant(
+            &["backup:DeleteBackupSelection", "backup:DeleteBackupPlan"],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

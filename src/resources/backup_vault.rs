@@ -15,6 +15,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -66,6 +67,48 @@ fn attrs_of(cx: &NodeCx<'_>, arn: &str) -> Attrs {
 impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["backup:DescribeBackupVault", "backup:ListTags"],
+            On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
+        )],
+        write: &[
+            grant(
+                &["backup:CreateBackupVault", "backup:TagResource"],
+                On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
+            ),
+            grant(
+                &["backup-storage:MountCapsule"],
+                On::Any("AWS Backup's storage action has no resource-level permission"),
+            ),
+            grant(
+                &[
+                    "kms:CreateGrant",
+                    "kms:GenerateDataKey",
+                    "kms:Decrypt",
+                    "kms:RetireGrant",
+                    "kms:DescribeKey",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[
+            grant(
+                &[
+                    "backup:ListRecoveryPointsByBackupVault",
+                    "backup:DeleteRecoveryPoint",
+                    "backup:DeleteBackupVault",
+                ],
+                On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
+            ),
+            grant(
+                &["backup:DeleteRecoveryPoint", "rds:DeleteDBClusterSnapshot"],
+                On::Arns(&[
+                    "arn:${partition}:rds:${region}:${account}:cluster-snapshot:awsbackup:*",
+                ]),
+            ),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

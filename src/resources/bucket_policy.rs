@@ -16,6 +16,7 @@ use crate::aws::errors::OrAbsent;
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a bucket policy is compared on, as `plan`, `drift` and `history` name them.
@@ -70,6 +71,20 @@ impl BucketPolicy {
 impl Resource for BucketPolicy {
     type Observed = Observed;
     const KIND: &'static str = "bucket_policy";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["s3:GetBucketPolicy"],
+            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+        )],
+        write: &[grant(
+            &["s3:PutBucketPolicy"],
+            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+        )],
+        delete: &[grant(
+            &["s3:PutBucketPolicy"],
+            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     /// Present when the bucket has a policy at all; a policy without our statements is a

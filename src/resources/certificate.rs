@@ -22,6 +22,7 @@ use crate::aws::{tags, Services};
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, DnsRecord, Inputs, RecordedIds};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -137,6 +138,24 @@ impl Certificate {
 impl Resource for Certificate {
     type Observed = Observed;
     const KIND: &'static str = "certificate";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "acm:ListCertificates",
+                "acm:ListTagsForCertificate",
+                "acm:DescribeCertificate",
+            ],
+            On::Any("certificates are found by their tags: every candidate's tags are read"),
+        )],
+        write: &[
+            grant(
+                &["acm:RequestCertificate", "acm:AddTagsToCertificate"],
+                On::Creating,
+            ),
+            grant(&["acm:AddTagsToCertificate"], On::Tagged),
+        ],
+        delete: &[grant(&["acm:DeleteCertificate"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

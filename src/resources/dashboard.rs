@@ -12,6 +12,7 @@ use crate::aws::errors::OrAbsent;
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a dashboard is compared on, as `plan`, `drift` and `history` name them.
@@ -86,6 +87,20 @@ impl Dashboard {
 impl Resource for Dashboard {
     type Observed = Observed;
     const KIND: &'static str = "dashboard";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["cloudwatch:GetDashboard"],
+            On::Arns(&["arn:${partition}:cloudwatch::${account}:dashboard/${env}"]),
+        )],
+        write: &[grant(
+            &["cloudwatch:PutDashboard"],
+            On::Arns(&["arn:${partition}:cloudwatch::${account}:dashboard/${env}"]),
+        )],
+        delete: &[grant(
+            &["cloudwatch:DeleteDashboards"],
+            On::Arns(&["arn:${partition}:cloudwatch::${account}:dashboard/${env}"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

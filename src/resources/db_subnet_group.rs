@@ -13,6 +13,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -53,6 +54,24 @@ impl DbSubnetGroup {
 impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["rds:DescribeDBSubnetGroups", "rds:ListTagsForResource"],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:subgrp:${env}"]),
+        )],
+        write: &[grant(
+            &[
+                "rds:CreateDBSubnetGroup",
+                "rds:ModifyDBSubnetGroup",
+                "rds:AddTagsToResource",
+            ],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:subgrp:${env}"]),
+        )],
+        delete: &[grant(
+            &["rds:DeleteDBSubnetGroup"],
+            On::Arns(&["arn:${partition}:rds:${region}:${account}:subgrp:${env}"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -28,6 +28,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -353,6 +354,44 @@ impl Distribution {
 impl Resource for Distribution {
     type Observed = Observed;
     const KIND: &'static str = "distribution";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["cloudfront:ListDistributions"],
+                On::Any("ListDistributions has no resource-level permission"),
+            ),
+            grant(
+                &[
+                    "cloudfront:GetDistribution",
+                    "cloudfront:ListTagsForResource",
+                ],
+                On::Tagged,
+            ),
+        ],
+        write: &[
+            grant(
+                &["cloudfront:CreateDistribution", "cloudfront:TagResource"],
+                On::Creating,
+            ),
+            grant(
+                &["cloudfront:UpdateDistribution", "cloudfront:TagResource"],
+                On::Tagged,
+            ),
+            // Standard logging: CloudFront's log delivery needs the logs bucket's ACL.
+            grant(
+                &["s3:GetBucketAcl", "s3:PutBucketAcl"],
+                On::Arns(&["arn:${partition}:s3:::${env}-cdn-logs-${account}"]),
+            ),
+        ],
+        delete: &[grant(
+            &[
+                "cloudfront:UpdateDistribution",
+                "cloudfront:GetDistribution",
+                "cloudfront:DeleteDistribution",
+            ],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

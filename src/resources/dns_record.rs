@@ -19,6 +19,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, DnsRecord, Inputs, Ref, UNKNOWN};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a dns validation is compared on, as `plan`, `drift` and `history` name them.
@@ -219,6 +220,20 @@ impl ValidationRecords {
 impl Resource for ValidationRecords {
     type Observed = Validation;
     const KIND: &'static str = "dns_validation";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(&["route53:ListHostedZonesByName"], On::Any("the hosted zone is looked up by name: ListHostedZonesByName has no resource-level permission")),
+            grant(&["route53:GetHostedZone", "route53:ListResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+        ],
+        write: &[
+            grant(&["route53:ChangeResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+            grant(&["route53:GetChange"], On::Arns(&["arn:${partition}:route53:::change/*"])),
+        ],
+        delete: &[
+            grant(&["route53:ChangeResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+            grant(&["route53:GetChange"], On::Arns(&["arn:${partition}:route53:::change/*"])),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Validation>, Failure> {
@@ -384,6 +399,20 @@ impl AliasRecord {
 impl Resource for AliasRecord {
     type Observed = Alias;
     const KIND: &'static str = "dns_alias";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(&["route53:ListHostedZonesByName"], On::Any("the hosted zone is looked up by name: ListHostedZonesByName has no resource-level permission")),
+            grant(&["route53:GetHostedZone", "route53:ListResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+        ],
+        write: &[
+            grant(&["route53:ChangeResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+            grant(&["route53:GetChange"], On::Arns(&["arn:${partition}:route53:::change/*"])),
+        ],
+        delete: &[
+            grant(&["route53:ChangeResourceRecordSets"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+            grant(&["route53:GetChange"], On::Arns(&["arn:${partition}:route53:::change/*"])),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Alias>, Failure> {

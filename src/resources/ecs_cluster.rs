@@ -14,6 +14,7 @@ use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -79,6 +80,20 @@ impl EcsCluster {
 impl Resource for EcsCluster {
     type Observed = ObservedCluster;
     const KIND: &'static str = "ecs_cluster";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ecs:DescribeClusters"], On::Arns(&["arn:${partition}:ecs:${region}:${account}:cluster/${env}"]))],
+        write: &[
+            grant(
+                &["ecs:CreateCluster", "ecs:UpdateCluster", "ecs:PutClusterCapacityProviders", "ecs:TagResource"],
+                On::Arns(&["arn:${partition}:ecs:${region}:${account}:cluster/${env}"]),
+            ),
+            grant(
+                &["iam:CreateServiceLinkedRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"]),
+            ),
+        ],
+        delete: &[grant(&["ecs:DeleteCluster"], On::Arns(&["arn:${partition}:ecs:${region}:${account}:cluster/${env}"]))],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -27,6 +27,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -239,6 +240,20 @@ impl EcsService {
 impl Resource for EcsService {
     type Observed = Observed;
     const KIND: &'static str = "ecs_service";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["ecs:DescribeServices"],
+            On::Arns(&["arn:${partition}:ecs:${region}:${account}:service/${env}/*"]),
+        )],
+        write: &[grant(
+            &["ecs:CreateService", "ecs:UpdateService", "ecs:TagResource"],
+            On::Arns(&["arn:${partition}:ecs:${region}:${account}:service/${env}/*"]),
+        )],
+        delete: &[grant(
+            &["ecs:DeleteService"],
+            On::Arns(&["arn:${partition}:ecs:${region}:${account}:service/${env}/*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -10,6 +10,7 @@ use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ElasticIp {}
@@ -23,6 +24,15 @@ fn allocation_id(a: &Address) -> Result<&str, Failure> {
 impl Resource for ElasticIp {
     type Observed = Address;
     const KIND: &'static str = "elastic_ip";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ec2:DescribeAddresses"], On::Any(EC2_DESCRIBE))],
+        write: &[
+            grant(&["ec2:AllocateAddress"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(&["ec2:CreateTags"], On::Tagged),
+        ],
+        delete: &[grant(&["ec2:ReleaseAddress"], On::Tagged)],
+    };
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Address>, Failure> {
         cx.ec2_find(Self::KIND).await

@@ -13,6 +13,7 @@ use crate::aws::tags;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a flow log is compared on, as `plan`, `drift` and `history` name them.
@@ -41,6 +42,19 @@ fn flow_log_id(f: &AwsFlowLog) -> Result<&str, Failure> {
 impl Resource for FlowLog {
     type Observed = AwsFlowLog;
     const KIND: &'static str = "flow_log";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ec2:DescribeFlowLogs"], On::Any(EC2_DESCRIBE))],
+        write: &[
+            grant(&["ec2:CreateFlowLogs"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(&["ec2:CreateTags"], On::Tagged),
+            grant(
+                &["iam:PassRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/${env}-vpc-flow-logs"]),
+            ),
+        ],
+        delete: &[grant(&["ec2:DeleteFlowLogs"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsFlowLog>, Failure> {

@@ -17,6 +17,7 @@ use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output};
+use crate::policy::{grant, Grants, On};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HostedZone {
@@ -94,6 +95,20 @@ pub async fn find_zone(
 impl Resource for HostedZone {
     type Observed = Observed;
     const KIND: &'static str = "hosted_zone";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(&["route53:ListHostedZonesByName"], On::Any("the hosted zone is looked up by name: ListHostedZonesByName has no resource-level permission")),
+            grant(&["route53:GetHostedZone", "route53:ListTagsForResource"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+        ],
+        write: &[
+            grant(
+                &["route53:CreateHostedZone"],
+                On::Any("CreateHostedZone has no resource-level permission"),
+            ),
+            grant(&["route53:ChangeTagsForResource"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
+        ],
+        delete: &[grant(&["route53:DeleteHostedZone"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"]))],
+    };
 
     fn managed(&self) -> bool {
         self.create

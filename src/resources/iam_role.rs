@@ -17,7 +17,8 @@ use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes, Field as _};
 use crate::error::Failure;
-use crate::model::{Attrs, Inputs};
+use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields an iam role is compared on, as `plan`, `drift` and `history` name them.
@@ -43,6 +44,14 @@ pub struct IamRole {
     /// The role's path (`/tap/prod/`); `None` is `/`.
     #[serde(default)]
     pub path: Option<String>,
+    /// The one resource on whose behalf the service may assume it (`aws:SourceArn`, a
+    /// template: `${repair-group.arn}`), besides this account (`aws:SourceAccount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<Template>,
+    /// Managed policies of the environment attached to it (a policy too large to hold
+    /// inline); any other attached policy is drift.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed: Vec<Ref>,
 }
 
 const POLICY_NAME: &str = "tap-provision";
@@ -65,7 +74,7 @@ pub fn role_name(env_full: &str, suffix: &str) -> String {
 }
 
 /// IAM returns policy documents URL-encoded.
-fn decode_policy(doc: &str) -> Result<Value, Failure> {
+pub(crate) fn decode_policy(doc: &str) -> Result<Value, Failure> {
     let text = if doc.trim_start().starts_with('{') {
         doc.to_string()
     } else {
@@ -98,16 +107,20 @@ impl IamRole {
         role_name(cx.env_full(), &self.suffix)
     }
 
-    fn trust(&self, cx: &NodeCx<'_>) -> Value {
-        json!({
+    fn trust(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
+        let mut only = json!({"aws:SourceAccount": cx.scope().account});
+        if let Some(arn) = &self.source_arn {
+            only["aws:SourceArn"] = render(arn, cx.scope(), inputs)?;
+        }
+        Ok(json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
                 "Principal": {"Service": self.service},
                 "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": cx.scope().account}}
+                "Condition": {"StringEquals": only}
             }]
-        })
+        }))
     }
 
     fn policy(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
@@ -126,6 +139,30 @@ impl IamRole {
         Ok(())
     }
 
+    /// The managed policies it should have attached, sorted (as observed).
+    fn managed_arns(&self, inputs: &Inputs<'_>) -> Result<Vec<String>, Failure> {
+        let mut arns = self
+            .managed
+            .iter()
+            .map(|p| inputs.arn(p).map(String::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        arns.sort();
+        Ok(arns)
+    }
+
+    async fn attach(&self, cx: &NodeCx<'_>, arns: &[String]) -> Result<(), Failure> {
+        for arn in arns {
+            cx.aws()
+                .iam
+                .attach_role_policy()
+                .role_name(self.name(cx))
+                .policy_arn(arn)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
     fn path(&self) -> &str {
         self.path.as_deref().unwrap_or("/")
     }
@@ -139,6 +176,46 @@ impl IamRole {
 impl Resource for IamRole {
     type Observed = Observed;
     const KIND: &'static str = "iam_role";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+            ],
+            On::Arns(&[
+                "arn:${partition}:iam::${account}:role/${env}-*",
+                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
+            ]),
+        )],
+        write: &[grant(
+            &[
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:TagRole",
+            ],
+            On::Arns(&[
+                "arn:${partition}:iam::${account}:role/${env}-*",
+                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
+            ]),
+        )],
+        delete: &[grant(
+            &[
+                "iam:DeleteRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRole",
+            ],
+            On::Arns(&[
+                "arn:${partition}:iam::${account}:role/${env}-*",
+                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
+            ]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
@@ -228,7 +305,7 @@ impl Resource for IamRole {
         c: &mut Changes,
     ) -> Result<(), Failure> {
         c.immutable(Field::Path, self.path(), have.path.as_str());
-        c.document(Field::TrustPolicy, &self.trust(cx), &have.trust);
+        c.document(Field::TrustPolicy, &self.trust(cx, inputs)?, &have.trust);
         c.document(
             Field::InlinePolicy.key(POLICY_NAME),
             &self.policy(cx, inputs)?,
@@ -242,7 +319,11 @@ impl Resource for IamRole {
             .cloned()
             .collect();
         c.set(Field::InlinePolicies, &[] as &[String], &extra_inline);
-        c.set(Field::AttachedPolicies, &[] as &[String], &have.attached);
+        c.set(
+            Field::AttachedPolicies,
+            &self.managed_arns(inputs)?,
+            &have.attached,
+        );
         c.tags(cx.tags(), &have.tags);
         Ok(())
     }
@@ -255,7 +336,7 @@ impl Resource for IamRole {
             .role_name(&name)
             .path(self.path())
             .description(&self.description)
-            .assume_role_policy_document(self.trust(cx).to_string())
+            .assume_role_policy_document(self.trust(cx, inputs)?.to_string())
             .set_tags(Some(tags::iam(cx.tags())?))
             .send()
             .await?;
@@ -264,6 +345,7 @@ impl Resource for IamRole {
             .map(|r| r.arn().to_string())
             .ok_or_else(|| Failure::missing("role ARN"))?;
         self.put_policy(cx, inputs).await?;
+        self.attach(cx, &self.managed_arns(inputs)?).await?;
         Ok(self.attrs_of(cx, &arn))
     }
 
@@ -278,7 +360,7 @@ impl Resource for IamRole {
         if has(changes, Field::TrustPolicy) {
             iam.update_assume_role_policy()
                 .role_name(self.name(cx))
-                .policy_document(self.trust(cx).to_string())
+                .policy_document(self.trust(cx, inputs)?.to_string())
                 .send()
                 .await?;
         }
@@ -297,7 +379,14 @@ impl Resource for IamRole {
             }
         }
         if has(changes, Field::AttachedPolicies) {
-            for arn in &have.attached {
+            let wanted = self.managed_arns(inputs)?;
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|a| !have.attached.contains(a))
+                .cloned()
+                .collect();
+            self.attach(cx, &missing).await?;
+            for arn in have.attached.iter().filter(|a| !wanted.contains(a)) {
                 iam.detach_role_policy()
                     .role_name(&name)
                     .policy_arn(arn)

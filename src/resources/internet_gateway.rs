@@ -11,6 +11,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields an internet gateway is compared on, as `plan`, `drift` and `history` name them.
@@ -54,6 +55,28 @@ async fn attach(cx: &NodeCx<'_>, igw: &str, vpc: &str) -> Result<(), Failure> {
 impl Resource for InternetGateway {
     type Observed = AwsIgw;
     const KIND: &'static str = "internet_gateway";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["ec2:DescribeInternetGateways"],
+            On::Any(EC2_DESCRIBE),
+        )],
+        write: &[
+            grant(&["ec2:CreateInternetGateway"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(
+                &[
+                    "ec2:AttachInternetGateway",
+                    "ec2:DetachInternetGateway",
+                    "ec2:CreateTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(
+            &["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway"],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsIgw>, Failure> {

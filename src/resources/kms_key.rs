@@ -17,6 +17,7 @@ use crate::aws::tags::{self, ENV_TAG, NODE_TAG};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -332,6 +333,27 @@ fn attrs_of(meta: &KeyMetadata) -> Attrs {
 impl Resource for KmsKey {
     type Observed = Observed;
     const KIND: &'static str = "kms_key";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["kms:ListKeys", "kms:ListAliases", "kms:ListResourceTags"],
+                On::Any("the key is found by its tags when its alias is gone: every key's tags are read"),
+            ),
+            grant(&["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"], On::Tagged),
+        ],
+        write: &[
+            grant(&["kms:CreateKey", "kms:TagResource"], On::Creating),
+            grant(
+                &["kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:CancelKeyDeletion", "kms:EnableKey", "kms:TagResource", "kms:CreateAlias", "kms:UpdateAlias"],
+                On::Tagged,
+            ),
+            grant(&["kms:CreateAlias", "kms:UpdateAlias"], On::Arns(&["arn:${partition}:kms:${region}:${account}:alias/${env}"])),
+        ],
+        delete: &[
+            grant(&["kms:ScheduleKeyDeletion", "kms:DeleteAlias"], On::Tagged),
+            grant(&["kms:DeleteAlias"], On::Arns(&["arn:${partition}:kms:${region}:${account}:alias/${env}"])),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

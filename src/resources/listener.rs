@@ -20,6 +20,7 @@ use crate::aws::errors::{OrAbsent, Required};
 use crate::diff::{beyond, beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, ELB_DESCRIBE};
 use crate::resources::template::Attr;
 
 fields! {
@@ -192,6 +193,32 @@ impl Listener {
 impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTags",
+            ],
+            On::Any(ELB_DESCRIBE),
+        )],
+        write: &[
+            grant(&["elasticloadbalancing:CreateListener"], On::Creating),
+            grant(
+                &["elasticloadbalancing:AddTags"],
+                On::TagOnCreate("elasticloadbalancing:CreateAction"),
+            ),
+            grant(
+                &[
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:AddTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(&["elasticloadbalancing:DeleteListener"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
@@ -399,6 +426,33 @@ impl ListenerRule {
 impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTags",
+            ],
+            On::Any(ELB_DESCRIBE),
+        )],
+        write: &[
+            grant(&["elasticloadbalancing:CreateRule"], On::Creating),
+            grant(
+                &["elasticloadbalancing:AddTags"],
+                On::TagOnCreate("elasticloadbalancing:CreateAction"),
+            ),
+            grant(
+                &[
+                    "elasticloadbalancing:SetRulePriorities",
+                    "elasticloadbalancing:ModifyRule",
+                    "elasticloadbalancing:AddTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(&["elasticloadbalancing:DeleteRule"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -21,6 +21,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::policy::{grant, Grants, On, ELB_DESCRIBE};
 use crate::resources::template::Attr;
 
 fields! {
@@ -218,6 +219,39 @@ impl LoadBalancer {
 impl Resource for LoadBalancer {
     type Observed = ObservedLb;
     const KIND: &'static str = "load_balancer";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                "elasticloadbalancing:DescribeTags",
+            ],
+            On::Any(ELB_DESCRIBE),
+        )],
+        write: &[
+            grant(&["elasticloadbalancing:CreateLoadBalancer"], On::Creating),
+            grant(
+                &["elasticloadbalancing:AddTags"],
+                On::TagOnCreate("elasticloadbalancing:CreateAction"),
+            ),
+            grant(
+                &[
+                    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                    "elasticloadbalancing:SetSubnets",
+                    "elasticloadbalancing:SetSecurityGroups",
+                    "elasticloadbalancing:AddTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(
+            &[
+                "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                "elasticloadbalancing:DeleteLoadBalancer",
+            ],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

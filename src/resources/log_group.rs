@@ -13,6 +13,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -60,6 +61,37 @@ impl LogGroup {
 impl Resource for LogGroup {
     type Observed = Observed;
     const KIND: &'static str = "log_group";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["logs:DescribeLogGroups"],
+                On::Any("DescribeLogGroups lists by name prefix: no resource-level permission"),
+            ),
+            grant(
+                &["logs:ListTagsForResource"],
+                On::Arns(&[
+                    "arn:${partition}:logs:${region}:${account}:log-group:/${project}/${env}/*",
+                ]),
+            ),
+        ],
+        write: &[grant(
+            &[
+                "logs:CreateLogGroup",
+                "logs:PutRetentionPolicy",
+                "logs:AssociateKmsKey",
+                "logs:TagResource",
+            ],
+            On::Arns(&[
+                "arn:${partition}:logs:${region}:${account}:log-group:/${project}/${env}/*",
+            ]),
+        )],
+        delete: &[grant(
+            &["logs:DeleteLogGroup"],
+            On::Arns(&[
+                "arn:${partition}:logs:${region}:${account}:log-group:/${project}/${env}/*",
+            ]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -20,6 +20,7 @@ use crate::aws::errors::OrAbsent;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a metric alarm is compared on, as `plan`, `drift` and `history` name them.
@@ -290,6 +291,26 @@ impl MetricAlarm {
 impl Resource for MetricAlarm {
     type Observed = Observed;
     const KIND: &'static str = "metric_alarm";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["cloudwatch:DescribeAlarms"],
+                On::Any("DescribeAlarms by name prefix has no resource-level permission"),
+            ),
+            grant(
+                &["cloudwatch:ListTagsForResource"],
+                On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+            ),
+        ],
+        write: &[grant(
+            &["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
+            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+        )],
+        delete: &[grant(
+            &["cloudwatch:DeleteAlarms"],
+            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -28,11 +28,14 @@ pub mod kms_key;
 pub mod listener;
 pub mod load_balancer;
 pub mod log_group;
+pub mod managed_policy;
 pub mod metric_alarm;
 pub mod nat_gateway;
 pub mod origin_access;
 pub mod route_table;
 pub mod s3_bucket;
+pub mod schedule;
+pub mod schedule_group;
 pub mod secret;
 pub mod security_group;
 pub mod service_scaling;
@@ -390,6 +393,10 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The fields its diff names (its `fields!` enum's names; `tags.<key>` besides, and a
     /// keyed field's members): what `[repair] ignore` may list for its nodes.
     const FIELDS: &'static [&'static str] = &[];
+
+    /// The IAM actions its steps call, each scoped ([`crate::policy`]): what a verb's
+    /// least-privilege policy is made of.
+    const GRANTS: &'static crate::policy::Grants = &crate::policy::Grants::NONE;
 
     /// False for a lookup-only node: something outside the environment that must exist and
     /// that `up` never creates, changes or deletes.

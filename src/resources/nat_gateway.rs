@@ -20,6 +20,7 @@ use crate::aws::wait::Poll;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a nat gateway is compared on, as `plan`, `drift` and `history` name them.
@@ -102,6 +103,15 @@ async fn deleting_state(cx: &NodeCx<'_>, id: &str) -> Result<Option<String>, Fai
 impl Resource for NatGateway {
     type Observed = AwsNat;
     const KIND: &'static str = "nat_gateway";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ec2:DescribeNatGateways"], On::Any(EC2_DESCRIBE))],
+        write: &[
+            grant(&["ec2:CreateNatGateway"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(&["ec2:CreateTags"], On::Tagged),
+        ],
+        delete: &[grant(&["ec2:DeleteNatGateway"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsNat>, Failure> {

@@ -17,6 +17,7 @@ use crate::aws::errors::OrAbsent;
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields an origin access is compared on, as `plan`, `drift` and `history` name them.
@@ -158,6 +159,32 @@ impl OriginAccess {
 impl Resource for OriginAccess {
     type Observed = Observed;
     const KIND: &'static str = "origin_access";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &["cloudfront:ListOriginAccessControls", "cloudfront:ListCloudFrontOriginAccessIdentities"],
+                On::Any("CloudFront's lists have no resource-level permission"),
+            ),
+            grant(
+                &["cloudfront:GetOriginAccessControl", "cloudfront:GetCloudFrontOriginAccessIdentity", "cloudfront:GetCloudFrontOriginAccessIdentityConfig"],
+                On::Arns(&["arn:${partition}:cloudfront::${account}:origin-access-control/*", "arn:${partition}:cloudfront::${account}:origin-access-identity/*"]),
+            ),
+        ],
+        write: &[
+            grant(
+                &["cloudfront:CreateOriginAccessControl", "cloudfront:CreateCloudFrontOriginAccessIdentity"],
+                On::Any("origin access controls and identities take no tags, and no resource-level permission before they exist"),
+            ),
+            grant(
+                &["cloudfront:GetOriginAccessControl", "cloudfront:UpdateOriginAccessControl", "cloudfront:GetCloudFrontOriginAccessIdentityConfig", "cloudfront:UpdateCloudFrontOriginAccessIdentity"],
+                On::Arns(&["arn:${partition}:cloudfront::${account}:origin-access-control/*", "arn:${partition}:cloudfront::${account}:origin-access-identity/*"]),
+            ),
+        ],
+        delete: &[grant(
+            &["cloudfront:GetOriginAccessControl", "cloudfront:DeleteOriginAccessControl", "cloudfront:GetCloudFrontOriginAccessIdentity", "cloudfront:DeleteCloudFrontOriginAccessIdentity"],
+            On::Arns(&["arn:${partition}:cloudfront::${account}:origin-access-control/*", "arn:${partition}:cloudfront::${account}:origin-access-identity/*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

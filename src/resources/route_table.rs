@@ -12,6 +12,7 @@ use crate::aws::tags;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a route table is compared on, as `plan`, `drift` and `history` name them.
@@ -243,6 +244,28 @@ impl RouteTable {
 impl Resource for RouteTable {
     type Observed = AwsRouteTable;
     const KIND: &'static str = "route_table";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ec2:DescribeRouteTables"], On::Any(EC2_DESCRIBE))],
+        write: &[
+            grant(&["ec2:CreateRouteTable"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(
+                &[
+                    "ec2:CreateRoute",
+                    "ec2:ReplaceRoute",
+                    "ec2:DeleteRoute",
+                    "ec2:AssociateRouteTable",
+                    "ec2:DisassociateRouteTable",
+                    "ec2:CreateTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(
+            &["ec2:DisassociateRouteTable", "ec2:DeleteRouteTable"],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsRouteTable>, Failure> {

@@ -18,6 +18,7 @@ use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a secret is compared on, as `plan`, `drift` and `history` name them.
@@ -77,6 +78,29 @@ impl Secret {
 impl Resource for Secret {
     type Observed = Observed;
     const KIND: &'static str = "secret";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+            ],
+            On::Arns(&["arn:${partition}:secretsmanager:${region}:${account}:secret:${env}/*"]),
+        )],
+        write: &[grant(
+            &[
+                "secretsmanager:CreateSecret",
+                "secretsmanager:RestoreSecret",
+                "secretsmanager:UpdateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:TagResource",
+            ],
+            On::Arns(&["arn:${partition}:secretsmanager:${region}:${account}:secret:${env}/*"]),
+        )],
+        delete: &[grant(
+            &["secretsmanager:DeleteSecret"],
+            On::Arns(&["arn:${partition}:secretsmanager:${region}:${account}:secret:${env}/*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -14,6 +14,7 @@ use crate::aws::tags;
 use crate::diff::{fields, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a security group is compared on, as `plan`, `drift` and `history` name them.
@@ -280,6 +281,27 @@ fn group_id(g: &AwsSg) -> Result<&str, Failure> {
 impl Resource for SecurityGroup {
     type Observed = AwsSg;
     const KIND: &'static str = "security_group";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["ec2:DescribeSecurityGroups"],
+            On::Any(EC2_DESCRIBE),
+        )],
+        write: &[
+            grant(&["ec2:CreateSecurityGroup"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(
+                &[
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:AuthorizeSecurityGroupEgress",
+                    "ec2:RevokeSecurityGroupEgress",
+                    "ec2:CreateTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(&["ec2:DeleteSecurityGroup"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSg>, Failure> {

@@ -23,6 +23,7 @@ use crate::aws::tags::{self, retag_autoscaling};
 use crate::diff::{fields, has, has_member, tags_changed, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -238,6 +239,39 @@ impl ServiceScaling {
 impl Resource for ServiceScaling {
     type Observed = Observed;
     const KIND: &'static str = "service_scaling";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:ListTagsForResource"],
+            On::Any("Application Auto Scaling: its describes have no resource-level permission"),
+        )],
+        write: &[
+            grant(
+                &["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"],
+                On::Creating,
+            ),
+            grant(
+                &["application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy", "application-autoscaling:TagResource"],
+                On::Tagged,
+            ),
+            // What Application Auto Scaling checks of the caller for an ECS service.
+            grant(&["ecs:DescribeServices", "ecs:UpdateService"], On::Arns(&["arn:${partition}:ecs:${region}:${account}:service/${env}/*"])),
+            grant(
+                &["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+                On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:TargetTracking-service/${env}/*"]),
+            ),
+            grant(
+                &["iam:CreateServiceLinkedRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/*"]),
+            ),
+        ],
+        delete: &[
+            grant(&["application-autoscaling:DeregisterScalableTarget"], On::Tagged),
+            grant(
+                &["cloudwatch:DeleteAlarms"],
+                On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:TargetTracking-service/${env}/*"]),
+            ),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -14,6 +14,7 @@ use crate::aws::retry::{self, NEW_KEY_NOT_VISIBLE};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
 
 fields! {
@@ -88,6 +89,35 @@ impl SnsTopic {
 impl Resource for SnsTopic {
     type Observed = Observed;
     const KIND: &'static str = "sns_topic";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "sns:GetTopicAttributes",
+                "sns:ListSubscriptionsByTopic",
+                "sns:ListTagsForResource",
+            ],
+            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+        )],
+        write: &[
+            grant(
+                &[
+                    "sns:CreateTopic",
+                    "sns:Subscribe",
+                    "sns:SetTopicAttributes",
+                    "sns:TagResource",
+                ],
+                On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+            ),
+            grant(
+                &["sns:Unsubscribe"],
+                On::Any("Unsubscribe has no resource-level permission"),
+            ),
+        ],
+        delete: &[grant(
+            &["sns:DeleteTopic"],
+            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

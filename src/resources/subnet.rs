@@ -10,6 +10,7 @@ use crate::config::Ipv4Cidr;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds, Ref};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a subnet is compared on, as `plan`, `drift` and `history` name them.
@@ -38,6 +39,15 @@ fn subnet_id(s: &AwsSubnet) -> Result<&str, Failure> {
 impl Resource for Subnet {
     type Observed = AwsSubnet;
     const KIND: &'static str = "subnet";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ec2:DescribeSubnets"], On::Any(EC2_DESCRIBE))],
+        write: &[
+            grant(&["ec2:CreateSubnet"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(&["ec2:ModifySubnetAttribute", "ec2:CreateTags"], On::Tagged),
+        ],
+        delete: &[grant(&["ec2:DeleteSubnet"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<AwsSubnet>, Failure> {

@@ -16,6 +16,7 @@ use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::diff::{fields, tags_changed, under, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On, ELB_DESCRIBE};
 use crate::resources::template::Attr;
 
 fields! {
@@ -107,6 +108,35 @@ impl TargetGroup {
 impl Resource for TargetGroup {
     type Observed = ObservedTg;
     const KIND: &'static str = "target_group";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetGroupAttributes",
+                "elasticloadbalancing:DescribeTags",
+            ],
+            On::Any(ELB_DESCRIBE),
+        )],
+        write: &[
+            grant(&["elasticloadbalancing:CreateTargetGroup"], On::Creating),
+            grant(
+                &["elasticloadbalancing:AddTags"],
+                On::TagOnCreate("elasticloadbalancing:CreateAction"),
+            ),
+            grant(
+                &[
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                    "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:AddTags",
+                ],
+                On::Tagged,
+            ),
+        ],
+        delete: &[grant(
+            &["elasticloadbalancing:DeleteTargetGroup"],
+            On::Tagged,
+        )],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

@@ -24,6 +24,7 @@ use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{beyond_tags, fields, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a task definition is compared on, as `plan`, `drift` and `history` name them.
@@ -51,6 +52,7 @@ fields! {
         Environment = "environment",
         Secrets = "secrets",
         Logs = "logs",
+        Command = "command",
     }
 }
 
@@ -83,6 +85,9 @@ pub struct Container {
     pub secrets: BTreeMap<String, Template>,
     /// Its log group.
     pub log_group: Ref,
+    /// The arguments given to the image's entrypoint; empty: the image's own command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +119,7 @@ struct View {
     environment: BTreeMap<String, String>,
     secrets: BTreeMap<String, String>,
     logs: BTreeMap<String, String>,
+    command: Vec<String>,
 }
 
 /// The family, `<project>-<env>-<service>`.
@@ -198,6 +204,7 @@ impl TaskDefinition {
             environment: self.fill_all(cx, inputs, &c.environment)?,
             secrets: self.fill_all(cx, inputs, &c.secrets)?,
             logs: self.log_options(cx, inputs, c)?,
+            command: c.command.clone(),
         })
     }
 
@@ -214,6 +221,7 @@ impl TaskDefinition {
             .essential(v.essential)
             .cpu(v.cpu)
             .set_memory_reservation(v.memory_reservation)
+            .set_command((!v.command.is_empty()).then(|| v.command.clone()))
             .set_environment(Some(
                 v.environment
                     .iter()
@@ -315,6 +323,7 @@ fn have_view(d: &ContainerDefinition) -> View {
         }),
         cpu: d.cpu(),
         memory_reservation: d.memory_reservation(),
+        command: d.command().to_vec(),
         environment: pairs(
             d.environment()
                 .iter()
@@ -354,6 +363,21 @@ fn no_active_revision(f: &Failure) -> bool {
 impl Resource for TaskDefinition {
     type Observed = Observed;
     const KIND: &'static str = "task_definition";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(&["ecs:DescribeTaskDefinition"], On::Any("ECS task definitions: DescribeTaskDefinition, RegisterTaskDefinition, ListTaskDefinitions and DeregisterTaskDefinition have no resource-level permission"))],
+        write: &[
+            grant(&["ecs:RegisterTaskDefinition"], On::Any("ECS task definitions: DescribeTaskDefinition, RegisterTaskDefinition, ListTaskDefinitions and DeregisterTaskDefinition have no resource-level permission")),
+            grant(
+                &["ecs:TagResource"],
+                On::Arns(&["arn:${partition}:ecs:${region}:${account}:task-definition/${env}-*:*"]),
+            ),
+            grant(
+                &["iam:PassRole"],
+                On::Arns(&["arn:${partition}:iam::${account}:role/${project}/*/${env}-*"]),
+            ),
+        ],
+        delete: &[grant(&["ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"], On::Any("ECS task definitions: DescribeTaskDefinition, RegisterTaskDefinition, ListTaskDefinitions and DeregisterTaskDefinition have no resource-level permission"))],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
@@ -464,6 +488,7 @@ impl Resource for TaskDefinition {
             );
             c.field(field(ContainerField::Secrets), &want.secrets, &have.secrets);
             c.field(field(ContainerField::Logs), &want.logs, &have.logs);
+            c.field(field(ContainerField::Command), &want.command, &have.command);
         }
         c.tags(cx.tags(), &have.tags);
         Ok(())

@@ -10,6 +10,7 @@ use crate::config::Ipv4Cidr;
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Output, RecordedIds};
+use crate::policy::{grant, Grants, On, EC2_DESCRIBE};
 
 fields! {
     /// The fields a vpc is compared on, as `plan`, `drift` and `history` name them.
@@ -82,6 +83,18 @@ async fn observed(cx: &NodeCx<'_>, vpc: AwsVpc) -> Result<Observed, Failure> {
 impl Resource for Vpc {
     type Observed = Observed;
     const KIND: &'static str = "vpc";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"],
+            On::Any(EC2_DESCRIBE),
+        )],
+        write: &[
+            grant(&["ec2:CreateVpc"], On::Creating),
+            grant(&["ec2:CreateTags"], On::TagOnCreate("ec2:CreateAction")),
+            grant(&["ec2:ModifyVpcAttribute", "ec2:CreateTags"], On::Tagged),
+        ],
+        delete: &[grant(&["ec2:DeleteVpc"], On::Tagged)],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {

@@ -32,7 +32,7 @@ use crate::output::Reporter;
 use crate::record::{self, Record};
 use crate::repair::RepairTask;
 use crate::resources::{Cx, Scope};
-use crate::stack::{StepGraph, STATE_BUCKET};
+use crate::stack::{is_scheduled_repair, StepGraph, STATE_BUCKET};
 
 pub type Observations = Vec<Result<Observation, NodeError>>;
 
@@ -49,6 +49,9 @@ pub struct Session {
     /// A scheduled run: it stores one report of its own for every run (see
     /// `verbs::scheduled`), so the acting sequence stores none.
     pub unattended: bool,
+    /// The scheduled repair's nodes when the config has none (`stack::retired`): looked at
+    /// when the record says an earlier `up` made them; `up` deletes what is there.
+    pub retired: Option<Arc<StepGraph>>,
 }
 
 /// Which environment a session acts on, and what it runs with: from its env file, or, for a
@@ -90,6 +93,9 @@ pub struct Pass {
     /// `None` only when AWS said there is no record (no bucket, or no object).
     pub record: Option<Record>,
     pub cx: Arc<Cx>,
+    /// The retired nodes' observations, in [`Session::retired`]'s order, when they were
+    /// looked at.
+    pub retired: Option<Observations>,
 }
 
 impl Pass {
@@ -163,6 +169,7 @@ impl Session {
             reporter,
             parallelism,
             unattended: false,
+            retired: None,
         }
     }
 
@@ -250,10 +257,21 @@ impl Session {
             .map(|n| record.as_ref().and_then(|r| r.ids(&n.id)).cloned())
             .collect();
         let observations = executor.reconcile(observations, &recorded).await;
+        let retired = match &self.retired {
+            Some(g)
+                if record
+                    .as_ref()
+                    .is_none_or(|r| r.nodes.keys().any(|n| is_scheduled_repair(n))) =>
+            {
+                Some(self.executor_with(g.clone(), cx.clone()).observe().await)
+            }
+            _ => None,
+        };
         Ok(Pass {
             observations,
             record,
             cx,
+            retired,
         })
     }
 
@@ -272,6 +290,32 @@ impl Session {
             unreadable.len(),
             lines.join("\n")
         )
+    }
+
+    /// The retired nodes that are there (their indices in [`Session::retired`]): what `up`
+    /// deletes. One that cannot be read stops the command, as any other node does.
+    pub fn retiring(&self, pass: &Pass, verb: &str) -> anyhow::Result<Vec<usize>> {
+        let Some(observed) = &pass.retired else {
+            return Ok(Vec::new());
+        };
+        let unreadable: Vec<String> = observed
+            .iter()
+            .filter_map(|o| o.as_ref().err().map(|e| format!("  - {e}")))
+            .collect();
+        if !unreadable.is_empty() {
+            anyhow::bail!(
+                "{}: {} resource(s) of the scheduled repair could not be read, so `{verb}` changed nothing:\n{}",
+                self.env.full_name(),
+                unreadable.len(),
+                unreadable.join("\n")
+            );
+        }
+        Ok(observed
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, Ok(Some(_))))
+            .map(|(ix, _)| ix)
+            .collect())
     }
 
     /// What `up` would do to every node (the config against live AWS).
@@ -416,6 +460,12 @@ impl Session {
                 r.nodes
                     .iter()
                     .filter(|(node, _)| self.graph.index_of(node).is_none())
+                    // Retired on purpose: `up` deletes them (`Session::retiring`).
+                    .filter(|(node, _)| {
+                        self.retired
+                            .as_ref()
+                            .is_none_or(|g| g.index_of(node).is_none())
+                    })
                     .map(|(node, rec)| (node.clone(), rec.kind.clone()))
                     .collect()
             })
@@ -456,6 +506,33 @@ impl Session {
         });
         pass.observations[ix] = observed;
         Ok(())
+    }
+
+    /// After `up` applied `graph`: deletes the retired nodes it found there (the scheduled
+    /// repair, once `schedule = "off"`), in reverse dependency order. Returns the graph and
+    /// report to record: `graph`'s, followed by the retired ones (deleted, they leave the
+    /// record).
+    pub async fn retire(
+        &self,
+        pass: &mut Pass,
+        graph: Arc<StepGraph>,
+        mut report: RunReport,
+        cancel: watch::Receiver<bool>,
+    ) -> (Arc<StepGraph>, RunReport) {
+        let (Some(retired), Some(observed)) = (&self.retired, pass.retired.take()) else {
+            return (graph, report);
+        };
+        if report.interrupted || !observed.iter().any(|o| matches!(o, Ok(Some(_)))) {
+            return (graph, report);
+        }
+        let gone = self
+            .executor_with(retired.clone(), pass.cx.clone())
+            .down(observed, cancel)
+            .await;
+        report.interrupted |= gone.interrupted;
+        report.elapsed += gone.elapsed;
+        report.nodes.extend(gone.nodes);
+        (Arc::new(graph.join(retired)), report)
     }
 
     /// Runs `graph` (the config's, or repair's) on the last look, with `act` saying which

@@ -91,6 +91,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                 ]
             })),
             path: Some(path.clone()),
+            source_arn: None,
+            managed: Vec::new(),
         },
     );
     // The application's own calls: X-Ray only (it has no resource-level permissions).
@@ -111,6 +113,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
                 }]
             })),
             path: Some(path),
+            source_arn: None,
+            managed: Vec::new(),
         },
     );
     let cluster = s.add(
@@ -132,6 +136,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
         environment: BTreeMap::new(),
         secrets: BTreeMap::new(),
         log_group: logs.clone(),
+        command: Vec::new(),
     };
     let frontend = container(
         "frontend",
@@ -178,6 +183,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network, edge: &Edge) {
         environment: BTreeMap::new(),
         secrets: BTreeMap::new(),
         log_group: xray_logs,
+        command: Vec::new(),
     };
 
     let tasks = [

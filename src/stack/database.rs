@@ -46,6 +46,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                 ]
             })),
             path: None,
+            source_arn: None,
+            managed: Vec::new(),
         },
     );
     // Secrets Manager: RDS manages the master secret under the CMK (no node of ours).
@@ -121,6 +123,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                 ]
             })),
             path: None,
+            source_arn: None,
+            managed: Vec::new(),
         },
     );
     // PLATFORM.md: a new backup role may not be assumable yet; the selection retries.

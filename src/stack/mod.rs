@@ -13,6 +13,7 @@ mod edge;
 mod network;
 mod platform;
 mod recorded;
+mod scheduled;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::config::EnvConfig;
 use crate::executor::{Task, TaskGraph};
 use crate::graph::{Builder, GraphError};
 use crate::model::Ref;
+use crate::policy::{Grants, Node as PolicyNode, Verb};
 use crate::resources::template::Attr;
 use crate::resources::{Adapter, Cx, Resource};
 
@@ -50,6 +52,8 @@ struct KindInfo {
     kind: &'static str,
     publishes: &'static [Attr],
     fields: &'static [&'static str],
+    grants: &'static Grants,
+    replaceable: bool,
 }
 
 impl<'a> Stack<'a> {
@@ -77,6 +81,19 @@ impl<'a> Stack<'a> {
                 info.fields.join(", ")
             ))
         }
+    }
+
+    /// The policy `verb` needs on the nodes added so far ([`crate::policy::document`]).
+    fn policy(&self, verb: Verb) -> serde_json::Value {
+        crate::policy::document(verb, self.grants())
+    }
+
+    fn grants(&self) -> impl Iterator<Item = PolicyNode<'_>> + '_ {
+        self.kinds.iter().map(|(node, info)| PolicyNode {
+            id: node.as_str(),
+            grants: info.grants,
+            replaceable: info.replaceable,
+        })
     }
 
     fn new(env: &'a EnvConfig) -> Self {
@@ -127,6 +144,7 @@ impl<'a> Stack<'a> {
     /// Adds node `id` with the kind's spec; returns a reference to its identifiers. Its
     /// edges are what the spec declares it reads; a wrong template is a graph error.
     pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
+        let replaceable = spec.replaceable();
         match Adapter::new(id, tags::standard(self.env, id), spec) {
             Ok(task) => {
                 self.kinds.insert(
@@ -135,6 +153,8 @@ impl<'a> Stack<'a> {
                         kind: R::KIND,
                         publishes: R::PUBLISHES,
                         fields: R::FIELDS,
+                        grants: R::GRANTS,
+                        replaceable,
                     },
                 );
                 self.placeholders.extend(
@@ -163,6 +183,35 @@ impl<'a> Stack<'a> {
     }
 }
 
+/// The graph `down` removes: the config's, with the scheduled repair's nodes even when the
+/// config has no schedule (an earlier `up` may have made them).
+pub fn build_for_down(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
+    build(&with_schedule(env))
+}
+
+/// The scheduled repair's nodes when the config has no schedule: what `up` deletes when an
+/// earlier `up` made them. `None` with a schedule.
+pub fn retired(env: &EnvConfig) -> Option<StepGraph> {
+    if env.repair.schedule.is_some() {
+        return None;
+    }
+    let all = build(&with_schedule(env)).ok()?;
+    Some(all.only(|n| is_scheduled_repair(&n.id)))
+}
+
+/// `env` with a schedule, for finding and deleting its nodes (by name: the expression and
+/// image do not matter then).
+fn with_schedule(env: &EnvConfig) -> EnvConfig {
+    let mut env = env.clone();
+    if env.repair.schedule.is_none() {
+        env.repair.schedule = Some("rate(1 day)".into());
+        env.repair
+            .image
+            .get_or_insert_with(|| "tap-provision:retired".into());
+    }
+    env
+}
+
 pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     let mut s = Stack::new(env);
     let net = network::build(&mut s, env);
@@ -172,6 +221,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     compute::build(&mut s, env, &net, &edge);
     cdn::build(&mut s, env, &platform);
     alerting::build(&mut s, env, &net);
+    scheduled::build(&mut s, env, &net);
     s.build()
 }
 
@@ -279,6 +329,8 @@ mod tests {
             description: "test".into(),
             policy: Template(policy),
             path: None,
+            source_arn: None,
+            managed: Vec::new(),
         };
         s.add(KMS_KEY, role(serde_json::json!({})));
         s.add(

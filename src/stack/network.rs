@@ -156,6 +156,8 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig) -> Network {
                 }]
             })),
             path: None,
+            source_arn: None,
+            managed: Vec::new(),
         },
     );
     s.add(

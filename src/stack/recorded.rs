@@ -31,11 +31,14 @@ use crate::resources::kms_key::KmsKey;
 use crate::resources::listener::{Listener, ListenerRule};
 use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::log_group::LogGroup;
+use crate::resources::managed_policy::ManagedPolicy;
 use crate::resources::metric_alarm::MetricAlarm;
 use crate::resources::nat_gateway::NatGateway;
 use crate::resources::origin_access::OriginAccess;
 use crate::resources::route_table::RouteTable;
 use crate::resources::s3_bucket::S3Bucket;
+use crate::resources::schedule::Schedule;
+use crate::resources::schedule_group::ScheduleGroup;
 use crate::resources::secret::Secret;
 use crate::resources::security_group::SecurityGroup;
 use crate::resources::service_scaling::ServiceScaling;
@@ -85,11 +88,14 @@ fn recorded_task(id: &str, entry: &NodeRecord) -> Result<Arc<dyn Task<Cx>>, Stri
         ListenerRule,
         LoadBalancer,
         LogGroup,
+        ManagedPolicy,
         MetricAlarm,
         NatGateway,
         OriginAccess,
         RouteTable,
         S3Bucket,
+        Schedule,
+        ScheduleGroup,
         Secret,
         SecurityGroup,
         ServiceScaling,

@@ -121,15 +121,26 @@ impl Verb for Up<'_> {
             );
         }
         self.agree_to(s, &replacements)?;
-        let writes = preview.iter().any(|p| {
-            !matches!(
-                p,
-                Some(Ok(NodePlan {
-                    action: Action::Unchanged,
-                    ..
-                }))
-            )
-        }) || s.record_stale(pass, &preview);
+        let retiring = s.retiring(pass, "up")?;
+        if let Some(g) = s.retired.as_deref().filter(|_| !retiring.is_empty()) {
+            let ids: Vec<&str> = retiring.iter().map(|&ix| g.node(ix).id.as_str()).collect();
+            s.reporter.note(&format!(
+                "[repair] schedule is off: deleting the scheduled repair's {} resource(s): {}",
+                ids.len(),
+                ids.join(", ")
+            ));
+        }
+        let writes = !retiring.is_empty()
+            || preview.iter().any(|p| {
+                !matches!(
+                    p,
+                    Some(Ok(NodePlan {
+                        action: Action::Unchanged,
+                        ..
+                    }))
+                )
+            })
+            || s.record_stale(pass, &preview);
         Ok(Some(UpPlan { writes }))
     }
 
@@ -145,8 +156,10 @@ impl Verb for Up<'_> {
         cancel: watch::Receiver<bool>,
     ) -> (Arc<StepGraph>, RunReport) {
         let n = s.graph.len();
-        let report = s.apply(s.graph.clone(), pass, vec![true; n], cancel).await;
-        (s.graph.clone(), report)
+        let report = s
+            .apply(s.graph.clone(), pass, vec![true; n], cancel.clone())
+            .await;
+        s.retire(pass, s.graph.clone(), report, cancel).await
     }
 }
 

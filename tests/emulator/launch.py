@@ -27,6 +27,9 @@ that moto 5.2 does not do by itself.
   every request counts as made over TLS (`aws:SecureTransport`), as it is on AWS. So an S3
   bucket policy that denies plain HTTP does not lock the bucket's owner out.
 - CloudWatch Logs AssociateKmsKey and DisassociateKmsKey (moto 5.2 answers 500).
+- EventBridge Scheduler: an existing group's name is refused (ConflictException), a schedule
+  in a missing group and a missing group's deletion are ResourceNotFound, a deleted group
+  takes its schedules and tags with it.
 - RevokeSecurityGroupEgress removes IPv6 rules in a VPC without an IPv6 block, as AWS does
   (moto drops them from the request and leaves the rule).
 - S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
@@ -229,6 +232,41 @@ def patch_logs():
 
     LogsResponse.associate_kms_key = associate_kms_key
     LogsResponse.disassociate_kms_key = disassociate_kms_key
+
+
+def patch_scheduler():
+    """EventBridge Scheduler as strict as AWS where moto 5.2 is not: a group of a name that
+    exists is refused (ConflictException; moto replaces it, losing its schedules), a
+    schedule in a missing group and the deletion of a missing group are ResourceNotFound
+    (moto answers 500), and a group's deletion takes its schedules and tags with it."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.scheduler.exceptions import ScheduleGroupNotFound
+    from moto.scheduler.models import EventBridgeSchedulerBackend as Backend
+
+    create_group = Backend.create_schedule_group
+    create_schedule = Backend.create_schedule
+
+    def create_schedule_group(self, name, tags):
+        if name in self.schedule_groups:
+            raise JsonRESTError("ConflictException", f"Schedule group {name} already exists.")
+        return create_group(self, name, tags)
+
+    def create_schedule_in_group(self, *args, **kwargs):
+        group = kwargs.get("group_name") or "default"
+        if group not in self.schedule_groups:
+            raise ScheduleGroupNotFound(group)
+        return create_schedule(self, *args, **kwargs)
+
+    def delete_schedule_group(self, name):
+        group = self.schedule_groups.get(name or "default")
+        if group is None:
+            raise ScheduleGroupNotFound(name or "default")
+        self.tagger.delete_all_tags_for_resource(group.arn)
+        self.schedule_groups.pop(group.name)
+
+    Backend.create_schedule_group = create_schedule_group
+    Backend.create_schedule = create_schedule_in_group
+    Backend.delete_schedule_group = delete_schedule_group
 
 
 ACM_SECONDS = float(os.environ.get("TAP_EMULATOR_ACM_SECONDS", "2"))
@@ -1298,6 +1336,7 @@ def main():
     patch_policy_conditions()
     patch_s3()
     patch_logs()
+    patch_scheduler()
     patch_acm()
     patch_route53_changes()
     patch_elbv2()

@@ -59,7 +59,7 @@ const DOWN_TARGETS: &[(&str, usize)] = &[
 
 /// Where a run is killed: after its Nth write, or after the Nth call of one operation.
 #[derive(Clone, Copy)]
-enum Point {
+pub(crate) enum Point {
     Write(usize),
     Call(&'static str, usize),
 }
@@ -104,7 +104,7 @@ async fn ok(args: &[&str], acct: &str) {
 /// Runs `args` until the emulator has served the write at `point`, then kills it with SIGKILL
 /// before it hears the answer. The write's index among the run's writes and its operation,
 /// or `None` when the run ended first.
-async fn crash(args: &[&str], acct: &str, point: Point) -> Option<(u64, String)> {
+pub(crate) async fn crash(args: &[&str], acct: &str, point: Point) -> Option<(u64, String)> {
     let path = format!("/_tap/crash/{acct}");
     emulator_admin("PUT", &path, &point.json()).await;
     let mut child = command(args, acct, endpoint(), &repo())

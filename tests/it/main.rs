@@ -15,4 +15,5 @@ mod lock;
 mod network;
 mod reliability;
 mod repair;
+mod schedule;
 mod scheduled;

@@ -26,6 +26,7 @@ use crate::aws::tags;
 use crate::diff::{fields, has_any, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
+use crate::policy::{grant, Grants, On};
 
 fields! {
     /// The fields a resource is compared on, as `plan`, `drift` and `history` name them.
@@ -179,6 +180,44 @@ fn lifecycle_of(rules: &[LifecycleRule]) -> Lifecycle {
 impl Resource for S3Bucket {
     type Observed = Observed;
     const KIND: &'static str = "s3_bucket";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[grant(
+            &[
+                "s3:ListBucket",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketVersioning",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPolicy",
+                "s3:GetBucketOwnershipControls",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetBucketTagging",
+            ],
+            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+        )],
+        write: &[grant(
+            &[
+                "s3:CreateBucket",
+                "s3:PutBucketOwnershipControls",
+                "s3:PutBucketTagging",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:PutLifecycleConfiguration",
+            ],
+            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+        )],
+        delete: &[
+            grant(
+                &["s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteBucket"],
+                On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            ),
+            grant(
+                &["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                On::Arns(&["arn:${partition}:s3:::${env}-*-${account}/*"]),
+            ),
+        ],
+    };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 

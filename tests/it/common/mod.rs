@@ -32,7 +32,7 @@ struct Emulator {
     _process: Option<Mutex<(Child, ChildStdin)>>,
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("TAP_EMULATOR_PYTHON") {
         return PathBuf::from(p);
     }
@@ -52,7 +52,10 @@ fn python() -> PathBuf {
         );
     }
     let has_moto = Command::new(&py)
-        .args(["-c", "import moto.server, cbor2"])
+        .args([
+            "-c",
+            "import moto.server, cbor2, parliament, cloudsplaining",
+        ])
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
