@@ -3,6 +3,7 @@
 
 mod down;
 mod drift;
+mod fleet;
 mod graph;
 mod history;
 mod iam_policy;
@@ -188,9 +189,23 @@ pub enum Command {
     },
     /// Show the outputs (URLs, endpoints, the DB secret's ARN, never its value) and the state
     /// of each resource
+    /// With --all: every environment in the account and region (no env file), its last run,
+    /// schedule and next run
     Status {
-        #[command(flatten)]
-        env: EnvArgs,
+        /// Environment name: reads <config-dir>/<env>.toml
+        #[arg(short, long, value_name = "NAME", required_unless_present = "all")]
+        env: Option<String>,
+        /// Directory holding the environment files
+        #[arg(long, value_name = "DIR", default_value = "config")]
+        config_dir: PathBuf,
+        /// Every environment in the account and region, found by their state buckets:
+        /// last run (command, when, result, what drifted and was put back), schedule, mode
+        /// and next run
+        #[arg(long, conflicts_with = "env")]
+        all: bool,
+        /// The region with --all (default: AWS_REGION)
+        #[arg(long, value_name = "REGION", requires = "all")]
+        region: Option<String>,
     },
     /// Check the environment file offline; makes no AWS call
     Validate {
@@ -402,7 +417,17 @@ fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
         }
         Command::History { env, limit } => runtime()?.block_on(history::run(&env, limit, settings)),
         Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, settings)),
-        Command::Status { env } => runtime()?.block_on(status::run(&env, settings)),
+        Command::Status {
+            env,
+            config_dir,
+            all,
+            region,
+        } => match env {
+            Some(env) if !all => {
+                runtime()?.block_on(status::run(&EnvArgs { env, config_dir }, settings))
+            }
+            _ => runtime()?.block_on(fleet::run(region, settings)),
+        },
         Command::IamPolicy {
             env,
             verb,

@@ -28,6 +28,7 @@ SERVICES = {
     "rds": ("rds", "rds"),
     "route53": ("route53", "route53"),
     "s3": ("s3", "s3"),
+    "scheduler": ("scheduler", "scheduler"),
     "secretsmanager": ("secretsmanager", "secretsmanager"),
     "sns": ("sns", "sns"),
     "sts": ("sts", "sts"),

@@ -465,6 +465,13 @@ const BAD: &[Bad] = &[
         names: "repair.expect_every",
     },
     Bad {
+        what: "a dead man's switch longer than CloudWatch looks back",
+        edit: |t| {
+            format!("{t}\n[repair]\nschedule = \"rate(1 day)\"\nimage = \"tap/provision:0.2.0\"\nexpect_every = \"8 days\"\n")
+        },
+        names: "repair.expect_every",
+    },
+    Bad {
         what: "an ignore entry naming no node",
         edit: |t| format!("{t}\n[repair]\nignore = [\"nowhere.tags.x\"]\n"),
         names: "repair.ignore: `nowhere.tags.x`",

@@ -558,6 +558,41 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
 
+    // The task role's first policy widened by hand, four times (IAM keeps five versions),
+    // and its tags removed: seen; put back as a new default version, the oldest pruned.
+    let iam = aws_sdk_iam::Client::new(&sdk(&acct).await);
+    let policy_arn = format!("arn:aws:iam::{acct}:policy/tap/local/tap-local-repair-task-1");
+    for i in 0..4 {
+        iam.create_policy_version()
+            .policy_arn(&policy_arn)
+            .policy_document(format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iam:*","Resource":"*","Sid":"wide{i}"}}]}}"#
+            ))
+            .set_as_default(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.untag_policy()
+        .policy_arn(&policy_arn)
+        .tag_keys("CostCenter")
+        .send()
+        .await
+        .unwrap();
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
+    assert_eq!(drifted(&d), set(&["repair-task-policy-1"]));
+    ok("repair", &[], &acct, dir.path()).await;
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 5, "{versions:?}");
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
+
     // Deleted out of band: seen, and made again.
     sch.delete_schedule()
         .group_name(GROUP)
@@ -674,4 +709,165 @@ async fn killed_inside_the_schedules_creation_up_again_makes_each_once() {
         let d = in_dir("drift", &[], &acct, dir.path()).await;
         assert_eq!(d.code, 0, "after {op}:\n{}\n{}", d.stdout, d.stderr);
     }
+}
+
+/// The binary the image copies, run as the task runs it: a non-root user, no HOME, no env
+/// file, nothing but the task's environment (credentials and, here, the endpoint).
+#[tokio::test]
+async fn the_binary_runs_as_a_non_root_user_with_only_the_tasks_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("tap-provision");
+    std::fs::copy(env!("CARGO_BIN_EXE_tap-provision"), &bin).unwrap();
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let acct = account();
+    let task = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", &acct)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        if root {
+            // As the image's `USER`: not root.
+            cmd.uid(65534).gid(65534);
+        }
+        cmd
+    };
+    let out = task(&["--version"]).output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tap-provision "));
+    // The scheduled command with no record: it runs, says so, and exits 1.
+    let out = task(&[
+        "repair",
+        "--scheduled",
+        "--project",
+        "tap",
+        "--region",
+        REGION,
+        "--env",
+        "local",
+        "--json",
+    ])
+    .output()
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{out:?}");
+    assert!(stdout.contains("no applied record"), "{stdout}");
+    // Its policy, offline.
+    let config = repo().join("config");
+    let out = task(&[
+        "--json",
+        "iam-policy",
+        "--env",
+        "prod",
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--for",
+        "repair",
+        "--scheduled",
+        "--account",
+        "123456789012",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verb"], "scheduled-repair");
+}
+
+/// `status --all` from an empty directory, no env file: both environments of the account,
+/// each with its last run, schedule and next run.
+#[tokio::test]
+async fn status_all_lists_every_environment_with_its_last_run_and_next_run() {
+    let acct = account();
+    let dir = with_schedule();
+    let local = std::fs::read_to_string(dir.path().join("local.toml")).unwrap();
+    let qa = local
+        .replace("local.example.com", "qa.example.com")
+        .split("\n[repair]")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(dir.path().join("qa.toml"), qa).unwrap();
+    ok("up", &["--yes"], &acct, dir.path()).await;
+    let config = dir.path().to_string_lossy().into_owned();
+    let r = run(
+        &[
+            "up",
+            "--env",
+            "qa",
+            "--yes",
+            "--json",
+            "--config-dir",
+            &config,
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = run(
+        &[
+            "repair",
+            "--scheduled",
+            "--project",
+            "tap",
+            "--region",
+            REGION,
+            "--env",
+            "local",
+            "--json",
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = command(
+        &["status", "--all", "--region", REGION, "--json"],
+        &acct,
+        endpoint(),
+        empty.path(),
+    );
+    cmd.env_remove("HOME");
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{out:?}");
+    let fleet: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let envs = fleet["environments"].as_array().unwrap();
+    let names: Vec<&str> = envs
+        .iter()
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tap-local", "tap-qa"], "{fleet:#}");
+    let local = &envs[0];
+    assert_eq!(local["schedule"], "rate(1 hour)");
+    assert_eq!(local["mode"], "repair");
+    assert_eq!(local["last_run"]["command"], "repair-scheduled", "{local}");
+    assert_eq!(
+        local["last_run"]["scheduled"]["verdict"], "clean",
+        "{local}"
+    );
+    let next = chrono::DateTime::parse_from_rfc3339(local["next_run"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let now = chrono::Utc::now();
+    assert!(
+        next > now && next <= now + chrono::Duration::minutes(61),
+        "an hour from the schedule's creation: {next}"
+    );
+    let qa = &envs[1];
+    assert_eq!(qa["schedule"], Value::Null);
+    assert_eq!(qa["last_run"]["command"], "up", "{qa}");
+    assert_eq!(qa["last_run"]["result"], "ok", "{qa}");
 }

@@ -73,6 +73,13 @@ pub(super) fn validate(p: &mut Collector, raw: &RawRepair) -> Repair {
                 );
                 None
             }
+            Ok(d) if d > std::time::Duration::from_secs(7 * 24 * 3600) => {
+                p.add(
+                    "repair.expect_every",
+                    format!("`{text}`: a CloudWatch alarm looks back at most 7 days; say `7 days` or less"),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 p.add("repair.expect_every", format!("{e} (e.g. `2 hours`)"));
