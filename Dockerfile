@@ -5,7 +5,7 @@
 #
 #   docker build -t <registry>/tap-provision:$(cargo pkgid | cut -d'#' -f2) .
 
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -54,6 +54,7 @@ pub async fn run(region: Option<String>, settings: &Settings) -> anyhow::Result<
     let buckets = aws
         .s3
         .list_buckets()
+        .bucket_region(&region)
         .send()
         .await
         .map_err(crate::error::Failure::from)?;

@@ -370,9 +370,12 @@ impl Resource for Distribution {
         ],
         write: &[
             grant(
-                &["cloudfront:CreateDistribution", "cloudfront:TagResource"],
-                On::Creating,
+                &["cloudfront:CreateDistribution"],
+                On::Any(
+                    "CreateDistribution takes no tag condition and no resource before it exists",
+                ),
             ),
+            grant(&["cloudfront:TagResource"], On::Creating),
             grant(
                 &["cloudfront:UpdateDistribution", "cloudfront:TagResource"],
                 On::Tagged,

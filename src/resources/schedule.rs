@@ -290,7 +290,8 @@ impl Resource for Schedule {
             .state(ScheduleState::Enabled)
             .flexible_time_window(Self::window()?)
             .target(self.target(inputs)?)
-            .client_token(cx.token(&[], 64))
+            // Unique to this run: a schedule deleted since is never answered from an old token.
+            .client_token(cx.run_token(&[]))
             .send()
             .await
             .or_exists(CreatedBy::Scheduler)?;

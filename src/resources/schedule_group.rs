@@ -147,7 +147,7 @@ impl Resource for ScheduleGroup {
         let made = scheduler
             .create_schedule_group()
             .name(&name)
-            .client_token(cx.token(&[], 64))
+            .client_token(cx.run_token(&[]))
             .set_tags(Some(tags::scheduler(cx.tags())?))
             .send()
             .await

@@ -1221,6 +1221,8 @@ def s3_operation(method, path, query):
         if key.startswith("tap-provision/runs/"):
             return f"{verb}Object[history]"
         return f"{verb}Object"
+    if not parts:
+        return "ListBuckets" if method == "GET" else f"{verb}Service"
     if method == "GET" and query.get("list-type") == ["2"]:
         return "ListObjectsV2"
     if "versions" in query:
