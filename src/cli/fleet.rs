@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::Settings;
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::{Clients, Target};
 use crate::config::schedule::{next_run, Expression};
 use crate::error::exit;
@@ -49,7 +49,7 @@ pub async fn run(region: Option<String>, settings: &Settings) -> anyhow::Result<
         .send()
         .await
         .map_err(crate::error::Failure::from)?;
-    let account = who.account().unwrap_or_default().to_string();
+    let account = who.account().required("account id")?.to_string();
     let suffix = format!("-{}-{account}", crate::stack::STATE_BUCKET_SUFFIX);
     let buckets = aws
         .s3

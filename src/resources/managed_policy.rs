@@ -82,13 +82,17 @@ impl ManagedPolicy {
             .await?
             .into_iter()
             .map(|v| {
-                (
-                    v.create_date().map(|d| d.secs()).unwrap_or_default(),
-                    v.version_id().unwrap_or_default().to_string(),
+                // A version without its id or date cannot be ordered or pruned: an error,
+                // never a guess at which one to delete.
+                Ok((
+                    v.create_date()
+                        .map(|d| d.secs())
+                        .ok_or_else(|| Failure::missing("policy version's date"))?,
+                    v.version_id().required("policy version id")?.to_string(),
                     v.is_default_version(),
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<Vec<_>, Failure>>()?;
         all.sort();
         Ok(all.into_iter().map(|(_, id, d)| (id, d)).collect())
     }

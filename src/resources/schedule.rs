@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::schedule_group::group_name;
 use super::{NodeCx, Resource};
-use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
+use crate::aws::errors::{CreatedBy, OrAbsent, OrExists, Required};
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
@@ -225,11 +225,15 @@ impl Resource for Schedule {
         };
         Ok(Some(Observed {
             arn: s.arn().map(String::from).unwrap_or_else(|| self.arn(cx)),
-            expression: s.schedule_expression().unwrap_or_default().to_string(),
+            expression: s
+                .schedule_expression()
+                .required("schedule expression")?
+                .to_string(),
             timezone: s
                 .schedule_expression_timezone()
                 .unwrap_or("UTC")
                 .to_string(),
+            // Missing state or window: compared as a change (put back), never as absent.
             state: s.state().map(|s| s.as_str()).unwrap_or("").to_string(),
             flexible_window: s
                 .flexible_time_window()

@@ -604,7 +604,85 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
     assert_eq!(d.code, 2);
     assert_eq!(drifted(&d), set(&["repair-schedule"]));
     ok("repair", &[], &acct, dir.path()).await;
-    assert_eq!(expression(sch).await, "rate(1 hour)");
+    assert_eq!(expression(sch.clone()).await, "rate(1 hour)");
+
+    // The group deleted out of band takes its schedule with it: both seen, both made again.
+    sch.delete_schedule_group()
+        .name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
+    assert_eq!(drifted(&d), set(&["repair-group", "repair-schedule"]));
+    ok("repair", &[], &acct, dir.path()).await;
+    assert_eq!(expression(sch.clone()).await, "rate(1 hour)");
+    let tags = sch
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "tap:environment" && t.value() == ENV),
+        "{tags:?}"
+    );
+
+    // A managed policy deleted out of band (detached first, as IAM requires): the policy
+    // and the role's attachment are seen; repair makes the policy again and attaches it.
+    iam.detach_role_policy()
+        .role_name("tap-local-repair-task")
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    for v in versions
+        .versions()
+        .iter()
+        .filter(|v| !v.is_default_version())
+    {
+        iam.delete_policy_version()
+            .policy_arn(&policy_arn)
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.delete_policy()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
+    assert_eq!(
+        drifted(&d),
+        set(&["repair-task-policy-1", "repair-task-role"])
+    );
+    ok("repair", &[], &acct, dir.path()).await;
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("tap-local-repair-task")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attached
+            .attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(policy_arn.as_str())),
+        "{attached:?}"
+    );
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
 }
 
 #[tokio::test]
