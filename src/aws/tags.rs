@@ -115,23 +115,26 @@ pub fn from_kms(tags: &[aws_sdk_kms::types::Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-pub fn iam(tags: &Tags) -> Result<Vec<aws_sdk_iam::types::Tag>, Failure> {
-    tags.iter()
-        .map(|(k, v)| {
-            aws_sdk_iam::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(invalid)
-        })
-        .collect()
+/// A service's tag pair, `to` and `from`, where the tag's builder checks `key` and `value`.
+macro_rules! checked_tags {
+    ($to:ident, $from:ident, $ty:ty) => {
+        pub fn $to(tags: &Tags) -> Result<Vec<$ty>, Failure> {
+            tags.iter()
+                .map(|(k, v)| <$ty>::builder().key(k).value(v).build().map_err(invalid))
+                .collect()
+        }
+
+        pub fn $from(tags: &[$ty]) -> BTreeMap<String, String> {
+            tags.iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        }
+    };
 }
 
-pub fn from_iam(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
+checked_tags!(iam, from_iam, aws_sdk_iam::types::Tag);
+// Schedule groups (schedules take no tags).
+checked_tags!(scheduler, from_scheduler, aws_sdk_scheduler::types::Tag);
 
 pub fn rds(tags: &Tags) -> Vec<aws_sdk_rds::types::Tag> {
     tags.iter()
@@ -313,25 +316,6 @@ pub async fn retag_ecs(
         .send()
         .await?;
     Ok(())
-}
-
-/// EventBridge Scheduler's tag type (schedule groups: schedules take no tags).
-pub fn scheduler(tags: &Tags) -> Result<Vec<aws_sdk_scheduler::types::Tag>, Failure> {
-    tags.iter()
-        .map(|(k, v)| {
-            aws_sdk_scheduler::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(invalid)
-        })
-        .collect()
-}
-
-pub fn from_scheduler(tags: &[aws_sdk_scheduler::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
 }
 
 /// Re-applies `tags` to a schedule group by ARN.

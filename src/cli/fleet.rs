@@ -140,12 +140,11 @@ async fn environment(
 
 /// When the environment's schedule was made (a `rate()` counts from it).
 async fn created(aws: &Clients, env_full: &str) -> Option<DateTime<Utc>> {
-    let group = group_name(env_full, "repair");
     let out = aws
         .scheduler
         .get_schedule()
-        .group_name(&group)
-        .name(&group)
+        .group_name(group_name(env_full, crate::stack::SCHEDULE_GROUP_SUFFIX))
+        .name(format!("{env_full}-{}", crate::stack::SCHEDULE_SUFFIX))
         .send()
         .await
         .or_absent()

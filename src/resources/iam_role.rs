@@ -74,7 +74,7 @@ pub fn role_name(env_full: &str, suffix: &str) -> String {
 }
 
 /// IAM returns policy documents URL-encoded.
-pub(crate) fn decode_policy(doc: &str) -> Result<Value, Failure> {
+pub fn decode_policy(doc: &str) -> Result<Value, Failure> {
     let text = if doc.trim_start().starts_with('{') {
         doc.to_string()
     } else {

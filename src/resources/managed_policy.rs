@@ -64,6 +64,10 @@ impl ManagedPolicy {
         )
     }
 
+    fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
+        Attrs::id(self.name(cx)).with_arn(arn)
+    }
+
     fn document(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Value, Failure> {
         render(&self.document, cx.scope(), inputs)
     }
@@ -175,11 +179,11 @@ impl Resource for ManagedPolicy {
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
-        Some(Attrs::id(self.name(cx)).with_arn(self.arn(cx)))
+        Some(self.attrs_of(cx, &self.arn(cx)))
     }
 
     fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
-        Ok(Attrs::id(self.name(cx)).with_arn(&have.arn))
+        Ok(self.attrs_of(cx, &have.arn))
     }
 
     fn diff(
@@ -206,7 +210,7 @@ impl Resource for ManagedPolicy {
             .send()
             .await
             .or_exists(CreatedBy::Iam)?;
-        Ok(Attrs::id(self.name(cx)).with_arn(self.arn(cx)))
+        Ok(self.attrs_of(cx, &self.arn(cx)))
     }
 
     async fn update(
@@ -234,7 +238,7 @@ impl Resource for ManagedPolicy {
                 .send()
                 .await?;
         }
-        Ok(Attrs::id(self.name(cx)).with_arn(&have.arn))
+        Ok(self.attrs_of(cx, &have.arn))
     }
 
     /// Its other versions, then the policy (the roles it is attached to go first: they

@@ -31,6 +31,7 @@ pub use database::{DB_CLUSTER, DB_MONITORING_ROLE};
 pub use network::{subnet_id, IGW, KMS_KEY, VPC};
 pub use platform::{HOSTED_ZONE, STATE_BUCKET, STATE_BUCKET_SUFFIX};
 pub use recorded::{from_record, is_scheduled_repair};
+pub use scheduled::{GROUP_SUFFIX as SCHEDULE_GROUP_SUFFIX, SCHEDULE_SUFFIX};
 
 /// The prefix of the scheduled repair's own nodes (`repair-schedule`, `repair-task-role`).
 pub const SCHEDULED_REPAIR: &str = "repair-";

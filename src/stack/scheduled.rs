@@ -20,6 +20,7 @@ use super::compute::ECS_CLUSTER;
 use super::network::Network;
 use super::{Stack, SCHEDULED_REPAIR};
 use crate::config::{EnvConfig, RepairMode};
+use crate::model::Inputs;
 use crate::model::Ref;
 use crate::policy::{self, Verb};
 use crate::resources::iam_role::IamRole;
@@ -30,7 +31,8 @@ use crate::resources::schedule::Schedule;
 use crate::resources::schedule_group::ScheduleGroup;
 use crate::resources::security_group::{Peer, Rule, SecurityGroup};
 use crate::resources::task_definition::{family, Container, TaskDefinition};
-use crate::resources::template::Template;
+use crate::resources::template::{render, Template};
+use crate::resources::Scope;
 use crate::tell;
 
 pub const GROUP: &str = "repair-group";
@@ -39,7 +41,9 @@ pub const TASK: &str = "repair-task";
 pub const TASK_ROLE: &str = "repair-task-role";
 pub const EXECUTION_ROLE: &str = "repair-execution-role";
 pub const SCHEDULER_ROLE: &str = "repair-scheduler-role";
-const GROUP_SUFFIX: &str = "repair";
+/// The schedule group's and the schedule's name suffix: both `<project>-<env>-repair`.
+pub const GROUP_SUFFIX: &str = "repair";
+pub const SCHEDULE_SUFFIX: &str = "repair";
 /// The tool's task: it reads and writes AWS APIs only, so the smallest Fargate size does.
 const TASK_CPU: u32 = 256;
 const TASK_MEMORY: u32 = 512;
@@ -146,16 +150,25 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
     // What the verb needs on every other node of the graph, and nothing of these: larger
     // than a role may hold inline, so as managed policies, each within IAM's size.
     let verb = task_verb(env.repair.mode);
+    // Measured as filled in, with the longest account id and partition name.
+    let sizing = Scope {
+        project: env.project.clone(),
+        env: env.env.clone(),
+        env_full: env_full.clone(),
+        region: env.region.clone(),
+        account: "123456789012".into(),
+        partition: "aws-us-gov".into(),
+    };
     let filled = |doc: &serde_json::Value| {
-        doc.to_string()
-            .replace("${env}", &env_full)
-            .replace("${project}", &env.project)
-            .replace("${region}", &env.region)
-            .replace("${account}", "123456789012")
-            .replace("${partition}", "aws-us-gov")
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .count()
+        // Only scope placeholders are in a policy: a failure cannot happen, and would put
+        // each statement in a policy of its own.
+        render(
+            &Template(doc.clone()),
+            &sizing,
+            &Inputs::new(TASK_ROLE, &[], true),
+        )
+        .map(|v| policy::size(&v))
+        .unwrap_or(usize::MAX)
     };
     let managed: Vec<Ref> = policy::split_by(&s.policy(verb), policy::MANAGED_POLICY_LIMIT, filled)
         .into_iter()
@@ -252,7 +265,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
     s.add(
         SCHEDULE,
         Schedule {
-            suffix: "repair".into(),
+            suffix: SCHEDULE_SUFFIX.into(),
             group,
             group_suffix: GROUP_SUFFIX.into(),
             expression: expression.clone(),

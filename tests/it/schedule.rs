@@ -54,22 +54,9 @@ fn repair_nodes() -> BTreeSet<String> {
         .collect()
 }
 
+/// A policy document as IAM returns it (URL-encoded), read as the tool reads it.
 fn url_decoded(doc: &str) -> Value {
-    let mut bytes = Vec::new();
-    let raw = doc.as_bytes();
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' && i + 2 < raw.len() {
-            if let Ok(b) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                bytes.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        bytes.push(raw[i]);
-        i += 1;
-    }
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {doc}"))
+    tap_provision::resources::iam_role::decode_policy(doc).expect("a policy document")
 }
 
 /// The IAM action an emulator-counted call needs (`monitoring:PutMetricAlarm` is
