@@ -75,6 +75,21 @@ pub const NEW_ROLE_ECS: Rule = Rule {
     matches: |f| code_and(f, "InvalidParameterException", "Unable to assume"),
 };
 
+/// A new IAM role cannot be assumed by EventBridge Scheduler yet: CreateSchedule checks
+/// the target's role at once ("The execution role you provide must allow AWS EventBridge
+/// Scheduler to assume the role").
+pub const NEW_ROLE_SCHEDULER: Rule = Rule {
+    name: "a new IAM role cannot be assumed by EventBridge Scheduler yet",
+    budget: TWO_MINUTES,
+    matches: |f| {
+        code_and(
+            f,
+            "ValidationException",
+            "must allow AWS EventBridge Scheduler",
+        )
+    },
+};
+
 /// A NAT gateway (or internet gateway) just created is not visible to CreateRoute yet
 /// (PLATFORM.md: "NAT gateway pending -> CreateRoute: identifiers only").
 pub const NEW_GATEWAY_NOT_VISIBLE: Rule = Rule {

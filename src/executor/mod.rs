@@ -57,6 +57,10 @@ pub trait Task<C>: Send + Sync {
     fn grants(&self) -> &'static crate::policy::Grants {
         &crate::policy::Grants::NONE
     }
+    /// What `${suffix}` stands for in its grants ([`crate::policy::On::Arns`]).
+    fn name_part(&self) -> Option<&str> {
+        None
+    }
     /// The nodes this one reads, and what it needs of each: the graph's edges.
     fn inputs(&self) -> Vec<Ref>;
     /// Read-only: the live resource, found by its tags or name.

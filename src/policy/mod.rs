@@ -82,8 +82,13 @@ impl Verb {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum On {
     /// ARN patterns of this environment's resources (templates: `${env}` is the
-    /// environment's full name).
+    /// environment's full name; `${suffix}` the node's own name part, as
+    /// [`crate::resources::Resource::name_part`] gives it, so a grant names each resource
+    /// exactly where the service has no tag condition to tell environments apart).
     Arns(&'static [&'static str]),
+    /// Like `Arns` (the environment's roles), for attaching a managed policy: only one of
+    /// the environment's own (`iam:PolicyARN`), never one that would widen the role.
+    AttachingOwnPolicies(&'static [&'static str]),
     /// Resources tagged `tap:environment` = this environment (`aws:ResourceTag`).
     Tagged,
     /// Creates that tag what they make with this environment (`aws:RequestTag`).
@@ -144,7 +149,41 @@ pub struct Node<'a> {
     pub grants: &'a Grants,
     /// `up` and `repair` may replace it (delete, then create): they need its deletes.
     pub replaceable: bool,
+    /// What `${suffix}` stands for in its grants' ARNs.
+    pub name_part: Option<&'a str>,
 }
+
+/// Where one statement applies: a grant's scope with its ARNs filled in for the nodes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Scoped {
+    /// ARNs, and whether attached policies must be the environment's own.
+    Arns(Vec<String>, bool),
+    Other(On),
+}
+
+impl Scoped {
+    /// `on` for node part `name_part`: `${suffix}` filled in (`*` when the node has none,
+    /// which a unit test forbids).
+    fn of(on: On, name_part: Option<&str>) -> Scoped {
+        let fill = |arns: &[&str]| {
+            arns.iter()
+                .map(|a| a.replace(SUFFIX, name_part.unwrap_or("*")))
+                .collect()
+        };
+        match on {
+            On::Arns(arns) => Scoped::Arns(fill(arns), false),
+            On::AttachingOwnPolicies(arns) => Scoped::Arns(fill(arns), true),
+            other => Scoped::Other(other),
+        }
+    }
+}
+
+/// The environment's managed policies: all a role of it may have attached.
+pub const OWN_POLICIES: &str =
+    "arn:${partition}:iam::${account}:policy/${project}/${env_name}/${env}-*";
+
+/// A node's own name part in a grant's ARN.
+pub const SUFFIX: &str = "${suffix}";
 
 /// What every run needs besides its kinds: its state bucket (the lock, the applied record,
 /// the run history) and who it is.
@@ -221,28 +260,47 @@ const UNTAGGING: &[&str] = &[
 /// kind's grants). The scheduled verbs leave out the scheduled repair's own nodes and deny
 /// their roles and schedule outright.
 pub fn document<'a>(verb: Verb, nodes: impl IntoIterator<Item = Node<'a>>) -> Value {
-    // Scope -> actions, so each scope is one statement.
-    let mut by_scope: BTreeMap<On, Vec<&'static str>> = BTreeMap::new();
-    let mut add = |grants: &[Grant]| {
+    // Scope -> actions, so each scope is one statement; a node's exact ARNs join the
+    // statement of the same actions on its kind's other nodes.
+    let mut by_scope: BTreeMap<Scoped, Vec<&'static str>> = BTreeMap::new();
+    let mut add = |grants: &[Grant], name_part: Option<&str>| {
         for g in grants {
-            by_scope.entry(g.on).or_default().extend(g.actions);
+            by_scope
+                .entry(Scoped::of(g.on, name_part))
+                .or_default()
+                .extend(g.actions);
         }
     };
-    add(SESSION);
+    add(SESSION, None);
     if verb.scheduled() {
-        add(TELLING);
+        add(TELLING, None);
     }
-    for grants in steps(verb, nodes) {
-        add(grants);
+    for (grants, name_part) in steps(verb, nodes) {
+        add(grants, name_part);
     }
-    let mut statements: Vec<Value> = by_scope
-        .into_iter()
-        .map(|(on, mut actions)| {
-            actions.sort_unstable();
-            actions.dedup();
-            statement(on, &actions)
-        })
-        .collect();
+    // The same actions on several nodes' ARNs (under the same condition): one statement.
+    let mut arns_by_actions: BTreeMap<(Vec<&'static str>, bool), Vec<String>> = BTreeMap::new();
+    let mut statements: Vec<Value> = Vec::new();
+    for (scoped, mut actions) in by_scope {
+        actions.sort_unstable();
+        actions.dedup();
+        match scoped {
+            Scoped::Arns(arns, own) => arns_by_actions
+                .entry((actions, own))
+                .or_default()
+                .extend(arns),
+            Scoped::Other(on) => statements.push(statement(on, &actions)),
+        }
+    }
+    for ((actions, own), mut arns) in arns_by_actions {
+        arns.sort();
+        arns.dedup();
+        let mut s = json!({"Effect": "Allow", "Action": actions, "Resource": arns});
+        if own {
+            s["Condition"] = json!({"ArnLike": {"iam:PolicyARN": OWN_POLICIES}});
+        }
+        statements.push(s);
+    }
     statements.extend(denials(verb));
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -251,6 +309,10 @@ fn statement(on: On, actions: &[&str]) -> Value {
     let tag_key = |kind: &str| format!("aws:{kind}/{ENV_TAG}");
     match on {
         On::Arns(arns) => json!({"Effect": "Allow", "Action": actions, "Resource": arns}),
+        On::AttachingOwnPolicies(arns) => json!({
+            "Effect": "Allow", "Action": actions, "Resource": arns,
+            "Condition": {"ArnLike": {"iam:PolicyARN": OWN_POLICIES}}
+        }),
         On::Tagged => json!({
             "Effect": "Allow", "Action": actions, "Resource": "*",
             "Condition": {"StringEquals": {tag_key("ResourceTag"): ENV_FULL}}
@@ -289,6 +351,18 @@ fn denials(verb: Verb) -> Vec<Value> {
                 "Null": {format!("aws:RequestTag/{ENV_TAG}"): "false"}
             }
         }),
+        // A name prefix (`tap-prod-*`) also matches an environment whose name extends this
+        // one's (`tap-prod-eu-*`): whatever carries another environment's tag is out of
+        // reach, whatever the allows say. (Services without tag conditions are named
+        // exactly: `${suffix}`.)
+        json!({
+            "Sid": "NeverAnotherEnvironmentsResources",
+            "Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {
+                "StringNotEquals": {format!("aws:ResourceTag/{ENV_TAG}"): ENV_FULL},
+                "Null": {format!("aws:ResourceTag/{ENV_TAG}"): "false"}
+            }
+        }),
         json!({
             "Sid": "NeverRemoveTheEnvironmentTag",
             "Effect": "Deny", "Action": UNTAGGING, "Resource": "*",
@@ -301,7 +375,7 @@ fn denials(verb: Verb) -> Vec<Value> {
             "Effect": "Deny",
             "Action": ["iam:*", "scheduler:*"],
             "Resource": [
-                "arn:${partition}:iam::${account}:role/${project}/*/${env}-repair-*",
+                "arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-repair-*",
                 "arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-repair",
                 "arn:${partition}:scheduler:${region}:${account}:schedule/${env}-repair/*"
             ]
@@ -332,6 +406,7 @@ pub fn nodes_of(graph: &crate::stack::StepGraph) -> Vec<Node<'_>> {
             id: &n.id,
             grants: n.payload.grants(),
             replaceable: n.payload.replaceable(),
+            name_part: n.payload.name_part(),
         })
         .collect()
 }
@@ -378,7 +453,7 @@ pub fn unscoped<'a>(
     if verb.scheduled() {
         add(TELLING);
     }
-    for grants in steps(verb, nodes) {
+    for (grants, _) in steps(verb, nodes) {
         add(grants);
     }
     out
@@ -387,20 +462,23 @@ pub fn unscoped<'a>(
 /// The grants of the steps `verb` runs on `nodes`: reads always; writes for `up` and
 /// `repair`; deletes for `down`, `up`, and a replacement by `repair`. The scheduled verbs
 /// never touch the scheduled repair's own nodes.
-fn steps<'a>(verb: Verb, nodes: impl IntoIterator<Item = Node<'a>>) -> Vec<&'a [Grant]> {
+fn steps<'a>(
+    verb: Verb,
+    nodes: impl IntoIterator<Item = Node<'a>>,
+) -> Vec<(&'a [Grant], Option<&'a str>)> {
     let mut out = Vec::new();
     for n in nodes {
         if verb.scheduled() && crate::stack::is_scheduled_repair(n.id) {
             continue;
         }
         if verb.reads() {
-            out.push(n.grants.read);
+            out.push((n.grants.read, n.name_part));
         }
         if verb.writes() {
-            out.push(n.grants.write);
+            out.push((n.grants.write, n.name_part));
         }
         if verb.deletes() || (verb.repairs() && n.replaceable) {
-            out.push(n.grants.delete);
+            out.push((n.grants.delete, n.name_part));
         }
     }
     out
@@ -424,6 +502,7 @@ mod tests {
             id,
             grants: &VPC,
             replaceable: false,
+            name_part: None,
         }
     }
 

@@ -155,6 +155,10 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         R::GRANTS
     }
 
+    fn name_part(&self) -> Option<&str> {
+        self.spec.name_part()
+    }
+
     fn inputs(&self) -> Vec<Ref> {
         self.inputs.clone()
     }

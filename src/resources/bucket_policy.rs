@@ -74,18 +74,22 @@ impl Resource for BucketPolicy {
     const GRANTS: &'static Grants = &Grants {
         read: &[grant(
             &["s3:GetBucketPolicy"],
-            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
         )],
         write: &[grant(
             &["s3:PutBucketPolicy"],
-            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
         )],
         delete: &[grant(
             &["s3:PutBucketPolicy"],
-            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
         )],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
 
     /// Present when the bucket has a policy at all; a policy without our statements is a
     /// change, not an absence.

@@ -172,6 +172,12 @@ impl IamRole {
     }
 }
 
+/// The role, with or without a path.
+const ROLES: &[&str] = &[
+    "arn:${partition}:iam::${account}:role/${env}-${suffix}",
+    "arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-${suffix}",
+];
+
 #[async_trait]
 impl Resource for IamRole {
     type Observed = Observed;
@@ -184,40 +190,37 @@ impl Resource for IamRole {
                 "iam:ListRolePolicies",
                 "iam:ListAttachedRolePolicies",
             ],
-            On::Arns(&[
-                "arn:${partition}:iam::${account}:role/${env}-*",
-                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
-            ]),
+            On::Arns(ROLES),
         )],
-        write: &[grant(
-            &[
-                "iam:CreateRole",
-                "iam:PutRolePolicy",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:AttachRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:TagRole",
-            ],
-            On::Arns(&[
-                "arn:${partition}:iam::${account}:role/${env}-*",
-                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
-            ]),
-        )],
+        write: &[
+            grant(
+                &[
+                    "iam:CreateRole",
+                    "iam:PutRolePolicy",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:TagRole",
+                ],
+                On::Arns(ROLES),
+            ),
+            grant(&["iam:AttachRolePolicy"], On::AttachingOwnPolicies(ROLES)),
+        ],
         delete: &[grant(
             &[
                 "iam:DeleteRolePolicy",
                 "iam:DetachRolePolicy",
                 "iam:DeleteRole",
             ],
-            On::Arns(&[
-                "arn:${partition}:iam::${account}:role/${env}-*",
-                "arn:${partition}:iam::${account}:role/${project}/*/${env}-*",
-            ]),
+            On::Arns(ROLES),
         )],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;

@@ -30,7 +30,8 @@ fields! {
 /// IAM keeps at most this many versions of a policy.
 const MAX_VERSIONS: usize = 5;
 
-const POLICIES: On = On::Arns(&["arn:${partition}:iam::${account}:policy/${project}/*/${env}-*"]);
+const POLICIES: On =
+    On::Arns(&["arn:${partition}:iam::${account}:policy/${project}/${env_name}/${env}-*"]);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ManagedPolicy {

@@ -299,20 +299,26 @@ impl Resource for MetricAlarm {
             ),
             grant(
                 &["cloudwatch:ListTagsForResource"],
-                On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+                On::Arns(&[
+                    "arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-${suffix}",
+                ]),
             ),
         ],
         write: &[grant(
             &["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
-            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-${suffix}"]),
         )],
         delete: &[grant(
             &["cloudwatch:DeleteAlarms"],
-            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-*"]),
+            On::Arns(&["arn:${partition}:cloudwatch:${region}:${account}:alarm:${env}-${suffix}"]),
         )],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(alarm) = self.find(cx).await? else {

@@ -398,6 +398,13 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// least-privilege policy is made of.
     const GRANTS: &'static crate::policy::Grants = &crate::policy::Grants::NONE;
 
+    /// Its own part of its name (`state` of `tap-prod-state-<account>`): what `${suffix}`
+    /// stands for in its [`Self::GRANTS`], for a kind whose service has no tag condition
+    /// that would keep a name prefix from reaching another environment's resources.
+    fn name_part(&self) -> Option<&str> {
+        None
+    }
+
     /// False for a lookup-only node: something outside the environment that must exist and
     /// that `up` never creates, changes or deletes.
     fn managed(&self) -> bool {

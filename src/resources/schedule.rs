@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::schedule_group::group_name;
 use super::{NodeCx, Resource};
 use crate::aws::errors::{CreatedBy, OrAbsent, OrExists, Required};
+use crate::aws::retry::{self, NEW_ROLE_SCHEDULER};
 use crate::diff::{fields, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
@@ -29,6 +30,9 @@ fields! {
         State = "state",
         FlexibleWindow = "flexible_window",
         Description = "description",
+        /// Start and end dates, the KMS key and what happens after the last run: none of
+        /// them is set, so any is drift (an end date silently stops the repairs).
+        Lifetime = "lifetime",
         Target = "target",
     }
 }
@@ -63,7 +67,25 @@ pub struct Observed {
     state: String,
     flexible_window: String,
     description: String,
+    lifetime: Value,
     target: Value,
+}
+
+/// What the tool sets of a schedule's lifetime: nothing (no start, no end, AWS's own key,
+/// kept after its last run).
+fn lifetime_document(
+    start: Option<String>,
+    end: Option<String>,
+    kms_key: Option<&str>,
+    after_completion: Option<&str>,
+) -> Value {
+    json!({
+        "start_date": start,
+        "end_date": end,
+        "kms_key": kms_key,
+        // Rate and cron schedules answer NONE when none was given.
+        "action_after_completion": after_completion.filter(|a| *a != "NONE"),
+    })
 }
 
 /// The target as compared: what Scheduler keeps of it, in one JSON shape for both sides.
@@ -90,12 +112,27 @@ fn target_document(t: &Target) -> Value {
             "assign_public_ip": vpc.and_then(|v| v.assign_public_ip()).map(|a| a.as_str()),
             "propagate_tags": e.propagate_tags().map(|p| p.as_str()),
             "ecs_managed_tags": e.enable_ecs_managed_tags(),
+            // Unset and false are one: AWS answers false for what was never sent.
+            "execute_command": e.enable_execute_command().unwrap_or(false),
+            "capacity_providers": e
+                .capacity_provider_strategy()
+                .iter()
+                .map(|c| c.capacity_provider())
+                .collect::<Vec<_>>(),
+            "placement_constraints": e.placement_constraints().len(),
+            "placement_strategy": e.placement_strategy().len(),
+            "group": e.group(),
+            "reference_id": e.reference_id(),
         })
     });
     json!({
         "arn": t.arn(),
         "role": t.role_arn(),
         "ecs": ecs,
+        // The task's input: container overrides here would run another command with the
+        // task role's permissions.
+        "input": t.input(),
+        "dead_letter": t.dead_letter_config().and_then(|d| d.arn()),
         "retry": t.retry_policy().map(|r| json!({
             "attempts": r.maximum_retry_attempts(),
             "max_event_age_seconds": r.maximum_event_age_in_seconds(),
@@ -188,26 +225,30 @@ impl Resource for Schedule {
     const GRANTS: &'static Grants = &Grants {
         read: &[grant(
             &["scheduler:GetSchedule"],
-            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-*/*"]),
+            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-${suffix}/*"]),
         )],
         write: &[
             grant(
                 &["scheduler:CreateSchedule", "scheduler:UpdateSchedule"],
-                On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-*/*"]),
+                On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-${suffix}/*"]),
             ),
             grant(
                 &["iam:PassRole"],
                 On::Arns(&[
-                    "arn:${partition}:iam::${account}:role/${project}/*/${env}-repair-scheduler",
+                    "arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-repair-scheduler",
                 ]),
             ),
         ],
         delete: &[grant(
             &["scheduler:DeleteSchedule"],
-            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-*/*"]),
+            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule/${env}-${suffix}/*"]),
         )],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.group_suffix)
+    }
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
@@ -241,6 +282,12 @@ impl Resource for Schedule {
                 .unwrap_or("")
                 .to_string(),
             description: s.description().unwrap_or_default().to_string(),
+            lifetime: lifetime_document(
+                s.start_date().map(|d| d.to_string()),
+                s.end_date().map(|d| d.to_string()),
+                s.kms_key_arn(),
+                s.action_after_completion().map(|a| a.as_str()),
+            ),
             target: s.target().map(target_document).unwrap_or(Value::Null),
         }))
     }
@@ -274,6 +321,11 @@ impl Resource for Schedule {
             &have.description,
         );
         c.document(
+            Field::Lifetime,
+            &lifetime_document(None, None, None, None),
+            &have.lifetime,
+        );
+        c.document(
             Field::Target,
             &target_document(&self.target(inputs)?),
             &have.target,
@@ -283,22 +335,27 @@ impl Resource for Schedule {
 
     async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let scheduler = &cx.aws().scheduler;
-        // Made by a killed run: `ConflictException`; the next `observe` compares it.
-        let made = scheduler
-            .create_schedule()
-            .name(self.name(cx))
-            .group_name(inputs.id(&self.group)?)
-            .schedule_expression(&self.expression)
-            .schedule_expression_timezone(&self.timezone)
-            .description(&self.description)
-            .state(ScheduleState::Enabled)
-            .flexible_time_window(Self::window()?)
-            .target(self.target(inputs)?)
-            // Unique to this run: a schedule deleted since is never answered from an old token.
-            .client_token(cx.run_token(&[]))
-            .send()
-            .await
-            .or_exists(CreatedBy::Scheduler)?;
+        // Made by a killed run: `ConflictException`; the next `observe` compares it. The
+        // scheduler role made a moment ago may not be assumable yet: retried.
+        let made = retry::on(&[&NEW_ROLE_SCHEDULER], || async {
+            scheduler
+                .create_schedule()
+                .name(self.name(cx))
+                .group_name(inputs.id(&self.group)?)
+                .schedule_expression(&self.expression)
+                .schedule_expression_timezone(&self.timezone)
+                .description(&self.description)
+                .state(ScheduleState::Enabled)
+                .flexible_time_window(Self::window()?)
+                .target(self.target(inputs)?)
+                // Unique to this run: a schedule deleted since is never answered from an
+                // old token.
+                .client_token(cx.run_token(&[]))
+                .send()
+                .await
+                .or_exists(CreatedBy::Scheduler)
+        })
+        .await?;
         let arn = made
             .map(|out| out.schedule_arn().to_string())
             .unwrap_or_else(|| self.arn(cx));

@@ -79,18 +79,28 @@ impl Resource for ScheduleGroup {
                 "scheduler:GetScheduleGroup",
                 "scheduler:ListTagsForResource",
             ],
-            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-*"]),
+            On::Arns(&[
+                "arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-${suffix}",
+            ]),
         )],
         write: &[grant(
             &["scheduler:CreateScheduleGroup", "scheduler:TagResource"],
-            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-*"]),
+            On::Arns(&[
+                "arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-${suffix}",
+            ]),
         )],
         delete: &[grant(
             &["scheduler:DeleteScheduleGroup"],
-            On::Arns(&["arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-*"]),
+            On::Arns(&[
+                "arn:${partition}:scheduler:${region}:${account}:schedule-group/${env}-${suffix}",
+            ]),
         )],
     };
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         // A group being deleted (with its schedules) is leaving: absent for `up`, which

@@ -96,7 +96,7 @@ impl Resource for SnsTopic {
                 "sns:ListSubscriptionsByTopic",
                 "sns:ListTagsForResource",
             ],
-            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-${suffix}"]),
         )],
         write: &[
             grant(
@@ -106,7 +106,7 @@ impl Resource for SnsTopic {
                     "sns:SetTopicAttributes",
                     "sns:TagResource",
                 ],
-                On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+                On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-${suffix}"]),
             ),
             grant(
                 &["sns:Unsubscribe"],
@@ -115,11 +115,15 @@ impl Resource for SnsTopic {
         ],
         delete: &[grant(
             &["sns:DeleteTopic"],
-            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-*"]),
+            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-${suffix}"]),
         )],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let sns = &cx.aws().sns;

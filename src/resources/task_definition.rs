@@ -369,17 +369,21 @@ impl Resource for TaskDefinition {
             grant(&["ecs:RegisterTaskDefinition"], On::Any("ECS task definitions: DescribeTaskDefinition, RegisterTaskDefinition, ListTaskDefinitions and DeregisterTaskDefinition have no resource-level permission")),
             grant(
                 &["ecs:TagResource"],
-                On::Arns(&["arn:${partition}:ecs:${region}:${account}:task-definition/${env}-*:*"]),
+                On::Arns(&["arn:${partition}:ecs:${region}:${account}:task-definition/${env}-${suffix}:*"]),
             ),
             grant(
                 &["iam:PassRole"],
-                On::Arns(&["arn:${partition}:iam::${account}:role/${project}/*/${env}-*"]),
+                On::Arns(&["arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-*"]),
             ),
         ],
         delete: &[grant(&["ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"], On::Any("ECS task definitions: DescribeTaskDefinition, RegisterTaskDefinition, ListTaskDefinitions and DeregisterTaskDefinition have no resource-level permission"))],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.service)
+    }
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let found = cx

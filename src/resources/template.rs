@@ -1,7 +1,8 @@
 //! Templates in specs: strings with `${...}` placeholders filled when used, so a recorded
 //! spec says what was asked for in any account. The nodes a template names are what its
 //! spec reads ([`super::declared`]): written once, in the template. `${partition}`, `${region}`, `${account}`,
-//! `${project}` and `${env}` (the environment's full name) come from the scope;
+//! `${project}`, `${env}` (the environment's full name) and `${env_name}` (its own name,
+//! `prod`) come from the scope;
 //! `${<node>.<attr>}` from a node the spec reads (attr: `id`, `arn`, `secret_arn`,
 //! `endpoint`, `port`, `arn_suffix`: what CloudWatch's ELB dimensions name, `app/<name>/<id>`
 //! of a load balancer's ARN, `targetgroup/<name>/<id>` of a target group's).
@@ -65,6 +66,8 @@ pub enum ScopeValue {
     Account,
     /// The environment's full name (`tap-prod`).
     Env,
+    /// The environment's own name (`prod`), as IAM paths hold it (`/tap/prod/`).
+    EnvName,
     Project,
 }
 
@@ -98,12 +101,13 @@ const ATTRS: [(&str, Attr); 6] = [
     ("arn_suffix", Attr::ArnSuffix),
 ];
 
-const SCOPE: [(&str, ScopeValue); 5] = [
+const SCOPE: [(&str, ScopeValue); 6] = [
     ("partition", ScopeValue::Partition),
     ("region", ScopeValue::Region),
     ("account", ScopeValue::Account),
     ("project", ScopeValue::Project),
     ("env", ScopeValue::Env),
+    ("env_name", ScopeValue::EnvName),
 ];
 
 /// One `${...}`.
@@ -211,6 +215,7 @@ fn fill(text: &str, scope: &Scope, inputs: &Inputs<'_>) -> Result<String, Failur
                 ScopeValue::Region => &scope.region,
                 ScopeValue::Account => &scope.account,
                 ScopeValue::Env => &scope.env_full,
+                ScopeValue::EnvName => &scope.env,
                 ScopeValue::Project => &scope.project,
             }),
             Piece::Hole(Placeholder::Node { node, attr }) => {

@@ -46,6 +46,9 @@ pub struct Stack<'a> {
     kinds: BTreeMap<String, KindInfo>,
     /// Every `${node.attr}` a node's templates name: (the node, the named node, attr).
     placeholders: Vec<(String, String, Attr)>,
+    /// A graph for removing (`down`, the retired nodes): every node an earlier `up` may
+    /// have made, even one the config would not make now.
+    removal: bool,
 }
 
 /// What the graph's checks need of a node's kind.
@@ -55,6 +58,7 @@ struct KindInfo {
     fields: &'static [&'static str],
     grants: &'static Grants,
     replaceable: bool,
+    name_part: Option<String>,
 }
 
 impl<'a> Stack<'a> {
@@ -94,6 +98,7 @@ impl<'a> Stack<'a> {
             id: node.as_str(),
             grants: info.grants,
             replaceable: info.replaceable,
+            name_part: info.name_part.as_deref(),
         })
     }
 
@@ -103,6 +108,7 @@ impl<'a> Stack<'a> {
             builder: Builder::default(),
             kinds: BTreeMap::new(),
             placeholders: Vec::new(),
+            removal: false,
         }
     }
 
@@ -146,6 +152,7 @@ impl<'a> Stack<'a> {
     /// edges are what the spec declares it reads; a wrong template is a graph error.
     pub fn add<R: Resource>(&mut self, id: &str, spec: R) -> Ref {
         let replaceable = spec.replaceable();
+        let name_part = spec.name_part().map(String::from);
         match Adapter::new(id, tags::standard(self.env, id), spec) {
             Ok(task) => {
                 self.kinds.insert(
@@ -156,6 +163,7 @@ impl<'a> Stack<'a> {
                         fields: R::FIELDS,
                         grants: R::GRANTS,
                         replaceable,
+                        name_part,
                     },
                 );
                 self.placeholders.extend(
@@ -187,7 +195,7 @@ impl<'a> Stack<'a> {
 /// The graph `down` removes: the config's, with the scheduled repair's nodes even when the
 /// config has no schedule (an earlier `up` may have made them).
 pub fn build_for_down(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
-    build(&with_schedule(env))
+    build_as(&with_schedule(env), true)
 }
 
 /// The scheduled repair's nodes when the config has no schedule: what `up` deletes when an
@@ -196,7 +204,7 @@ pub fn retired(env: &EnvConfig) -> Option<StepGraph> {
     if env.repair.schedule.is_some() {
         return None;
     }
-    let all = build(&with_schedule(env)).ok()?;
+    let all = build_as(&with_schedule(env), true).ok()?;
     Some(all.only(|n| is_scheduled_repair(&n.id)))
 }
 
@@ -214,7 +222,12 @@ fn with_schedule(env: &EnvConfig) -> EnvConfig {
 }
 
 pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
+    build_as(env, false)
+}
+
+fn build_as(env: &EnvConfig, removal: bool) -> Result<StepGraph, Vec<GraphError>> {
     let mut s = Stack::new(env);
+    s.removal = removal;
     let net = network::build(&mut s, env);
     database::build(&mut s, env, &net);
     let platform = platform::build(&mut s, env);
@@ -230,6 +243,7 @@ pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
 mod tests {
     use super::*;
     use crate::graph::Needs;
+    use crate::policy::Verb;
 
     pub(crate) fn env(nat: usize) -> EnvConfig {
         let text =
@@ -429,6 +443,89 @@ mod tests {
         for z in ['a', 'b', 'c'] {
             assert!(deps(&g, &format!("route-table-private-{z}"))
                 .contains(&("nat-a".into(), Needs::Id)));
+        }
+    }
+
+    /// `*` matches any run of characters, as IAM's ARN patterns do.
+    fn glob(pattern: &str, text: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == text,
+            Some((head, rest)) => {
+                text.starts_with(head)
+                    && (head.len()..=text.len())
+                        .any(|i| text.is_char_boundary(i) && glob(rest, &text[i..]))
+            }
+        }
+    }
+
+    /// Services whose actions here take `aws:ResourceTag`, where the policy's
+    /// `NeverAnotherEnvironmentsResources` keeps a prefix from reaching another environment
+    /// (an instance's name part is a number: `tap-prod-db-*` also matches `tap-prod-db`'s
+    /// `tap-prod-db-db-1`). Every other service is named exactly.
+    const TAG_CONDITIONED: &[&str] = &["rds"];
+
+    #[test]
+    fn no_grant_reaches_an_environment_whose_name_extends_this_one() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
+                .unwrap()
+                + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
+        let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
+        let g = build(&env).unwrap();
+        let fill = |arn: &str, full: &str, name: &str| {
+            arn.replace("${partition}", "aws")
+                .replace("${region}", "eu-west-1")
+                .replace("${account}", "123456789012")
+                .replace("${project}", "tap")
+                .replace("${env_name}", name)
+                .replace("${env}", full)
+        };
+        for verb in [Verb::Up, Verb::Down, Verb::ScheduledRepair] {
+            let doc = crate::policy::document(verb, crate::policy::nodes_of(&g));
+            let statements = doc["Statement"].as_array().unwrap();
+            assert!(statements
+                .iter()
+                .any(|s| s["Sid"] == "NeverAnotherEnvironmentsResources"));
+            let patterns: Vec<&str> = statements
+                .iter()
+                .filter(|s| s["Effect"] == "Allow")
+                .filter_map(|s| s["Resource"].as_array())
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            assert!(
+                patterns.iter().all(|p| !p.contains("${suffix}")),
+                "{verb:?}"
+            );
+            // A prefix of ours against their names (patterns without the environment, such
+            // as `hostedzone/*`, name what has no name to scope by: not a prefix).
+            let named: Vec<&str> = patterns
+                .iter()
+                .copied()
+                .filter(|p| p.contains("${env"))
+                .collect();
+            for (full, name) in [("tap-prod-eu", "prod-eu"), ("tap-prod-db", "prod-db")] {
+                for theirs in &named {
+                    let theirs = fill(theirs, full, name).replace('*', "x");
+                    let service = theirs.split(':').nth(2).unwrap();
+                    for ours in &named {
+                        if glob(&fill(ours, "tap-prod", "prod"), &theirs) {
+                            assert!(
+                                TAG_CONDITIONED.contains(&service),
+                                "{verb:?}: {ours} reaches {full}'s {theirs}"
+                            );
+                        }
+                    }
+                }
+            }
+            // Named exactly: the buckets (the state bucket holds the lock and the record)
+            // and the schedule group.
+            let text = doc.to_string();
+            assert!(text.contains("arn:${partition}:s3:::${env}-state-${account}\""));
+            assert!(!text.contains("s3:::${env}-*"));
+            if verb != Verb::ScheduledRepair {
+                assert!(text.contains("schedule-group/${env}-repair\""), "{verb:?}");
+            }
         }
     }
 

@@ -36,6 +36,9 @@ use crate::resources::Scope;
 use crate::tell;
 
 pub const GROUP: &str = "repair-group";
+/// IAM's default quota of managed policies attached to one role: the most parts the task
+/// role's policy can have been split into.
+pub const TASK_POLICIES_MAX: usize = 10;
 pub const SCHEDULE: &str = "repair-schedule";
 pub const TASK: &str = "repair-task";
 pub const TASK_ROLE: &str = "repair-task-role";
@@ -170,7 +173,14 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
         .map(|v| policy::size(&v))
         .unwrap_or(usize::MAX)
     };
-    let managed: Vec<Ref> = policy::split_by(&s.policy(verb), policy::MANAGED_POLICY_LIMIT, filled)
+    let mut parts = policy::split_by(&s.policy(verb), policy::MANAGED_POLICY_LIMIT, filled);
+    if s.removal {
+        // An earlier `up` (another version, another graph) may have needed more parts than
+        // this config does: each one it could have made is looked for, and deleted after the
+        // role lets it go. Absent, each costs one read.
+        parts.resize(TASK_POLICIES_MAX.max(parts.len()), json!({}));
+    }
+    let managed: Vec<Ref> = parts
         .into_iter()
         .enumerate()
         .map(|(i, document)| {

@@ -3,7 +3,8 @@
 it propagates, for that long after the call that starts it:
 
 - a new IAM role cannot be assumed yet: CreateFlowLogs answers InvalidParameter "Unable to
-  assume given IAM role" after CreateRole;
+  assume given IAM role" after CreateRole, and CreateSchedule ValidationException "The
+  execution role you provide must allow AWS EventBridge Scheduler to assume the role";
 - a new KMS key is not visible yet: CreateLogGroup with a kmsKeyId answers
   InvalidParameterException "The specified KMS Key Id could not be found" after CreateKey;
 - a new NAT gateway is not describable yet: CreateRoute to it answers
@@ -27,6 +28,8 @@ import faults
 CASES = [
     ("new-role", "iam:CreateRole", "ec2:CreateFlowLogs", b"", "InvalidParameter",
      "Unable to assume given IAM role, or role does not exist."),
+    ("new-role-scheduler", "iam:CreateRole", "scheduler:CreateSchedule", b"", "ValidationException",
+     "The execution role you provide must allow AWS EventBridge Scheduler to assume the role."),
     ("new-key", "kms:CreateKey", "logs:CreateLogGroup", b"kmsKeyId", "InvalidParameterException",
      "The specified KMS Key Id could not be found."),
     ("new-nat", "ec2:CreateNatGateway", "ec2:CreateRoute", b"NatGatewayId", "InvalidNatGatewayID.NotFound",

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live, ENV};
 use crate::common::{
-    account, calls, command, config_dir, endpoint, local, python, repo, reset_calls, run, sdk, Run,
-    REGION,
+    account, calls, command, config_dir, emulator_admin, endpoint, local, python, repo,
+    reset_calls, run, sdk, Run, REGION,
 };
 use crate::crash::{crash, Point};
 
@@ -545,6 +545,58 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
 
+    // By hand: the task given another command (container overrides in the target's input,
+    // run with the task role's rights), a dead-letter queue, and an end date that would
+    // silently stop the repairs. Seen; put back.
+    let t = s.target().unwrap();
+    sch.update_schedule()
+        .group_name(GROUP)
+        .name(SCHEDULE)
+        .schedule_expression("rate(1 hour)")
+        .flexible_time_window(s.flexible_time_window().unwrap().clone())
+        .end_date(aws_sdk_scheduler::primitives::DateTime::from_secs(4_102_444_800))
+        .target(
+            aws_sdk_scheduler::types::Target::builder()
+                .arn(t.arn())
+                .role_arn(t.role_arn())
+                .set_ecs_parameters(t.ecs_parameters().cloned())
+                .set_retry_policy(t.retry_policy().cloned())
+                .input(r#"{"containerOverrides":[{"name":"tap-provision","command":["down","--yes"]}]}"#)
+                .dead_letter_config(
+                    aws_sdk_scheduler::types::DeadLetterConfig::builder()
+                        .arn(format!("arn:aws:sqs:{REGION}:{acct}:elsewhere"))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
+    assert_eq!(drifted(&d), set(&["repair-schedule"]));
+    let fields: Vec<String> = d
+        .events_of("drift")
+        .into_iter()
+        .flat_map(|e| {
+            e["drift"]["changes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| c["field"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for wanted in ["lifetime", "target"] {
+        assert!(fields.iter().any(|f| f == wanted), "{wanted}: {fields:?}");
+    }
+    for wanted in ["containerOverrides", "elsewhere", "end_date"] {
+        assert!(d.stdout.contains(wanted), "{wanted}: {}", d.stdout);
+    }
+    ok("repair", &[], &acct, dir.path()).await;
+    let d = in_dir("drift", &[], &acct, dir.path()).await;
+    assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
+
     // The task role's first policy widened by hand, four times (IAM keeps five versions),
     // and its tags removed: seen; put back as a new default version, the oldest pruned.
     let iam = aws_sdk_iam::Client::new(&sdk(&acct).await);
@@ -719,12 +771,56 @@ async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_t
     let p = in_dir("plan", &[], &acct, off.path()).await;
     assert_eq!(p.code, 0, "{}\n{}", p.stdout, p.stderr);
 
-    // Built again, then `down` with the schedule off in the file removes it too.
+    // Built again, the new scheduler role not assumable by Scheduler for a moment (as on
+    // AWS): CreateSchedule is retried (NEW_ROLE_SCHEDULER) until it is.
+    let path = format!("/_tap/consistency/{acct}");
+    emulator_admin("PUT", &path, r#"{"seconds": 3}"#).await;
     ok("up", &["--yes"], &acct, on.path()).await;
+    let produced = emulator_admin("DELETE", &path, "").await["produced"].clone();
+    assert!(
+        produced["new-role-scheduler"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{produced}"
+    );
+    assert!(sch.get_schedule_group().name(GROUP).send().await.is_ok());
+    // A part of the task role's policy that an earlier version needed and this config does
+    // not (the policy was split into more parts then).
+    let extra = live
+        .iam
+        .create_policy()
+        .policy_name(format!("{ENV}-repair-task-9"))
+        .path("/tap/local/")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    live.iam
+        .attach_role_policy()
+        .role_name(format!("{ENV}-repair-task"))
+        .policy_arn(extra.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    // Then `down` with the schedule off in the file removes it too, that part included.
     ok("down", &["--yes"], &acct, off.path()).await;
     assert!(sch.get_schedule_group().name(GROUP).send().await.is_err());
     let roles = live.iam.list_roles().send().await.unwrap();
     assert!(roles.roles().is_empty(), "{roles:?}");
+    let policies = live
+        .iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !policies
+            .policies()
+            .iter()
+            .any(|p| p.policy_name().unwrap_or("").contains("repair")),
+        "{policies:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ Usage: check.py POLICY.json [...]; prints {"findings": [...]} (what remains) on 
 """
 
 import json
+import re
 import sys
 
 # parliament: (issue, action) -> why it is not a mistake.
@@ -29,8 +30,9 @@ PARLIAMENT_ACCEPTED = {
 PARLIAMENT_SEVERE = {"MEDIUM", "HIGH", "CRITICAL"}
 
 # cloudsplaining's privilege-escalation methods that stay, each only on the environment's
-# own roles and policies (role/<project>/<env>/<project>-<env>-*, role/<project>-<env>-*):
-# `up` creates those roles and writes their policies, and `repair` puts them back.
+# own roles and policies: `up` creates those roles and writes their policies, and `repair`
+# puts them back. cloudsplaining looks at actions only; `own_only` checks the resources
+# and conditions that make them the environment's own (a finding when they do not).
 ESCALATION_ACCEPTED = {
     "PutRolePolicy": "writes the environment's own roles' inline policies",
     "AttachRolePolicy": "attaches the environment's own managed policies to its roles",
@@ -76,11 +78,69 @@ def escalation_findings(doc):
     return out
 
 
+# The IAM actions that could widen a role: allowed on the environment's own roles and
+# policies only, AttachRolePolicy only of the environment's own policies.
+IAM_WRITES = {
+    "iam:passrole", "iam:putrolepolicy", "iam:attachrolepolicy", "iam:updateassumerolepolicy",
+    "iam:createpolicyversion", "iam:createpolicy", "iam:createrole", "iam:setdefaultpolicyversion",
+}
+
+
+def environment(doc):
+    """The environment's full name, from its state bucket (every policy has it)."""
+    for s in doc["Statement"]:
+        for r in as_list(s.get("Resource", [])):
+            m = re.match(r"^arn:[^:]+:s3:::(.+)-state-\d+$", r)
+            if m:
+                return m.group(1)
+    return None
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def own(arn, env):
+    """The environment's own role or policy: its exact name, or any name of its own path
+    (`/<project>/<name>/`, whose two parts joined are the environment's full name)."""
+    m = re.match(r"^arn:[^:]+:iam::\d+:(role|policy)/(.*)$", arn)
+    if not m:
+        return False
+    rest = m.group(2)
+    if re.fullmatch(re.escape(env) + r"-[A-Za-z0-9+=,.@_-]+", rest):
+        return True
+    p = re.fullmatch(r"([^/*]+)/([^/*]+)/" + re.escape(env) + r"-[A-Za-z0-9+=,.@_*-]+", rest)
+    return bool(p) and f"{p.group(1)}-{p.group(2)}" == env
+
+
+def own_only(doc, env):
+    out = []
+    for s in doc["Statement"]:
+        if s.get("Effect") != "Allow":
+            continue
+        actions = [a for a in as_list(s["Action"]) if a.lower() in IAM_WRITES]
+        if not actions:
+            continue
+        foreign = [r for r in as_list(s["Resource"]) if not (env and own(r, env))]
+        if foreign:
+            out.append({"tool": "own_only", "issue": "IAM write beyond the environment's own",
+                        "actions": actions, "resources": foreign})
+        if "iam:attachrolepolicy" in [a.lower() for a in actions]:
+            attachable = as_list(s.get("Condition", {}).get("ArnLike", {}).get("iam:PolicyARN", []))
+            if not attachable or not all(env and own(p, env) for p in attachable):
+                out.append({"tool": "own_only", "issue": "AttachRolePolicy of any policy",
+                            "condition": s.get("Condition")})
+    return out
+
+
 def main():
     findings = []
-    for path in sys.argv[1:]:
-        text = open(path).read()
-        for f in parliament_findings(text) + escalation_findings(json.loads(text)):
+    docs = [(path, open(path).read()) for path in sys.argv[1:]]
+    # The parts of one verb's policy: the state bucket is in one of them.
+    env = next(filter(None, (environment(json.loads(t)) for _, t in docs)), None)
+    for path, text in docs:
+        doc = json.loads(text)
+        for f in parliament_findings(text) + escalation_findings(doc) + own_only(doc, env):
             f["file"] = path
             findings.append(f)
     print(json.dumps({"findings": findings}))

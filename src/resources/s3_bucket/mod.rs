@@ -192,7 +192,7 @@ impl Resource for S3Bucket {
                 "s3:GetLifecycleConfiguration",
                 "s3:GetBucketTagging",
             ],
-            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
         )],
         write: &[grant(
             &[
@@ -205,20 +205,24 @@ impl Resource for S3Bucket {
                 "s3:PutBucketPolicy",
                 "s3:PutLifecycleConfiguration",
             ],
-            On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
         )],
         delete: &[
             grant(
                 &["s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteBucket"],
-                On::Arns(&["arn:${partition}:s3:::${env}-*-${account}"]),
+                On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
             ),
             grant(
                 &["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                On::Arns(&["arn:${partition}:s3:::${env}-*-${account}/*"]),
+                On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}/*"]),
             ),
         ],
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
