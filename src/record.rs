@@ -9,7 +9,7 @@
 //! every difference as drift and says why. A record that exists but cannot be read stops
 //! every command that would compare with it or write it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,11 @@ pub struct Record {
     pub applied: Option<Applied>,
     /// Node id -> its spec as last applied, and the identifiers of what it applied.
     pub nodes: BTreeMap<String, NodeRecord>,
+    /// Nodes an `up` set out to create and has not recorded: stored before it creates them,
+    /// so that what a killed run made is looked for even once the config no longer has it
+    /// (the scheduled repair turned off).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub started: BTreeSet<String>,
 }
 
 /// The settings of the last `up` (format 3).
@@ -63,6 +68,7 @@ impl Record {
             environment: environment.to_string(),
             applied: None,
             nodes: BTreeMap::new(),
+            started: BTreeSet::new(),
         }
     }
 

@@ -10,7 +10,7 @@ mod run;
 pub use hold::{cancel_on_ctrl_c, Held};
 pub use run::{Acted, Verb};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -259,9 +259,12 @@ impl Session {
         let observations = executor.reconcile(observations, &recorded).await;
         let retired = match &self.retired {
             Some(g)
-                if record
-                    .as_ref()
-                    .is_none_or(|r| r.nodes.keys().any(|n| is_scheduled_repair(n))) =>
+                if record.as_ref().is_none_or(|r| {
+                    r.nodes
+                        .keys()
+                        .chain(&r.started)
+                        .any(|n| is_scheduled_repair(n))
+                }) =>
             {
                 Some(self.executor_with(g.clone(), cx.clone()).observe().await)
             }
@@ -580,6 +583,27 @@ impl Session {
         )
     }
 
+    /// Before `up` creates nodes the applied record does not name: names them in the
+    /// record's `started`, so a run killed before it stores the record leaves nothing that
+    /// the next look would not find (the scheduled repair's nodes are looked for, to be
+    /// deleted, only when the record names them). One write, only when something is new;
+    /// with no record yet there is nothing to add to (and every node is looked for).
+    pub async fn record_started(&self, pass: &mut Pass, creates: &[String]) {
+        let Some(record) = pass.record.as_mut() else {
+            return;
+        };
+        let before = record.started.len();
+        record.started.extend(creates.iter().cloned());
+        if record.started.len() == before {
+            return;
+        }
+        if let Err(e) = record::save(&self.cx.aws.s3, &self.cx.scope, record).await {
+            self.reporter.warn(&format!(
+                "{e}; what this run creates is found again by its tags and names"
+            ));
+        }
+    }
+
     /// Stores what a run did in the applied record, with each node's live identifiers.
     /// `up` ([`Recording::Applied`]): nodes now as configured take the config's spec. `repair`
     /// ([`Recording::Repaired`]): nodes it created or changed take the spec it restored (the
@@ -632,6 +656,18 @@ impl Session {
                 entry.ids = Some(ids);
             }
         }
+        // Recorded now, or known absent: no longer only started.
+        let settled: BTreeSet<&str> = graph
+            .nodes()
+            .iter()
+            .zip(&report.nodes)
+            .filter(|(_, r)| matches!(r.outcome, Outcome::Deleted | Outcome::Absent))
+            .map(|(n, _)| n.id.as_str())
+            .collect();
+        let nodes = record.nodes.keys().cloned().collect::<BTreeSet<_>>();
+        record
+            .started
+            .retain(|id| !nodes.contains(id) && !settled.contains(id.as_str()));
         if before == Some(&record) {
             return;
         }

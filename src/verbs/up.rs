@@ -68,6 +68,8 @@ struct Up<'a> {
 /// it still runs, to wait for what an earlier, killed run left becoming ready.
 struct UpPlan {
     writes: bool,
+    /// Nodes it creates that the applied record does not name yet.
+    creates: Vec<String>,
 }
 
 impl Verb for Up<'_> {
@@ -141,7 +143,26 @@ impl Verb for Up<'_> {
                 )
             })
             || s.record_stale(pass, &preview);
-        Ok(Some(UpPlan { writes }))
+        let creates = preview
+            .iter()
+            .zip(s.graph.nodes())
+            .filter(|(p, _)| {
+                matches!(
+                    p,
+                    Some(Ok(NodePlan {
+                        action: Action::Create,
+                        ..
+                    }))
+                )
+            })
+            .map(|(_, n)| n.id.clone())
+            .filter(|id| {
+                pass.record
+                    .as_ref()
+                    .is_some_and(|r| !r.nodes.contains_key(id))
+            })
+            .collect();
+        Ok(Some(UpPlan { writes, creates }))
     }
 
     fn needs_lock(&self, plan: &UpPlan) -> bool {
@@ -152,9 +173,10 @@ impl Verb for Up<'_> {
         &self,
         s: &Session,
         pass: &mut Pass,
-        _plan: UpPlan,
+        plan: UpPlan,
         cancel: watch::Receiver<bool>,
     ) -> (Arc<StepGraph>, RunReport) {
+        s.record_started(pass, &plan.creates).await;
         let n = s.graph.len();
         let report = s
             .apply(s.graph.clone(), pass, vec![true; n], cancel.clone())

@@ -872,6 +872,51 @@ async fn killed_inside_the_schedules_creation_up_again_makes_each_once() {
     }
 }
 
+#[tokio::test]
+async fn killed_while_the_schedule_is_first_built_then_turned_off_leaves_nothing() {
+    let acct = account();
+    let on = with_schedule();
+    let off = config_dir(|t| t);
+    // An environment with its record, then the schedule added and that `up` killed after
+    // it made some of it (and before it stored the record).
+    ok("up", &["--yes"], &acct, off.path()).await;
+    let config = on.path().to_string_lossy().into_owned();
+    let args = [
+        "up",
+        "--env",
+        "local",
+        "--yes",
+        "--json",
+        "--config-dir",
+        config.as_str(),
+    ];
+    let hit = crash(&args, &acct, Point::Call("iam:CreatePolicy", 2)).await;
+    assert!(hit.is_some(), "up ended before its second CreatePolicy");
+    // Turned off again: `up` finds what the killed run made and deletes it.
+    ok("up", &["--yes"], &acct, off.path()).await;
+    let live = Live::new(&acct).await;
+    let policies = live
+        .iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .send()
+        .await
+        .unwrap();
+    assert!(policies.policies().is_empty(), "{policies:?}");
+    let roles = live.iam.list_roles().send().await.unwrap();
+    assert!(
+        !roles
+            .roles()
+            .iter()
+            .any(|r| r.role_name().contains("repair")),
+        "{roles:?}"
+    );
+    let sch = scheduler(&sdk(&acct).await);
+    assert!(sch.get_schedule_group().name(GROUP).send().await.is_err());
+    let p = in_dir("plan", &[], &acct, off.path()).await;
+    assert_eq!(p.code, 0, "{}\n{}", p.stdout, p.stderr);
+}
+
 /// The binary the image copies, run as the task runs it: a non-root user, no HOME, no env
 /// file, nothing but the task's environment (credentials and, here, the endpoint).
 #[tokio::test]
