@@ -1,16 +1,18 @@
 //! Least privilege, derived from the graph: each kind declares the IAM actions its steps call
 //! ([`Grants`]: what `observe` reads, what `create` and `update` write, what `delete`
-//! removes), each scoped to this environment's names or to its `tap:environment` tag, or
-//! to `*` with the reason AWS gives no resource-level permission. A verb's policy is the
-//! union over the kinds of the environment's graph, plus what every run needs of its state
-//! bucket, and a few denials: moving a resource to another environment's tag, and (for the
-//! scheduled verbs) touching the scheduled repair's own roles and schedule.
+//! removes), each scoped to this environment's exact names (`${suffix}`: each node's own
+//! name part) or to its `tap:environment` tag, or to `*` with the reason AWS gives no
+//! resource-level permission. A verb's policy is the union over the kinds of the
+//! environment's graph, plus what every run needs of its state bucket, and a few denials:
+//! changing anything tagged as another environment's, moving a resource to another
+//! environment's tag, and (for the scheduled verbs) touching the scheduled repair's own
+//! roles and schedule.
 //!
-//! The documents are templates: `${partition}`, `${region}`, `${account}`, `${project}`
-//! and `${env}` (the environment's full name, `<project>-<env>`) are filled in for the
-//! account they are applied in.
+//! The documents are templates: `${partition}`, `${region}`, `${account}`, `${project}`,
+//! `${env}` (the environment's full name, `<project>-<env>`) and `${env_name}` (its own
+//! name, as IAM paths hold it) are filled in for the account they are applied in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
@@ -162,12 +164,16 @@ enum Scoped {
 }
 
 impl Scoped {
-    /// `on` for node part `name_part`: `${suffix}` filled in (`*` when the node has none,
-    /// which a unit test forbids).
+    /// `on` for node part `name_part`: `${suffix}` filled in.
     fn of(on: On, name_part: Option<&str>) -> Scoped {
+        // A kind that names `${suffix}` without a name part keeps the placeholder, which
+        // no account fills in: the policy fails to render, never widens to `*`.
         let fill = |arns: &[&str]| {
             arns.iter()
-                .map(|a| a.replace(SUFFIX, name_part.unwrap_or("*")))
+                .map(|a| match name_part {
+                    Some(part) => a.replace(SUFFIX, part),
+                    None => a.to_string(),
+                })
                 .collect()
         };
         match on {
@@ -301,8 +307,24 @@ pub fn document<'a>(verb: Verb, nodes: impl IntoIterator<Item = Node<'a>>) -> Va
         }
         statements.push(s);
     }
-    statements.extend(denials(verb));
+    let services: BTreeSet<&str> = statements
+        .iter()
+        .filter_map(|s| s["Action"].as_array())
+        .flatten()
+        .filter_map(|a| a.as_str()?.split_once(':').map(|(svc, _)| svc))
+        .collect();
+    statements.extend(denials(verb, &services));
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The read actions of `services` (`Describe*`, `Get*`, `List*`): what the deny on another
+/// environment's resources leaves alone, since finding our own resource may read another's
+/// tags on the way (a KMS key found by tag, a certificate by its domain).
+fn reads_of(services: &BTreeSet<&str>) -> Vec<String> {
+    services
+        .iter()
+        .flat_map(|svc| ["Describe*", "Get*", "List*"].map(|verb| format!("{svc}:{verb}")))
+        .collect()
 }
 
 fn statement(on: On, actions: &[&str]) -> Value {
@@ -339,9 +361,10 @@ fn statement(on: On, actions: &[&str]) -> Value {
     }
 }
 
-/// Never move a resource to another environment's tag, nor strip it; the scheduled verbs
-/// never touch the scheduled repair's own roles, task family and schedule.
-fn denials(verb: Verb) -> Vec<Value> {
+/// Never change what carries another environment's tag (reads of `services` aside), never
+/// move a resource to another environment's tag, nor strip it; the scheduled verbs never
+/// touch the scheduled repair's own roles, task family and schedule.
+fn denials(verb: Verb, services: &BTreeSet<&str>) -> Vec<Value> {
     let mut out = vec![
         json!({
             "Sid": "NeverTagForAnotherEnvironment",
@@ -352,12 +375,14 @@ fn denials(verb: Verb) -> Vec<Value> {
             }
         }),
         // A name prefix (`tap-prod-*`) also matches an environment whose name extends this
-        // one's (`tap-prod-eu-*`): whatever carries another environment's tag is out of
-        // reach, whatever the allows say. (Services without tag conditions are named
-        // exactly: `${suffix}`.)
+        // one's (`tap-prod-eu-*`): nothing that carries another environment's tag is
+        // changed, whatever the allows say; reads stay allowed (finding our own resources
+        // reads others' tags). Services without tag conditions are named exactly
+        // (`${suffix}`). A resource of ours retagged by hand as another environment's is
+        // then not taken back: reported, as `reconcile` does.
         json!({
             "Sid": "NeverAnotherEnvironmentsResources",
-            "Effect": "Deny", "Action": "*", "Resource": "*",
+            "Effect": "Deny", "NotAction": reads_of(services), "Resource": "*",
             "Condition": {
                 "StringNotEquals": {format!("aws:ResourceTag/{ENV_TAG}"): ENV_FULL},
                 "Null": {format!("aws:ResourceTag/{ENV_TAG}"): "false"}

@@ -117,7 +117,12 @@ fn target_document(t: &Target) -> Value {
             "capacity_providers": e
                 .capacity_provider_strategy()
                 .iter()
-                .map(|c| c.capacity_provider())
+                .map(|c| json!([c.capacity_provider(), c.weight(), c.base()]))
+                .collect::<Vec<_>>(),
+            "tags": e
+                .tags()
+                .iter()
+                .map(|m| m.iter().collect::<std::collections::BTreeMap<_, _>>())
                 .collect::<Vec<_>>(),
             "placement_constraints": e.placement_constraints().len(),
             "placement_strategy": e.placement_strategy().len(),
@@ -370,20 +375,25 @@ impl Resource for Schedule {
         have: &Observed,
         _changes: &[Change],
     ) -> Result<Attrs, Failure> {
-        cx.aws()
-            .scheduler
-            .update_schedule()
-            .name(self.name(cx))
-            .group_name(inputs.id(&self.group)?)
-            .schedule_expression(&self.expression)
-            .schedule_expression_timezone(&self.timezone)
-            .description(&self.description)
-            .state(ScheduleState::Enabled)
-            .flexible_time_window(Self::window()?)
-            .target(self.target(inputs)?)
-            .client_token(cx.run_token(&["update"]))
-            .send()
-            .await?;
+        // The scheduler role may have just been made again (deleted out of band).
+        retry::on(&[&NEW_ROLE_SCHEDULER], || async {
+            cx.aws()
+                .scheduler
+                .update_schedule()
+                .name(self.name(cx))
+                .group_name(inputs.id(&self.group)?)
+                .schedule_expression(&self.expression)
+                .schedule_expression_timezone(&self.timezone)
+                .description(&self.description)
+                .state(ScheduleState::Enabled)
+                .flexible_time_window(Self::window()?)
+                .target(self.target(inputs)?)
+                .client_token(cx.run_token(&["update"]))
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await?;
         Ok(self.attrs_of(cx, &have.arn))
     }
 

@@ -529,6 +529,43 @@ mod tests {
         }
     }
 
+    /// The deny on another environment's resources leaves reads alone (a KMS key is found
+    /// by reading every key's tags): every read a kind declares is a `Describe*`, `Get*`
+    /// or `List*`, which the deny spares.
+    #[test]
+    fn every_read_is_spared_by_the_deny_on_other_environments() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
+                .unwrap()
+                + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
+        let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
+        let g = build(&env).unwrap();
+        let doc = crate::policy::document(Verb::Up, crate::policy::nodes_of(&g));
+        let deny = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "NeverAnotherEnvironmentsResources")
+            .unwrap();
+        let spared: Vec<&str> = deny["NotAction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for node in crate::policy::nodes_of(&g) {
+            for grant in node.grants.read {
+                for action in grant.actions {
+                    assert!(
+                        spared.iter().any(|p| glob(p, action)),
+                        "{}: {action} would be denied on another environment's resources",
+                        node.id
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_spec_survives_the_record() {
         let g = build(&env(3)).unwrap();

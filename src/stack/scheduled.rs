@@ -174,6 +174,17 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
         .unwrap_or(usize::MAX)
     };
     let mut parts = policy::split_by(&s.policy(verb), policy::MANAGED_POLICY_LIMIT, filled);
+    if parts.len() > TASK_POLICIES_MAX {
+        s.builder.reject(crate::graph::GraphError::Spec {
+            node: TASK_ROLE.into(),
+            message: format!(
+                "the scheduled {} needs {} managed policies, more than the {TASK_POLICIES_MAX} \
+                 IAM attaches to one role by default",
+                verb.name(),
+                parts.len()
+            ),
+        });
+    }
     if s.removal {
         // An earlier `up` (another version, another graph) may have needed more parts than
         // this config does: each one it could have made is looked for, and deleted after the

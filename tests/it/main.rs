@@ -16,4 +16,5 @@ mod network;
 mod reliability;
 mod repair;
 mod schedule;
+mod schedule_removal;
 mod scheduled;
