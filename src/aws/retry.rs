@@ -75,6 +75,16 @@ pub const NEW_ROLE_ECS: Rule = Rule {
     matches: |f| code_and(f, "InvalidParameterException", "Unable to assume"),
 };
 
+/// A fresh account's first ECS cluster with capacity providers: ECS makes its
+/// service-linked role on first use, and until it propagates CreateCluster and
+/// PutClusterCapacityProviders answer "Unable to assume the service linked role" (the
+/// Terraform AWS provider retries it too).
+pub const NEW_ECS_SERVICE_LINKED_ROLE: Rule = Rule {
+    name: "ECS's service-linked role is not usable yet",
+    budget: TWO_MINUTES,
+    matches: |f| code_and(f, "InvalidParameterException", "service linked role"),
+};
+
 /// A new IAM role cannot be assumed by EventBridge Scheduler yet: CreateSchedule checks
 /// the target's role at once ("The execution role you provide must allow AWS EventBridge
 /// Scheduler to assume the role").

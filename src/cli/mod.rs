@@ -512,19 +512,31 @@ async fn open(
     parallelism: usize,
     confirm_first: impl FnOnce(&EnvConfig, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<Session> {
-    let env = crate::config::load(&args.config_dir, &args.env)?;
-    // `down` removes the scheduled repair whatever the config says now; the other verbs
-    // look at it, when the config has none, only to let `up` delete it.
-    let graph = if verb == "down" {
-        graph::build_with(&env, stack::build_for_down)?
-    } else {
-        graph::build(&env)?
+    let mut env = crate::config::load(&args.config_dir, &args.env)?;
+    // Everything that can refuse the run does so before the first AWS call: the graph is
+    // built (and refused) with the zones' provisional names, then again once they are known.
+    let build = |env: &EnvConfig| -> anyhow::Result<_> {
+        // `down` removes the scheduled repair whatever the config says now; the other verbs
+        // look at it, when the config has none, only to let `up` delete it.
+        let graph = if verb == "down" {
+            graph::build_with(env, stack::build_for_down)?
+        } else {
+            graph::build(env)?
+        };
+        let retired = (verb != "down")
+            .then(|| stack::retired(env).map(Arc::new))
+            .flatten();
+        Ok((graph, retired))
     };
-    let retired = (verb != "down")
-        .then(|| stack::retired(&env).map(Arc::new))
-        .flatten();
+    let (mut graph, mut retired) = build(&env)?;
     confirm_first(&env, graph.len())?;
     let target = target(&env, settings);
+    let connected = Session::connect(&crate::session::Environment::of(&env), &target).await?;
+    // Zones the file does not name: the ones it was built in, else looked up.
+    let preloaded = crate::session::zones::resolve(&mut env, &connected.0, &connected.2).await?;
+    if preloaded.is_some() {
+        (graph, retired) = build(&env)?;
+    }
     let reporter = Arc::new(Reporter::new(settings.format));
     reporter.run_started(
         verb,
@@ -533,16 +545,16 @@ async fn open(
         target.effective_endpoint.as_deref(),
         graph.len(),
     );
-    let mut session = Session::open(
+    let mut session = Session::assemble(
+        connected,
         crate::session::Environment::of(&env),
         graph,
-        &target,
         flags,
         parallelism,
         reporter,
-    )
-    .await?;
+    );
     session.retired = retired;
+    session.preloaded = std::sync::Mutex::new(preloaded);
     Ok(session)
 }
 

@@ -10,7 +10,7 @@ pub fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     let env = crate::config::load(&args.config_dir, &args.env)?;
     let graph = super::graph::build(&env)?;
     if settings.format == Format::Json {
-        stdout_line(&json!({"event": "validated", "ok": true, "file": env.file, "environment": env.full_name(), "nodes": graph.len()}).to_string());
+        stdout_line(&json!({"event": "validated", "ok": true, "file": env.file, "environment": env.full_name(), "nodes": graph.len(), "zones_looked_up": !env.network.zones_named}).to_string());
     } else {
         stdout_line(&format!(
             "{}: valid ({} in {}, {} zones, {} NAT gateway(s), {} resources in the step graph)",
@@ -21,6 +21,9 @@ pub fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
             env.network.nat_gateways,
             graph.len()
         ));
+        if !env.network.zones_named {
+            stdout_line(&super::graph::zones_note(&env));
+        }
     }
     Ok(exit::OK)
 }

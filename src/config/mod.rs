@@ -152,6 +152,10 @@ impl EnvConfig {
 pub struct Network {
     pub vpc_cidr: Ipv4Cidr,
     pub zones: Vec<Zone>,
+    /// The file names the zones (`network.zone_names`). Otherwise their names are
+    /// `<region>a`, `b`, ... until a command that talks to AWS looks them up
+    /// ([`crate::session::zones`]); `validate` and `graph` say so.
+    pub zones_named: bool,
     /// 1, or one per zone.
     pub nat_gateways: usize,
     pub flow_logs_retention_days: i32,
@@ -171,7 +175,7 @@ impl Network {
 /// One availability zone and the three subnets the environment has in it.
 #[derive(Debug, Clone)]
 pub struct Zone {
-    /// AZ name, e.g. `eu-west-1a`.
+    /// AZ name, e.g. `eu-west-1a` (looked up when the file names none: [`Network::zones_named`]).
     pub name: String,
     /// Position letter used in node ids (`a`, `b`, ...), independent of the AZ's own letter.
     pub suffix: char,

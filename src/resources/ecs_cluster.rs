@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
-use crate::aws::retry::{self, SERVICES_DRAINING};
+use crate::aws::retry::{self, NEW_ECS_SERVICE_LINKED_ROLE, SERVICES_DRAINING};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -150,17 +150,21 @@ impl Resource for EcsCluster {
     }
 
     async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
-        let out = cx
-            .aws()
-            .ecs
-            .create_cluster()
-            .cluster_name(cluster_name(cx.env_full()))
-            .settings(self.setting())
-            .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
-            .default_capacity_provider_strategy(Self::default_strategy())
-            .set_tags(Some(tags::ecs(cx.tags())))
-            .send()
-            .await?;
+        // A name already taken answers with that cluster (CreateCluster is idempotent).
+        let out = retry::on(&[&NEW_ECS_SERVICE_LINKED_ROLE], || async {
+            Ok(cx
+                .aws()
+                .ecs
+                .create_cluster()
+                .cluster_name(cluster_name(cx.env_full()))
+                .settings(self.setting())
+                .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
+                .default_capacity_provider_strategy(Self::default_strategy())
+                .set_tags(Some(tags::ecs(cx.tags())))
+                .send()
+                .await?)
+        })
+        .await?;
         attrs_of(out.cluster().ok_or_else(|| Failure::missing("cluster"))?)
     }
 
@@ -181,12 +185,16 @@ impl Resource for EcsCluster {
                 .await?;
         }
         if has(changes, Field::CapacityProviders) {
-            ecs.put_cluster_capacity_providers()
-                .cluster(&name)
-                .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
-                .default_capacity_provider_strategy(Self::default_strategy())
-                .send()
-                .await?;
+            retry::on(&[&NEW_ECS_SERVICE_LINKED_ROLE], || async {
+                ecs.put_cluster_capacity_providers()
+                    .cluster(&name)
+                    .set_capacity_providers(Some(PROVIDERS.map(String::from).to_vec()))
+                    .default_capacity_provider_strategy(Self::default_strategy())
+                    .send()
+                    .await?;
+                Ok(())
+            })
+            .await?;
         }
         if tags_changed(changes) {
             retag_ecs(

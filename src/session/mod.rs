@@ -7,6 +7,7 @@
 mod hold;
 mod recording;
 mod run;
+pub mod zones;
 
 pub use hold::{cancel_on_ctrl_c, Held};
 pub use recording::Recording;
@@ -52,6 +53,9 @@ pub struct Session {
     /// The scheduled repair's nodes when the config has none (`stack::retired`): looked at
     /// when the record says an earlier `up` made them; `up` deletes what is there.
     pub retired: Option<Arc<StepGraph>>,
+    /// The applied record as read to find the zones ([`zones::resolve`]), for the first
+    /// look to use instead of reading it again.
+    pub preloaded: std::sync::Mutex<Option<Option<Record>>>,
 }
 
 /// Which environment a session acts on, and what it runs with: from its env file, or, for a
@@ -170,6 +174,7 @@ impl Session {
             parallelism,
             unattended: false,
             retired: None,
+            preloaded: std::sync::Mutex::new(None),
         }
     }
 
@@ -244,9 +249,19 @@ impl Session {
     pub async fn look(&self) -> anyhow::Result<Pass> {
         let cx = Arc::new(self.cx.fresh());
         let executor = self.executor_with(self.graph.clone(), cx.clone());
-        let (observations, loaded) =
-            tokio::join!(executor.observe(), record::load(&cx.aws.s3, &cx.scope));
-        let record = loaded.map_err(anyhow::Error::new)?;
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let (observations, record) = match preloaded {
+            Some(record) => (executor.observe().await, record),
+            None => {
+                let (observations, loaded) =
+                    tokio::join!(executor.observe(), record::load(&cx.aws.s3, &cx.scope));
+                (observations, loaded.map_err(anyhow::Error::new)?)
+            }
+        };
         if let Some(r) = &record {
             self.check_entries(r)?;
         }

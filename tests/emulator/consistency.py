@@ -5,6 +5,9 @@ it propagates, for that long after the call that starts it:
 - a new IAM role cannot be assumed yet: CreateFlowLogs answers InvalidParameter "Unable to
   assume given IAM role" after CreateRole, and CreateSchedule ValidationException "The
   execution role you provide must allow AWS EventBridge Scheduler to assume the role";
+- a fresh account's ECS service-linked role is not usable yet: CreateCluster with capacity
+  providers answers InvalidParameterException "Unable to assume the service linked role"
+  (started by GetCallerIdentity, the first call of every run);
 - a new KMS key is not visible yet: CreateLogGroup with a kmsKeyId answers
   InvalidParameterException "The specified KMS Key Id could not be found" after CreateKey;
 - a new NAT gateway is not describable yet: CreateRoute to it answers
@@ -30,6 +33,9 @@ CASES = [
      "Unable to assume given IAM role, or role does not exist."),
     ("new-role-scheduler", "iam:CreateRole", "scheduler:CreateSchedule", b"", "ValidationException",
      "The execution role you provide must allow AWS EventBridge Scheduler to assume the role."),
+    ("ecs-service-linked-role", "sts:GetCallerIdentity", "ecs:CreateCluster", b"capacityProviders",
+     "InvalidParameterException",
+     "Unable to assume the service linked role. Please verify that the ECS service linked role exists."),
     ("new-key", "kms:CreateKey", "logs:CreateLogGroup", b"kmsKeyId", "InvalidParameterException",
      "The specified KMS Key Id could not be found."),
     ("new-nat", "ec2:CreateNatGateway", "ec2:CreateRoute", b"NatGatewayId", "InvalidNatGatewayID.NotFound",

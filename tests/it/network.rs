@@ -343,8 +343,67 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
     // One batched read per EC2 type, a few per other resource (BENCHMARKS.md lists them);
     // the count does not grow with zones, subnets or route tables.
-    let reads: u64 = crate::common::calls(&acct).await.values().sum();
+    let calls = crate::common::calls(&acct).await;
+    let reads: u64 = calls.values().sum();
     assert!(reads <= 129, "converged run reads little: {reads}");
+    // The zones it was built in come from the record it reads anyway: no lookup, no
+    // second read of the record.
+    assert_eq!(
+        calls.get("ec2:DescribeAvailabilityZones"),
+        None,
+        "{calls:?}"
+    );
+    assert_eq!(calls.get("s3:GetObject"), Some(&1), "{calls:?}");
+}
+
+#[tokio::test]
+async fn zones_are_looked_up_and_too_few_stop_up_before_any_write() {
+    // us-west-1 has two zones (the emulator's, as AWS's): three asked for.
+    let acct = account();
+    let dir = crate::common::config_dir(|t| {
+        t.replace(r#"region = "us-east-1""#, r#"region = "us-west-1""#)
+    });
+    let path = dir.path().to_string_lossy().into_owned();
+    for verb in ["plan", "up"] {
+        let mut args = vec![verb, "--env", "local", "--config-dir", path.as_str()];
+        if verb == "up" {
+            args.push("--yes");
+        }
+        let r = crate::common::run(&args, &acct).await;
+        assert_eq!(r.code, 1, "{verb}: {}\n{}", r.stdout, r.stderr);
+        for needle in [
+            "network.availability_zones = 3",
+            "us-west-1a, us-west-1b",
+            "local.toml",
+        ] {
+            assert!(r.stderr.contains(needle), "{verb}: {needle}: {}", r.stderr);
+        }
+    }
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
+    let calls = crate::common::calls(&acct).await;
+    assert!(
+        calls.contains_key("ec2:DescribeAvailabilityZones"),
+        "{calls:?}"
+    );
+    // Two zones: built in the zones the region has.
+    let two = crate::common::config_dir(|t| {
+        t.replace(r#"region = "us-east-1""#, r#"region = "us-west-1""#)
+            .replace("availability_zones = 3", "availability_zones = 2")
+    });
+    let p = crate::common::run(
+        &[
+            "plan",
+            "--env",
+            "local",
+            "--json",
+            "--config-dir",
+            two.path().to_str().unwrap(),
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(p.code, 2, "{}\n{}", p.stdout, p.stderr);
+    assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
 }
 
 #[tokio::test]

@@ -180,6 +180,7 @@ pub(super) fn validate_network(p: &mut Collector, raw: &RawConfig) -> Option<Net
     Some(Network {
         vpc_cidr: vpc,
         zones,
+        zones_named: n.zone_names.is_some(),
         nat_gateways: nat as usize,
         flow_logs_retention_days: n.flow_logs_retention_days as i32,
     })
