@@ -53,6 +53,10 @@ impl<C: Send + Sync + 'static> Task<C> for RepairTask<C> {
         self.applied.reconcile(cx, recorded, found).await
     }
 
+    async fn find_interrupted(&self, cx: &C) -> Result<Observation, Failure> {
+        self.applied.find_interrupted(cx).await
+    }
+
     fn planned_attrs(&self, cx: &C) -> Option<Attrs> {
         self.applied.planned_attrs(cx)
     }

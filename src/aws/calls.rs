@@ -6,12 +6,50 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{Metadata, OrchestratorError};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
+
+/// The code of a create whose answer was lost: the connection failed after the call went
+/// out, so AWS may have carried it out. The SDK does not repeat these
+/// ([`NOT_SAFE_TO_REPEAT`]): the node looks for what it made first.
+pub const ANSWER_LOST: &str = "AnswerLost";
+
+/// The creates whose repeat makes a second resource (no name that must be unique, no client
+/// token): a connection lost after one went out is answered [`ANSWER_LOST`] rather than
+/// retried by the SDK. The other writes are safe to repeat: idempotent by name or token, or
+/// answered "already exists" / "not found", which their callers take as done.
+/// Named as the SDK names them (its service names, as the run report shows them).
+pub const NOT_SAFE_TO_REPEAT: &[&str] = &[
+    "KMS:CreateKey",
+    "EC2:CreateVpc",
+    "EC2:CreateSubnet",
+    "EC2:CreateInternetGateway",
+    "EC2:CreateRouteTable",
+    "EC2:AllocateAddress",
+    "ECS:RegisterTaskDefinition",
+];
+
+/// What a create of [`NOT_SAFE_TO_REPEAT`] fails with when its answer was lost.
+#[derive(Debug)]
+pub struct LostAnswer(pub String);
+
+impl std::fmt::Display for LostAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the connection closed after the call went out, so AWS may have carried it out",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for LostAnswer {}
 
 #[derive(Debug, Clone, Default)]
 pub struct ApiCalls {
@@ -26,7 +64,7 @@ pub struct CallSummary {
     pub reads: u64,
     pub writes: u64,
     /// Attempts the SDK made again after a throttling, a server error or a dropped
-    /// connection (standard retry mode, adaptive rate).
+    /// connection (standard retry mode: exponential backoff with jitter).
     pub retries: u64,
     /// `service:Operation` -> count.
     pub by_operation: BTreeMap<String, u64>,
@@ -86,6 +124,28 @@ impl Intercept for ApiCalls {
             let key = format!("{}:{}", md.service(), md.name());
             if let Ok(mut counts) = self.counts.lock() {
                 *counts.entry(key).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn modify_before_attempt_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(md) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let key = format!("{}:{}", md.service(), md.name());
+        if !NOT_SAFE_TO_REPEAT.contains(&key.as_str()) {
+            return Ok(());
+        }
+        if let Some(out) = context.output_or_error_mut() {
+            let lost = matches!(out, Err(e) if e.is_connector_error() || e.is_timeout_error());
+            if lost {
+                *out = Err(OrchestratorError::other(LostAnswer(key)));
             }
         }
         Ok(())

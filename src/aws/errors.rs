@@ -34,6 +34,10 @@ where
                 }
                 (code, message)
             }
+            _ if lost_answer(&err).is_some() => (
+                super::calls::ANSWER_LOST.to_string(),
+                lost_answer(&err).unwrap_or_default(),
+            ),
             SdkError::DispatchFailure(_) if chain(&err).contains("loading credentials") => (
                 "Credentials".to_string(),
                 format!(
@@ -74,6 +78,18 @@ const REJECTED_CREDENTIALS: &[&str] = &[
     "UnrecognizedClientException",
     "AuthFailure",
 ];
+
+/// The message of a [`super::calls::LostAnswer`] somewhere in `err`'s causes.
+fn lost_answer(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(lost) = e.downcast_ref::<super::calls::LostAnswer>() {
+            return Some(lost.to_string());
+        }
+        cur = e.source();
+    }
+    None
+}
 
 /// The error and its causes on one line.
 pub fn chain(err: &(dyn StdError + 'static)) -> String {
@@ -144,6 +160,32 @@ where
         }
     }
 }
+
+/// Codes a create answers when what it makes is there already, across the services used
+/// here: the create's own earlier attempt made it (its answer was lost and the SDK tried
+/// again), or a killed run did. The node then looks for it before it fails.
+pub const ALREADY_EXISTS: &[&str] = &[
+    "AlreadyExistsException",
+    "BucketAlreadyOwnedByYou",
+    "ConflictException",
+    "DBClusterAlreadyExistsFault",
+    "DBInstanceAlreadyExists",
+    "DBSubnetGroupAlreadyExists",
+    "DistributionAlreadyExists",
+    "DuplicateListener",
+    "DuplicateLoadBalancerName",
+    "DuplicateTargetGroupName",
+    "EntityAlreadyExists",
+    "HostedZoneAlreadyExists",
+    "InvalidGroup.Duplicate",
+    "InvalidSubnet.Conflict",
+    "OriginAccessControlAlreadyExists",
+    "PriorityInUse",
+    "ResourceAlreadyExistsException",
+    "ResourceExistsException",
+    "Resource.AlreadyAssociated",
+    "RouteAlreadyExists",
+];
 
 /// A service whose creates may answer "it is there already" (an interrupted run made it):
 /// the ones that find by name and create by name. The other creates used here are idempotent

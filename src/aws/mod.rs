@@ -82,6 +82,7 @@ services! {
     secretsmanager: aws_sdk_secretsmanager,
     sns: aws_sdk_sns,
     sts: aws_sdk_sts,
+    tagging: aws_sdk_resourcegroupstagging,
 }
 
 /// The environment's region's clients (what `clients.ec2` reaches), and the same services in

@@ -1,7 +1,7 @@
 //! Retrying calls that AWS rejects while another resource becomes visible or usable
 //! (eventual consistency) or while AWS finishes its own ordering. Each case is a named
 //! [`Rule`]: PLATFORM.md's table "When a dependent call may start" names where each comes
-//! from. Throttling and 5xx are not here: the SDK's standard retry mode (adaptive) takes them.
+//! from. Throttling and 5xx are not here: the SDK's standard retry mode takes them.
 //!
 //! A rule matches on the service's error code; where AWS gives a generic code for a specific
 //! condition (RDS `InvalidParameterValue` for a role it cannot see yet), the rule also looks

@@ -91,11 +91,23 @@ pub fn ec2_spec(resource: ResourceType, tags: &Tags) -> TagSpecification {
         .build()
 }
 
-pub fn from_ec2(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
+/// `from_<service>` for a service whose tag's key and value are optional in the SDK: a tag
+/// without a key is dropped, one without a value has the empty value.
+macro_rules! optional_tags {
+    ($from:ident, $ty:ty) => {
+        pub fn $from(tags: &[$ty]) -> BTreeMap<String, String> {
+            tags.iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                .collect()
+        }
+    };
 }
+
+optional_tags!(from_elb, aws_sdk_elasticloadbalancingv2::types::Tag);
+optional_tags!(from_cloudwatch, aws_sdk_cloudwatch::types::Tag);
+optional_tags!(from_secretsmanager, aws_sdk_secretsmanager::types::Tag);
+
+optional_tags!(from_ec2, Tag);
 
 pub fn kms(tags: &Tags) -> Result<Vec<aws_sdk_kms::types::Tag>, Failure> {
     tags.iter()
@@ -142,11 +154,7 @@ pub fn rds(tags: &Tags) -> Vec<aws_sdk_rds::types::Tag> {
         .collect()
 }
 
-pub fn from_rds(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
+optional_tags!(from_rds, aws_sdk_rds::types::Tag);
 
 pub fn s3(tags: &Tags) -> Result<aws_sdk_s3::types::Tagging, Failure> {
     let set = tags
@@ -182,11 +190,7 @@ pub fn route53(tags: &Tags) -> Vec<aws_sdk_route53::types::Tag> {
         .collect()
 }
 
-pub fn from_route53(tags: &[aws_sdk_route53::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
+optional_tags!(from_route53, aws_sdk_route53::types::Tag);
 
 /// Re-applies `tags` to an EC2 resource (CreateTags overwrites values, adds missing keys).
 pub async fn retag_ec2(client: &aws_sdk_ec2::Client, id: &str, tags: &Tags) -> Result<(), Failure> {
@@ -297,11 +301,7 @@ pub fn ecs(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
         .collect()
 }
 
-pub fn from_ecs(tags: &[aws_sdk_ecs::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
+optional_tags!(from_ecs, aws_sdk_ecs::types::Tag);
 
 /// Re-applies `tags` to an ECS resource by ARN (cluster, service, task definition).
 pub async fn retag_ecs(

@@ -1,51 +1,14 @@
 //! `graph`: the step graph as DOT or Mermaid.
 
 use super::{EnvArgs, GraphFormat};
-use crate::config::EnvConfig;
 use crate::error::exit;
-use crate::graph::{to_dot, to_mermaid, GraphError};
+use crate::graph::{to_dot, to_mermaid};
 use crate::output::stdout_line;
-use crate::stack::{self, StepGraph};
-
-/// The environment's step graph; an error names the file for what the config got wrong
-/// (an ignore entry naming no node) and calls the rest a bug.
-pub fn build(env: &EnvConfig) -> anyhow::Result<StepGraph> {
-    build_with(env, stack::build)
-}
-
-/// The graph `how` builds (`stack::build`, or `down`'s), with `build`'s errors.
-pub fn build_with(
-    env: &EnvConfig,
-    how: fn(&EnvConfig) -> Result<StepGraph, Vec<GraphError>>,
-) -> anyhow::Result<StepGraph> {
-    how(env).map_err(|errors| {
-        let (config, ours): (Vec<_>, Vec<_>) = errors
-            .iter()
-            .partition(|e| matches!(e, GraphError::Ignore { .. }));
-        let lines = |es: &[&GraphError]| -> String {
-            es.iter().map(|e| format!("\n  - {e}")).collect::<String>()
-        };
-        if ours.is_empty() {
-            anyhow::anyhow!(
-                "{}: {} problem(s) in the environment file{}",
-                env.file.display(),
-                config.len(),
-                lines(&config)
-            )
-        } else {
-            anyhow::anyhow!(
-                "the step graph of {} is not valid (a bug in tap-provision):{}{}",
-                env.full_name(),
-                lines(&ours),
-                lines(&config)
-            )
-        }
-    })
-}
+use crate::stack;
 
 pub fn run(args: &EnvArgs, format: GraphFormat) -> anyhow::Result<i32> {
     let env = crate::config::load(&args.config_dir, &args.env)?;
-    let graph = build(&env)?;
+    let graph = stack::checked(&env, stack::build)?;
     let text = match format {
         GraphFormat::Dot => to_dot(&graph, &env.full_name()),
         GraphFormat::Mermaid => to_mermaid(&graph),

@@ -26,8 +26,8 @@ pub async fn run(args: &EnvArgs, p: &PolicyArgs, settings: &Settings) -> anyhow:
     // `up` may delete the scheduled repair (`schedule = "off"`) and `down` always removes
     // it: their policies cover its nodes whatever the config says now.
     let graph = match p.verb {
-        Verb::Up | Verb::Down => super::graph::build_with(&env, stack::build_for_down)?,
-        _ => super::graph::build(&env)?,
+        Verb::Up | Verb::Down => stack::checked(&env, stack::build_for_down)?,
+        _ => stack::checked(&env, stack::build)?,
     };
     let (account, partition) = match &p.account {
         Some(a) => (a.clone(), p.partition.clone()),

@@ -519,9 +519,9 @@ async fn open(
         // `down` removes the scheduled repair whatever the config says now; the other verbs
         // look at it, when the config has none, only to let `up` delete it.
         let graph = if verb == "down" {
-            graph::build_with(env, stack::build_for_down)?
+            stack::checked(env, stack::build_for_down)?
         } else {
-            graph::build(env)?
+            stack::checked(env, stack::build)?
         };
         let retired = (verb != "down")
             .then(|| stack::retired(env).map(Arc::new))

@@ -8,7 +8,7 @@ use crate::output::{stdout_line, Format};
 
 pub fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     let env = crate::config::load(&args.config_dir, &args.env)?;
-    let graph = super::graph::build(&env)?;
+    let graph = crate::stack::checked(&env, crate::stack::build)?;
     if settings.format == Format::Json {
         stdout_line(&json!({"event": "validated", "ok": true, "file": env.file, "environment": env.full_name(), "nodes": graph.len(), "zones_looked_up": !env.network.zones_named}).to_string());
     } else {

@@ -31,7 +31,7 @@ use crate::model::{
     Ref, RunReport,
 };
 
-/// How many nodes read at once in an observe pass: reads are cheap and the SDK's adaptive
+/// How many nodes read at once in an observe pass: reads are cheap and the SDK's standard
 /// retry backs off under throttling, so a whole environment is read in a few rounds.
 pub const READ_PARALLELISM: usize = 32;
 
@@ -76,6 +76,11 @@ pub trait Task<C>: Send + Sync {
         recorded: &RecordedIds,
         found: Observation,
     ) -> Result<Observation, Failure>;
+    /// Read-only, after `observe` found nothing for a node the applied record says an
+    /// interrupted run started creating: looks again where a new resource cannot hide.
+    async fn find_interrupted(&self, _cx: &C) -> Result<Observation, Failure> {
+        Ok(None)
+    }
     /// The attributes it will have once created, where its name alone gives them.
     fn planned_attrs(&self, cx: &C) -> Option<Attrs>;
     /// Pure: what `up` would do, given the inputs' attributes.

@@ -57,21 +57,26 @@ impl<C: Send + Sync + 'static> Executor<C> {
 
     /// The second step of a find: where the applied record names an identifier and the
     /// first step found nothing or something else, asks the node to square the two
-    /// ([`Task::reconcile`]). Nodes where both agree make no call.
+    /// ([`Task::reconcile`]); where it found nothing of a node the record's `started` names
+    /// (an interrupted create), asks it to look again ([`Task::find_interrupted`]). Nodes
+    /// where both agree make no call.
     pub async fn reconcile(
         &self,
         observations: Vec<Result<Observation, NodeError>>,
         recorded: &[Option<RecordedIds>],
+        started: &[bool],
     ) -> Vec<Result<Observation, NodeError>> {
         let limit = Arc::new(Semaphore::new(READ_PARALLELISM));
         let mut set = JoinSet::new();
         let mut out: Vec<Option<Result<Observation, NodeError>>> = Vec::new();
         for (ix, observed) in observations.into_iter().enumerate() {
             let ids = recorded.get(ix).cloned().flatten();
+            let interrupted = started.get(ix).copied().unwrap_or(false);
             let found = match (observed, ids) {
                 (Ok(found), Some(ids)) if found.as_ref().is_none_or(|l| l.attrs.id != ids.id) => {
-                    (found, ids)
+                    (found, Some(ids))
                 }
+                (Ok(None), None) if interrupted => (None, None),
                 (other, _) => {
                     out.push(Some(other));
                     continue;
@@ -82,8 +87,11 @@ impl<C: Send + Sync + 'static> Executor<C> {
             let (cx, limit) = (self.cx.clone(), limit.clone());
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let (found, ids) = found;
-                (ix, task.reconcile(&cx, &ids, found).await)
+                let result = match found {
+                    (found, Some(ids)) => task.reconcile(&cx, &ids, found).await,
+                    (_, None) => task.find_interrupted(&cx).await,
+                };
+                (ix, result)
             });
         }
         while let Some(joined) = set.join_next().await {

@@ -199,6 +199,10 @@ const SESSION: &[Grant] = &[
         On::Any("STS GetCallerIdentity has no resource"),
     ),
     grant(
+        &["ec2:DescribeAvailabilityZones", "ec2:DescribeSubnets"],
+        On::Any("the zones, when the env file names none: EC2 Describe* take no resource"),
+    ),
+    grant(
         &["s3:ListBucket"],
         On::Arns(&["arn:${partition}:s3:::${env}-state-${account}"]),
     ),

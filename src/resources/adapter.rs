@@ -8,11 +8,16 @@ use async_trait::async_trait;
 use super::declared::declared;
 use super::template::Attr;
 use super::{Cx, Duplicates, NodeCx, Resource};
+use crate::aws::calls::ANSWER_LOST;
+use crate::aws::errors::ALREADY_EXISTS;
 use crate::aws::tags::Tags;
 use crate::diff::{needs_replacement, Changes};
 use crate::error::{Failure, Step};
 use crate::executor::{Live, Observation, Task};
 use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, RecordedIds, Ref};
+
+/// Creates tried when each answer is lost: the first and two more.
+const LOST_ANSWER_ATTEMPTS: u32 = 3;
 
 pub struct Adapter<R> {
     node: String,
@@ -79,7 +84,7 @@ impl<R: Resource> Adapter<R> {
         let ncx = self.ncx(cx);
         let r = &self.spec;
         match (&plan.action, have) {
-            (Action::Create, _) => r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f)),
+            (Action::Create, _) => self.create(cx, inputs).await.map_err(|f| (Step::Create, f)),
             (Action::Update { changes }, Some(live)) => {
                 let observed = self.state(live).map_err(|f| (Step::Update, f))?;
                 r.update(&ncx, inputs, observed, changes)
@@ -102,7 +107,7 @@ impl<R: Resource> Adapter<R> {
                     .await
                     .map_err(|f| (Step::Delete, f))?;
                 ncx.progress("replacing: creating");
-                r.create(&ncx, inputs).await.map_err(|f| (Step::Create, f))
+                self.create(cx, inputs).await.map_err(|f| (Step::Create, f))
             }
             (action, _) => Err((
                 Step::Update,
@@ -115,6 +120,51 @@ impl<R: Resource> Adapter<R> {
                     ),
                 ),
             )),
+        }
+    }
+
+    /// Creates it. When the answer of a create that AWS may have carried out was lost (the
+    /// connection closed after the call went out, [`ANSWER_LOST`]), or a create answers that
+    /// it is there already (the SDK repeated one whose answer was lost), looks for what it
+    /// made, with fresh reads: found, it is settled like an update (the create's later steps
+    /// may not have run); not found, a lost create is made again, and "already there" fails.
+    async fn create(&self, cx: &Cx, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+        let ncx = self.ncx(cx);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let f = match self.spec.create(&ncx, inputs).await {
+                Err(f) if f.code == ANSWER_LOST && attempts < LOST_ANSWER_ATTEMPTS => f,
+                Err(f) if ALREADY_EXISTS.contains(&f.code.as_str()) && attempts == 1 => f,
+                other => return other,
+            };
+            ncx.progress(format!("{}; looking for what it made", f.message));
+            let fresh = cx.fresh();
+            let again = self.ncx(&fresh);
+            let Some(have) = self.spec.observe(&again).await? else {
+                if f.code != ANSWER_LOST {
+                    // There, but not found as this node's: not ours to take.
+                    return Err(f);
+                }
+                continue;
+            };
+            let mut c = Changes::default();
+            self.spec.diff(&again, inputs, &have, &mut c)?;
+            let changes = c.changes;
+            if changes.is_empty() {
+                return self.spec.attrs(&again, &have);
+            }
+            if needs_replacement(&changes) {
+                return Err(f.context(format!(
+                    "found what it made, and it differs where only a replacement would fix it: {}",
+                    changes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+            return self.spec.update(&ncx, inputs, &have, &changes).await;
         }
     }
 
@@ -229,6 +279,17 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
                     recorded = recorded.id,
                 ),
             )),
+        }
+    }
+
+    async fn find_interrupted(&self, cx: &Cx) -> Result<Observation, Failure> {
+        let ncx = self.ncx(cx);
+        match self.spec.observe_interrupted(&ncx).await? {
+            Some(have) => {
+                tracing::info!("{}: found where an interrupted create left it", self.node);
+                Ok(Some(self.live(&ncx, have)?))
+            }
+            None => Ok(None),
         }
     }
 

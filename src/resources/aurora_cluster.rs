@@ -353,19 +353,16 @@ impl Resource for AuroraCluster {
     /// identifier, are already being created meanwhile.
     async fn wait_ready(&self, cx: &NodeCx<'_>, attrs: Attrs) -> Result<Attrs, Failure> {
         // The last description, for the attributes once available (endpoints included).
-        let last = std::sync::Mutex::new(None);
-        cx.wait_ready(
-            &format!("Aurora cluster {} to be available", attrs.id),
-            Duration::from_secs(2),
-            || async {
-                let c = describe(cx, &attrs.id).await?;
-                let poll = rds_ready(c.as_ref().and_then(|c| c.status()));
-                *last.lock().unwrap_or_else(|e| e.into_inner()) = c;
-                Ok(poll)
-            },
-        )
-        .await?;
-        let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
+        let last = cx
+            .wait_keeping(
+                &format!("Aurora cluster {} to be available", attrs.id),
+                Duration::from_secs(2),
+                || async {
+                    let c = describe(cx, &attrs.id).await?;
+                    Ok((rds_ready(c.as_ref().and_then(|c| c.status())), c))
+                },
+            )
+            .await?;
         match last {
             Some(c) => attrs_of(&c),
             None => Ok(attrs),

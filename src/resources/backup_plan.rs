@@ -248,7 +248,10 @@ impl Resource for BackupPlan {
                 backup
                     .list_backup_selections()
                     .backup_plan_id(&id)
+                    .into_paginator()
+                    .items()
                     .send()
+                    .collect::<Result<Vec<_>, _>>()
                     .await
                     .map_err(Failure::from)
             },
@@ -269,7 +272,7 @@ impl Resource for BackupPlan {
             })
             .unwrap_or_default();
         let mut selections = Vec::new();
-        for s in listed.backup_selections_list() {
+        for s in &listed {
             let Some(sid) = s.selection_id() else {
                 continue;
             };

@@ -272,47 +272,44 @@ impl Resource for Certificate {
             .to_string();
         // ACM adds the validation records a few seconds after the request: they are this
         // node's identifiers (the DNS node writes them), so wait for them here.
-        let found = std::sync::Mutex::new(None);
-        cx.wait_ready(
-            &format!("certificate {arn} to have its validation records"),
-            Duration::from_secs(1),
-            || async {
-                let detail = self.describe(cx, &arn).await?;
-                let complete = detail.as_ref().is_some_and(|d| {
-                    let options = d.domain_validation_options();
-                    !options.is_empty() && options.iter().all(|o| o.resource_record().is_some())
-                });
-                if complete {
-                    *found.lock().unwrap_or_else(|e| e.into_inner()) = detail;
-                    Ok(Poll::Ready)
-                } else {
-                    Ok(Poll::Pending("no validation records yet".into()))
-                }
-            },
-        )
-        .await?;
-        let detail = found
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
+        let detail = cx
+            .wait_keeping(
+                &format!("certificate {arn} to have its validation records"),
+                Duration::from_secs(1),
+                || async {
+                    let detail = self.describe(cx, &arn).await?;
+                    let complete = detail.as_ref().is_some_and(|d| {
+                        let options = d.domain_validation_options();
+                        !options.is_empty() && options.iter().all(|o| o.resource_record().is_some())
+                    });
+                    Ok(if complete {
+                        (Poll::Ready, detail)
+                    } else {
+                        (Poll::Pending("no validation records yet".into()), None)
+                    })
+                },
+            )
+            .await?
             .ok_or_else(|| Failure::missing("certificate"))?;
         attrs_of(&detail)
     }
 
     /// Minutes on AWS once the records are in the zone.
     async fn wait_ready(&self, cx: &NodeCx<'_>, attrs: Attrs) -> Result<Attrs, Failure> {
-        let last = std::sync::Mutex::new(None);
-        cx.wait_ready(
-            &format!("certificate for {} to be ISSUED", self.domain),
-            Duration::from_secs(2),
-            || async {
-                let detail = self.describe(cx, &attrs.id).await?;
-                let poll = certificate_ready(detail.as_ref().and_then(|d| d.status()));
-                *last.lock().unwrap_or_else(|e| e.into_inner()) = detail;
-                Ok(poll)
-            },
-        )
-        .await?;
-        match last.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let last = cx
+            .wait_keeping(
+                &format!("certificate for {} to be ISSUED", self.domain),
+                Duration::from_secs(2),
+                || async {
+                    let detail = self.describe(cx, &attrs.id).await?;
+                    Ok((
+                        certificate_ready(detail.as_ref().and_then(|d| d.status())),
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        match last {
             Some(d) => attrs_of(&d),
             None => Ok(attrs),
         }

@@ -20,10 +20,9 @@ use aws_sdk_cloudfront::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::dns_record::CLOUDFRONT_ZONE_ID;
 use super::origin_access::AccessKind;
 use super::{NodeCx, Resource};
-use crate::aws::errors::OrAbsent;
+use crate::aws::errors::{is_not_found, OrAbsent};
 use crate::aws::wait::Poll;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -86,10 +85,19 @@ struct View {
     price_class: String,
 }
 
-fn attrs_of(d: &AwsDistribution) -> Attrs {
+/// The log bucket as CloudFront names it: `<bucket>.s3.amazonaws.com`; in China, with the
+/// region and the partition's suffix.
+fn log_bucket_domain(scope: &super::Scope, bucket: &str) -> String {
+    match scope.partition.as_str() {
+        "aws-cn" => format!("{bucket}.s3.{}.{}", scope.region, scope.dns_suffix()),
+        _ => format!("{bucket}.s3.amazonaws.com"),
+    }
+}
+
+fn attrs_of(cx: &NodeCx<'_>, d: &AwsDistribution) -> Attrs {
     let mut a = Attrs::id(d.id()).with_arn(d.arn());
     a.dns_name = Some(d.domain_name().to_string());
-    a.hosted_zone_id = Some(CLOUDFRONT_ZONE_ID.to_string());
+    a.hosted_zone_id = Some(cx.scope().cloudfront_zone_id().to_string());
     a.state = Some(d.status().to_string());
     a
 }
@@ -244,7 +252,7 @@ impl Distribution {
                 LoggingConfig::builder()
                     .enabled(true)
                     .include_cookies(false)
-                    .bucket(format!("{log_bucket}.s3.amazonaws.com"))
+                    .bucket(log_bucket_domain(cx.scope(), log_bucket))
                     .prefix(LOG_PREFIX)
                     .build(),
             )
@@ -266,27 +274,16 @@ impl Distribution {
 
     async fn find(&self, cx: &NodeCx<'_>) -> Result<Option<String>, Failure> {
         let cf = &cx.aws().cloudfront;
-        let mut marker = None;
-        loop {
-            let out = cf.list_distributions().set_marker(marker).send().await?;
-            let Some(list) = out.distribution_list() else {
-                return Ok(None);
-            };
-            let found = list.items().iter().find(|d| {
-                d.aliases()
-                    .is_some_and(|a| a.items().iter().any(|n| n == &self.alias))
-            });
-            if let Some(d) = found {
+        let mut items = cf.list_distributions().into_paginator().items().send();
+        while let Some(d) = items.next().await {
+            let d = d.map_err(Failure::from)?;
+            if d.aliases()
+                .is_some_and(|a| a.items().iter().any(|n| n == &self.alias))
+            {
                 return Ok(Some(d.id().to_string()));
             }
-            marker = list
-                .next_marker()
-                .filter(|_| list.is_truncated())
-                .map(String::from);
-            if marker.is_none() {
-                return Ok(None);
-            }
         }
+        Ok(None)
     }
 
     async fn get(
@@ -418,8 +415,8 @@ impl Resource for Distribution {
         Ok(found)
     }
 
-    fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
-        Ok(attrs_of(&have.distribution))
+    fn attrs(&self, cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {
+        Ok(attrs_of(cx, &have.distribution))
     }
 
     fn diff(
@@ -478,7 +475,7 @@ impl Resource for Distribution {
             "distribution {} accepted; CloudFront deploys it to the edge in the background",
             d.id()
         ));
-        Ok(attrs_of(d))
+        Ok(attrs_of(cx, d))
     }
 
     async fn update(
@@ -490,7 +487,7 @@ impl Resource for Distribution {
     ) -> Result<Attrs, Failure> {
         let cf = &cx.aws().cloudfront;
         let d = &have.distribution;
-        let mut result = attrs_of(d);
+        let mut result = attrs_of(cx, d);
         if beyond_tags(changes) {
             let out = cf
                 .update_distribution()
@@ -500,7 +497,7 @@ impl Resource for Distribution {
                 .send()
                 .await?;
             if let Some(updated) = out.distribution() {
-                result = attrs_of(updated);
+                result = attrs_of(cx, updated);
             }
         }
         if tags_changed(changes) {
@@ -522,47 +519,73 @@ impl Resource for Distribution {
             .distribution_config()
             .ok_or_else(|| Failure::missing("distribution configuration"))?;
         let mut etag = have.etag.clone();
-        if live.enabled() {
+        let mut live = live.clone();
+        let mut tries = 0;
+        while live.enabled() {
+            tries += 1;
             let mut config = live.clone();
             config.enabled = false;
             let out = cf
                 .update_distribution()
                 .id(id)
-                .set_if_match(etag)
+                .set_if_match(etag.clone())
                 .distribution_config(config)
                 .send()
                 .await
-                .or_absent()?;
-            let Some(out) = out else { return Ok(()) };
-            etag = out.e_tag().map(String::from);
+                .map_err(Failure::from);
+            match out {
+                Ok(out) => {
+                    etag = out.e_tag().map(String::from);
+                    break;
+                }
+                // Changed since it was read: by this call's earlier attempt, whose answer
+                // was lost (the SDK sent it again with the old ETag), or by someone else.
+                // Read it again: disabled already, or disabled with the new ETag.
+                Err(f) if f.code == "PreconditionFailed" && tries < 3 => {
+                    let Some((d, tag)) = self.get(cx, id).await? else {
+                        return Ok(());
+                    };
+                    etag = tag;
+                    live = d
+                        .distribution_config()
+                        .cloned()
+                        .ok_or_else(|| Failure::missing("distribution configuration"))?;
+                }
+                Err(f) if is_not_found(&f) => return Ok(()),
+                Err(f) => return Err(f),
+            }
         }
-        let last = std::sync::Mutex::new(etag);
-        cx.wait_ready(
-            &format!("distribution {id} to be disabled at the edge"),
-            Duration::from_secs(5),
-            || async {
-                Ok(match self.get(cx, id).await? {
-                    None => Poll::Ready,
-                    Some((d, tag)) => {
-                        *last.lock().unwrap_or_else(|e| e.into_inner()) = tag;
-                        if d.status() == "Deployed" {
-                            Poll::Ready
-                        } else {
-                            Poll::Pending(d.status().to_string())
-                        }
-                    }
-                })
-            },
-        )
-        .await?;
-        let etag = last.into_inner().unwrap_or_else(|e| e.into_inner());
-        cf.delete_distribution()
+        let last = cx
+            .wait_keeping(
+                &format!("distribution {id} to be disabled at the edge"),
+                Duration::from_secs(5),
+                || async {
+                    Ok(match self.get(cx, id).await? {
+                        None => (Poll::Ready, None),
+                        Some((d, tag)) if d.status() == "Deployed" => (Poll::Ready, tag),
+                        Some((d, tag)) => (Poll::Pending(d.status().to_string()), tag),
+                    })
+                },
+            )
+            .await?;
+        let etag = last.or(etag);
+        match cf
+            .delete_distribution()
             .id(id)
             .set_if_match(etag)
             .send()
             .await
-            .or_absent()?;
-        Ok(())
+            .map_err(Failure::from)
+        {
+            // Deleted by this call's earlier attempt, whose answer was lost.
+            Err(f) if is_not_found(&f) => Ok(()),
+            // Changed meanwhile: gone is done; otherwise the error stands.
+            Err(f) if f.code == "PreconditionFailed" => match self.get(cx, id).await? {
+                None => Ok(()),
+                Some(_) => Err(f),
+            },
+            other => other.map(|_| ()),
+        }
     }
 
     fn outputs(&self, attrs: &Attrs) -> Vec<Output> {

@@ -1,7 +1,7 @@
 //! Records in the environment's hosted zone: the CNAMEs that validate its certificates, and
 //! the alias A records that point its names at the load balancer and the distribution. Each
 //! change waits until Route53 says INSYNC. Records carry no tags: they are found by name and
-//! type in the zone, whose records are listed once per run for every record node.
+//! type in the zone (`ListResourceRecordSets` from the name on), never by listing the zone.
 
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, RrType,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use super::hosted_zone::find_zone;
 use super::{NodeCx, Resource};
@@ -64,49 +63,53 @@ pub struct AliasRecord {
     pub kind: AliasKind,
 }
 
-/// The zone's records, listed once per run.
-#[derive(Default)]
-struct ZoneRecords(OnceCell<Option<(String, Vec<ResourceRecordSet>)>>);
+/// The zone's id, `None` when the zone does not exist (looked up once per run).
+async fn zone_id(cx: &NodeCx<'_>, zone: &ZoneRef) -> Result<Option<String>, Failure> {
+    Ok(find_zone(cx, &zone.name, zone.id.as_deref())
+        .await?
+        .map(|z| z.id().rsplit('/').next().unwrap_or(z.id()).to_string()))
+}
 
-/// The zone's id and every record in it; `None` when the zone does not exist.
-async fn zone_records(
+/// The zone's record sets from `name` (and `kind`) on, in Route53's order (by name with
+/// its labels reversed, then type), for as long as `wanted` holds: read by name, never the
+/// whole zone (a company's zone can hold thousands of records, listed at 5 requests a
+/// second).
+async fn records_from(
     cx: &NodeCx<'_>,
-    zone: &ZoneRef,
-) -> Result<Option<(String, Vec<ResourceRecordSet>)>, Failure> {
-    let cache = cx.shared::<ZoneRecords>();
-    let found = cache
-        .0
-        .get_or_try_init(|| async {
-            let Some(z) = find_zone(cx, &zone.name, zone.id.as_deref()).await? else {
-                return Ok::<_, Failure>(None);
-            };
-            let id = z.id().rsplit('/').next().unwrap_or(z.id()).to_string();
-            let mut records = Vec::new();
-            let mut next: Option<(String, RrType)> = None;
-            loop {
-                let mut call = cx
-                    .aws()
-                    .route53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(&id);
-                if let Some((name, kind)) = next.take() {
-                    call = call.start_record_name(name).start_record_type(kind);
-                }
-                let page = call.send().await?;
-                records.extend(page.resource_record_sets().iter().cloned());
-                match (
-                    page.is_truncated(),
-                    page.next_record_name(),
-                    page.next_record_type(),
-                ) {
-                    (true, Some(name), Some(kind)) => next = Some((name.to_string(), kind.clone())),
-                    _ => break,
-                }
+    zone_id: &str,
+    name: &str,
+    kind: Option<RrType>,
+    page: i32,
+    wanted: impl Fn(&ResourceRecordSet) -> bool,
+) -> Result<Vec<ResourceRecordSet>, Failure> {
+    let mut out = Vec::new();
+    let mut next = Some((name.to_string(), kind));
+    while let Some((name, kind)) = next.take() {
+        let got = cx
+            .aws()
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(name)
+            .set_start_record_type(kind)
+            .max_items(page)
+            .send()
+            .await?;
+        for r in got.resource_record_sets() {
+            if !wanted(r) {
+                return Ok(out);
             }
-            Ok(Some((id, records)))
-        })
-        .await?;
-    Ok(found.clone())
+            out.push(r.clone());
+        }
+        if let (true, Some(name), Some(kind)) = (
+            got.is_truncated(),
+            got.next_record_name(),
+            got.next_record_type(),
+        ) {
+            next = Some((name.to_string(), Some(kind.clone())));
+        }
+    }
+    Ok(out)
 }
 
 fn fqdn(name: &str) -> String {
@@ -237,10 +240,22 @@ impl Resource for ValidationRecords {
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Validation>, Failure> {
-        let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
+        let Some(zone_id) = zone_id(cx, &self.zone).await? else {
             return Ok(None);
         };
         let domain = fqdn(&self.domain);
+        // `_<token>.<domain>.`: the names under the domain whose label starts with `_`,
+        // which Route53 lists together from `_.<domain>.` (`_` sorts before any other
+        // label that starts with it).
+        let child_label = |r: &ResourceRecordSet| -> Option<String> {
+            let name = r.name().to_ascii_lowercase();
+            let label = name.strip_suffix(&domain)?.strip_suffix('.')?;
+            Some(label.rsplit('.').next().unwrap_or(label).to_string())
+        };
+        let records = records_from(cx, &zone_id, &format!("_.{domain}"), None, 100, |r| {
+            child_label(r).is_some_and(|l| l.starts_with('_'))
+        })
+        .await?;
         let mut ours: Vec<DnsRecord> = records
             .iter()
             .filter(|r| r.r#type() == &RrType::Cname)
@@ -344,9 +359,6 @@ pub struct Alias {
     set: ResourceRecordSet,
 }
 
-/// The hosted zone id every CloudFront distribution's alias records name.
-pub const CLOUDFRONT_ZONE_ID: &str = "Z2FDTNDATAQYW2";
-
 /// A load balancer's name as an alias target: lower case, no trailing dot, without the
 /// `dualstack.` Route53 may show.
 fn target_name(name: &str) -> String {
@@ -416,10 +428,14 @@ impl Resource for AliasRecord {
     const FIELDS: &'static [&'static str] = Field::NAMES;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Alias>, Failure> {
-        let Some((zone_id, records)) = zone_records(cx, &self.zone).await? else {
+        let Some(zone_id) = zone_id(cx, &self.zone).await? else {
             return Ok(None);
         };
         let name = fqdn(&self.name);
+        let records = records_from(cx, &zone_id, &name, Some(RrType::A), 1, |r| {
+            fqdn(r.name()) == name
+        })
+        .await?;
         Ok(records
             .iter()
             .find(|r| r.r#type() == &RrType::A && fqdn(r.name()) == name)

@@ -402,22 +402,21 @@ impl Resource for EcsService {
 
     /// Minutes on AWS: tasks start, pass their health checks and register as targets.
     async fn wait_ready(&self, cx: &NodeCx<'_>, attrs: Attrs) -> Result<Attrs, Failure> {
-        let last = std::sync::Mutex::new(None);
-        cx.wait_ready(
-            &format!("service {} to finish deploying", self.service),
-            Duration::from_secs(2),
-            || async {
-                let found = self.describe(cx).await?;
-                let poll = match &found {
-                    Some(s) => service_ready(s),
-                    None => Poll::Pending("not yet visible".into()),
-                };
-                *last.lock().unwrap_or_else(|e| e.into_inner()) = found;
-                Ok(poll)
-            },
-        )
-        .await?;
-        match last.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let last = cx
+            .wait_keeping(
+                &format!("service {} to finish deploying", self.service),
+                Duration::from_secs(2),
+                || async {
+                    let found = self.describe(cx).await?;
+                    let poll = match &found {
+                        Some(s) => service_ready(s),
+                        None => Poll::Pending("not yet visible".into()),
+                    };
+                    Ok((poll, found))
+                },
+            )
+            .await?;
+        match last {
             Some(s) => attrs_of(&s),
             None => Ok(attrs),
         }

@@ -116,16 +116,10 @@ impl Resource for FlowLog {
         let group = inputs.id(&self.log_group)?;
         let role_arn = inputs.arn(&self.role)?;
         let ec2 = &cx.aws().ec2;
-        // Deleted flow logs leave no trace to tell incarnations apart: the environment's
-        // current flow logs go into the token, so a re-create after a deletion gets a new one.
-        let mut existing: Vec<String> =
-            crate::aws::ec2::of_env::<AwsFlowLog>(&cx.cx.shared, ec2, cx.env_full())
-                .await?
-                .iter()
-                .filter_map(|f| f.flow_log_id().map(String::from))
-                .collect();
-        existing.sort();
-        let token = cx.token(&[vpc, group, role_arn, &existing.join(",")], 64);
+        // A token of this run: its SDK retries reuse it; a later run finds what this one
+        // made by its tags first, and never sends it again (EC2 would answer a token it saw
+        // before with that flow log, deleted since or not).
+        let token = cx.run_token(&[vpc, group, role_arn]);
         // CreateFlowLogs reports a role it cannot assume per item, not as an error.
         let id = retry::on(&[&NEW_ROLE_EC2], || async {
             let out = ec2

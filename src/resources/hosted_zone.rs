@@ -68,7 +68,7 @@ async fn lookup(cx: &NodeCx<'_>, name: &str, id: Option<&str>) -> Result<Option<
         // Not the environment's to delete: named only.
         let ids: Vec<&str> = public.iter().map(|z| z.id()).collect();
         cx.note(format!(
-            "{} public hosted zones are named {name} ({}): using the first; set dns.zone_id to choose",
+            "{} public hosted zones are named {name} ({}): using the first; set dns.hosted_zone to its id to choose",
             public.len(),
             ids.join(", ")
         ));

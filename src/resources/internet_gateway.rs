@@ -161,12 +161,18 @@ impl Resource for InternetGateway {
             // DependencyViolation while the VPC still has mapped public addresses (NAT
             // gateways being deleted).
             ec2_delete(&[], || async move {
-                ec2.detach_internet_gateway()
+                let out = ec2
+                    .detach_internet_gateway()
                     .internet_gateway_id(id)
                     .vpc_id(vpc)
                     .send()
                     .await
-                    .map_err(Failure::from)
+                    .map_err(Failure::from);
+                match out {
+                    // Detached already: by this call's earlier attempt, whose answer was lost.
+                    Err(f) if f.code == "Gateway.NotAttached" => Ok(()),
+                    other => other.map(|_| ()),
+                }
             })
             .await?;
         }

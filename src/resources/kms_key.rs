@@ -65,9 +65,10 @@ impl Observed {
 /// The key policy (pure, from partition, region and account).
 pub fn key_policy(partition: &str, region: &str, account: &str, env_full: &str) -> Value {
     let root = format!("arn:{partition}:iam::{account}:root");
+    let suffix = super::dns_suffix(partition);
     let via: Vec<String> = ["rds", "backup", "secretsmanager"]
         .iter()
-        .map(|s| format!("{s}.{region}.amazonaws.com"))
+        .map(|s| format!("{s}.{region}.{suffix}"))
         .collect();
     json!({
         "Version": "2012-10-17",
@@ -83,7 +84,7 @@ pub fn key_policy(partition: &str, region: &str, account: &str, env_full: &str) 
             {
                 "Sid": "CloudWatchLogs",
                 "Effect": "Allow",
-                "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
+                "Principal": {"Service": format!("logs.{region}.{suffix}")},
                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 "Resource": "*",
                 "Condition": {"ArnLike": {
@@ -122,108 +123,113 @@ impl KmsKey {
         )
     }
 
-    /// The key the alias names, when it carries this node's tags; else a key carrying them
-    /// (an earlier run stopped between CreateKey and CreateAlias, or the alias was pointed
-    /// at another key by hand). Keys pending deletion are skipped there. A key whose tags
-    /// cannot be read (denied, throttled) fails the find, so an unreadable key never leads
-    /// to a second one.
+    /// The key the alias names, when it carries this node's tags; else a key carrying them,
+    /// found by the tagging API in one read whatever the account holds (an earlier run
+    /// stopped between CreateKey and CreateAlias, or the alias was pointed at another key by
+    /// hand). Keys pending deletion are skipped there. A key the alias names that lost its
+    /// identity tags is still it, unless it says it belongs to another environment or node.
     async fn locate(&self, cx: &NodeCx<'_>) -> Result<Option<Located>, Failure> {
-        let kms = &cx.aws().kms;
-        let alias = cx.scope().kms_alias();
-        let env_full = cx.env_full();
-        let tagged_as_ours = |tags: &[aws_sdk_kms::types::Tag]| {
-            let has =
-                |k: &str, v: &str| tags.iter().any(|t| t.tag_key() == k && t.tag_value() == v);
-            has(ENV_TAG, env_full) && has(NODE_TAG, cx.node)
-        };
-        // A key that says it belongs to another environment or node.
-        let claimed_elsewhere = |tags: &[aws_sdk_kms::types::Tag]| {
-            tags.iter().any(|t| {
-                (t.tag_key() == ENV_TAG && t.tag_value() != env_full)
-                    || (t.tag_key() == NODE_TAG && t.tag_value() != cx.node)
-            })
-        };
-        let mut alias_target = None;
-        let mut untagged = None;
-        if let Some(out) = kms.describe_key().key_id(&alias).send().await.or_absent()? {
-            let meta = out
-                .key_metadata()
-                .cloned()
-                .ok_or_else(|| Failure::missing("key metadata"))?;
-            let tags = kms
-                .list_resource_tags()
-                .key_id(meta.key_id())
-                .send()
-                .await?;
-            if tagged_as_ours(tags.tags()) {
+        let (by_alias, alias_target, untagged) = self.by_alias(cx).await?;
+        if by_alias.is_some() {
+            return Ok(by_alias);
+        }
+        let arns: Vec<String> = cx
+            .aws()
+            .tagging
+            .get_resources()
+            .resource_type_filters("kms:key")
+            .tag_filters(tag_filter(ENV_TAG, cx.env_full()))
+            .tag_filters(tag_filter(NODE_TAG, cx.node))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Failure::from(e).context("finding the KMS key by its tags"))?
+            .iter()
+            .filter_map(|m| m.resource_arn().map(String::from))
+            .collect();
+        for arn in arns {
+            // The tagging API can lag a tag edit: the key's own tags decide.
+            let Some(found) = self.key(cx, &arn).await? else {
+                continue;
+            };
+            if tagged_as_ours(cx, &found.1) {
                 return Ok(Some(Located {
-                    meta,
-                    alias_ok: true,
-                    alias_target: None,
-                    tags: tags::from_kms(tags.tags()),
+                    meta: found.0,
+                    alias_ok: false,
+                    alias_target,
+                    tags: tags::from_kms(&found.1),
                 }));
             }
-            // Not tagged as ours: the alias was pointed elsewhere by hand (drift on the
-            // alias; ours is found by its tags below), or our key lost its identity tags
-            // (tag drift: the alias, like a name, still says it is ours, unless the key says
-            // it belongs to another environment or node).
-            alias_target = Some(meta.key_id().to_string());
-            if !claimed_elsewhere(tags.tags()) {
-                untagged = Some((meta, tags::from_kms(tags.tags())));
-            }
         }
-        let mut keys = kms.list_keys().into_paginator().items().send();
-        while let Some(entry) = keys.next().await {
-            let entry = entry.map_err(Failure::from)?;
-            let Some(id) = entry.key_id() else { continue };
-            // A key whose tags cannot be read could be this environment's: an error, never
-            // "not ours" (which would make a second key).
-            let tags = kms
-                .list_resource_tags()
-                .key_id(id)
-                .send()
-                .await
-                .map_err(|e| {
-                    let f = Failure::from(e);
-                    let fix = if f.code == "AccessDeniedException" {
-                        format!(
-                            "; allow kms:ListResourceTags on it to this identity, or point the alias {alias} at this environment's key, \
-                             so tap-provision can tell whether it is this environment's before it would make one"
-                        )
-                    } else {
-                        String::new()
-                    };
-                    let f = f.context(format!("reading the tags of KMS key {id}"));
-                    Failure {
-                        message: format!("{}{fix}", f.message),
-                        ..f
-                    }
-                })?;
-            if tagged_as_ours(tags.tags()) {
-                let meta = kms.describe_key().key_id(id).send().await?;
-                let meta = meta
-                    .key_metadata()
-                    .cloned()
-                    .ok_or_else(|| Failure::missing("key metadata"))?;
-                if meta.key_state() != Some(&KeyState::PendingDeletion) {
-                    return Ok(Some(Located {
-                        meta,
-                        alias_ok: false,
-                        alias_target,
-                        tags: tags::from_kms(tags.tags()),
-                    }));
-                }
-            }
+        Ok(untagged)
+    }
+
+    /// The key the alias names when it carries this node's tags (found); else the key the
+    /// alias points at (drift on the alias), and that key when it lost its identity tags
+    /// without saying it belongs to another environment or node (tag drift: the alias, like
+    /// a name, still says it is ours).
+    async fn by_alias(
+        &self,
+        cx: &NodeCx<'_>,
+    ) -> Result<(Option<Located>, Option<String>, Option<Located>), Failure> {
+        let kms = &cx.aws().kms;
+        let alias = cx.scope().kms_alias();
+        let Some(out) = kms.describe_key().key_id(&alias).send().await.or_absent()? else {
+            return Ok((None, None, None));
+        };
+        let meta = out
+            .key_metadata()
+            .cloned()
+            .ok_or_else(|| Failure::missing("key metadata"))?;
+        let tags = kms
+            .list_resource_tags()
+            .key_id(meta.key_id())
+            .send()
+            .await?;
+        let located = |meta| Located {
+            meta,
+            alias_ok: true,
+            alias_target: None,
+            tags: tags::from_kms(tags.tags()),
+        };
+        if tagged_as_ours(cx, tags.tags()) {
+            return Ok((Some(located(meta)), None, None));
         }
-        if let Some((meta, tags)) = untagged {
-            return Ok(Some(Located {
-                meta,
-                alias_ok: true,
-                alias_target: None,
-                tags,
-            }));
+        let target = Some(meta.key_id().to_string());
+        let claimed_elsewhere = tags.tags().iter().any(|t| {
+            (t.tag_key() == ENV_TAG && t.tag_value() != cx.env_full())
+                || (t.tag_key() == NODE_TAG && t.tag_value() != cx.node)
+        });
+        Ok((None, target, (!claimed_elsewhere).then(|| located(meta))))
+    }
+
+    /// A key not pending deletion, with its tags; `None` when gone or going. A key whose
+    /// tags cannot be read fails (so an unreadable key never leads to a second one).
+    async fn key(
+        &self,
+        cx: &NodeCx<'_>,
+        id: &str,
+    ) -> Result<Option<(KeyMetadata, Vec<aws_sdk_kms::types::Tag>)>, Failure> {
+        let kms = &cx.aws().kms;
+        let Some(out) = kms.describe_key().key_id(id).send().await.or_absent()? else {
+            return Ok(None);
+        };
+        let meta = out
+            .key_metadata()
+            .cloned()
+            .ok_or_else(|| Failure::missing("key metadata"))?;
+        if meta.key_state() == Some(&KeyState::PendingDeletion) {
+            return Ok(None);
         }
-        Ok(None)
+        let tags = kms
+            .list_resource_tags()
+            .key_id(meta.key_id())
+            .send()
+            .await
+            .map_err(|e| unreadable_tags(cx, meta.key_id(), e.into()))?;
+        Ok(Some((meta, tags.tags().to_vec())))
     }
 
     /// A located key with its rotation status and policy.
@@ -322,6 +328,39 @@ impl KmsKey {
     }
 }
 
+/// The key carries this node's identity tags.
+fn tagged_as_ours(cx: &NodeCx<'_>, tags: &[aws_sdk_kms::types::Tag]) -> bool {
+    let has = |k: &str, v: &str| tags.iter().any(|t| t.tag_key() == k && t.tag_value() == v);
+    has(ENV_TAG, cx.env_full()) && has(NODE_TAG, cx.node)
+}
+
+fn tag_filter(key: &str, value: &str) -> aws_sdk_resourcegroupstagging::types::TagFilter {
+    aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+        .key(key)
+        .values(value)
+        .build()
+}
+
+/// A key whose tags cannot be read could be this environment's: an error that says what to
+/// allow, never "not ours" (which would make a second key).
+fn unreadable_tags(cx: &NodeCx<'_>, id: &str, f: Failure) -> Failure {
+    let fix = if f.code == "AccessDeniedException" {
+        format!(
+            "; allow kms:ListResourceTags on it to this identity, or point the alias {} at this \
+             environment's key, so tap-provision can tell whether it is this environment's \
+             before it would make one",
+            cx.scope().kms_alias()
+        )
+    } else {
+        String::new()
+    };
+    let f = f.context(format!("reading the tags of KMS key {id}"));
+    Failure {
+        message: format!("{}{fix}", f.message),
+        ..f
+    }
+}
+
 fn attrs_of(meta: &KeyMetadata) -> Attrs {
     let mut a = Attrs::id(meta.key_id());
     a.arn = meta.arn().map(String::from);
@@ -335,9 +374,10 @@ impl Resource for KmsKey {
     const KIND: &'static str = "kms_key";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            grant(&["tag:GetResources"], On::Any("the key is found by its tags when its alias is gone (the tagging API takes no resource)")),
             grant(
-                &["kms:ListKeys", "kms:ListAliases", "kms:ListResourceTags"],
-                On::Any("the key is found by its tags when its alias is gone: every key's tags are read"),
+                &["kms:ListKeys", "kms:ListResourceTags"],
+                On::Any("after an interrupted create, every key's tags are read (the tagging API may lag a new key)"),
             ),
             grant(&["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"], On::Tagged),
         ],
@@ -408,6 +448,38 @@ impl Resource for KmsKey {
             tags,
         };
         Ok(Some(self.observed(cx, located).await?))
+    }
+
+    /// After a create an interrupted run started, the tagging API may not list the new key
+    /// yet: every key of the account is read, one by one, where nothing lags.
+    async fn observe_interrupted(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        let mut keys = cx.aws().kms.list_keys().into_paginator().items().send();
+        while let Some(entry) = keys.next().await {
+            let entry = entry.map_err(Failure::from)?;
+            let Some(id) = entry.key_id() else { continue };
+            let tags = cx
+                .aws()
+                .kms
+                .list_resource_tags()
+                .key_id(id)
+                .send()
+                .await
+                .map_err(|e| unreadable_tags(cx, id, e.into()))?;
+            if !tagged_as_ours(cx, tags.tags()) {
+                continue;
+            }
+            if let Some((meta, tags)) = self.key(cx, id).await? {
+                let alias_target = self.by_alias(cx).await?.1;
+                let located = Located {
+                    alias_ok: alias_target.as_deref() == Some(meta.key_id()),
+                    alias_target,
+                    meta,
+                    tags: tags::from_kms(&tags),
+                };
+                return Ok(Some(self.observed(cx, located).await?));
+            }
+        }
+        Ok(None)
     }
 
     fn attrs(&self, _cx: &NodeCx<'_>, have: &Observed) -> Result<Attrs, Failure> {

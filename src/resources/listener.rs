@@ -90,10 +90,12 @@ async fn listeners(cx: &NodeCx<'_>) -> Result<Vec<(AwsListener, Vec<Rule>)>, Fai
                 let rules = elb
                     .describe_rules()
                     .listener_arn(l.listener_arn().required("listener ARN")?)
+                    .into_paginator()
+                    .items()
                     .send()
+                    .collect::<Result<Vec<_>, _>>()
                     .await
                     .or_absent()?
-                    .map(|o| o.rules().to_vec())
                     .unwrap_or_default();
                 out.push((l, rules));
             }

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::{short_name, NodeCx, Resource};
 use crate::aws::errors::{OrAbsent, Required};
-use crate::aws::tags::Tags;
+use crate::aws::tags::{self, Tags};
 use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};
 use crate::error::Failure;
@@ -104,8 +104,7 @@ pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
     Ok(out
         .tag_descriptions()
         .iter()
-        .flat_map(|d| d.tags())
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .flat_map(|d| tags::from_elb(d.tags()))
         .collect())
 }
 
@@ -363,22 +362,20 @@ impl Resource for LoadBalancer {
 
     /// Provisioning takes a few minutes; listeners and rules need only its ARN (PLATFORM.md).
     async fn wait_ready(&self, cx: &NodeCx<'_>, attrs: Attrs) -> Result<Attrs, Failure> {
-        let last = std::sync::Mutex::new(None);
-        cx.wait_ready(
-            &format!(
-                "load balancer {} to be active",
-                attrs.name.as_deref().unwrap_or(&attrs.id)
-            ),
-            Duration::from_secs(2),
-            || async {
-                let lb = Self::describe(cx, &attrs.id).await?;
-                let poll = lb_ready(lb.as_ref());
-                *last.lock().unwrap_or_else(|e| e.into_inner()) = lb;
-                Ok(poll)
-            },
-        )
-        .await?;
-        match last.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let last = cx
+            .wait_keeping(
+                &format!(
+                    "load balancer {} to be active",
+                    attrs.name.as_deref().unwrap_or(&attrs.id)
+                ),
+                Duration::from_secs(2),
+                || async {
+                    let lb = Self::describe(cx, &attrs.id).await?;
+                    Ok((lb_ready(lb.as_ref()), lb))
+                },
+            )
+            .await?;
+        match last {
             Some(lb) => lb_attrs(&lb),
             None => Ok(attrs),
         }

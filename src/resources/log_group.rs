@@ -98,16 +98,22 @@ impl Resource for LogGroup {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let logs = &cx.aws().logs;
         let name = self.name(cx);
-        let out = logs
+        // The prefix also matches longer names, listed first when they sort first.
+        let mut groups = logs
             .describe_log_groups()
             .log_group_name_prefix(&name)
-            .send()
-            .await?;
-        let Some(group) = out
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(name.as_str()))
-        else {
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = None;
+        while let Some(g) = groups.next().await {
+            let g = g.map_err(Failure::from)?;
+            if g.log_group_name() == Some(name.as_str()) {
+                found = Some(g);
+                break;
+            }
+        }
+        let Some(group) = found.as_ref() else {
             return Ok(None);
         };
         // Deleted between the two calls: absent.

@@ -101,23 +101,20 @@ async fn env_alarms(cx: &NodeCx<'_>) -> Result<Vec<AwsAlarm>, Failure> {
     let all = cache
         .0
         .get_or_try_init(|| async {
-            let mut all = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let page = cx
-                    .aws()
-                    .cloudwatch
-                    .describe_alarms()
-                    .alarm_name_prefix(format!("{}-", cx.env_full()))
-                    .set_next_token(token.take())
-                    .send()
-                    .await?;
-                all.extend(page.metric_alarms().iter().cloned());
-                match page.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
+            let pages = cx
+                .aws()
+                .cloudwatch
+                .describe_alarms()
+                .alarm_name_prefix(format!("{}-", cx.env_full()))
+                .into_paginator()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(Failure::from)?;
+            let all: Vec<_> = pages
+                .iter()
+                .flat_map(|p| p.metric_alarms().iter().cloned())
+                .collect();
             Ok::<_, Failure>(all)
         })
         .await?;
@@ -338,11 +335,7 @@ impl Resource for MetricAlarm {
         else {
             return Ok(None);
         };
-        let tags = tags
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect();
+        let tags = crate::aws::tags::from_cloudwatch(tags.tags());
         Ok(Some(Observed { alarm, tags }))
     }
 

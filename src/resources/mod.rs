@@ -92,6 +92,28 @@ impl Scope {
     pub fn kms_alias(&self) -> String {
         format!("alias/{}", self.env_full)
     }
+
+    /// The DNS suffix of the partition's service endpoints: `amazonaws.com`, or
+    /// `amazonaws.com.cn` in China.
+    pub fn dns_suffix(&self) -> &'static str {
+        dns_suffix(&self.partition)
+    }
+
+    /// The hosted zone every CloudFront distribution's alias records name, in this partition.
+    pub fn cloudfront_zone_id(&self) -> &'static str {
+        match self.partition.as_str() {
+            "aws-cn" => "Z3RFFRIM2A3IF5",
+            _ => "Z2FDTNDATAQYW2",
+        }
+    }
+}
+
+/// The DNS suffix of `partition`'s service endpoints (pure).
+pub fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
 }
 
 /// Everything a run shares: clients, scope, settings, per-run caches, the events sink.
@@ -298,6 +320,34 @@ impl<'a> NodeCx<'a> {
         .await
     }
 
+    /// Polls until ready, like [`NodeCx::wait_ready`], where each poll also reads something
+    /// (a description, an ETag): answers the last one read, `None` when no poll read any.
+    pub async fn wait_keeping<T, F, Fut>(
+        &self,
+        what: &str,
+        interval: Duration,
+        mut poll: F,
+    ) -> Result<Option<T>, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(Poll, Option<T>), Failure>>,
+    {
+        let last = std::sync::Mutex::new(None);
+        self.wait_ready(what, interval, || {
+            let fut = poll();
+            let last = &last;
+            async move {
+                let (state, read) = fut.await?;
+                if read.is_some() {
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = read;
+                }
+                Ok(state)
+            }
+        })
+        .await?;
+        Ok(last.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Polls until the resource is gone: `state` answers `None` once it is, else its state.
     pub async fn wait_gone<F, Fut>(
         &self,
@@ -429,6 +479,17 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
         &self,
         _cx: &NodeCx<'_>,
         _recorded: &RecordedIds,
+    ) -> Result<Option<Self::Observed>, Failure> {
+        Ok(None)
+    }
+
+    /// The live resource a create an interrupted run started may have left, where `observe`
+    /// reads a source that can lag behind a create (the tagging API): looked for only when
+    /// `observe` found nothing and the applied record's `started` names the node. Default
+    /// `None`: `observe` already reads where nothing lags.
+    async fn observe_interrupted(
+        &self,
+        _cx: &NodeCx<'_>,
     ) -> Result<Option<Self::Observed>, Failure> {
         Ok(None)
     }
@@ -603,5 +664,28 @@ mod tests {
             d.swap("subnet", |_: &String| true, "x".to_string()),
             Err("x".to_string())
         );
+    }
+
+    #[test]
+    fn endpoints_and_the_cloudfront_zone_follow_the_partition() {
+        let scope = |partition: &str| Scope {
+            project: "tap".into(),
+            env: "prod".into(),
+            env_full: "tap-prod".into(),
+            region: "cn-north-1".into(),
+            account: "123456789012".into(),
+            partition: partition.into(),
+        };
+        assert_eq!(scope("aws").dns_suffix(), "amazonaws.com");
+        assert_eq!(scope("aws-us-gov").dns_suffix(), "amazonaws.com");
+        assert_eq!(scope("aws-cn").dns_suffix(), "amazonaws.com.cn");
+        assert_ne!(
+            scope("aws").cloudfront_zone_id(),
+            scope("aws-cn").cloudfront_zone_id()
+        );
+        let policy = kms_key::key_policy("aws-cn", "cn-north-1", "123456789012", "tap-prod");
+        let text = policy.to_string();
+        assert!(text.contains("logs.cn-north-1.amazonaws.com.cn"), "{text}");
+        assert!(text.contains("rds.cn-north-1.amazonaws.com.cn"), "{text}");
     }
 }

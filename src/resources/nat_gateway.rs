@@ -179,26 +179,11 @@ impl Resource for NatGateway {
             )
             .await?;
         }
-        // The token changes once an earlier NAT gateway of this node is gone or going (its
-        // state is part of it), so a re-create is not answered with the deleted one.
+        // A token of this run: its SDK retries reuse it; a later run finds what this one
+        // made by its tags first, and never sends it again (EC2 would answer a token it saw
+        // before with that NAT gateway, deleted since or not).
         let subnet = inputs.id(&self.subnet)?;
-        let mut earlier: Vec<String> = all
-            .iter()
-            .filter(|n| {
-                n.tags()
-                    .iter()
-                    .any(|t| t.key() == Some(tags::NODE_TAG) && t.value() == Some(cx.node))
-            })
-            .map(|n| {
-                format!(
-                    "{}:{}",
-                    n.nat_gateway_id().unwrap_or(""),
-                    n.state().map(|s| s.as_str()).unwrap_or("")
-                )
-            })
-            .collect();
-        earlier.sort();
-        let token = cx.token(&[subnet, eip, &earlier.join(",")], 64);
+        let token = cx.run_token(&[subnet, eip]);
         let out = cx
             .aws()
             .ec2

@@ -93,17 +93,14 @@ impl OriginAccess {
     async fn find_control(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let name = access_name(cx.env_full());
         let cf = &cx.aws().cloudfront;
-        let mut marker = None;
-        loop {
-            let out = cf
-                .list_origin_access_controls()
-                .set_marker(marker)
-                .send()
-                .await?;
-            let Some(list) = out.origin_access_control_list() else {
-                return Ok(None);
-            };
-            if let Some(c) = list.items().iter().find(|c| c.name() == name) {
+        let mut items = cf
+            .list_origin_access_controls()
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(c) = items.next().await {
+            let c = c.map_err(Failure::from)?;
+            if c.name() == name {
                 return Ok(Some(Observed {
                     id: c.id().to_string(),
                     settings: control_settings(
@@ -114,44 +111,29 @@ impl OriginAccess {
                     name: c.name().to_string(),
                 }));
             }
-            marker = list
-                .next_marker()
-                .filter(|_| list.is_truncated())
-                .map(String::from);
-            if marker.is_none() {
-                return Ok(None);
-            }
         }
+        Ok(None)
     }
 
     async fn find_identity(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let name = access_name(cx.env_full());
         let cf = &cx.aws().cloudfront;
-        let mut marker = None;
-        loop {
-            let out = cf
-                .list_cloud_front_origin_access_identities()
-                .set_marker(marker)
-                .send()
-                .await?;
-            let Some(list) = out.cloud_front_origin_access_identity_list() else {
-                return Ok(None);
-            };
-            if let Some(i) = list.items().iter().find(|i| i.comment() == name) {
+        let mut items = cf
+            .list_cloud_front_origin_access_identities()
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(i) = items.next().await {
+            let i = i.map_err(Failure::from)?;
+            if i.comment() == name {
                 return Ok(Some(Observed {
                     id: i.id().to_string(),
                     settings: i.comment().to_string(),
                     name: i.comment().to_string(),
                 }));
             }
-            marker = list
-                .next_marker()
-                .filter(|_| list.is_truncated())
-                .map(String::from);
-            if marker.is_none() {
-                return Ok(None);
-            }
         }
+        Ok(None)
     }
 }
 

@@ -3,7 +3,7 @@
 //! associations are part of the table's node, so a route added by hand is drift.
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, Route, RouteOrigin, RouteTable as AwsRouteTable};
+use aws_sdk_ec2::types::{Filter, ResourceType, Route, RouteOrigin, RouteTable as AwsRouteTable};
 use serde::{Deserialize, Serialize};
 
 use super::{ec2_delete, NodeCx, Resource};
@@ -182,7 +182,23 @@ impl RouteTable {
                 } else {
                     call.gateway_id(&route.target)
                 };
-                call.send().await.map(|_| ()).map_err(Failure::from)
+                match call.send().await.map_err(Failure::from) {
+                    // There already: made by this call's earlier attempt, whose answer was
+                    // lost; set to this target all the same (a no-op when it is).
+                    Err(f) if f.code == "RouteAlreadyExists" => {
+                        let call = ec2
+                            .replace_route()
+                            .route_table_id(table)
+                            .destination_cidr_block(&route.dest);
+                        let call = if nat {
+                            call.nat_gateway_id(&route.target)
+                        } else {
+                            call.gateway_id(&route.target)
+                        };
+                        call.send().await.map(|_| ()).map_err(Failure::from)
+                    }
+                    other => other.map(|_| ()),
+                }
             }
         })
         .await
@@ -221,11 +237,39 @@ impl RouteTable {
         let want_subnets = self.want_subnets(inputs)?;
         for s in &want_subnets {
             if !subnets.iter().any(|(id, _)| id == s) {
-                ec2.associate_route_table()
+                let out = ec2
+                    .associate_route_table()
                     .route_table_id(table)
                     .subnet_id(s)
                     .send()
-                    .await?;
+                    .await
+                    .map_err(Failure::from);
+                match out {
+                    // Associated already: with this table, by this call's earlier attempt
+                    // whose answer was lost, is done; with another, an error.
+                    Err(f) if f.code == "Resource.AlreadyAssociated" => {
+                        let with = ec2
+                            .describe_route_tables()
+                            .filters(
+                                Filter::builder()
+                                    .name("association.subnet-id")
+                                    .values(s)
+                                    .build(),
+                            )
+                            .send()
+                            .await?;
+                        if !with
+                            .route_tables()
+                            .iter()
+                            .any(|t| t.route_table_id() == Some(table))
+                        {
+                            return Err(f.context(format!("associating subnet {s}")));
+                        }
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
         }
         for (subnet, association) in subnets {

@@ -129,11 +129,7 @@ impl Resource for Secret {
                 // A value that is not JSON differs from any spec: keep it as a string.
                 .map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)))
         };
-        let tags = found
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect();
+        let tags = crate::aws::tags::from_secretsmanager(found.tags());
         Ok(Some(Observed {
             arn: found.arn().required("secret ARN")?.to_string(),
             kms_key_id: found.kms_key_id().map(str::to_string),

@@ -237,40 +237,134 @@ impl SecurityGroup {
             .map(|h| permission(h, None))
             .collect();
         if !add_in.is_empty() {
-            ec2.authorize_security_group_ingress()
+            // Already there: an earlier attempt whose answer was lost (the SDK retried it)
+            // made them; one by one, so each missing one is still added.
+            let all = ec2
+                .authorize_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(add_in))
+                .set_ip_permissions(Some(add_in.clone()))
                 .send()
                 .await
-                .map_err(|e| Failure::from(e).context("authorizing ingress"))?;
+                .map_err(Failure::from);
+            if let Err(f) = all {
+                if f.code != DUPLICATE {
+                    return Err(f.context("authorizing ingress"));
+                }
+                for p in add_in {
+                    let one = ec2
+                        .authorize_security_group_ingress()
+                        .group_id(id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    match one.map_err(Failure::from) {
+                        Err(f) if f.code != DUPLICATE => {
+                            return Err(f.context("authorizing ingress"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         if !del_in.is_empty() {
-            ec2.revoke_security_group_ingress()
+            // Gone already: an earlier attempt whose answer was lost removed them; one by
+            // one, so each one still there is removed.
+            let all = ec2
+                .revoke_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(del_in))
+                .set_ip_permissions(Some(del_in.clone()))
                 .send()
                 .await
-                .map_err(|e| Failure::from(e).context("revoking ingress"))?;
+                .map_err(Failure::from);
+            if let Err(f) = all {
+                if f.code != NO_SUCH_RULE {
+                    return Err(f.context("revoking ingress"));
+                }
+                for p in del_in {
+                    let one = ec2
+                        .revoke_security_group_ingress()
+                        .group_id(id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    match one.map_err(Failure::from) {
+                        Err(f) if f.code != NO_SUCH_RULE => {
+                            return Err(f.context("revoking ingress"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         if !add_out.is_empty() {
-            ec2.authorize_security_group_egress()
+            // Already there: an earlier attempt whose answer was lost (the SDK retried it)
+            // made them; one by one, so each missing one is still added.
+            let all = ec2
+                .authorize_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(add_out))
+                .set_ip_permissions(Some(add_out.clone()))
                 .send()
                 .await
-                .map_err(|e| Failure::from(e).context("authorizing egress"))?;
+                .map_err(Failure::from);
+            if let Err(f) = all {
+                if f.code != DUPLICATE {
+                    return Err(f.context("authorizing egress"));
+                }
+                for p in add_out {
+                    let one = ec2
+                        .authorize_security_group_egress()
+                        .group_id(id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    match one.map_err(Failure::from) {
+                        Err(f) if f.code != DUPLICATE => {
+                            return Err(f.context("authorizing egress"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         if !del_out.is_empty() {
-            ec2.revoke_security_group_egress()
+            // Gone already: an earlier attempt whose answer was lost removed them; one by
+            // one, so each one still there is removed.
+            let all = ec2
+                .revoke_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(del_out))
+                .set_ip_permissions(Some(del_out.clone()))
                 .send()
                 .await
-                .map_err(|e| Failure::from(e).context("revoking egress"))?;
+                .map_err(Failure::from);
+            if let Err(f) = all {
+                if f.code != NO_SUCH_RULE {
+                    return Err(f.context("revoking egress"));
+                }
+                for p in del_out {
+                    let one = ec2
+                        .revoke_security_group_egress()
+                        .group_id(id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    match one.map_err(Failure::from) {
+                        Err(f) if f.code != NO_SUCH_RULE => {
+                            return Err(f.context("revoking egress"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         Ok(())
     }
 }
+
+/// EC2's answer to a rule that is already there.
+const DUPLICATE: &str = "InvalidPermission.Duplicate";
+
+/// EC2's answer to a rule that is not there.
+const NO_SUCH_RULE: &str = "InvalidPermission.NotFound";
 
 fn group_id(g: &AwsSg) -> Result<&str, Failure> {
     g.group_id()

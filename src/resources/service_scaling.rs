@@ -70,45 +70,30 @@ async fn env_scaling(
         .0
         .get_or_try_init(|| async {
             let aas = &cx.aws().autoscaling;
-            let (mut targets, mut policies) = (Vec::new(), Vec::new());
-            let mut next = None;
-            loop {
-                let out = aas
-                    .describe_scalable_targets()
-                    .service_namespace(ServiceNamespace::Ecs)
-                    .set_next_token(next)
-                    .send()
-                    .await?;
-                targets.extend(
-                    out.scalable_targets()
-                        .iter()
-                        .filter(|t| t.resource_id().starts_with(&prefix))
-                        .cloned(),
-                );
-                next = out.next_token().map(String::from);
-                if next.is_none() {
-                    break;
-                }
-            }
-            let mut next = None;
-            loop {
-                let out = aas
-                    .describe_scaling_policies()
-                    .service_namespace(ServiceNamespace::Ecs)
-                    .set_next_token(next)
-                    .send()
-                    .await?;
-                policies.extend(
-                    out.scaling_policies()
-                        .iter()
-                        .filter(|p| p.resource_id().starts_with(&prefix))
-                        .cloned(),
-                );
-                next = out.next_token().map(String::from);
-                if next.is_none() {
-                    break;
-                }
-            }
+            let targets: Vec<ScalableTarget> = aas
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(Failure::from)?
+                .into_iter()
+                .filter(|t| t.resource_id().starts_with(&prefix))
+                .collect();
+            let policies: Vec<ScalingPolicy> = aas
+                .describe_scaling_policies()
+                .service_namespace(ServiceNamespace::Ecs)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(Failure::from)?
+                .into_iter()
+                .filter(|p| p.resource_id().starts_with(&prefix))
+                .collect();
             Ok::<_, Failure>((targets, policies))
         })
         .await?;

@@ -143,24 +143,20 @@ impl Resource for SnsTopic {
             .filter(|k| !k.is_empty())
             .cloned();
         let mut emails = BTreeMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = sns
-                .list_subscriptions_by_topic()
-                .topic_arn(&arn)
-                .set_next_token(token.take())
-                .send()
-                .await?;
-            for s in page.subscriptions() {
-                if s.protocol() == Some("email") {
-                    if let (Some(endpoint), Some(sub)) = (s.endpoint(), s.subscription_arn()) {
-                        emails.insert(endpoint.to_lowercase(), sub.to_string());
-                    }
+        let subscriptions = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&arn)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(Failure::from)?;
+        for s in &subscriptions {
+            if s.protocol() == Some("email") {
+                if let (Some(endpoint), Some(sub)) = (s.endpoint(), s.subscription_arn()) {
+                    emails.insert(endpoint.to_lowercase(), sub.to_string());
                 }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
             }
         }
         let tags = sns

@@ -529,32 +529,24 @@ impl Resource for TaskDefinition {
     async fn delete(&self, cx: &NodeCx<'_>, _have: &Observed) -> Result<(), Failure> {
         let ecs = &cx.aws().ecs;
         let family = self.family(cx);
-        let mut arns = Vec::new();
-        let mut next = None;
-        loop {
-            let out = ecs
-                .list_task_definitions()
-                .family_prefix(&family)
-                .status(TaskDefinitionStatus::Active)
-                .set_next_token(next)
-                .send()
-                .await?;
-            // The prefix also matches longer family names: keep this family's.
-            arns.extend(
-                out.task_definition_arns()
-                    .iter()
-                    .filter(|a| {
-                        a.rsplit_once('/')
-                            .and_then(|(_, r)| r.rsplit_once(':'))
-                            .is_some_and(|(f, _)| f == family)
-                    })
-                    .cloned(),
-            );
-            next = out.next_token().map(String::from);
-            if next.is_none() {
-                break;
-            }
-        }
+        // The prefix also matches longer family names: keep this family's.
+        let arns: Vec<String> = ecs
+            .list_task_definitions()
+            .family_prefix(&family)
+            .status(TaskDefinitionStatus::Active)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(Failure::from)?
+            .into_iter()
+            .filter(|a| {
+                a.rsplit_once('/')
+                    .and_then(|(_, r)| r.rsplit_once(':'))
+                    .is_some_and(|(f, _)| f == family)
+            })
+            .collect();
         for arn in arns {
             ecs.deregister_task_definition()
                 .task_definition(&arn)

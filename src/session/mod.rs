@@ -271,7 +271,13 @@ impl Session {
             .iter()
             .map(|n| record.as_ref().and_then(|r| r.ids(&n.id)).cloned())
             .collect();
-        let observations = executor.reconcile(observations, &recorded).await;
+        let started: Vec<bool> = self
+            .graph
+            .nodes()
+            .iter()
+            .map(|n| record.as_ref().is_some_and(|r| r.started.contains(&n.id)))
+            .collect();
+        let observations = executor.reconcile(observations, &recorded, &started).await;
         let retired = match &self.retired {
             Some(g)
                 if record.as_ref().is_none_or(|r| {

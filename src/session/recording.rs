@@ -23,12 +23,16 @@ impl Session {
     /// Before `up` creates nodes the applied record does not name: names them in the
     /// record's `started`, so a run killed before it stores the record leaves nothing that
     /// the next look would not find (the scheduled repair's nodes are looked for, to be
-    /// deleted, only when the record names them). One write, only when something is new;
-    /// with no record yet there is nothing to add to (and every node is looked for).
+    /// deleted, only when the record names them; a KMS key the tagging API does not list
+    /// yet is looked for key by key). One write, only when something is new; a new
+    /// environment's first `up` starts its record here.
     pub async fn record_started(&self, pass: &mut Pass, creates: &[String]) {
-        let Some(record) = pass.record.as_mut() else {
+        if creates.is_empty() {
             return;
-        };
+        }
+        let record = pass
+            .record
+            .get_or_insert_with(|| Record::new(&self.env.full_name()));
         let before = record.started.len();
         record.started.extend(creates.iter().cloned());
         if record.started.len() == before {

@@ -1,6 +1,6 @@
 //! The environment's availability zones when its file names none (`network.zone_names`):
-//! the zones it was built in, which its applied record (or, without one, its subnets'
-//! tags) says; for a zone it does not have yet, the region's next zone, looked up
+//! the zones it was built in, which its applied record (or, where it names none, its
+//! subnets' tags) says; for a zone it does not have yet, the region's next zone, looked up
 //! (`DescribeAvailabilityZones`: available, not opt-in). Asking for more zones than the
 //! region has stops here, before the first write, naming the zones there are.
 
@@ -38,11 +38,14 @@ pub async fn resolve(
         Some(r) => suffixes.iter().map(|s| recorded_zone(r, *s)).collect(),
         None => vec![None; suffixes.len()],
     };
-    if loaded.is_none() {
-        // No record (lost, or never stored by a killed first `up`): the subnets' tags.
+    if built.iter().any(Option::is_none) {
+        // Not in the record (none, lost, or one a killed `up` stored before its subnets):
+        // the subnets' tags.
         let tagged = tagged_zones(aws, &scope.env_full).await?;
         for (i, s) in suffixes.iter().enumerate() {
-            built[i] = tagged.get(&subnet_id(TIER, *s)).cloned();
+            if built[i].is_none() {
+                built[i] = tagged.get(&subnet_id(TIER, *s)).cloned();
+            }
         }
     }
     let available = if built.iter().all(Option::is_some) {

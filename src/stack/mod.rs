@@ -221,6 +221,38 @@ fn with_schedule(env: &EnvConfig) -> EnvConfig {
     env
 }
 
+/// The environment's step graph as `how` builds it ([`build`], or [`build_for_down`]), for a
+/// command: an error names the file for what the config got wrong (an ignore entry naming no
+/// node) and calls the rest a bug.
+pub fn checked(
+    env: &EnvConfig,
+    how: fn(&EnvConfig) -> Result<StepGraph, Vec<GraphError>>,
+) -> anyhow::Result<StepGraph> {
+    how(env).map_err(|errors| {
+        let (config, ours): (Vec<_>, Vec<_>) = errors
+            .iter()
+            .partition(|e| matches!(e, GraphError::Ignore { .. }));
+        let lines = |es: &[&GraphError]| -> String {
+            es.iter().map(|e| format!("\n  - {e}")).collect::<String>()
+        };
+        if ours.is_empty() {
+            anyhow::anyhow!(
+                "{}: {} problem(s) in the environment file{}",
+                env.file.display(),
+                config.len(),
+                lines(&config)
+            )
+        } else {
+            anyhow::anyhow!(
+                "the step graph of {} is not valid (a bug in tap-provision):{}{}",
+                env.full_name(),
+                lines(&ours),
+                lines(&config)
+            )
+        }
+    })
+}
+
 pub fn build(env: &EnvConfig) -> Result<StepGraph, Vec<GraphError>> {
     build_as(env, false)
 }

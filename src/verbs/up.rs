@@ -40,7 +40,9 @@ pub async fn run(s: &Session, o: UpOptions<'_>) -> anyhow::Result<i32> {
         Acted::Nothing(pass) => (pass, RunReport::default(), false),
     };
     let outputs = s.outputs_of(&report);
-    if pass.record.is_none() && locked && report.failed() == 0 {
+    // A new environment's: the record this run started holds its specs now.
+    let first = pass.record.as_ref().is_none_or(|r| r.applied.is_none());
+    if first && locked && report.failed() == 0 {
         s.reporter.note(&format!(
             "the applied record s3://{}/{} now holds this run's specs",
             crate::record::location(&s.cx.scope).0,
@@ -159,7 +161,7 @@ impl Verb for Up<'_> {
             .filter(|id| {
                 pass.record
                     .as_ref()
-                    .is_some_and(|r| !r.nodes.contains_key(id))
+                    .is_none_or(|r| !r.nodes.contains_key(id))
             })
             .collect();
         Ok(Some(UpPlan { writes, creates }))

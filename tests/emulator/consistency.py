@@ -13,7 +13,11 @@ it propagates, for that long after the call that starts it:
 - a new NAT gateway is not describable yet: CreateRoute to it answers
   InvalidNatGatewayID.NotFound after CreateNatGateway;
 - ENIs drain during `down`: DeleteSecurityGroup answers DependencyViolation after
-  DeleteLoadBalancer.
+  DeleteLoadBalancer;
+- the tagging API lags a new key: GetResources for KMS keys answers an empty list after
+  CreateKey (no error: the key is simply not there yet).
+
+{"cases": ["tags-lag"]} limits the account to the cases named.
 
 Each case is also produced at least once after the call that starts it, even when the machine
 is so loaded that the next call comes after the window. GET answers how many times each case
@@ -42,6 +46,8 @@ CASES = [
      "The natGateway ID does not exist"),
     ("enis-draining", "elasticloadbalancing:DeleteLoadBalancer", "ec2:DeleteSecurityGroup", b"",
      "DependencyViolation", "resource has a dependent object"),
+    # No code: the call succeeds with an empty list.
+    ("tags-lag", "kms:CreateKey", "tagging:GetResources", b"kms:key", None, None),
 ]
 
 SETTINGS = {}
@@ -76,7 +82,10 @@ def maybe_fail(environ, start_response, account, key, body):
         started = STARTED.setdefault(account, {})
         pending = PENDING.setdefault(account, set())
         hit = None
+        only = settings.get("cases")
         for case, trigger, target, needle, code, message in CASES:
+            if only is not None and case not in only:
+                continue
             if key == trigger:
                 started[case] = now
                 pending.add(case)
@@ -91,6 +100,10 @@ def maybe_fail(environ, start_response, account, key, body):
         case, code, message = hit
         counts = PRODUCED.setdefault(account, {})
         counts[case] = counts.get(case, 0) + 1
+    if code is None:
+        data = json.dumps({"PaginationToken": "", "ResourceTagMappingList": []}).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data)))])
+        return [data]
     service = key.split(":")[0]
     text, content_type, extra = faults._shape(environ, service, code, "400 Bad Request", message)
     data = text.encode()

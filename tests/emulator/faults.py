@@ -7,10 +7,10 @@ lacks a permission would. With {"throttle": 0.2, "error": 0.05, "drop": 0.02} it
 share of the account's calls fail before moto sees them: throttling in each protocol's own
 shape (`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST-XML services,
 `ThrottlingException` for JSON ones, `SlowDown` for S3), a 500/503, or a dropped connection
-(closed with no answer). Only calls moto never saw are dropped: moto ignores EC2's client
-tokens, so a create answered and then lost would be made twice by the SDK's retry where AWS
-would answer it once; that moment (AWS acted, the caller never heard) is the crash test's
-(crash.py). DELETE clears them;
+(closed with no answer) moto never saw. With {"lost": 0.05, "seed": 7} that share of the
+account's writes is carried out and its answer lost: moto serves it, then the connection
+closes with no answer, the moment AWS acted and the caller never heard (the SDK retries it,
+as it would on AWS). The seed makes a run's draws repeatable. DELETE clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.
 """
@@ -43,6 +43,9 @@ def answer(start_response, body):
     return [body]
 
 
+RNGS = {}
+
+
 def admin(environ, start_response):
     """/_tap/faults/<account>: PUT sets, DELETE clears, GET reports."""
     account, method, sent = request(environ)
@@ -50,6 +53,8 @@ def admin(environ, start_response):
         if method == "PUT":
             FAULTS[account] = sent
             INJECTED[account] = {}
+            if "seed" in sent:
+                RNGS[account] = random.Random(int(sent["seed"]))
         elif method == "DELETE":
             FAULTS.pop(account, None)
         body = json.dumps({"faults": FAULTS.get(account, {}), "injected": INJECTED.get(account, {})}).encode()
@@ -104,7 +109,7 @@ def maybe_fail(environ, start_response, account, service, key):
     if denied:
         return access_denied(environ, start_response, service, key)
     with LOCK:
-        draw = RNG.random()
+        draw = RNGS.get(account, RNG).random()
         throttle = float(faults.get("throttle", 0))
         error = float(faults.get("error", 0))
         if draw < throttle:
@@ -162,3 +167,32 @@ def dropped(environ):
         except OSError:
             pass
     return []
+
+
+def is_write(key):
+    return not key.rsplit(":", 1)[-1].startswith(("Describe", "List", "Get", "Head", "GET ", "HEAD "))
+
+
+def loses_answer(account, key):
+    """True when this write's answer is to be lost after moto carried it out."""
+    with LOCK:
+        faults = FAULTS.get(account)
+        share = float((faults or {}).get("lost", 0))
+        if not share or not is_write(key):
+            return False
+        if RNGS.get(account, RNG).random() >= share:
+            return False
+        counts = INJECTED.setdefault(account, {})
+        counts["lost"] = counts.get("lost", 0) + 1
+        by_op = counts.setdefault("lost_operations", {})
+        by_op[key] = by_op.get(key, 0) + 1
+        return True
+
+
+def serve_and_lose(environ, serve):
+    """Lets moto carry out the call, then closes the connection without its answer."""
+    answer = serve()
+    close = getattr(answer, "close", None)
+    if close:
+        close()
+    return dropped(environ)

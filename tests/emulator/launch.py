@@ -56,7 +56,13 @@ that moto 5.2 does not do by itself.
 - Faults on purpose, per account (faults.py): PUT /_tap/faults/<account> {"throttle": 0.2,
   "error": 0.05, "drop": 0.02} fails that share of its calls with throttling in each
   protocol's shape, a 500/503, or a connection closed unanswered, before moto sees them;
-  {"deny": ["kms:ListResourceTags"]} answers those operations with access denied.
+  {"deny": ["kms:ListResourceTags"]} answers those operations with access denied;
+  {"lost": 0.05, "seed": 7} carries out that share of its writes and loses their answers.
+- Pages of one item, per account (pages.py): PUT /_tap/pages/<account> {"size": 1} answers
+  every paginated call the product makes a page at a time.
+- Client tokens honoured where moto ignores them (tokens.py): CreateNatGateway,
+  CreateFlowLogs, ECS CreateService and Route53 CreateHostedZone answer a repeated token with
+  the earlier answer.
 - Crash points, per account (crash.py): PUT /_tap/crash/<account> {"after_writes": N} (and
   optionally "operation") serves the Nth write, then holds its answer and every later call
   until the test has killed the process; GET says whether it tripped and on what.
@@ -359,7 +365,8 @@ def patch_elbv2():
     """A load balancer is `provisioning` for TAP_EMULATOR_ALB_SECONDS (moto: active on the
     first describe); a listener refuses an ACM certificate that is not ISSUED
     (UnsupportedCertificate, as AWS); a load balancer with deletion protection refuses to be
-    deleted (OperationNotPermitted; moto deletes it)."""
+    deleted (OperationNotPermitted; moto deletes it). Creates repeated with the same settings
+    answer with what the first made, as AWS documents."""
     from moto.acm.models import acm_backends
     from moto.elbv2.exceptions import ELBClientError
     from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer
@@ -411,6 +418,44 @@ def patch_elbv2():
         return original_delete(self, arn)
 
     ELBv2Backend.delete_load_balancer = delete_load_balancer
+
+    # AWS: "This operation is idempotent": a create repeated with the same settings (the
+    # SDK's retry of one whose answer was lost) answers with what the first made; moto makes
+    # a second load balancer of the same name, and refuses a target group's or listener's.
+    original_create_lb = ELBv2Backend.create_load_balancer
+
+    def create_load_balancer(self, name, *args, **kwargs):
+        for lb in self.load_balancers.values():
+            if lb.name == name:
+                if kwargs.get("scheme", lb.scheme) != lb.scheme:
+                    raise ELBClientError("DuplicateLoadBalancerName", "A load balancer with the same name exists with other settings")
+                return lb
+        return original_create_lb(self, name, *args, **kwargs)
+
+    ELBv2Backend.create_load_balancer = create_load_balancer
+
+    original_create_tg = ELBv2Backend.create_target_group
+
+    def create_target_group(self, name, **kwargs):
+        for tg in self.target_groups.values():
+            if tg.name == name:
+                same = (str(kwargs.get("port")) == str(tg.port) and kwargs.get("protocol") == tg.protocol
+                        and kwargs.get("vpc_id") == tg.vpc_id)
+                if not same:
+                    raise ELBClientError("DuplicateTargetGroupName", "A target group with the specified name already exists.")
+                return tg
+        return original_create_tg(self, name, **kwargs)
+
+    ELBv2Backend.create_target_group = create_target_group
+
+    def create_listener_once(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs):
+        balancer = self.load_balancers.get(load_balancer_arn)
+        for existing in (balancer.listeners.values() if balancer is not None else []):
+            if str(existing.port) == str(port) and existing.protocol == protocol:
+                return existing
+        return create_listener(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs)
+
+    ELBv2Backend.create_listener = create_listener_once
 
 
 ECS_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_SECONDS", "2"))
@@ -557,10 +602,23 @@ def patch_ecs():
 def patch_autoscaling():
     """Application Auto Scaling tags: Tags on RegisterScalableTarget, TagResource,
     UntagResource, ListTagsForResource (moto 5.2 lacks them); DeregisterScalableTarget
-    deletes the target's scaling policies, as AWS does (moto keeps them)."""
+    deletes the target's scaling policies, as AWS does (moto keeps them), and answers one that
+    is not there ObjectNotFoundException, as AWS does (moto: ValidationException); PutScalingPolicy
+    on an existing policy replaces its managed alarms (moto adds a second pair each time)."""
     import json
 
-    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend, FakeApplicationAutoscalingPolicy
+
+    original_put_policy = ApplicationAutoscalingBackend.put_scaling_policy
+
+    def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalable_dimension, *args, **kwargs):
+        key = FakeApplicationAutoscalingPolicy.formulate_key(service_namespace, resource_id, scalable_dimension, policy_name)
+        old = self.policies.get(key)
+        if old is not None:
+            old.delete_alarms(self.account_id, self.region_name)
+        return original_put_policy(self, policy_name, service_namespace, resource_id, scalable_dimension, *args, **kwargs)
+
+    ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
     from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse as Response
 
     def tags_of(backend):
@@ -610,6 +668,13 @@ def patch_autoscaling():
 
     def deregister_scalable_target(self, namespace, r_id, dimension):
         target = self.targets.get(dimension, {}).get(r_id)
+        if target is None:
+            # AWS: ObjectNotFoundException (moto: ValidationException).
+            from moto.core.exceptions import JsonRESTError
+            raise JsonRESTError(
+                "ObjectNotFoundException",
+                f"No scalable target registered for service namespace: {namespace}, resource ID: {r_id}, scalable dimension: {dimension}",
+            )
         original_deregister(self, namespace, r_id, dimension)
         for key, policy in list(self.policies.items()):
             if policy.resource_id == r_id and policy.scalable_dimension == dimension:
@@ -629,7 +694,8 @@ def patch_cloudfront():
     (InvalidViewerCertificate); updates and deletes must name the current ETag
     (PreconditionFailed) and change it; DeleteDistribution refuses a distribution that is
     enabled or not yet deployed (DistributionNotDisabled); an origin keeps its
-    OriginAccessControlId and S3OriginConfig (moto drops them). Origin access identities
+    OriginAccessControlId and S3OriginConfig (moto drops them). Origin access controls: one
+    per name, If-Match honoured, refused deletion while in use. Origin access identities
     (moto 5.2 answers 404): Create/Get/GetConfig/Update/Delete/List."""
     from moto.acm.models import acm_backends
     from moto.cloudfront import models, urls
@@ -682,6 +748,51 @@ def patch_cloudfront():
             raise fail("PreconditionFailed", "The If-Match version is missing or not valid for the resource.")
 
     Backend = models.CloudFrontBackend
+
+    # Origin access controls as AWS keeps them: a name is the account's once (moto makes a
+    # second); updates and deletes name the current ETag (moto ignores If-Match) and change
+    # it; one a distribution's origin uses cannot be deleted (moto deletes it).
+    original_create_control = Backend.create_origin_access_control
+
+    def create_origin_access_control(self, config_dict):
+        if any(c.name == config_dict.get("Name") for c in self.origin_access_controls.values()):
+            raise fail("OriginAccessControlAlreadyExists",
+                       "An origin access control with the same name already exists.")
+        return original_create_control(self, config_dict)
+
+    Backend.create_origin_access_control = create_origin_access_control
+
+    def control_in_use(backend, control_id):
+        for dist in backend.distributions.values():
+            origins = dist.distribution_config.__dict__.get("Origins", {}).get("Items", [])
+            if any(getattr(o, "origin_access_control_id", "") == control_id for o in origins):
+                return True
+        return False
+
+    original_update_control = CloudFrontResponse.update_origin_access_control
+    original_delete_control = CloudFrontResponse.delete_origin_access_control
+
+    def require_control_etag(response):
+        control = response.backend.get_origin_access_control(response._get_param("Id"))
+        if response.headers.get("If-Match") != control.etag:
+            raise fail("PreconditionFailed", "The If-Match version is missing or not valid for the resource.")
+        return control
+
+    def update_origin_access_control(self):
+        control = require_control_etag(self)
+        control.etag = models.random_id()
+        return original_update_control(self)
+
+    def delete_origin_access_control(self):
+        require_control_etag(self)
+        if control_in_use(self.backend, self._get_param("Id")):
+            raise fail("OriginAccessControlInUse",
+                       "Cannot delete this origin access control because it's in use by one or more origins.")
+        return original_delete_control(self)
+
+    CloudFrontResponse.update_origin_access_control = update_origin_access_control
+    CloudFrontResponse.delete_origin_access_control = delete_origin_access_control
+
     original_create = Backend.create_distribution_with_tags
 
     def create_distribution_with_tags(self, distribution_config, tags):
@@ -863,7 +974,19 @@ def patch_policy_conditions():
 
 
 def patch_rds():
-    from moto.rds.models import DBCluster, DBInstance
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import DBCluster, DBInstance, RDSBackend
+
+    # A cluster's name is taken until it is deleted (moto replaces a cluster created twice,
+    # and makes its managed secret again).
+    original_create_cluster = RDSBackend.create_db_cluster
+
+    def create_db_cluster(self, kwargs):
+        if kwargs["db_cluster_identifier"] in self.clusters:
+            raise RDSClientError("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        return original_create_cluster(self, kwargs)
+
+    RDSBackend.create_db_cluster = create_db_cluster
 
     def cluster_status(self):
         since = self.__dict__.setdefault("_tap_since", time.monotonic())
@@ -1242,6 +1365,8 @@ def patch_counting():
     import consistency
     import crash
     import faults
+    import pages
+    import tokens
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -1265,6 +1390,8 @@ def patch_counting():
             return consistency.admin(environ, start_response)
         if path.startswith("/_tap/crash/"):
             return crash.admin(environ, start_response)
+        if path.startswith("/_tap/pages/"):
+            return pages.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
@@ -1297,7 +1424,16 @@ def patch_counting():
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:
                 return failed
-            return crash.around(environ, account, key, lambda: original(self, environ, start_response))
+            def serve():
+                return tokens.around(
+                    environ, start_response, account, key, body,
+                    lambda respond: pages.around(
+                        environ, respond, account, key, body,
+                        lambda paged: original(self, environ, paged)))
+
+            if faults.loses_answer(account, key):
+                return faults.serve_and_lose(environ, serve)
+            return crash.around(environ, account, key, serve)
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__

@@ -159,3 +159,53 @@ async fn duplicates_made_by_others_are_reported_by_up_and_all_removed_by_down() 
         sgs.security_groups()
     );
 }
+
+/// Every list the product reads answered one item a page (the emulator's pages switch): a
+/// caller that stopped at the first page would find one subnet of nine and make the rest
+/// again. A converged `up` writes nothing, `drift` finds nothing, `down` removes everything.
+#[tokio::test]
+async fn with_every_list_one_item_a_page_a_converged_up_drift_and_down_are_right() {
+    use crate::common::{reset_calls, up_ok, writes};
+    let acct = account();
+    up_ok(&acct).await;
+    let path = format!("/_tap/pages/{acct}");
+    emulator_admin("PUT", &path, r#"{"size": 1}"#).await;
+    reset_calls(&acct).await;
+    let up = local("up", &["--yes"], &acct, None).await;
+    assert_eq!(up.code, 0, "up:\n{}\n{}", up.stdout, up.stderr);
+    let w = writes(&acct).await;
+    assert!(w.is_empty(), "a converged up wrote {w:?}");
+    let drift = local("drift", &[], &acct, None).await;
+    assert_eq!(drift.code, 0, "drift:\n{}\n{}", drift.stdout, drift.stderr);
+    let down = local("down", &["--yes"], &acct, None).await;
+    assert_eq!(down.code, 0, "down:\n{}\n{}", down.stdout, down.stderr);
+    let cut = emulator_admin("DELETE", &path, "").await["cut"].clone();
+    // Lists of several items were cut into pages, in each protocol.
+    for op in [
+        "ec2:DescribeSubnets",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeSecurityGroups",
+        "monitoring:DescribeAlarms",
+        "application-autoscaling:DescribeScalingPolicies",
+    ] {
+        assert!(
+            cut[op].as_u64().is_some_and(|n| n >= 1),
+            "{op} was not paged: {cut}"
+        );
+    }
+    // Nothing of the environment left but what `down` keeps.
+    let after = local("plan", &[], &acct, None).await;
+    assert_eq!(after.code, 2, "{}\n{}", after.stdout, after.stderr);
+    let vpcs = aws_sdk_ec2::Client::new(&crate::common::sdk(&acct).await)
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:tap:environment")
+                .values("tap-local")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    assert!(vpcs.vpcs().is_empty(), "{vpcs:?}");
+}

@@ -63,10 +63,10 @@ fn url_decoded(doc: &str) -> Value {
 fn iam_action(op: &str) -> String {
     let op = op.split('[').next().unwrap_or(op);
     let (service, name) = op.split_once(':').unwrap();
-    let service = if service == "monitoring" {
-        "cloudwatch"
-    } else {
-        service
+    let service = match service {
+        "monitoring" => "cloudwatch",
+        "tagging" => "tag",
+        other => other,
     };
     let name = match (service, name) {
         ("s3", "HeadBucket" | "ListObjectsV2") => "ListBucket",

@@ -127,7 +127,11 @@ impl S3Bucket {
     fn attrs_of(&self, cx: &NodeCx<'_>) -> Attrs {
         let name = self.name(cx);
         let mut a = Attrs::id(&name).with_arn(format!("arn:{}:s3:::{name}", cx.scope().partition));
-        a.dns_name = Some(format!("{name}.s3.{}.amazonaws.com", cx.scope().region));
+        a.dns_name = Some(format!(
+            "{name}.s3.{}.{}",
+            cx.scope().region,
+            cx.scope().dns_suffix()
+        ));
         a
     }
 
