@@ -186,6 +186,28 @@ def patch_nat_gateways():
 
         setattr(EC2Backend, name, wrapped)
 
+    # AWS refuses to detach a VPC's internet gateway while public addresses are mapped in it
+    # (a NAT gateway's Elastic IP until that gateway is `deleted`); moto detaches.
+    from moto.ec2.exceptions import DependencyViolationError
+
+    original_detach = EC2Backend.detach_internet_gateway
+
+    def detach_internet_gateway(self, internet_gateway_id, vpc_id):
+        sweep(self)
+        mapped = [
+            nat.id
+            for nat in getattr(self, "nat_gateways", {}).values()
+            if nat.vpc_id == vpc_id and nat.state != "deleted" and nat.address_set
+        ]
+        if mapped:
+            raise DependencyViolationError(
+                f"Network {vpc_id} has some mapped public address(es). Please unmap those "
+                f"public address(es) before detaching the gateway."
+            )
+        return original_detach(self, internet_gateway_id, vpc_id)
+
+    EC2Backend.detach_internet_gateway = detach_internet_gateway
+
 
 def patch_security_groups():
     """moto drops the IPv6 ranges of a RevokeSecurityGroupEgress in a VPC without an IPv6
@@ -282,9 +304,44 @@ DNS_SECONDS = float(os.environ.get("TAP_EMULATOR_DNS_SECONDS", "1"))
 def patch_acm():
     """A certificate is ISSUED only once its validation records are in a hosted zone of its
     account and TAP_EMULATOR_ACM_SECONDS have passed since they were seen (moto issues any
-    certificate after a fixed wait, records or not)."""
-    from moto.acm.models import CertBundle
+    certificate after a fixed wait, records or not). DeleteCertificate refuses one a load
+    balancer's listener or a distribution uses (ResourceInUseException, as AWS; moto deletes
+    it)."""
+    from moto.acm.exceptions import AWSError
+    from moto.acm.models import AWSCertificateManagerBackend, CertBundle
     from moto.route53.models import route53_backends
+
+    class InUse(AWSError):
+        TYPE = "ResourceInUseException"
+
+    def users(backend, arn):
+        from moto.cloudfront.models import cloudfront_backends
+        from moto.elbv2.models import elbv2_backends
+
+        found = []
+        lbs = elbv2_backends[backend.account_id][backend.region_name]
+        for lb in lbs.load_balancers.values():
+            for listener in lb.listeners.values():
+                if arn in (listener.certificates or []):
+                    found.append(listener.arn)
+        if backend.region_name == "us-east-1":
+            cf = cloudfront_backends[backend.account_id]["aws"]
+            for dist in cf.distributions.values():
+                viewer = dist.distribution_config.__dict__.get("ViewerCertificate")
+                cert = viewer.get("ACMCertificateArn") if isinstance(viewer, dict) else getattr(viewer, "acm_certificate_arn", "")
+                if cert == arn:
+                    found.append(dist.distribution_id)
+        return found
+
+    original_delete_certificate = AWSCertificateManagerBackend.delete_certificate
+
+    def delete_certificate(self, arn):
+        used = users(self, arn)
+        if used:
+            raise InUse(f"Certificate {arn} is in use by {', '.join(used)}")
+        return original_delete_certificate(self, arn)
+
+    AWSCertificateManagerBackend.delete_certificate = delete_certificate
 
     original_check = CertBundle.check
 
@@ -951,6 +1008,27 @@ def patch_s3():
         return 200, {"Content-Type": "application/xml"}, body
 
     S3Response.get_bucket_versioning = get_bucket_versioning
+
+    # Conditional writes atomic, as on S3: moto checks If-None-Match / If-Match, then writes,
+    # and its server is threaded, so two writers could both pass the check. One at a time.
+    conditional = threading.Lock()
+    original_put = S3Response.put_object
+    original_delete = S3Response.delete_object
+
+    def put_object(self):
+        if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+            with conditional:
+                return original_put(self)
+        return original_put(self)
+
+    def delete_object(self, *args, **kwargs):
+        if self.headers.get("If-Match"):
+            with conditional:
+                return original_delete(self, *args, **kwargs)
+        return original_delete(self, *args, **kwargs)
+
+    S3Response.put_object = put_object
+    S3Response.delete_object = delete_object
 
 
 def patch_policy_conditions():

@@ -268,3 +268,50 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     assert!(up.finished()["counts"]["created"].as_u64().unwrap_or(0) > 0);
 }
+
+/// The lock rests on S3's conditional writes being atomic: two writers with
+/// `If-None-Match: *` started at one barrier, round after round, and exactly one of each pair
+/// wins while the other is refused 412 (the emulator serialises them, as S3 does).
+#[tokio::test]
+async fn two_conditional_creates_at_once_exactly_one_wins() {
+    let acct = account();
+    let live = Live::new(&acct).await;
+    let bucket = format!("race-{acct}");
+    live.s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("CreateBucket");
+    for round in 0..20 {
+        let key = format!("lock-{round}");
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let mut both = tokio::task::JoinSet::new();
+        for who in 0..2 {
+            let (s3, bucket, key, barrier) = (
+                live.s3.clone(),
+                bucket.clone(),
+                key.clone(),
+                barrier.clone(),
+            );
+            both.spawn(async move {
+                barrier.wait().await;
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .body(ByteStream::from(format!("writer {who}").into_bytes()))
+                    .send()
+                    .await
+                    .map_err(|e| e.raw_response().map(|r| r.status().as_u16()))
+            });
+        }
+        let results = both.join_all().await;
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(Some(412 | 409))))
+            .count();
+        assert_eq!((won, refused), (1, 1), "round {round}: {results:?}");
+    }
+}
