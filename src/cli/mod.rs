@@ -532,8 +532,20 @@ async fn open(
     confirm_first(&env, graph.len())?;
     let target = target(&env, settings);
     let connected = Session::connect(&crate::session::Environment::of(&env), &target).await?;
-    // Zones the file does not name: the ones it was built in, else looked up.
-    let preloaded = crate::session::zones::resolve(&mut env, &connected.0, &connected.2).await?;
+    // Zones the file does not name: the ones it was built in, else looked up. `down` deletes
+    // by tags whatever the zones are: a lookup that fails (too few zones in the region, a
+    // denied read) leaves it the provisional names, with a warning, never stops it.
+    // `history`, `status` and `unlock` need no zones at all.
+    let preloaded = match verb {
+        "history" | "status" | "unlock" => None,
+        _ => match crate::session::zones::resolve(&mut env, &connected.0, &connected.2).await {
+            Err(e) if verb == "down" => {
+                eprintln!("warning: {e:#}; down deletes by tags and goes on");
+                None
+            }
+            other => other?,
+        },
+    };
     if preloaded.is_some() {
         (graph, retired) = build(&env)?;
     }

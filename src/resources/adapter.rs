@@ -141,7 +141,13 @@ impl<R: Resource> Adapter<R> {
             ncx.progress(format!("{}; looking for what it made", f.message));
             let fresh = cx.fresh();
             let again = self.ncx(&fresh);
-            let Some(have) = self.spec.observe(&again).await? else {
+            let mut found = self.spec.observe(&again).await?;
+            if found.is_none() && f.code == ANSWER_LOST {
+                // Where `observe` reads a source that lags a create (the tagging API), look
+                // where nothing lags before making it again.
+                found = self.spec.observe_interrupted(&again).await?;
+            }
+            let Some(have) = found else {
                 if f.code != ANSWER_LOST {
                     // There, but not found as this node's: not ours to take.
                     return Err(f);

@@ -83,8 +83,14 @@ async fn records_from(
     wanted: impl Fn(&ResourceRecordSet) -> bool,
 ) -> Result<Vec<ResourceRecordSet>, Failure> {
     let mut out = Vec::new();
-    let mut next = Some((name.to_string(), kind));
-    while let Some((name, kind)) = next.take() {
+    let mut next = Some((name.to_string(), kind, None::<String>));
+    let mut seen = std::collections::HashSet::new();
+    while let Some(start) = next.take() {
+        // A start seen before would page forever (a zone that answers no identifier).
+        if !seen.insert(start.clone()) {
+            break;
+        }
+        let (name, kind, identifier) = start;
         let got = cx
             .aws()
             .route53
@@ -92,6 +98,7 @@ async fn records_from(
             .hosted_zone_id(zone_id)
             .start_record_name(name)
             .set_start_record_type(kind)
+            .set_start_record_identifier(identifier)
             .max_items(page)
             .send()
             .await?;
@@ -106,7 +113,11 @@ async fn records_from(
             got.next_record_name(),
             got.next_record_type(),
         ) {
-            next = Some((name.to_string(), Some(kind.clone())));
+            next = Some((
+                name.to_string(),
+                Some(kind.clone()),
+                got.next_record_identifier().map(String::from),
+            ));
         }
     }
     Ok(out)

@@ -10,7 +10,8 @@ shape (`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST
 (closed with no answer) moto never saw. With {"lost": 0.05, "seed": 7} that share of the
 account's writes is carried out and its answer lost: moto serves it, then the connection
 closes with no answer, the moment AWS acted and the caller never heard (the SDK retries it,
-as it would on AWS). The seed makes a run's draws repeatable. DELETE clears them;
+as it would on AWS). The seed makes a run's draws repeatable; {"lose": ["kms:CreateKey"]}
+loses the answer of the first call of each operation named. DELETE clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.
 """
@@ -174,9 +175,20 @@ def is_write(key):
 
 
 def loses_answer(account, key):
-    """True when this write's answer is to be lost after moto carried it out."""
+    """True when this write's answer is to be lost after moto carried it out: a share of all
+    writes ("lost"), or the first call of each operation named in "lose"."""
     with LOCK:
         faults = FAULTS.get(account)
+        named = (faults or {}).get("lose", [])
+        if key in named:
+            done = faults.setdefault("_lost_once", [])
+            if key not in done:
+                done.append(key)
+                counts = INJECTED.setdefault(account, {})
+                counts["lost"] = counts.get("lost", 0) + 1
+                by_op = counts.setdefault("lost_operations", {})
+                by_op[key] = by_op.get(key, 0) + 1
+                return True
         share = float((faults or {}).get("lost", 0))
         if not share or not is_write(key):
             return False

@@ -448,3 +448,73 @@ async fn with_a_twentieth_of_writes_carried_out_and_their_answers_lost_every_com
         assert!(diff.is_empty(), "down in {acct}:\n  {}", diff.join("\n  "));
     }
 }
+
+/// The answer of each create that must not be repeated blind is lost once (AWS made it; the
+/// caller never heard), while the tagging API does not list the new key yet: `up` looks for
+/// what each made (the key key by key) and makes nothing twice.
+#[tokio::test]
+async fn each_unsafe_create_whose_answer_is_lost_is_found_not_made_twice() {
+    let acct = account();
+    let lag = format!("/_tap/consistency/{acct}");
+    emulator_admin("PUT", &lag, r#"{"seconds": 120, "cases": ["tags-lag"]}"#).await;
+    let faults = format!("/_tap/faults/{acct}");
+    let lose = [
+        "kms:CreateKey",
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateInternetGateway",
+        "ec2:CreateRouteTable",
+        "ec2:AllocateAddress",
+        "ecs:RegisterTaskDefinition",
+    ];
+    emulator_admin(
+        "PUT",
+        &faults,
+        &serde_json::json!({ "lose": lose }).to_string(),
+    )
+    .await;
+    ok(&["up", "--env", "local", "--yes", "--json"], &acct).await;
+    let injected = emulator_admin("DELETE", &faults, "").await["injected"].clone();
+    emulator_admin("DELETE", &lag, "").await;
+    for op in lose {
+        assert_eq!(
+            injected["lost_operations"][op], 1,
+            "{op}'s answer was lost: {injected}"
+        );
+    }
+    let conf = sdk(&acct).await;
+    let keys = aws_sdk_kms::Client::new(&conf)
+        .list_keys()
+        .send()
+        .await
+        .expect("ListKeys");
+    assert_eq!(keys.keys().len(), 1, "{keys:?}");
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let env = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:tap:environment")
+        .values("tap-local")
+        .build();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(env.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vpcs.vpcs().len(), 1, "{vpcs:?}");
+    let subnets = ec2
+        .describe_subnets()
+        .filters(env.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subnets.subnets().len(), 9, "{subnets:?}");
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(env.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(igws.internet_gateways().len(), 1, "{igws:?}");
+    let plan = run(&["plan", "--env", "local", "--json"], &acct).await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}

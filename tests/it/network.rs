@@ -391,6 +391,21 @@ async fn zones_are_looked_up_and_too_few_stop_up_before_any_write() {
         calls.contains_key("ec2:DescribeAvailabilityZones"),
         "{calls:?}"
     );
+    // `down` deletes by tags whatever the zones: it warns and goes on.
+    let d = crate::common::run(
+        &[
+            "down",
+            "--env",
+            "local",
+            "--yes",
+            "--config-dir",
+            path.as_str(),
+        ],
+        &acct,
+    )
+    .await;
+    assert_eq!(d.code, 0, "down: {}\n{}", d.stdout, d.stderr);
+    assert!(d.stderr.contains("down deletes by tags"), "{}", d.stderr);
     // Two zones: built in the zones the region has.
     let two = crate::common::config_dir(|t| {
         t.replace(r#"region = "us-east-1""#, r#"region = "us-west-1""#)
