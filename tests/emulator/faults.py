@@ -123,6 +123,9 @@ def maybe_fail(environ, start_response, account, service, key):
             return None
         counts = INJECTED.setdefault(account, {})
         counts[kind] = counts.get(kind, 0) + 1
+        if kind == "drop":
+            by_op = counts.setdefault("dropped_operations", {})
+            by_op[key] = by_op.get(key, 0) + 1
     if kind == "drop":
         return dropped(environ)
     if kind == "throttle":
