@@ -14,6 +14,7 @@ where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
     fn from(err: SdkError<E, HttpResponse>) -> Self {
+        let lost = lost_answer(&err);
         let (code, message) = match &err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
@@ -34,10 +35,7 @@ where
                 }
                 (code, message)
             }
-            _ if lost_answer(&err).is_some() => (
-                super::calls::ANSWER_LOST.to_string(),
-                lost_answer(&err).unwrap_or_default(),
-            ),
+            _ if let Some(lost) = lost => (super::calls::ANSWER_LOST.to_string(), lost),
             SdkError::DispatchFailure(_) if chain(&err).contains("loading credentials") => (
                 "Credentials".to_string(),
                 format!(

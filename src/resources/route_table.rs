@@ -160,45 +160,36 @@ impl RouteTable {
         let nat = self.via(&route.dest) == Via::NatGateway;
         // PLATFORM.md: a route to a NAT gateway still `pending` is accepted, but a new
         // gateway may not be visible yet.
+        let replace_route = || async {
+            let call = ec2
+                .replace_route()
+                .route_table_id(table)
+                .destination_cidr_block(&route.dest);
+            let call = if nat {
+                call.nat_gateway_id(&route.target)
+            } else {
+                call.gateway_id(&route.target)
+            };
+            call.send().await.map(|_| ()).map_err(Failure::from)
+        };
         retry::on(&[&NEW_GATEWAY_NOT_VISIBLE], || async {
             if replace {
-                let call = ec2
-                    .replace_route()
-                    .route_table_id(table)
-                    .destination_cidr_block(&route.dest);
-                let call = if nat {
-                    call.nat_gateway_id(&route.target)
-                } else {
-                    call.gateway_id(&route.target)
-                };
-                call.send().await.map(|_| ()).map_err(Failure::from)
+                return replace_route().await;
+            }
+            let call = ec2
+                .create_route()
+                .route_table_id(table)
+                .destination_cidr_block(&route.dest);
+            let call = if nat {
+                call.nat_gateway_id(&route.target)
             } else {
-                let call = ec2
-                    .create_route()
-                    .route_table_id(table)
-                    .destination_cidr_block(&route.dest);
-                let call = if nat {
-                    call.nat_gateway_id(&route.target)
-                } else {
-                    call.gateway_id(&route.target)
-                };
-                match call.send().await.map_err(Failure::from) {
-                    // There already: made by this call's earlier attempt, whose answer was
-                    // lost; set to this target all the same (a no-op when it is).
-                    Err(f) if f.code == "RouteAlreadyExists" => {
-                        let call = ec2
-                            .replace_route()
-                            .route_table_id(table)
-                            .destination_cidr_block(&route.dest);
-                        let call = if nat {
-                            call.nat_gateway_id(&route.target)
-                        } else {
-                            call.gateway_id(&route.target)
-                        };
-                        call.send().await.map(|_| ()).map_err(Failure::from)
-                    }
-                    other => other.map(|_| ()),
-                }
+                call.gateway_id(&route.target)
+            };
+            match call.send().await.map_err(Failure::from) {
+                // There already: made by this call's earlier attempt, whose answer was lost;
+                // set to this target all the same (a no-op when it is).
+                Err(f) if f.code == "RouteAlreadyExists" => replace_route().await,
+                other => other.map(|_| ()),
             }
         })
         .await

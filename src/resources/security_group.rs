@@ -236,127 +236,79 @@ impl SecurityGroup {
             .filter(|h| !want_out.iter().any(|(k, _)| k == *h))
             .map(|h| permission(h, None))
             .collect();
-        if !add_in.is_empty() {
-            // Already there: an earlier attempt whose answer was lost (the SDK retried it)
-            // made them; one by one, so each missing one is still added.
-            let all = ec2
-                .authorize_security_group_ingress()
+        // An answer "already there" / "not there" may be an earlier attempt's work whose
+        // answer was lost (the SDK sent it again): the rules are then sent one by one, so each
+        // one still to do is done.
+        rules(add_in, DUPLICATE, "authorizing ingress", |p| async move {
+            ec2.authorize_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(add_in.clone()))
+                .set_ip_permissions(Some(p))
                 .send()
                 .await
-                .map_err(Failure::from);
-            if let Err(f) = all {
-                if f.code != DUPLICATE {
-                    return Err(f.context("authorizing ingress"));
-                }
-                for p in add_in {
-                    let one = ec2
-                        .authorize_security_group_ingress()
-                        .group_id(id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    match one.map_err(Failure::from) {
-                        Err(f) if f.code != DUPLICATE => {
-                            return Err(f.context("authorizing ingress"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if !del_in.is_empty() {
-            // Gone already: an earlier attempt whose answer was lost removed them; one by
-            // one, so each one still there is removed.
-            let all = ec2
-                .revoke_security_group_ingress()
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
+        .await?;
+        rules(del_in, NO_SUCH_RULE, "revoking ingress", |p| async move {
+            ec2.revoke_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(del_in.clone()))
+                .set_ip_permissions(Some(p))
                 .send()
                 .await
-                .map_err(Failure::from);
-            if let Err(f) = all {
-                if f.code != NO_SUCH_RULE {
-                    return Err(f.context("revoking ingress"));
-                }
-                for p in del_in {
-                    let one = ec2
-                        .revoke_security_group_ingress()
-                        .group_id(id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    match one.map_err(Failure::from) {
-                        Err(f) if f.code != NO_SUCH_RULE => {
-                            return Err(f.context("revoking ingress"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if !add_out.is_empty() {
-            // Already there: an earlier attempt whose answer was lost (the SDK retried it)
-            // made them; one by one, so each missing one is still added.
-            let all = ec2
-                .authorize_security_group_egress()
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
+        .await?;
+        rules(add_out, DUPLICATE, "authorizing egress", |p| async move {
+            ec2.authorize_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(add_out.clone()))
+                .set_ip_permissions(Some(p))
                 .send()
                 .await
-                .map_err(Failure::from);
-            if let Err(f) = all {
-                if f.code != DUPLICATE {
-                    return Err(f.context("authorizing egress"));
-                }
-                for p in add_out {
-                    let one = ec2
-                        .authorize_security_group_egress()
-                        .group_id(id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    match one.map_err(Failure::from) {
-                        Err(f) if f.code != DUPLICATE => {
-                            return Err(f.context("authorizing egress"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if !del_out.is_empty() {
-            // Gone already: an earlier attempt whose answer was lost removed them; one by
-            // one, so each one still there is removed.
-            let all = ec2
-                .revoke_security_group_egress()
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
+        .await?;
+        rules(del_out, NO_SUCH_RULE, "revoking egress", |p| async move {
+            ec2.revoke_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(del_out.clone()))
+                .set_ip_permissions(Some(p))
                 .send()
                 .await
-                .map_err(Failure::from);
-            if let Err(f) = all {
-                if f.code != NO_SUCH_RULE {
-                    return Err(f.context("revoking egress"));
-                }
-                for p in del_out {
-                    let one = ec2
-                        .revoke_security_group_egress()
-                        .group_id(id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    match one.map_err(Failure::from) {
-                        Err(f) if f.code != NO_SUCH_RULE => {
-                            return Err(f.context("revoking egress"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
+        .await?;
         Ok(())
+    }
+}
+
+/// Sends `perms` in one call; when EC2 answers `settled` (already there, or not there), one
+/// call per rule, each `settled` answer taken as done, so every rule still to do is done.
+async fn rules<F, Fut>(
+    perms: Vec<IpPermission>,
+    settled: &str,
+    what: &str,
+    call: F,
+) -> Result<(), Failure>
+where
+    F: Fn(Vec<IpPermission>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    if perms.is_empty() {
+        return Ok(());
+    }
+    match call(perms.clone()).await {
+        Err(f) if f.code == settled => {
+            for p in perms {
+                match call(vec![p]).await {
+                    Err(f) if f.code != settled => return Err(f.context(what)),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        other => other.map_err(|f| f.context(what)),
     }
 }
 

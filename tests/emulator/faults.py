@@ -211,3 +211,21 @@ def serve_and_lose(environ, serve):
     if close:
         close()
     return dropped(environ)
+
+
+def serve_captured(serve):
+    """Serves through `serve(start_response)` and answers (status, headers without
+    Content-Length, body bytes), for a switch that rewrites or keeps the answer."""
+    seen = {}
+
+    def capture(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, list(headers)
+        return lambda _chunk: None
+
+    answer = serve(capture)
+    data = b"".join(answer)
+    close = getattr(answer, "close", None)
+    if close:
+        close()
+    headers = [(k, v) for k, v in seen.get("headers", []) if k.lower() != "content-length"]
+    return seen.get("status", "500 Internal Server Error"), headers, data

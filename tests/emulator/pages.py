@@ -179,18 +179,7 @@ def around(environ, start_response, account, key, body, serve):
     at, body = _take_token(environ, body, key)
     environ["wsgi.input"] = io.BytesIO(body or b"")
     environ["CONTENT_LENGTH"] = str(len(body or b""))
-    seen = {}
-
-    def capture(status, headers, exc_info=None):
-        seen["status"], seen["headers"] = status, list(headers)
-        return lambda _chunk: None
-
-    answer = serve(capture)
-    data = b"".join(answer)
-    close = getattr(answer, "close", None)
-    if close:
-        close()
-    status = seen.get("status", "500 Internal Server Error")
+    status, headers, data = faults.serve_captured(serve)
     if status.startswith("2") and data:
         spec = JSON.get(key) or REST_JSON.get(key)
         if spec:
@@ -201,7 +190,6 @@ def around(environ, start_response, account, key, body, serve):
             with LOCK:
                 counts = CUT.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
-    headers = [(k, v) for k, v in seen.get("headers", []) if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(data))))
     start_response(status, headers)
     return [data]

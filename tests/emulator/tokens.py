@@ -57,19 +57,7 @@ def around(environ, start_response, account, key, body, serve):
             return [out]
         start_response(status, headers)
         return [data]
-    seen = {}
-
-    def capture(status, headers, exc_info=None):
-        seen["status"], seen["headers"] = status, list(headers)
-        return lambda _chunk: None
-
-    answer = serve(capture)
-    data = b"".join(answer)
-    close = getattr(answer, "close", None)
-    if close:
-        close()
-    status = seen.get("status", "500 Internal Server Error")
-    headers = [(k, v) for k, v in seen.get("headers", []) if k.lower() != "content-length"]
+    status, headers, data = faults.serve_captured(serve)
     headers.append(("Content-Length", str(len(data))))
     if status.startswith("2"):
         with LOCK:
