@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 
 pub use calls::ApiCalls;
 pub use shared::Shared;
@@ -104,6 +104,8 @@ impl Deref for Clients {
 
 /// The region that CloudFront, its certificates and Route53 health checks live in.
 pub const GLOBAL_REGION: &str = "us-east-1";
+/// The tool's name in every call's user agent (`app/tap-provision`).
+const APP_NAME: &str = "tap-provision";
 
 impl Clients {
     /// Loads the standard credential chain (env, profiles, SSO, IMDS) with the region of the
@@ -130,6 +132,11 @@ impl Clients {
                     .operation_attempt_timeout(Duration::from_secs(60))
                     .build(),
             );
+        // Every call names the tool in its user agent (`app/tap-provision`): CloudTrail tells
+        // its changes from changes made by hand, and the test emulator counts only these.
+        if let Ok(name) = AppName::new(APP_NAME) {
+            loader = loader.app_name(name);
+        }
         if let Some(endpoint) = &target.file_endpoint {
             loader = loader.endpoint_url(endpoint);
         }

@@ -18,6 +18,9 @@ use crate::model::{Action, Attrs, Inputs, NodePlan, NodeRecord, Output, Recorded
 
 /// Creates tried when each answer is lost: the first and two more.
 const LOST_ANSWER_ATTEMPTS: u32 = 3;
+/// How long a lost create's result may take to show in describe calls (EC2 documents
+/// eventual consistency of seconds after a create).
+const LOST_ANSWER_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Adapter<R> {
     node: String,
@@ -147,9 +150,20 @@ impl<R: Resource> Adapter<R> {
                 // where nothing lags before making it again.
                 found = self.spec.observe_interrupted(&again).await?;
             }
+            if found.is_none() && f.code == ANSWER_LOST {
+                // Describe calls may lag a create by a few seconds (EC2's eventual
+                // consistency): one more look, a moment later, before making a second one.
+                tokio::time::sleep(LOST_ANSWER_SETTLE).await;
+                let later = cx.fresh();
+                found = self.spec.observe(&self.ncx(&later)).await?;
+            }
             let Some(have) = found else {
                 if f.code != ANSWER_LOST {
-                    // There, but not found as this node's: not ours to take.
+                    // There, but not found as this node's: one going away (a killed `down`
+                    // asked to delete it) is waited out and made again; else not ours.
+                    if self.spec.wait_leaving(&again).await? {
+                        continue;
+                    }
                     return Err(f);
                 }
                 continue;

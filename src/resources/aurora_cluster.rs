@@ -251,7 +251,12 @@ impl Resource for AuroraCluster {
             inputs.id(&self.subnet_group)?,
             have.db_subnet_group().unwrap_or(""),
         );
-        let version = have.engine_version().unwrap_or("");
+        // A version change already asked for shows as pending until the cluster has it.
+        let version = have
+            .pending_modified_values()
+            .and_then(|p| p.engine_version())
+            .or(have.engine_version())
+            .unwrap_or("");
         if is_minor_upgrade(&self.engine_version, version) {
             c.owned_by_aws(
                 Field::EngineVersion,
@@ -463,12 +468,17 @@ impl Resource for AuroraCluster {
                     format!("Aurora cluster {name} has deletion protection; rerun `down` with --disable-protection to remove it"),
                 ));
             }
-            rds.modify_db_cluster()
-                .db_cluster_identifier(&name)
-                .deletion_protection(false)
-                .apply_immediately(true)
-                .send()
-                .await?;
+            // A cluster still `modifying` (a repair moments ago) refuses another change.
+            retry::on(&[&DB_CLUSTER_BUSY], || async {
+                rds.modify_db_cluster()
+                    .db_cluster_identifier(&name)
+                    .deletion_protection(false)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(Failure::from)
+            })
+            .await?;
         }
         let snapshot = (!flags.destroy_data).then(|| {
             let stamp = SystemTime::now()

@@ -226,10 +226,14 @@ impl Resource for AuroraInstance {
             self.zone.as_str(),
             have.availability_zone().unwrap_or(""),
         );
+        // A class change already asked for shows as pending until the instance has it.
         c.field(
             Field::DbInstanceClass,
             self.instance_class.as_str(),
-            have.db_instance_class().unwrap_or(""),
+            have.pending_modified_values()
+                .and_then(|p| p.db_instance_class())
+                .or(have.db_instance_class())
+                .unwrap_or(""),
         );
         c.field(
             Field::PerformanceInsightsEnabled,
@@ -349,7 +353,11 @@ impl Resource for AuroraInstance {
             if has(changes, Field::PubliclyAccessible) {
                 call = call.publicly_accessible(false);
             }
-            call.send().await?;
+            // An instance still `modifying` (or backing up) refuses another change until done.
+            retry::on(&[&DB_INSTANCE_BUSY], || async {
+                call.clone().send().await.map_err(Failure::from)
+            })
+            .await?;
         }
         if let (true, Some(arn)) = (tags_changed(changes), have.db_instance_arn()) {
             tags::retag_rds(rds, arn, cx.tags()).await?;

@@ -12,7 +12,7 @@ use super::{NodeCx, Resource};
 use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::aws::wait::Poll;
-use crate::diff::{fields, tags_changed, Change, Changes};
+use crate::diff::{fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
 use crate::policy::{grant, Grants, On};
@@ -22,6 +22,7 @@ fields! {
     /// The fields a backup vault is compared on, as `plan`, `drift` and `history` name them.
     enum Field {
         EncryptionKeyArn = "encryption_key_arn",
+        AccessPolicy = "access_policy",
     }
 }
 
@@ -33,6 +34,9 @@ pub struct BackupVault {
 pub struct Observed {
     arn: String,
     key_arn: Option<String>,
+    /// A resource policy on the vault: the tool sets none, so one added by hand (letting
+    /// another account copy in, or denying deletion) is drift.
+    access_policy: Option<String>,
     tags: BTreeMap<String, String>,
 }
 
@@ -69,12 +73,20 @@ impl Resource for BackupVault {
     const KIND: &'static str = "backup_vault";
     const GRANTS: &'static Grants = &Grants {
         read: &[grant(
-            &["backup:DescribeBackupVault", "backup:ListTags"],
+            &[
+                "backup:DescribeBackupVault",
+                "backup:ListTags",
+                "backup:GetBackupVaultAccessPolicy",
+            ],
             On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
         )],
         write: &[
             grant(
-                &["backup:CreateBackupVault", "backup:TagResource"],
+                &[
+                    "backup:CreateBackupVault",
+                    "backup:TagResource",
+                    "backup:DeleteBackupVaultAccessPolicy",
+                ],
                 On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
             ),
             grant(
@@ -128,8 +140,17 @@ impl Resource for BackupVault {
             .ok_or_else(|| Failure::missing("vault ARN"))?
             .to_string();
         let tags = backup.list_tags().resource_arn(&arn).send().await?;
+        // A vault without a policy answers ResourceNotFoundException.
+        let access_policy = backup
+            .get_backup_vault_access_policy()
+            .backup_vault_name(vault_name(cx.env_full()))
+            .send()
+            .await
+            .or_absent()?
+            .and_then(|p| p.policy().map(String::from));
         Ok(Some(Observed {
             key_arn: vault.encryption_key_arn().map(String::from),
+            access_policy,
             tags: tags::from_map(tags.tags()),
             arn,
         }))
@@ -158,6 +179,11 @@ impl Resource for BackupVault {
             Field::EncryptionKeyArn,
             inputs.arn(&self.key)?,
             have.key_arn.as_deref().unwrap_or("(none)"),
+        );
+        c.field(
+            Field::AccessPolicy,
+            "(none)",
+            have.access_policy.as_deref().unwrap_or("(none)"),
         );
         c.tags(cx.tags(), &have.tags);
         Ok(())
@@ -197,6 +223,15 @@ impl Resource for BackupVault {
         have: &Observed,
         changes: &[Change],
     ) -> Result<Attrs, Failure> {
+        if has(changes, Field::AccessPolicy) {
+            cx.aws()
+                .backup
+                .delete_backup_vault_access_policy()
+                .backup_vault_name(vault_name(cx.env_full()))
+                .send()
+                .await
+                .or_absent()?;
+        }
         if tags_changed(changes) {
             tags::retag_backup(&cx.aws().backup, &have.arn, cx.tags()).await?;
         }

@@ -43,14 +43,33 @@ fn fqdn(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.'))
 }
 
-/// Looks the zone up by id, or by name among the public zones (pure read, not cached).
+/// Looks the zone up by id, or by name among the public zones (pure read, not cached). A
+/// zone given by id must be public and able to hold `name` (the domain, then): a private zone
+/// or another domain's would fail late, at the records or the certificate's validation.
 async fn lookup(cx: &NodeCx<'_>, name: &str, id: Option<&str>) -> Result<Option<AwsZone>, Failure> {
     let r53 = &cx.aws().route53;
     if let Some(id) = id {
         let Some(out) = r53.get_hosted_zone().id(id).send().await.or_absent()? else {
             return Ok(None);
         };
-        return Ok(out.hosted_zone().cloned());
+        let Some(zone) = out.hosted_zone().cloned() else {
+            return Ok(None);
+        };
+        let zone_name = zone.name().trim_end_matches('.');
+        if zone.config().is_some_and(|c| c.private_zone()) {
+            return Err(Failure::new(
+                "PrivateHostedZone",
+                format!("hosted zone {id} ({zone_name}) is private: the platform's records and its certificate's validation need a public zone; set dns.hosted_zone to a public one"),
+            ));
+        }
+        let domain = name.trim_end_matches('.');
+        if domain != zone_name && !domain.ends_with(&format!(".{zone_name}")) {
+            return Err(Failure::new(
+                "WrongHostedZone",
+                format!("hosted zone {id} is {zone_name}, which cannot hold records for {domain}: set dns.hosted_zone to the domain's zone or a parent's"),
+            ));
+        }
+        return Ok(Some(zone));
     }
     let out = r53
         .list_hosted_zones_by_name()

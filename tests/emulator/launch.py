@@ -16,10 +16,16 @@ that moto 5.2 does not do by itself.
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
   (TAP_EMULATOR_NAT_DELETE_SECONDS, default 8), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
+- RDS between a call and its result (patch_rds_lifecycle): deleted clusters and instances
+  stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS (default 1), listed, their names taken
+  and their subnet group in use; a modification makes them `modifying` for
+  TAP_EMULATOR_DB_MODIFY_SECONDS (default 1), a new class or engine version pending
+  (PendingModifiedValues) until then, another modification or a deletion refused meanwhile.
 - ModifyDBSubnetGroup keeps the group (moto 5.2 loses it).
 - AWS Backup selections (moto 5.2 answers 500) and recovery points: Create/Get/List/
   DeleteBackupSelection, StartBackupJob (makes a recovery point at once),
   ListRecoveryPointsByBackupVault, DeleteRecoveryPoint, and UpdateBackupPlan;
+  Put/Get/DeleteBackupVaultAccessPolicy (a vault without one answers ResourceNotFound);
   DeleteBackupVault refuses a vault that still holds recovery points and DeleteBackupPlan a
   plan that still has selections, as AWS does.
 - IAM policy conditions as AWS evaluates them where moto does not: a statement whose
@@ -46,7 +52,8 @@ that moto 5.2 does not do by itself.
 - ECS: a service deploys for TAP_EMULATOR_ECS_SECONDS (default 2) before its tasks run
   (moto: never), drains for TAP_EMULATOR_ECS_DRAIN_SECONDS (4) when deleted, refusing a new
   service of its name meanwhile; DeleteCluster refuses a cluster with services.
-- Application Auto Scaling tags (moto 5.2 lacks them), and policies deleted with their target.
+- Application Auto Scaling tags (moto 5.2 lacks them), and policies deleted with their target
+  (their target tracking alarms with them).
 - CloudFront: a distribution is `InProgress` for TAP_EMULATOR_CF_SECONDS (default 2) after
   each change; a certificate not ISSUED is refused (InvalidViewerCertificate); ETags are
   checked; only a disabled, deployed distribution can be deleted; origins keep their origin
@@ -66,6 +73,9 @@ that moto 5.2 does not do by itself.
 - Crash points, per account (crash.py): PUT /_tap/crash/<account> {"after_writes": N} (and
   optionally "operation") serves the Nth write, then holds its answer and every later call
   until the test has killed the process; GET says whether it tripped and on what.
+- A barrier, per account (barrier.py): PUT /_tap/barrier/<account> {"operation":
+  "s3:PutObject[lock]", "parties": 2} holds the first calls of that operation until both have
+  come, then serves them at once; GET tells the status each was answered.
 - Eventual consistency on purpose, per account (consistency.py): PUT
   /_tap/consistency/<account> {"seconds": 3} makes a new role, a new key and a new NAT
   gateway unusable, and ENIs drain after a load balancer's deletion, for that long.
@@ -96,6 +106,8 @@ NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", "8"
 DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
 DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
+DB_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_DELETE_SECONDS", "1"))
+DB_MODIFY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_MODIFY_SECONDS", "1"))
 # Every request answered this much later (benchmarks: rounds of call latency).
 LATENCY_SECONDS = float(os.environ.get("TAP_EMULATOR_LATENCY_MS", "0")) / 1000
 
@@ -659,7 +671,7 @@ def patch_ecs():
 def patch_autoscaling():
     """Application Auto Scaling tags: Tags on RegisterScalableTarget, TagResource,
     UntagResource, ListTagsForResource (moto 5.2 lacks them); DeregisterScalableTarget
-    deletes the target's scaling policies, as AWS does (moto keeps them), and answers one that
+    deletes the target's scaling policies and their alarms, as AWS does (moto keeps them), and answers one that
     is not there ObjectNotFoundException, as AWS does (moto: ValidationException); PutScalingPolicy
     on an existing policy replaces its managed alarms (moto adds a second pair each time)."""
     import json
@@ -735,6 +747,7 @@ def patch_autoscaling():
         original_deregister(self, namespace, r_id, dimension)
         for key, policy in list(self.policies.items()):
             if policy.resource_id == r_id and policy.scalable_dimension == dimension:
+                policy.delete_alarms(self.account_id, self.region_name)  # AWS's own alarms go too
                 del self.policies[key]
         if target is not None:
             tags_of(self).pop(target.arn, None)
@@ -1070,6 +1083,9 @@ def patch_rds():
         since = self.__dict__.setdefault("_tap_since", time.monotonic())
         if self._status == "creating" and time.monotonic() - since >= DB_CLUSTER_SECONDS:
             self._status = "available"
+        if self._status == "modifying" and time.monotonic() - since >= DB_MODIFY_SECONDS:
+            settle(self)
+            self._status = "available"
         return self._status
 
     def set_cluster_status(self, value):
@@ -1083,6 +1099,9 @@ def patch_rds():
         created = self.__dict__.get("_tap_created", 0.0)
         if value == "available" and time.monotonic() - created < DB_SECONDS:
             return "creating"
+        if value == "modifying" and time.monotonic() - self.__dict__["_tap_modified"] >= DB_MODIFY_SECONDS:
+            settle(self)
+            value = self.__dict__["_tap_status"] = "available"
         return value
 
     def set_instance_status(self, value):
@@ -1090,6 +1109,8 @@ def patch_rds():
         self.__dict__["_tap_status"] = value
 
     DBInstance.status = property(instance_status, set_instance_status)
+
+    patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend)
 
     # moto 5.2 drops Performance Insights settings; keep them as AWS does.
     from moto.rds.models import RDSBackend
@@ -1148,6 +1169,202 @@ def patch_rds():
     RDSBackend.create_auto_cluster_snapshot = create_auto_cluster_snapshot
 
 
+def settle(resource):
+    """Applies what a modification left pending (PendingModifiedValues) once it is done."""
+    for attr, value in resource.__dict__.pop("_tap_pending", {}).items():
+        setattr(resource, attr, value)
+    resource.pending_modified_values = {}
+
+
+def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
+    """What AWS does between a call and its result, where the product must cope with it:
+
+    - Deleted clusters and instances stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS
+      (default 1), listed by Describe*, their name taken (AlreadyExists) and their subnet
+      group in use until then (moto removes them at once).
+    - ModifyDBInstance and ModifyDBCluster make the resource `modifying` for
+      TAP_EMULATOR_DB_MODIFY_SECONDS (default 1); a new instance class or engine version
+      shows in PendingModifiedValues and takes effect only then (at once with
+      ApplyImmediately; without it, at the next maintenance window, which never comes here).
+      Another modification or a deletion meanwhile is refused (InvalidDBInstanceState /
+      InvalidDBClusterStateFault), as AWS refuses them.
+    """
+    from moto.rds.exceptions import (
+        DBClusterNotFoundError,
+        DBInstanceAlreadyExists,
+        DBInstanceNotFoundError,
+        InvalidDBClusterStateFault,
+        RDSClientError,
+    )
+
+    def leaving(backend, kind):
+        """The `deleting` ones of a kind ("db" or "cluster") still listed: {name: resource}."""
+        gone = backend.__dict__.setdefault("_tap_leaving", {}).setdefault(kind, {})
+        now = time.monotonic()
+        for name in [n for n, (_, until) in gone.items() if until <= now]:
+            del gone[name]
+        return {name: resource for name, (resource, _) in gone.items()}
+
+    def leave(backend, kind, name, resource):
+        resource.__dict__["_tap_status"] = "deleting"
+        if kind == "cluster":
+            resource._status = "deleting"
+        backend.__dict__.setdefault("_tap_leaving", {}).setdefault(kind, {})[name] = (
+            resource,
+            time.monotonic() + DB_DELETE_SECONDS,
+        )
+
+    def listing(original, kind, cls, key, not_found):
+        argument = f"{kind.replace('db', 'db_instance') if kind == 'db' else 'db_cluster'}_identifier"
+
+        def describe(self, *args, **kwargs):
+            identifier = args[0] if args else kwargs.get(argument)
+            filters = args[1] if len(args) > 1 else kwargs.get("filters")
+            going = leaving(self, kind)
+            try:
+                found = original(self, identifier, filters)
+            except not_found:
+                found = []
+            if identifier:
+                filters = {**(filters or {}), key: [identifier]}
+            if going and filters:
+                going = self._filter_resources(going, filters, cls)
+            found += list(going.values())
+            for resource in found:
+                resource.status  # settles a finished modification before it is answered
+            if identifier and not found:
+                raise not_found(identifier)
+            return found
+
+        return describe
+
+    RDSBackend.describe_db_instances = listing(
+        RDSBackend.describe_db_instances, "db", DBInstance, "db-instance-id", DBInstanceNotFoundError
+    )
+    RDSBackend.describe_db_clusters = listing(
+        RDSBackend.describe_db_clusters, "cluster", DBCluster, "db-cluster-id", DBClusterNotFoundError
+    )
+
+    original_create_instance = RDSBackend.create_db_instance
+
+    def create_db_instance(self, db_kwargs):
+        if db_kwargs["db_instance_identifier"] in leaving(self, "db"):
+            raise DBInstanceAlreadyExists()
+        return original_create_instance(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
+
+    original_create_cluster = RDSBackend.create_db_cluster
+
+    def create_db_cluster(self, kwargs):
+        if kwargs["db_cluster_identifier"] in leaving(self, "cluster"):
+            raise RDSClientError("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        return original_create_cluster(self, kwargs)
+
+    RDSBackend.create_db_cluster = create_db_cluster
+
+    def instance_busy(instance, doing):
+        status = instance.status
+        if status != "available":
+            raise RDSClientError(
+                "InvalidDBInstanceState",
+                f"Cannot {doing} DB instance {instance.db_instance_identifier}: it is {status}.",
+            )
+
+    original_delete_instance = RDSBackend.delete_db_instance
+
+    def delete_db_instance(self, db_instance_identifier, *args, **kwargs):
+        name = db_instance_identifier
+        if name in leaving(self, "db"):
+            raise RDSClientError("InvalidDBInstanceState", f"Instance {name} is already being deleted.")
+        if name in self.databases and self.databases[name].status == "modifying":
+            instance_busy(self.databases[name], "delete")
+        instance = original_delete_instance(self, db_instance_identifier, *args, **kwargs)
+        leave(self, "db", name, instance)
+        return instance
+
+    RDSBackend.delete_db_instance = delete_db_instance
+
+    original_delete_cluster = RDSBackend.delete_db_cluster
+
+    def delete_db_cluster(self, cluster_identifier, *args, **kwargs):
+        if cluster_identifier in leaving(self, "cluster"):
+            raise InvalidDBClusterStateFault(f"Cluster {cluster_identifier} is already being deleted.")
+        cluster = self.clusters.get(cluster_identifier)
+        if cluster is not None and cluster.status == "modifying":
+            raise InvalidDBClusterStateFault(f"Cluster {cluster_identifier} is modifying.")
+        cluster = original_delete_cluster(self, cluster_identifier, *args, **kwargs)
+        leave(self, "cluster", cluster_identifier, cluster)
+        return cluster
+
+    RDSBackend.delete_db_cluster = delete_db_cluster
+
+    original_modify_instance = RDSBackend.modify_db_instance
+
+    def modify_db_instance(self, db_instance_identifier, db_kwargs):
+        instance = self.describe_db_instances(db_instance_identifier)[0]
+        instance_busy(instance, "modify")
+        before = instance.db_instance_class
+        instance = original_modify_instance(self, db_instance_identifier, db_kwargs)
+        pending = {}
+        if instance.db_instance_class != before:
+            pending["db_instance_class"] = instance.db_instance_class
+            instance.db_instance_class = before
+            instance.pending_modified_values = {"DBInstanceClass": pending["db_instance_class"]}
+        if pending and not db_kwargs.get("apply_immediately"):
+            instance.__dict__["_tap_pending"] = pending  # the next maintenance window
+            return instance
+        instance.__dict__["_tap_pending"] = pending
+        instance.__dict__["_tap_status"] = "modifying"
+        instance.__dict__["_tap_modified"] = time.monotonic()
+        return instance
+
+    RDSBackend.modify_db_instance = modify_db_instance
+
+    original_modify_cluster = RDSBackend.modify_db_cluster
+
+    def modify_db_cluster(self, kwargs):
+        name = kwargs["db_cluster_identifier"]
+        cluster = self.clusters.get(name)
+        if cluster is None:
+            if name in leaving(self, "cluster"):
+                raise InvalidDBClusterStateFault(f"Cluster {name} is being deleted.")
+            raise DBClusterNotFoundError(name)
+        if cluster.status != "available":
+            raise InvalidDBClusterStateFault(f"Cluster {name} is {cluster.status}, not available.")
+        before = cluster.engine_version
+        original_modify_cluster(self, kwargs)
+        pending = {}
+        if cluster.engine_version != before:
+            pending["engine_version"] = cluster.engine_version
+            cluster.engine_version = before
+            cluster.pending_modified_values = {"EngineVersion": pending["engine_version"]}
+        cluster.__dict__["_tap_pending"] = pending
+        cluster.status = "modifying"  # the setter restarts the clock
+        if pending and not kwargs.get("apply_immediately"):
+            cluster._status = "available"
+        return cluster
+
+    RDSBackend.modify_db_cluster = modify_db_cluster
+
+    original_delete_group = RDSBackend.delete_subnet_group
+
+    def delete_subnet_group(self, subnet_name):
+        users = [
+            *(c for c in list(self.clusters.values()) + list(leaving(self, "cluster").values())),
+            *(d for d in list(self.databases.values()) + list(leaving(self, "db").values())),
+        ]
+        for user in users:
+            if getattr(user, "db_subnet_group_name", None) == subnet_name:
+                raise RDSClientError(
+                    "InvalidDBSubnetGroupStateFault",
+                    f"Cannot delete the subnet group '{subnet_name}' because at least one database is still using it.",
+                )
+        return original_delete_group(self, subnet_name)
+
+    RDSBackend.delete_subnet_group = delete_subnet_group
+
+
 def patch_backup():
     import json
     import uuid
@@ -1164,6 +1381,7 @@ def patch_backup():
             "{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/?$": BackupResponse.dispatch,
             "{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/(?P<arn>.+)$": BackupResponse.dispatch,
             "{0}/backup-jobs/?$": BackupResponse.dispatch,
+            "{0}/backup-vaults/(?P<name>[^/]+)/access-policy/?$": BackupResponse.dispatch,
         }
     )
 
@@ -1262,6 +1480,32 @@ def patch_backup():
             raise not_found(f"Recovery point {arn}")
         return "{}"
 
+    def vault_policies(backend):
+        return backend.__dict__.setdefault("_tap_vault_policies", {})
+
+    def policy_vault(self):
+        vault = vault_from_path(self.path)
+        if vault not in self.backup_backend.vaults:
+            raise not_found(f"Backup vault {vault}")
+        return vault, vault_policies(self.backup_backend)
+
+    def put_backup_vault_access_policy(self):
+        vault, store = policy_vault(self)
+        store[vault] = json.loads(self.body or "{}").get("Policy", "")
+        return "{}"
+
+    def get_backup_vault_access_policy(self):
+        vault, store = policy_vault(self)
+        if vault not in store:  # AWS's answer for a vault without one
+            raise JsonRESTError("ResourceNotFoundException", f"Backup Vault {vault} has no associated POLICY")
+        arn = self.backup_backend.vaults[vault].backup_vault_arn
+        return json.dumps({"BackupVaultName": vault, "BackupVaultArn": arn, "Policy": store[vault]})
+
+    def delete_backup_vault_access_policy(self):
+        vault, store = policy_vault(self)
+        store.pop(vault, None)
+        return "{}"
+
     def list_tags(self):
         # moto takes the ARN from a trailing-slash path only (boto3's); the Rust SDK sends none.
         arn = unquote(self.path.split("/tags/", 1)[1].split("?")[0].strip("/"))
@@ -1300,6 +1544,9 @@ def patch_backup():
         start_backup_job,
         list_recovery_points_by_backup_vault,
         delete_recovery_point,
+        put_backup_vault_access_policy,
+        get_backup_vault_access_policy,
+        delete_backup_vault_access_policy,
     ):
         setattr(BackupResponse, f.__name__, f)
 
@@ -1313,6 +1560,7 @@ def patch_backup():
                 "InvalidRequestException",
                 f"Backup vault {name} cannot be deleted because it contains {left} recovery points",
             )
+        vault_policies(self).pop(name, None)
         return original_delete_vault(self, *args, **kwargs)
 
     BackupBackend.delete_backup_vault = delete_backup_vault
@@ -1349,6 +1597,15 @@ REJECTED_KEY = "999999999403"
 CALLS = {}
 # Every request since the start, by operation: resets of CALLS do not touch it.
 SERVED = {}
+# The tool names itself in its user agent (src/aws/mod.rs); the tests' own clients do not.
+PRODUCT_AGENT = "app/tap-provision"
+
+
+def from_product(environ):
+    """A call the tap-provision binary made (not a test's own out-of-band or inventory call)."""
+    agent = f'{environ.get("HTTP_X_AMZ_USER_AGENT", "")} {environ.get("HTTP_USER_AGENT", "")}'
+    return PRODUCT_AGENT in agent.split()
+
 CALLS_LOCK = threading.Lock()
 CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
 
@@ -1440,6 +1697,7 @@ def patch_counting():
     import io
     import json
 
+    import barrier
     import consistency
     import crash
     import faults
@@ -1470,6 +1728,8 @@ def patch_counting():
             return crash.admin(environ, start_response)
         if path.startswith("/_tap/pages/"):
             return pages.admin(environ, start_response)
+        if path.startswith("/_tap/barrier/"):
+            return barrier.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
@@ -1496,12 +1756,16 @@ def patch_counting():
             with CALLS_LOCK:
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
-                SERVED[key] = SERVED.get(key, 0) + 1
             failed = faults.maybe_fail(environ, start_response, account, service, key)
             if failed is None:
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:
                 return failed
+            if from_product(environ):
+                with CALLS_LOCK:
+                    SERVED[key] = SERVED.get(key, 0) + 1
+            start_response = barrier.enter(account, key, start_response)
+
             def serve():
                 return tokens.around(
                     environ, start_response, account, key, body,

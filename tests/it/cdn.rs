@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_cloudfront::types::DistributionConfig;
 use serde_json::Value;
 
-use crate::common::live::{drift_then_repair, drifted, set, Live};
-use crate::common::{account, config_dir, local, reset_calls, up_ok, writes};
+use crate::common::live::{deleted, drift_then_repair, drifted, set, Live};
+use crate::common::{account, config_dir, local, ops, reset_calls, up_ok, writes};
 
 const CDN: &str = "cdn.tap.local.example.com";
 
@@ -38,6 +38,38 @@ async fn distribution(live: &Live) -> Option<(String, String, String, Distributi
         d.distribution_config().unwrap().clone(),
         got.e_tag().unwrap().to_string(),
     ))
+}
+
+/// Deletes the distribution as CloudFront requires: disabled (If-Match), deployed, deleted
+/// with its last ETag.
+async fn delete_by_hand(live: &Live, id: &str, config: DistributionConfig, etag: String) {
+    let mut disabled = config;
+    disabled.enabled = false;
+    let out = live
+        .cf
+        .update_distribution()
+        .id(id)
+        .if_match(etag)
+        .distribution_config(disabled)
+        .send()
+        .await
+        .unwrap();
+    let mut etag = out.e_tag().unwrap().to_string();
+    for _ in 0..50 {
+        let got = live.cf.get_distribution().id(id).send().await.unwrap();
+        etag = got.e_tag().unwrap().to_string();
+        if got.distribution().unwrap().status() == "Deployed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    live.cf
+        .delete_distribution()
+        .id(id)
+        .if_match(etag)
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn policy(live: &Live, bucket: &str) -> Value {
@@ -445,45 +477,26 @@ async fn origin_access_identity_mode_survives_a_deleted_distribution_and_down_ke
     );
 
     // Deleted by hand (disabled, deployed, deleted, as CloudFront requires): drift sees it,
-    // and the bucket policy and the alias that name it; repair makes a new one.
-    let mut disabled = config.clone();
-    disabled.enabled = false;
-    let out = live
-        .cf
-        .update_distribution()
-        .id(&id)
-        .if_match(etag)
-        .distribution_config(disabled)
-        .send()
-        .await
-        .unwrap();
-    let mut etag = out.e_tag().unwrap().to_string();
-    for _ in 0..50 {
-        let got = live.cf.get_distribution().id(&id).send().await.unwrap();
-        etag = got.e_tag().unwrap().to_string();
-        if got.distribution().unwrap().status() == "Deployed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    live.cf
-        .delete_distribution()
-        .id(&id)
-        .if_match(etag)
-        .send()
-        .await
-        .unwrap();
+    // and the alias that names it (in OAI mode the bucket policy names the identity, not the
+    // distribution); repair makes a new one.
+    delete_by_hand(&live, &id, config, etag).await;
     reset_calls(&acct).await;
     let d = local("drift", &[], &acct, Some(dir.path())).await;
     assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
-    assert!(drifted(&d).contains("cdn"), "{}", d.stdout);
+    assert_eq!(drifted(&d), set(&["cdn", "dns-cdn"]), "{}", d.stdout);
+    assert_eq!(deleted(&d), set(&["cdn"]), "{}", d.stdout);
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
     let r = local("repair", &[], &acct, Some(dir.path())).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let w = writes(&acct).await;
+    // In OAI mode the bucket policy names the identity, not the distribution: no policy
+    // write; the CDN alias follows the new distribution; the record takes its id.
     assert_eq!(
-        w.get("cloudfront:CreateDistributionWithTags"),
-        Some(&1),
-        "{w:?}"
+        writes(&acct).await,
+        ops(&[
+            ("cloudfront:CreateDistributionWithTags", 1),
+            ("route53:ChangeResourceRecordSets", 1),
+            ("s3:PutObject", 1),
+        ])
     );
     let (new_id, new_arn, new_domain, _, _) = distribution(&live).await.unwrap();
     assert_ne!(new_id, id);
@@ -611,4 +624,49 @@ async fn a_deleted_bucket_policy_and_a_moved_cdn_name_are_put_back() {
         cdn.alias_target().unwrap().dns_name().trim_end_matches('.'),
         domain
     );
+}
+
+/// In OAC mode (the default) the distribution deleted by hand: `drift` reports it, the bucket
+/// policy that names its ARN and the alias that points at it; `repair` makes one on the same
+/// origin access control (no second control) and moves the policy and the alias to it.
+#[tokio::test]
+async fn a_distribution_deleted_out_of_band_in_oac_mode_comes_back_on_the_same_control() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let bucket = static_bucket(&acct);
+    let (id, old_arn, _, config, etag) = distribution(&live).await.unwrap();
+    let oac = config.origins().unwrap().items()[0]
+        .origin_access_control_id()
+        .unwrap()
+        .to_string();
+    assert!(!oac.is_empty());
+    delete_by_hand(&live, &id, config, etag).await;
+
+    let (d, _) = drift_then_repair(&acct, set(&["cdn", "static-bucket-policy", "dns-cdn"])).await;
+    assert_eq!(deleted(&d), set(&["cdn"]), "{}", d.stdout);
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("cloudfront:CreateDistributionWithTags", 1),
+            ("s3:PutBucketPolicy", 1),
+            ("route53:ChangeResourceRecordSets", 1),
+            // the applied record: a new distribution id
+            ("s3:PutObject", 1),
+        ])
+    );
+    let (new_id, new_arn, _, new_config, _) = distribution(&live).await.unwrap();
+    assert_ne!(new_id, id);
+    assert_eq!(
+        new_config.origins().unwrap().items()[0].origin_access_control_id(),
+        Some(oac.as_str())
+    );
+    let controls = live.cf.list_origin_access_controls().send().await.unwrap();
+    assert_eq!(
+        controls.origin_access_control_list().unwrap().items().len(),
+        1,
+        "no second control"
+    );
+    let p = policy(&live, &bucket).await.to_string();
+    assert!(p.contains(&new_arn) && !p.contains(&old_arn), "{p}");
 }

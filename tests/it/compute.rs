@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::common::live::{drift_then_repair, set, Live};
-use crate::common::{account, config_dir, local, reset_calls, up_ok, writes};
+use crate::common::{account, config_dir, local, ops, reset_calls, up_ok, writes};
 
 const CLUSTER: &str = "tap-local";
 
@@ -511,18 +511,17 @@ async fn compute_drift_is_put_back_and_the_desired_count_is_left_to_auto_scaling
     assert!(backend.get("drift").is_none(), "{backend}");
     assert_eq!(backend["ignored"][0]["field"], "desired_count");
     assert_eq!(backend["ignored"][0]["have"], "7");
-    let w = writes(&acct).await;
-    for (op, n) in [
-        ("application-autoscaling:RegisterScalableTarget", 1),
-        ("application-autoscaling:PutScalingPolicy", 1),
-        ("ecs:UpdateService", 1),
-        ("ecs:UpdateCluster", 1),
-        ("ecs:PutClusterCapacityProviders", 1),
-        ("logs:PutRetentionPolicy", 1),
-    ] {
-        assert_eq!(w.get(op), Some(&n), "{op}: {w:?}");
-    }
-    assert_eq!(w.len(), 6, "exactly those writes: {w:?}");
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("application-autoscaling:RegisterScalableTarget", 1),
+            ("application-autoscaling:PutScalingPolicy", 1),
+            ("ecs:UpdateService", 1),
+            ("ecs:UpdateCluster", 1),
+            ("ecs:PutClusterCapacityProviders", 1),
+            ("logs:PutRetentionPolicy", 1),
+        ])
+    );
     assert_eq!(service(&live, "backend").await.desired_count(), 7);
     let frontend = service(&live, "frontend").await;
     assert_eq!(frontend.health_check_grace_period_seconds(), Some(60));
@@ -650,9 +649,11 @@ async fn a_cluster_deleted_with_its_services_is_put_back() {
         set(&["ecs-cluster", "service-frontend", "service-backend"]),
     )
     .await;
-    let w = writes(&acct).await;
-    assert_eq!(w.get("ecs:CreateCluster"), Some(&1), "{w:?}");
-    assert_eq!(w.get("ecs:CreateService"), Some(&2), "{w:?}");
+    // The cluster's and services' ARNs are made of their names: the record stays as it is.
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[("ecs:CreateCluster", 1), ("ecs:CreateService", 2)])
+    );
     let cluster = live
         .ecs
         .describe_clusters()
@@ -766,4 +767,91 @@ async fn the_connection_secret_and_a_scalable_target_deleted_or_changed_are_put_
         .secret_string()
         .unwrap()
         .contains("tap-local-db.cluster-"));
+}
+
+/// A revision registered by hand (a hot-fixed image) and set on the service: `drift` names
+/// the image and the service, writing nothing; `repair` registers the applied definition
+/// again and moves the service back to it.
+#[tokio::test]
+async fn a_revision_registered_and_deployed_by_hand_is_drift_and_repair_moves_the_service_back() {
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let cur = live
+        .ecs
+        .describe_task_definition()
+        .task_definition("tap-local-backend")
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let td = cur.task_definition().unwrap();
+    let mut containers = td.container_definitions().to_vec();
+    for c in &mut containers {
+        if c.name() == Some("backend") {
+            c.image = Some("tap/backend:0.1.0-hotfix".into());
+        }
+    }
+    let hand = live
+        .ecs
+        .register_task_definition()
+        .family("tap-local-backend")
+        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+        .set_network_mode(td.network_mode().cloned())
+        .set_cpu(td.cpu().map(String::from))
+        .set_memory(td.memory().map(String::from))
+        .set_execution_role_arn(td.execution_role_arn().map(String::from))
+        .set_task_role_arn(td.task_role_arn().map(String::from))
+        .set_container_definitions(Some(containers))
+        .set_tags(Some(cur.tags().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let hand_arn = hand
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    assert!(hand_arn.ends_with("/tap-local-backend:2"), "{hand_arn}");
+    live.ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("backend")
+        .task_definition(&hand_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let (d, _) = drift_then_repair(&acct, set(&["task-backend", "service-backend"])).await;
+    let t = d
+        .events_of("drift")
+        .into_iter()
+        .find(|e| e["node"] == "task-backend")
+        .unwrap();
+    let changes = t["drift"]["changes"].to_string();
+    assert!(
+        changes.contains("containers.backend.image") && changes.contains("0.1.0-hotfix"),
+        "{t}"
+    );
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("ecs:RegisterTaskDefinition", 1),
+            ("ecs:UpdateService", 1),
+            // the applied record: a new revision's ARN
+            ("s3:PutObject", 1),
+        ])
+    );
+    let backend = service(&live, "backend").await;
+    assert!(
+        backend
+            .task_definition()
+            .is_some_and(|t| t.ends_with("/tap-local-backend:3")),
+        "{backend:?}"
+    );
+    assert_eq!(
+        backend.running_count(),
+        3,
+        "repair waited for the deployment"
+    );
 }

@@ -1,14 +1,15 @@
 //! Crash safety: `up --env prod` killed with SIGKILL just after its Nth write (AWS acted, the
 //! process never heard back), at kill points spread over every layer, then run again, leaves
-//! exactly a clean run's inventory; `down` killed the same way and run again leaves exactly
-//! what a clean `down` keeps.
+//! exactly PLATFORM.md's inventory (a fixed table, tests/it/expected/prod-up.txt, which a
+//! clean run must match too), after which `plan` and `drift` find nothing to do; `down`
+//! killed the same way and run again leaves exactly what it must keep (prod-down.txt).
 
 use std::io::Write;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::inventory::{differences, inventory, Inventory};
+use crate::common::inventory::{differences, inventory, listing, prod_down, prod_up, Inventory};
 use crate::common::{account, command, emulator_admin, endpoint, repo, run, sdk, writes};
 
 const REGION: &str = "eu-west-1";
@@ -170,6 +171,11 @@ async fn crash_and_converge(
         "up killed after write {n} ({op}) and run again in {acct}:\n  {}",
         diff.join("\n  ")
     );
+    converged(
+        &acct,
+        &format!("up killed after write {n} ({op}) and run again"),
+    )
+    .await;
     if let Some(at) = down_at {
         let (n, op) = crash(&DOWN, &acct, at)
             .await
@@ -187,39 +193,58 @@ async fn crash_and_converge(
     hit
 }
 
+/// `plan` and `drift` of prod both exit 0: nothing left to do, nothing drifted.
+async fn converged(acct: &str, after: &str) {
+    for verb in [
+        &["plan", "--env", "prod", "--json"][..],
+        &["drift", "--env", "prod", "--json"][..],
+    ] {
+        let r = run(verb, acct).await;
+        assert_eq!(
+            r.code, 0,
+            "{verb:?} in {acct} after {after}:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+    }
+}
+
+/// `found` is the fixed table `want` (named `table`), or the message lists the differences
+/// and what was found in the table's form.
+fn assert_table(want: &Inventory, found: &Inventory, what: &str, table: &str) {
+    let diff = differences(want, found);
+    assert!(
+        diff.is_empty(),
+        "{what} differs from tests/it/expected/{table}:\n  {}\nfound:\n{}",
+        diff.join("\n  "),
+        listing(found)
+    );
+}
+
 #[tokio::test]
 async fn killed_at_any_write_and_run_again_up_and_down_leave_exactly_the_inventory() {
-    // A clean run: what `up` makes, what `down` keeps, and how many writes each makes.
+    // A clean run makes exactly the fixed table and keeps exactly its other; it counts the
+    // writes each makes, over which the kill points are spread.
+    let (made, kept) = (prod_up(), prod_down());
     let acct = prod_account().await;
     crate::common::reset_calls(&acct).await;
     ok(&UP, &acct).await;
     let up_writes = all_writes(&acct).await;
-    let made = inventory(&acct, REGION).await;
+    assert_table(
+        &made,
+        &inventory(&acct, REGION).await,
+        "a clean up",
+        "prod-up.txt",
+    );
+    converged(&acct, "a clean up").await;
     crate::common::reset_calls(&acct).await;
     ok(&DOWN, &acct).await;
     let down_writes = all_writes(&acct).await;
-    let kept = inventory(&acct, REGION).await;
-    assert!(
-        made.keys().all(|k| !k.contains("UNTAGGED")),
-        "a clean up left untagged resources: {made:#?}"
+    assert_table(
+        &kept,
+        &inventory(&acct, REGION).await,
+        "a clean down",
+        "prod-down.txt",
     );
-    for kind in [
-        "ec2 nat",
-        "ec2 eip",
-        "elb tg",
-        "cloudfront distribution",
-        "acm",
-    ] {
-        assert!(
-            made.keys().any(|k| k.starts_with(kind)),
-            "no {kind}: {made:#?}"
-        );
-    }
-    assert!(
-        kept.keys().any(|k| k.starts_with("rds snapshot")),
-        "{kept:#?}"
-    );
-    assert!(!kept.keys().any(|k| k.starts_with("ec2 ")), "{kept:#?}");
 
     let ups: Vec<Point> = spread(SPREAD_UP, up_writes)
         .into_iter()
@@ -341,8 +366,8 @@ async fn ok_renewing(args: &[&str], acct: &str) {
 
 /// A share of writes carried out with their answers lost (the connection closes after AWS
 /// acted; the SDK retries what is safe to repeat, the tool looks for what the others made):
-/// `up`, `repair` and `down` of prod each succeed at once and leave exactly a clean run's
-/// inventory, over several seeds; the lock is taken and given back through it all.
+/// `up`, `repair` and `down` of prod each succeed at once and leave exactly the fixed
+/// inventory (tests/it/expected), over several seeds; the lock is taken and given back through it all.
 #[tokio::test]
 async fn with_a_twentieth_of_writes_carried_out_and_their_answers_lost_every_command_converges_once(
 ) {
@@ -355,9 +380,7 @@ async fn with_a_twentieth_of_writes_carried_out_and_their_answers_lost_every_com
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.05);
-    let clean = prod_account().await;
-    ok(&UP, &clean).await;
-    let after_up = inventory(&clean, REGION).await;
+    let after_up = prod_up();
     let plan = ["plan", "--env", "prod", "--json"];
     let drift = ["drift", "--env", "prod", "--json"];
     let repair = ["repair", "--env", "prod", "--json"];
@@ -438,8 +461,7 @@ async fn with_a_twentieth_of_writes_carried_out_and_their_answers_lost_every_com
         });
     }
     let done = runs.join_all().await;
-    ok(&DOWN, &clean).await;
-    let after_down = inventory(&clean, REGION).await;
+    let after_down = prod_down();
     let total: u64 = done.iter().map(|(_, lost)| lost).sum();
     assert!(total >= 5, "only {total} answers were lost in all");
     for (acct, lost) in done {

@@ -641,3 +641,103 @@ async fn destroying_a_protected_environments_data_takes_its_name() {
         Some("PendingDeletion")
     );
 }
+
+/// The cluster deleted out of band (local: deletion protection off; its instances first, as
+/// AWS requires): `drift` reports the three deleted and what reads the cluster's endpoint or
+/// master secret, writing nothing; `repair` makes them again, an empty cluster (restoring a
+/// snapshot is a person's call), with the backend moved to the new secret.
+#[tokio::test]
+async fn a_cluster_deleted_out_of_band_comes_back_with_its_instances_and_what_reads_it() {
+    use crate::common::live::{deleted, drift_then_repair, set, Live};
+    let acct = account();
+    up_ok(&acct).await;
+    let live = Live::new(&acct).await;
+    let cluster = || async {
+        live.rds
+            .describe_db_clusters()
+            .db_cluster_identifier(CLUSTER)
+            .send()
+            .await
+            .unwrap()
+            .db_clusters()[0]
+            .clone()
+    };
+    let before = cluster().await;
+    assert_eq!(before.deletion_protection(), Some(false), "local: off");
+    let old_secret = before
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .unwrap()
+        .to_string();
+    for n in [1, 2] {
+        live.rds
+            .delete_db_instance()
+            .db_instance_identifier(format!("{CLUSTER}-{n}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    live.rds
+        .delete_db_cluster()
+        .db_cluster_identifier(CLUSTER)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let (d, _) = drift_then_repair(
+        &acct,
+        set(&[
+            "db-cluster",
+            "db-instance-1",
+            "db-instance-2",
+            // they read the cluster's endpoint or master secret, known again once it is made
+            "db-connection",
+            "ecs-execution-role",
+            "task-backend",
+            "service-backend",
+        ]),
+    )
+    .await;
+    assert_eq!(
+        deleted(&d),
+        set(&["db-cluster", "db-instance-1", "db-instance-2"])
+    );
+    let mut w = writes(&acct).await;
+    // Refused and repeated while the cluster is busy with the other instance.
+    let instances = w.remove("rds:CreateDBInstance");
+    assert!(matches!(instances, Some(2..)), "{instances:?}");
+    assert_eq!(w.remove("rds:CreateDBCluster"), Some(1), "{w:?}");
+    assert!(
+        !w.contains_key("rds:CreateDBSubnetGroup") && !w.contains_key("kms:CreateKey"),
+        "{w:?}"
+    );
+    let after = cluster().await;
+    assert_eq!(after.status(), Some("available"));
+    assert_eq!(after.deletion_protection(), Some(false));
+    let new_secret = after
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .unwrap()
+        .to_string();
+    assert_ne!(new_secret, old_secret);
+    let td = live
+        .ecs
+        .describe_task_definition()
+        .task_definition("tap-local-backend")
+        .send()
+        .await
+        .unwrap();
+    let secrets: Vec<String> = td
+        .task_definition()
+        .unwrap()
+        .container_definitions()
+        .iter()
+        .flat_map(|c| c.secrets())
+        .map(|s| s.value_from().to_string())
+        .filter(|v| v.contains("rds!cluster"))
+        .collect();
+    assert!(
+        !secrets.is_empty() && secrets.iter().all(|v| v.starts_with(&new_secret)),
+        "the backend reads the new master secret: {secrets:?}"
+    );
+}

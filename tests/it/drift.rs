@@ -2,10 +2,14 @@
 //! a missing hosted zone, a lost applied record, prod with its external zone. Write counts
 //! come from the emulator (the launcher counts requests), never from the tool's own report.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live};
-use crate::common::{account, config_dir, local, reset_calls, run, up_ok, writes};
+use crate::common::{
+    account, bookkeeping, config_dir, local, ops, reset_calls, run, up_ok, writes, Run,
+};
 
 #[tokio::test]
 async fn an_empty_account_plans_every_node_as_a_create_without_a_write() {
@@ -63,10 +67,11 @@ async fn a_config_edit_is_pending_not_drift_and_repair_leaves_it_to_up() {
 
     let up = local("up", &["--yes"], &acct, Some(dir.path())).await;
     assert_eq!(up.code, 0, "{}", up.stderr);
-    let w = writes(&acct).await;
-    assert_eq!(w.get("logs:PutRetentionPolicy"), Some(&1), "{w:?}");
-    assert_eq!(w.get("s3:PutObject"), Some(&1), "the applied record: {w:?}");
-    assert_eq!(w.len(), 2, "{w:?}");
+    // The edit, and the applied record.
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[("logs:PutRetentionPolicy", 1), ("s3:PutObject", 1)])
+    );
     let plan = local("plan", &[], &acct, Some(dir.path())).await;
     assert_eq!(plan.code, 0, "{}", plan.stdout);
 
@@ -98,6 +103,131 @@ async fn a_config_edit_is_pending_not_drift_and_repair_leaves_it_to_up() {
         crate::common::live::set(&["db-instance-2", "alarm-db-connections-2"]),
         "{}",
         plan.stdout
+    );
+}
+
+/// The zone the environment uses must be public and able to hold its domain, found by name
+/// or given by id; what is not stops `plan` (exit 1) naming why, with nothing written.
+#[tokio::test]
+async fn the_hosted_zone_by_name_or_id_must_be_public_and_hold_the_domain() {
+    use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
+    let acct = account();
+    let live = Live::new(&acct).await;
+    let plan = |extra: String| {
+        let dir = config_dir(move |t| {
+            t.replace(
+                "create_zone = true",
+                &format!("create_zone = false\n{extra}"),
+            )
+        });
+        let acct = acct.clone();
+        async move { local("plan", &[], &acct, Some(dir.path())).await }
+    };
+    let zone_of = |r: &Run| {
+        r.events_of("plan")
+            .into_iter()
+            .find(|p| p["node"] == "hosted-zone")
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+    };
+    let short = |id: &str| id.rsplit('/').next().unwrap_or(id).to_string();
+    let vpc = live
+        .ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_string();
+    // Only a private zone of the domain's name: by name, not found.
+    let private = live
+        .r53
+        .create_hosted_zone()
+        .name("tap.local.example.com")
+        .caller_reference("private")
+        .vpc(
+            Vpc::builder()
+                .vpc_region(VpcRegion::UsEast1)
+                .vpc_id(&vpc)
+                .build(),
+        )
+        .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
+        .send()
+        .await
+        .unwrap();
+    let private = short(private.hosted_zone().unwrap().id());
+    let r = plan(String::new()).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(zone_of(&r).contains("\"missing\""), "{}", r.stdout);
+    // The private zone given by id: refused, named private.
+    let r = plan(format!("hosted_zone = \"{private}\"")).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(zone_of(&r).contains("is private"), "{}", r.stdout);
+    // Another domain's public zone given by id: refused, naming it.
+    let other = live
+        .r53
+        .create_hosted_zone()
+        .name("other.org")
+        .caller_reference("other")
+        .send()
+        .await
+        .unwrap();
+    let other = short(other.hosted_zone().unwrap().id());
+    let r = plan(format!("hosted_zone = \"{other}\"")).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        zone_of(&r).contains("is other.org, which cannot hold records for tap.local.example.com"),
+        "{}",
+        r.stdout
+    );
+    // An id that is no zone: missing, naming the id.
+    let r = plan("hosted_zone = \"Z000000000000NOTHERE\"".into()).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(zone_of(&r).contains("Z000000000000NOTHERE"), "{}", r.stdout);
+    // A public parent zone, by name and by id: used.
+    let parent = live
+        .r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("parent")
+        .send()
+        .await
+        .unwrap();
+    let parent = short(parent.hosted_zone().unwrap().id());
+    for extra in [
+        "hosted_zone = \"example.com\"".to_string(),
+        format!("hosted_zone = \"{parent}\""),
+    ] {
+        let r = plan(extra.clone()).await;
+        assert_eq!(r.code, 2, "{extra}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            zone_of(&r).contains("\"unchanged\""),
+            "{extra}: {}",
+            r.stdout
+        );
+    }
+    // Two public zones of the domain's name: the first, and the others named.
+    for reference in ["public-1", "public-2"] {
+        live.r53
+            .create_hosted_zone()
+            .name("tap.local.example.com")
+            .caller_reference(reference)
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = plan(String::new()).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("2 public hosted zones are named"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    // Only the test wrote: the zones and the VPC made by hand above.
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[("ec2:CreateVpc", 1), ("route53:CreateHostedZone", 5)])
     );
 }
 
@@ -155,11 +285,11 @@ async fn a_missing_hosted_zone_stops_up_before_anything_is_created() {
         .find(|p| p["node"] == "hosted-zone")
         .unwrap();
     assert_eq!(zone["action"], "unchanged");
-    assert!(
-        writes(&acct).await.contains_key("route53:CreateHostedZone"),
-        "made by hand above"
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[("route53:CreateHostedZone", 1)]),
+        "made by hand above; the tool wrote nothing"
     );
-    assert_eq!(writes(&acct).await.len(), 1, "the tool wrote nothing");
 }
 
 #[tokio::test]
@@ -203,9 +333,16 @@ async fn losing_the_record_breaks_neither_up_nor_drift() {
         .await
         .unwrap();
 
+    reset_calls(&acct).await;
     let d = local("drift", &[], &acct, None).await;
     assert_eq!(d.code, 2, "{}", d.stdout);
     assert_eq!(drifted(&d), set(&["state-bucket"]));
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
+    assert_eq!(
+        bookkeeping(&acct).await,
+        BTreeMap::new(),
+        "drift took the lock"
+    );
     assert!(d.event("drift_finished")["record_note"]
         .as_str()
         .unwrap()
@@ -215,20 +352,20 @@ async fn losing_the_record_breaks_neither_up_nor_drift() {
     reset_calls(&acct).await;
     let r = local("repair", &[], &acct, None).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let w = writes(&acct).await;
-    for op in [
-        "s3:CreateBucket",
-        "s3:PutBucketTagging",
-        "s3:PutPublicAccessBlock",
-        "s3:PutBucketOwnershipControls",
-        "s3:PutBucketEncryption",
-        "s3:PutBucketVersioning",
-        "s3:PutBucketPolicy",
-        "s3:PutBucketLifecycleConfiguration",
-        "s3:PutObject",
-    ] {
-        assert_eq!(w.get(op), Some(&1), "{op}: {w:?}");
-    }
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("s3:CreateBucket", 1),
+            ("s3:PutBucketTagging", 1),
+            ("s3:PutPublicAccessBlock", 1),
+            ("s3:PutBucketOwnershipControls", 1),
+            ("s3:PutBucketEncryption", 1),
+            ("s3:PutBucketVersioning", 1),
+            ("s3:PutBucketPolicy", 1),
+            ("s3:PutBucketLifecycleConfiguration", 1),
+            ("s3:PutObject", 1),
+        ])
+    );
     let bucket = live.bucket();
     let pab = live
         .s3

@@ -6,7 +6,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{json, Value};
 
 use crate::common::live::Live;
-use crate::common::{account, bookkeeping, local, reset_calls, run, up_ok, writes, Run};
+use crate::common::{
+    account, bookkeeping, emulator_admin, local, ops, reset_calls, run, up_ok, writes, Run,
+};
 
 const FLOW_LOGS: &str = "/tap/tap-local/vpc-flow-logs";
 const LOCK: &str = "tap-provision/lock.json";
@@ -46,14 +48,28 @@ async fn plant_lock(live: &Live, host: &str, pid: u32, expires: u64) {
         .expect("planting a lock");
 }
 
-async fn lock_exists(live: &Live) -> bool {
-    live.s3
+/// Whether the lock object is there: gone is S3's NoSuchKey (with `bucket_too`, NoSuchBucket
+/// as well, before `up` has made the state bucket), and any other error fails.
+async fn lock_in(live: &Live, bucket_too: bool) -> bool {
+    match live
+        .s3
         .get_object()
         .bucket(live.bucket())
         .key(LOCK)
         .send()
         .await
-        .is_ok()
+    {
+        Ok(_) => true,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => false,
+        Err(e) if bucket_too && e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            false
+        }
+        Err(e) => panic!("reading the lock: {e:?}"),
+    }
+}
+
+async fn lock_exists(live: &Live) -> bool {
+    lock_in(live, false).await
 }
 
 fn said(r: &Run, text: &str) -> bool {
@@ -68,18 +84,50 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
     shorten_retention(&live).await;
     reset_calls(&acct).await;
 
+    // Both meet at the lock's conditional write itself (the emulator holds the first of each
+    // until the other has come): exactly one is refused, and its run waits for the lock.
+    let barrier = format!("/_tap/barrier/{acct}");
+    emulator_admin(
+        "PUT",
+        &barrier,
+        r#"{"operation": "s3:PutObject[lock]", "parties": 2}"#,
+    )
+    .await;
     let (a, b) = tokio::join!(
         local("repair", &[], &acct, None),
         local("repair", &[], &acct, None)
     );
+    let met = emulator_admin("DELETE", &barrier, "").await;
+    assert_eq!(met["arrived"], 2, "{met}");
+    let mut statuses: Vec<u64> = met["statuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 412], "one conditional write refused: {met}");
+    let waited = [&a, &b]
+        .iter()
+        .filter(|r| said(r, "waiting up to") || r.code == 4)
+        .count();
+    assert_eq!(
+        waited, 1,
+        "{}\n{}\n---\n{}\n{}",
+        a.stdout, a.stderr, b.stdout, b.stderr
+    );
     for r in [&a, &b] {
-        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.code == 0 || r.code == 4, "{}\n{}", r.stdout, r.stderr);
     }
     // Counted by the emulator: one put-back and one report. Each run that found drift took
     // the lock and let it go (a refused attempt counts as a PutObject too); the other may
     // have looked after the first had finished.
     let w = writes(&acct).await;
-    assert_eq!(w.get("logs:PutRetentionPolicy"), Some(&1), "{w:?}");
+    assert_eq!(
+        w,
+        ops(&[("logs:PutRetentionPolicy", 1)]),
+        "one put-back, nothing else"
+    );
     let tool = bookkeeping(&acct).await;
     assert_eq!(tool.get("s3:PutObject[history]"), Some(&1), "{tool:?}");
     let released = tool.get("s3:DeleteObject[lock]").copied().unwrap_or(0);
@@ -181,7 +229,7 @@ async fn a_held_lock_stops_acting_runs_with_its_holder_named_until_unlock_force(
 
     let r = local("repair", &[], &acct, None).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(writes(&acct).await.get("logs:PutRetentionPolicy"), Some(&1));
+    assert_eq!(writes(&acct).await, ops(&[("logs:PutRetentionPolicy", 1)]));
 }
 
 #[tokio::test]
@@ -235,7 +283,7 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
         .expect("up");
     let live = Live::new(&acct).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !lock_exists(&live).await {
+    while !lock_in(&live, true).await {
         assert!(
             std::time::Instant::now() < deadline,
             "up never took the lock"

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live, ENV};
 use crate::common::{
-    account, calls, command, config_dir, endpoint, local, python, repo, reset_calls, run, sdk, Run,
-    REGION,
+    account, calls, command, config_dir, endpoint, local, ops, python, repo, reset_calls, run, sdk,
+    writes, Run, REGION,
 };
 
 pub(crate) const GROUP: &str = "tap-local-repair";
@@ -34,6 +34,16 @@ pub(crate) async fn ok(verb: &str, extra: &[&str], acct: &str, dir: &Path) -> Ru
     let r = in_dir(verb, extra, acct, dir).await;
     assert_eq!(r.code, 0, "{verb}:\n{}\n{}", r.stdout, r.stderr);
     r
+}
+
+/// The schedule group is gone: Scheduler answers ResourceNotFoundException, not another error.
+pub(crate) async fn assert_group_gone(sch: &aws_sdk_scheduler::Client, when: &str) {
+    match sch.get_schedule_group().name(GROUP).send().await {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        other => panic!("{when}: the schedule group is not gone: {other:?}"),
+    }
 }
 
 pub(crate) fn scheduler(conf: &aws_config::SdkConfig) -> aws_sdk_scheduler::Client {
@@ -456,10 +466,7 @@ async fn up_builds_the_schedule_the_task_runs_its_command_and_each_verb_needs_on
         "down"
     );
     lint_docs.extend(down.into_iter().map(|d| ("down".to_string(), d)));
-    assert!(
-        sch.get_schedule_group().name(GROUP).send().await.is_err(),
-        "down removed the schedule group"
-    );
+    assert_group_gone(&sch, "after down").await;
 
     let findings = lint(&lint_docs);
     assert!(findings.is_empty(), "{findings:#?}");
@@ -536,10 +543,19 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
     assert_eq!(expression(sch.clone()).await, "rate(5 minutes)");
 
     // `drift` sees both; `repair` puts both back.
+    reset_calls(&acct).await;
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
     assert_eq!(drifted(&d), set(&["repair-group", "repair-schedule"]));
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
     ok("repair", &[], &acct, dir.path()).await;
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("scheduler:TagResource", 1),
+            ("scheduler:UpdateSchedule", 1)
+        ])
+    );
     assert_eq!(expression(sch.clone()).await, "rate(1 hour)");
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
@@ -638,10 +654,13 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
         .send()
         .await
         .unwrap();
+    reset_calls(&acct).await;
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 2);
     assert_eq!(drifted(&d), set(&["repair-schedule"]));
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
     ok("repair", &[], &acct, dir.path()).await;
+    assert_eq!(writes(&acct).await, ops(&[("scheduler:CreateSchedule", 1)]));
     assert_eq!(expression(sch.clone()).await, "rate(1 hour)");
 
     // The group deleted out of band takes its schedule with it: both seen, both made again.
@@ -650,10 +669,19 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
         .send()
         .await
         .unwrap();
+    reset_calls(&acct).await;
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
     assert_eq!(drifted(&d), set(&["repair-group", "repair-schedule"]));
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
     ok("repair", &[], &acct, dir.path()).await;
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[
+            ("scheduler:CreateScheduleGroup", 1),
+            ("scheduler:CreateSchedule", 1)
+        ])
+    );
     assert_eq!(expression(sch.clone()).await, "rate(1 hour)");
     let tags = sch
         .list_tags_for_resource()
@@ -699,13 +727,19 @@ async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it()
         .send()
         .await
         .unwrap();
+    reset_calls(&acct).await;
     let d = in_dir("drift", &[], &acct, dir.path()).await;
     assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
     assert_eq!(
         drifted(&d),
         set(&["repair-task-policy-1", "repair-task-role"])
     );
+    assert_eq!(writes(&acct).await, BTreeMap::new(), "drift wrote");
     ok("repair", &[], &acct, dir.path()).await;
+    assert_eq!(
+        writes(&acct).await,
+        ops(&[("iam:CreatePolicy", 1), ("iam:AttachRolePolicy", 1)])
+    );
     let attached = iam
         .list_attached_role_policies()
         .role_name("tap-local-repair-task")

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::common::live::{Live, ENV};
 use crate::common::{account, config_dir, emulator_admin, sdk};
 use crate::crash::{crash, Point};
-use crate::schedule::{in_dir, ok, repair_nodes, scheduler, with_schedule, GROUP};
+use crate::schedule::{
+    assert_group_gone, in_dir, ok, repair_nodes, scheduler, with_schedule, GROUP,
+};
 
 #[tokio::test]
 async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_the_config() {
@@ -34,7 +36,7 @@ async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_t
         .map(|e| e["node"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(deleted, repair_nodes());
-    assert!(sch.get_schedule_group().name(GROUP).send().await.is_err());
+    assert_group_gone(&sch, "after up with the schedule off").await;
     let roles = live.iam.list_roles().send().await.unwrap();
     assert!(
         !roles
@@ -69,7 +71,11 @@ async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_t
             .is_some_and(|n| n >= 1),
         "{produced}"
     );
-    assert!(sch.get_schedule_group().name(GROUP).send().await.is_ok());
+    sch.get_schedule_group()
+        .name(GROUP)
+        .send()
+        .await
+        .expect("the schedule group is there");
     // A part of the task role's policy that an earlier version needed and this config does
     // not (the policy was split into more parts then).
     let extra = live
@@ -90,7 +96,7 @@ async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_t
         .unwrap();
     // Then `down` with the schedule off in the file removes it too, that part included.
     ok("down", &["--yes"], &acct, off.path()).await;
-    assert!(sch.get_schedule_group().name(GROUP).send().await.is_err());
+    assert_group_gone(&sch, "after down with the schedule off").await;
     let roles = live.iam.list_roles().send().await.unwrap();
     assert!(roles.roles().is_empty(), "{roles:?}");
     let policies = live
@@ -223,7 +229,7 @@ async fn killed_while_the_schedule_is_first_built_then_turned_off_leaves_nothing
         "{roles:?}"
     );
     let sch = scheduler(&sdk(&acct).await);
-    assert!(sch.get_schedule_group().name(GROUP).send().await.is_err());
+    assert_group_gone(&sch, "after the killed run was run again").await;
     let p = in_dir("plan", &[], &acct, off.path()).await;
     assert_eq!(p.code, 0, "{}\n{}", p.stdout, p.stderr);
 }

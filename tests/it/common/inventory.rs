@@ -107,6 +107,95 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
             add(format!("ec2 sg {}", node(g.tags(), g.group_id())));
         }
     }
+    // Routes (the local one left out), by table and target, each named by its node tag.
+    let mut gateway_node = std::collections::HashMap::new();
+    for g in igws.internet_gateways() {
+        let id = g.internet_gateway_id().unwrap_or_default();
+        gateway_node.insert(id.to_string(), node(g.tags(), Some(id)));
+    }
+    for n in nats.nat_gateways() {
+        let id = n.nat_gateway_id().unwrap_or_default();
+        gateway_node.insert(id.to_string(), node(n.tags(), Some(id)));
+    }
+    for t in tables.route_tables().iter().filter(|t| ours(t.vpc_id())) {
+        for r in t.routes() {
+            if r.gateway_id() == Some("local") {
+                continue;
+            }
+            let target = r
+                .gateway_id()
+                .or(r.nat_gateway_id())
+                .map(|id| gateway_node.get(id).cloned().unwrap_or(format!("? {id}")))
+                .unwrap_or_else(|| "other".into());
+            let dest = r
+                .destination_cidr_block()
+                .or(r.destination_ipv6_cidr_block())
+                .or(r.destination_prefix_list_id())
+                .unwrap_or("?");
+            add(format!(
+                "ec2 route {} {dest} -> {target}",
+                node(t.tags(), t.route_table_id())
+            ));
+        }
+    }
+    // Security group rules, by group, direction, ports and peer (a group by its node tag).
+    let group_node: std::collections::HashMap<String, String> = sgs
+        .security_groups()
+        .iter()
+        .map(|g| {
+            let id = g.group_id().unwrap_or_default().to_string();
+            let name = if g.group_name() == Some("default") {
+                "default".to_string()
+            } else {
+                node(g.tags(), g.group_id())
+            };
+            (id, name)
+        })
+        .collect();
+    let rules = ec2
+        .describe_security_group_rules()
+        .send()
+        .await
+        .expect("DescribeSecurityGroupRules");
+    for r in rules.security_group_rules() {
+        let group = r.group_id().unwrap_or_default();
+        let Some(name) = group_node.get(group) else {
+            continue;
+        };
+        if name == "default"
+            || !sgs
+                .security_groups()
+                .iter()
+                .any(|g| g.group_id() == Some(group) && ours(g.vpc_id()))
+        {
+            continue;
+        }
+        let peer = r
+            .cidr_ipv4()
+            .or(r.cidr_ipv6())
+            .map(str::to_string)
+            .or_else(|| {
+                r.referenced_group_info()
+                    .and_then(|g| g.group_id())
+                    .map(|id| group_node.get(id).cloned().unwrap_or(format!("? {id}")))
+            })
+            .unwrap_or_else(|| "?".into());
+        let ports = match (r.ip_protocol(), r.from_port(), r.to_port()) {
+            (Some("-1"), _, _) => "all".to_string(),
+            (p, from, to) => format!(
+                "{} {}-{}",
+                p.unwrap_or("?"),
+                from.unwrap_or(-1),
+                to.unwrap_or(-1)
+            ),
+        };
+        let way = if r.is_egress() == Some(true) {
+            "out"
+        } else {
+            "in"
+        };
+        add(format!("ec2 sg-rule {name} {way} {ports} {peer}"));
+    }
     let flows = ec2.describe_flow_logs().send().await.expect("flow logs");
     for f in flows.flow_logs() {
         add(format!("ec2 flow-log {}", node(f.tags(), f.flow_log_id())));
@@ -159,7 +248,41 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
     }
     let iam = aws_sdk_iam::Client::new(&global);
     for r in iam.list_roles().send().await.expect("roles").roles() {
-        add(format!("iam role {}", r.role_name()));
+        let role = r.role_name();
+        add(format!("iam role {role}"));
+        let inline = iam
+            .list_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .expect("ListRolePolicies");
+        for p in inline.policy_names() {
+            add(format!("iam role-policy {role} {p}"));
+        }
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .expect("ListAttachedRolePolicies");
+        for p in attached.attached_policies() {
+            add(format!(
+                "iam attached {role} {}",
+                p.policy_name().unwrap_or_default()
+            ));
+        }
+    }
+    let local = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .send()
+        .await
+        .expect("ListPolicies");
+    for p in local.policies() {
+        add(format!(
+            "iam policy {}",
+            p.policy_name().unwrap_or_default()
+        ));
     }
 
     let rds = aws_sdk_rds::Client::new(&c);
@@ -251,11 +374,12 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
             .await
             .expect("records");
         for r in records.resource_record_sets() {
-            add(format!(
-                "route53 record {} {}",
-                r.name(),
-                r.r#type().as_str()
-            ));
+            // A validation record's name is a hash ACM derives from the account and domain.
+            let name = match r.name().split_once('.') {
+                Some((label, rest)) if label.starts_with('_') => format!("_*.{rest}"),
+                _ => r.name().to_string(),
+            };
+            add(format!("route53 record {name} {}", r.r#type().as_str()));
         }
     }
 
@@ -407,16 +531,25 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
             }
         }
     }
-    let defs = ecs
-        .list_task_definitions()
-        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-        .send()
-        .await
-        .expect("task definitions");
-    for arn in defs.task_definition_arns() {
-        let family = arn.rsplit('/').next().unwrap_or(arn);
-        let family = family.split(':').next().unwrap_or(family);
-        add(format!("ecs active-revision {family}"));
+    // Revisions by family, active and inactive: a revision registered twice shows here.
+    for (status, word) in [
+        (aws_sdk_ecs::types::TaskDefinitionStatus::Active, "active"),
+        (
+            aws_sdk_ecs::types::TaskDefinitionStatus::Inactive,
+            "inactive",
+        ),
+    ] {
+        let defs = ecs
+            .list_task_definitions()
+            .status(status)
+            .send()
+            .await
+            .expect("task definitions");
+        for arn in defs.task_definition_arns() {
+            let family = arn.rsplit('/').next().unwrap_or(arn);
+            let family = family.split(':').next().unwrap_or(family);
+            add(format!("ecs {word}-revision {family}"));
+        }
     }
 
     let aas = aws_sdk_applicationautoscaling::Client::new(&c);
@@ -460,6 +593,19 @@ pub async fn inventory(acct: &str, region: &str) -> Inventory {
         .unwrap_or_default()
     {
         add(format!("cloudfront oac {}", o.name()));
+    }
+
+    let oais = cf
+        .list_cloud_front_origin_access_identities()
+        .send()
+        .await
+        .expect("origin access identities");
+    for o in oais
+        .cloud_front_origin_access_identity_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+    {
+        add(format!("cloudfront oai {}", o.comment()));
     }
 
     let sm = aws_sdk_secretsmanager::Client::new(&c);
@@ -543,4 +689,35 @@ pub fn differences(want: &Inventory, got: &Inventory) -> Vec<String> {
             (w != g).then(|| format!("{k}: want {w}, found {g}"))
         })
         .collect()
+}
+
+/// A fixed inventory (tests/it/expected/*.txt): a count and a key a line, `#` lines naming
+/// the PLATFORM.md row each group comes from.
+pub fn expected(text: &str) -> Inventory {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (n, key) = l
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("`{l}`: count key"));
+            let n = n.parse().unwrap_or_else(|_| panic!("`{l}`: a count first"));
+            (key.to_string(), n)
+        })
+        .collect()
+}
+
+/// `inv` in the fixed table's form, for a failure message (or to write a new table).
+pub fn listing(inv: &Inventory) -> String {
+    inv.iter().map(|(k, n)| format!("{n} {k}\n")).collect()
+}
+
+/// What `up --env prod` makes: PLATFORM.md's inventory for the prod defaults.
+pub fn prod_up() -> Inventory {
+    expected(include_str!("../expected/prod-up.txt"))
+}
+
+/// What `down --env prod --disable-protection` keeps of it.
+pub fn prod_down() -> Inventory {
+    expected(include_str!("../expected/prod-down.txt"))
 }

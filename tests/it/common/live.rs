@@ -32,6 +32,15 @@ pub fn drifted(r: &Run) -> BTreeSet<String> {
         .collect()
 }
 
+/// The nodes a drift run reported deleted.
+pub fn deleted(r: &Run) -> BTreeSet<String> {
+    r.events_of("drift")
+        .into_iter()
+        .filter(|e| e["drift"]["status"] == "deleted")
+        .map(|e| e["node"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }

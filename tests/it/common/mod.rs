@@ -302,6 +302,11 @@ pub async fn writes(account: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// An exact map of writes, for `assert_eq!(writes(acct).await, ops(&[...]))`.
+pub fn ops(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
 /// The writes of the tool's lock and run history (`s3:PutObject[lock]`,
 /// `s3:PutObject[history]`, `s3:DeleteObject[lock]`) since the last reset.
 pub async fn bookkeeping(account: &str) -> BTreeMap<String, u64> {
