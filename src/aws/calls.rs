@@ -30,7 +30,6 @@ pub const NOT_SAFE_TO_REPEAT: &[&str] = &[
     "EC2:CreateVpc",
     "EC2:CreateSubnet",
     "EC2:CreateInternetGateway",
-    "EC2:CreateRouteTable",
     "EC2:AllocateAddress",
     "ECS:RegisterTaskDefinition",
 ];

@@ -349,6 +349,8 @@ impl Resource for RouteTable {
             .ec2
             .create_route_table()
             .vpc_id(inputs.id(&self.vpc)?)
+            // An SDK retry of a create whose answer was lost is answered, not made again.
+            .client_token(cx.run_token(&[]))
             .tag_specifications(tags::ec2_spec(ResourceType::RouteTable, cx.tags()))
             .send()
             .await?;

@@ -15,6 +15,7 @@ import faults
 TOKEN_OF = {
     "ec2:CreateNatGateway": re.compile(rb"(?:^|&)ClientToken=([^&]+)"),
     "ec2:CreateFlowLogs": re.compile(rb"(?:^|&)ClientToken=([^&]+)"),
+    "ec2:CreateRouteTable": re.compile(rb"(?:^|&)ClientToken=([^&]+)"),
     "ecs:CreateService": re.compile(rb'"clientToken"\s*:\s*"([^"]+)"'),
     "route53:CreateHostedZone": re.compile(rb"<CallerReference>([^<]+)</CallerReference>"),
 }

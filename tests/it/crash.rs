@@ -485,6 +485,7 @@ async fn each_unsafe_create_whose_answer_is_lost_is_found_not_made_twice() {
         "ec2:CreateVpc",
         "ec2:CreateSubnet",
         "ec2:CreateInternetGateway",
+        // Repeated by the SDK with its client token, answered as the first was.
         "ec2:CreateRouteTable",
         "ec2:AllocateAddress",
         "ecs:RegisterTaskDefinition",
