@@ -6,17 +6,19 @@ use crate::model::RunFlags;
 pub async fn run(
     args: &EnvArgs,
     run: &RunArgs,
+    only: &[String],
     flags: RunFlags,
     confirm: Option<&str>,
     settings: &Settings,
 ) -> anyhow::Result<i32> {
-    let s = super::open(
+    let s = super::open_only(
         "down",
         args,
+        only,
         settings,
         flags,
         usize::from(run.parallelism),
-        |env, _| {
+        |env, acting| {
             // Destroying a protected environment's data takes its name, --yes or not.
             let named = match confirm {
                 Some(name) if name == env.env => true,
@@ -48,11 +50,18 @@ pub async fn run(
             } else {
                 "keeping its data (a final database snapshot, the backup vault, the state bucket and the KMS key stay)"
             };
+            let what = match &acting.only {
+                Some(nodes) => format!(
+                    "these {} resources of {} ({})",
+                    nodes.len(),
+                    env.full_name(),
+                    nodes.join(", ")
+                ),
+                None => format!("every resource of {}", env.full_name()),
+            };
             let prompt = format!(
-                "This removes every resource of {} in {} {data}.\nType the environment name ({}) to continue: ",
-                env.full_name(),
-                env.region,
-                env.env
+                "This removes {what} in {} {data}.\nType the environment name ({}) to continue: ",
+                env.region, env.env
             );
             if !super::confirm(&prompt, &env.env)? {
                 anyhow::bail!("not confirmed: nothing was removed");

@@ -5,10 +5,28 @@ use crate::error::exit;
 use crate::graph::{to_dot, to_mermaid};
 use crate::output::stdout_line;
 use crate::stack;
+use crate::stack::select;
 
-pub fn run(args: &EnvArgs, format: GraphFormat) -> anyhow::Result<i32> {
+pub fn run(
+    args: &EnvArgs,
+    format: GraphFormat,
+    areas: bool,
+    only: &[String],
+) -> anyhow::Result<i32> {
     let env = crate::config::load(&args.config_dir, &args.env)?;
-    let graph = stack::checked(&env, stack::build)?;
+    let mut graph = stack::checked(&env, stack::build)?;
+    if areas {
+        for (area, nodes) in select::areas(&graph) {
+            stdout_line(&format!("{area}: {}", nodes.join(", ")));
+        }
+        return Ok(exit::OK);
+    }
+    if !only.is_empty() {
+        // What `up --only` would act on: the selection and what it stands on.
+        let selection = select::select(&graph, only, select::Reach::Dependencies)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        graph = graph.only(|n| selection.reach.contains(&n.id));
+    }
     let text = match format {
         GraphFormat::Dot => to_dot(&graph, &env.full_name()),
         GraphFormat::Mermaid => to_mermaid(&graph),

@@ -22,10 +22,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::aws::Target;
 use crate::config::EnvConfig;
-use crate::model::RunFlags;
+use crate::model::{Events, RunFlags};
 use crate::output::{Format, Reporter};
 use crate::session::Session;
 use crate::stack;
+use crate::stack::select::{select, Reach};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,6 +94,18 @@ impl LockArgs {
     }
 }
 
+/// `--only`: part of the environment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OnlyArgs {
+    /// Only these areas (encryption, network, certificates, database, backups, compute,
+    /// load-balancing, static-assets, dns, alerting, scheduled-repair, state) or node ids,
+    /// comma-separated (`graph --areas` lists each area's nodes). `up` takes what they stand
+    /// on too, `down` what stands on them; `plan`, `drift` and `repair` read what they need
+    /// and report and act on them alone. The state bucket (the lock) always comes along
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build or converge the environment; a converged environment is left untouched
@@ -101,6 +114,8 @@ pub enum Command {
         env: EnvArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        only: OnlyArgs,
     },
     /// Remove the environment in reverse dependency order, keeping data unless told otherwise
     Down {
@@ -108,6 +123,8 @@ pub enum Command {
         env: EnvArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        only: OnlyArgs,
         /// Also destroy data: no final DB snapshot, delete the backup vault and its recovery
         /// points, schedule the KMS key's deletion (after encryption.key_deletion_window_days)
         #[arg(long)]
@@ -126,6 +143,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         env: EnvArgs,
+        #[command(flatten)]
+        only: OnlyArgs,
     },
     /// Report what changed in AWS outside tap-provision since it last applied (config edits
     /// not applied yet are listed apart, as pending); exit 2 when something drifted
@@ -134,6 +153,8 @@ pub enum Command {
         env: EnvArgs,
         #[command(flatten)]
         scheduled: ScheduledArgs,
+        #[command(flatten)]
+        only: OnlyArgs,
     },
     /// Put back exactly what drifted (never a pending config edit), then check again; exit 3
     /// when drift remains. Never prompts
@@ -147,6 +168,8 @@ pub enum Command {
         lock: LockArgs,
         #[command(flatten)]
         scheduled: ScheduledArgs,
+        #[command(flatten)]
+        only: OnlyArgs,
     },
     /// List the latest runs that changed the environment (up, repair, down), from the run
     /// history in its state bucket
@@ -219,6 +242,11 @@ pub enum Command {
         /// Output format
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        /// Each area (what `--only` takes) with its nodes, in place of the graph
+        #[arg(long, conflicts_with = "only")]
+        areas: bool,
+        #[command(flatten)]
+        only: OnlyArgs,
     },
 }
 
@@ -386,34 +414,59 @@ pub fn main() -> anyhow::Result<i32> {
 fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
     match command {
         Command::Validate { env } => validate::run(&env, settings),
-        Command::Graph { env, format } => graph::run(&env, format),
-        Command::Plan { env } => runtime()?.block_on(plan::run(&env, settings)),
-        Command::Drift { env, scheduled } if scheduled.scheduled => {
+        Command::Graph {
+            env,
+            format,
+            areas,
+            only,
+        } => graph::run(&env, format, areas, &only.only),
+        Command::Plan { env, only } => runtime()?.block_on(plan::run(&env, &only.only, settings)),
+        Command::Drift {
+            env,
+            scheduled,
+            only,
+        } if scheduled.scheduled => {
+            refuse_only_scheduled(&only)?;
             runtime()?.block_on(run_scheduled(&env, &scheduled, 1, settings))
         }
-        Command::Drift { env, scheduled } => {
+        Command::Drift {
+            env,
+            scheduled,
+            only,
+        } => {
             scheduled.refuse_alone()?;
-            runtime()?.block_on(drift::run(&env, settings))
+            runtime()?.block_on(drift::run(&env, &only.only, settings))
         }
         Command::Repair {
             env,
             parallelism,
             scheduled,
+            only,
             ..
-        } if scheduled.scheduled => runtime()?.block_on(run_scheduled(
-            &env,
-            &scheduled,
-            usize::from(parallelism),
-            settings,
-        )),
+        } if scheduled.scheduled => {
+            refuse_only_scheduled(&only)?;
+            runtime()?.block_on(run_scheduled(
+                &env,
+                &scheduled,
+                usize::from(parallelism),
+                settings,
+            ))
+        }
         Command::Repair {
             env,
             parallelism,
             lock,
             scheduled,
+            only,
         } => {
             scheduled.refuse_alone()?;
-            runtime()?.block_on(repair::run(&env, usize::from(parallelism), lock, settings))
+            runtime()?.block_on(repair::run(
+                &env,
+                &only.only,
+                usize::from(parallelism),
+                lock,
+                settings,
+            ))
         }
         Command::History { env, limit } => runtime()?.block_on(history::run(&env, limit, settings)),
         Command::Unlock { env, force } => runtime()?.block_on(unlock::run(&env, force, settings)),
@@ -460,16 +513,20 @@ fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
             };
             runtime()?.block_on(iam_policy::run(&env, &p, settings))
         }
-        Command::Up { env, run } => runtime()?.block_on(up::run(&env, &run, settings)),
+        Command::Up { env, run, only } => {
+            runtime()?.block_on(up::run(&env, &run, &only.only, settings))
+        }
         Command::Down {
             env,
             run,
+            only,
             destroy_data,
             disable_protection,
             confirm,
         } => runtime()?.block_on(down::run(
             &env,
             &run,
+            &only.only,
             RunFlags {
                 destroy_data,
                 disable_protection,
@@ -478,6 +535,17 @@ fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<i32> {
             settings,
         )),
     }
+}
+
+/// A scheduled run covers the whole environment, as recorded: `--only` is for people.
+fn refuse_only_scheduled(only: &OnlyArgs) -> anyhow::Result<()> {
+    if only.only.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--only {} with --scheduled: a scheduled run covers the whole environment as last applied; run `drift` or `repair --only` without --scheduled",
+        only.only.join(",")
+    )
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -502,6 +570,14 @@ fn target(env: &EnvConfig, settings: &Settings) -> Target {
     }
 }
 
+/// What a run is about to act on, for a confirmation.
+pub struct Acting {
+    /// Nodes in the run's graph.
+    pub nodes: usize,
+    /// With `--only`: those nodes' ids (the selection and what it reaches).
+    pub only: Option<Vec<String>>,
+}
+
 /// Loads and validates the environment (no AWS call yet), builds its graph, announces the
 /// run and connects.
 async fn open(
@@ -510,9 +586,27 @@ async fn open(
     settings: &Settings,
     flags: RunFlags,
     parallelism: usize,
-    confirm_first: impl FnOnce(&EnvConfig, usize) -> anyhow::Result<()>,
+    confirm_first: impl FnOnce(&EnvConfig, &Acting) -> anyhow::Result<()>,
+) -> anyhow::Result<Session> {
+    open_only(verb, args, &[], settings, flags, parallelism, confirm_first).await
+}
+
+/// [`open`], limited to the `--only` selection `only` (all of it when empty).
+async fn open_only(
+    verb: &str,
+    args: &EnvArgs,
+    only: &[String],
+    settings: &Settings,
+    flags: RunFlags,
+    parallelism: usize,
+    confirm_first: impl FnOnce(&EnvConfig, &Acting) -> anyhow::Result<()>,
 ) -> anyhow::Result<Session> {
     let mut env = crate::config::load(&args.config_dir, &args.env)?;
+    let reach = if verb == "down" {
+        Reach::Dependents
+    } else {
+        Reach::Dependencies
+    };
     // Everything that can refuse the run does so before the first AWS call: the graph is
     // built (and refused) with the zones' provisional names, then again once they are known.
     let build = |env: &EnvConfig| -> anyhow::Result<_> {
@@ -526,10 +620,26 @@ async fn open(
         let retired = (verb != "down")
             .then(|| stack::retired(env).map(Arc::new))
             .flatten();
-        Ok((graph, retired))
+        let selection = if only.is_empty() {
+            None
+        } else {
+            Some(select(&graph, only, reach).map_err(|e| anyhow::anyhow!("{e}"))?)
+        };
+        Ok((graph, retired, selection))
     };
-    let (mut graph, mut retired) = build(&env)?;
-    confirm_first(&env, graph.len())?;
+    let (mut graph, mut retired, mut selection) = build(&env)?;
+    let acting = Acting {
+        nodes: selection.as_ref().map_or(graph.len(), |s| s.reach.len()),
+        only: selection.as_ref().map(|s| {
+            graph
+                .nodes()
+                .iter()
+                .filter(|n| s.reach.contains(&n.id))
+                .map(|n| n.id.clone())
+                .collect()
+        }),
+    };
+    confirm_first(&env, &acting)?;
     let target = target(&env, settings);
     let connected = Session::connect(&crate::session::Environment::of(&env), &target).await?;
     // Zones the file does not name: the ones it was built in, else looked up. `down` deletes
@@ -547,7 +657,7 @@ async fn open(
         },
     };
     if preloaded.is_some() {
-        (graph, retired) = build(&env)?;
+        (graph, retired, selection) = build(&env)?;
     }
     let reporter = Arc::new(Reporter::new(settings.format));
     reporter.run_started(
@@ -555,7 +665,7 @@ async fn open(
         &env.full_name(),
         &env.region,
         target.effective_endpoint.as_deref(),
-        graph.len(),
+        selection.as_ref().map_or(graph.len(), |s| s.reach.len()),
     );
     let mut session = Session::assemble(
         connected,
@@ -563,10 +673,39 @@ async fn open(
         graph,
         flags,
         parallelism,
-        reporter,
+        reporter.clone(),
     );
     session.retired = retired;
     session.preloaded = std::sync::Mutex::new(preloaded);
+    if let Some(selection) = selection {
+        let reached: Vec<String> = session
+            .graph
+            .nodes()
+            .iter()
+            .filter(|n| selection.reach.contains(&n.id) && !selection.chosen.contains(&n.id))
+            .map(|n| n.id.clone())
+            .collect();
+        let chosen: Vec<&str> = session
+            .graph
+            .nodes()
+            .iter()
+            .filter(|n| selection.chosen.contains(&n.id))
+            .map(|n| n.id.as_str())
+            .collect();
+        let how = match (verb, reached.is_empty()) {
+            (_, true) => String::new(),
+            ("down", false) => format!("; and what stands on it: {}", reached.join(", ")),
+            ("up", false) => format!("; and what it stands on: {}", reached.join(", ")),
+            (_, false) => format!("; reading what it stands on: {}", reached.join(", ")),
+        };
+        reporter.note(&format!(
+            "--only {}: {verb} {} {}{how}",
+            only.join(","),
+            if verb == "down" { "removes" } else { "covers" },
+            chosen.join(", ")
+        ));
+        session.restrict(selection);
+    }
     Ok(session)
 }
 

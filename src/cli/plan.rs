@@ -7,10 +7,11 @@ use super::{EnvArgs, Settings};
 use crate::error::exit;
 use crate::model::{Events, RunFlags};
 
-pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
-    let s = super::open(
+pub async fn run(args: &EnvArgs, only: &[String], settings: &Settings) -> anyhow::Result<i32> {
+    let s = super::open_only(
         "plan",
         args,
+        only,
         settings,
         RunFlags::default(),
         1,
@@ -22,6 +23,9 @@ pub async fn run(args: &EnvArgs, settings: &Settings) -> anyhow::Result<i32> {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (node, plan) in s.graph.nodes().iter().zip(&preview) {
         let Some(plan) = plan else { continue };
+        if !s.reports(&node.id) {
+            continue; // read for the `--only` selection's sake
+        }
         s.reporter.plan_node(&node.id, node.kind, plan);
         let label = match plan {
             Ok(p) => p.action.label(),

@@ -5,13 +5,15 @@ use crate::model::RunFlags;
 
 pub async fn run(
     args: &EnvArgs,
+    only: &[String],
     parallelism: usize,
     lock: LockArgs,
     settings: &Settings,
 ) -> anyhow::Result<i32> {
-    let s = super::open(
+    let s = super::open_only(
         "repair",
         args,
+        only,
         settings,
         RunFlags::default(),
         parallelism,

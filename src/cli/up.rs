@@ -4,14 +4,21 @@ use super::{EnvArgs, RunArgs, Settings};
 use crate::model::RunFlags;
 use crate::verbs::up::{self, UpOptions};
 
-pub async fn run(args: &EnvArgs, run: &RunArgs, settings: &Settings) -> anyhow::Result<i32> {
-    let s = super::open(
+pub async fn run(
+    args: &EnvArgs,
+    run: &RunArgs,
+    only: &[String],
+    settings: &Settings,
+) -> anyhow::Result<i32> {
+    let s = super::open_only(
         "up",
         args,
+        only,
         settings,
         RunFlags::default(),
         usize::from(run.parallelism),
-        |env, nodes| {
+        |env, acting| {
+            let nodes = acting.nodes;
             if !env.protected || run.yes {
                 return Ok(());
             }

@@ -33,7 +33,8 @@ use crate::output::Reporter;
 use crate::record::{self, Record};
 use crate::repair::RepairTask;
 use crate::resources::{Cx, Scope};
-use crate::stack::{is_scheduled_repair, StepGraph};
+use crate::stack::select::Selection;
+use crate::stack::{is_scheduled_repair, StepGraph, STATE_BUCKET};
 
 pub type Observations = Vec<Result<Observation, NodeError>>;
 
@@ -56,6 +57,12 @@ pub struct Session {
     /// The applied record as read to find the zones ([`zones::resolve`]), for the first
     /// look to use instead of reading it again.
     pub preloaded: std::sync::Mutex<Option<Option<Record>>>,
+    /// `--only`: the part of the environment the run reports on; `graph` then holds it with
+    /// what it reaches ([`crate::stack::select`]).
+    pub only: Option<Selection>,
+    /// Every node of the environment's graph, selected or not: what the record's header
+    /// lists and what orphans are told from.
+    pub all_nodes: Vec<String>,
 }
 
 /// Which environment a session acts on, and what it runs with: from its env file, or, for a
@@ -168,6 +175,8 @@ impl Session {
             identity,
             started: lock::unix_now(),
             env: Arc::new(env),
+            all_nodes: graph.nodes().iter().map(|n| n.id.clone()).collect(),
+            only: None,
             graph: Arc::new(graph),
             cx: Arc::new(cx),
             reporter,
@@ -417,14 +426,22 @@ impl Session {
             .iter()
             .enumerate()
             .map(|(ix, node)| {
-                classify(Compared {
+                let mut found = classify(Compared {
                     node: &node.id,
                     kind: node.kind,
                     present: matches!(&pass.observations[ix], Ok(Some(_))),
                     current: current[ix].as_ref(),
                     applied: applied[ix].as_ref(),
                     have_record: record.is_some(),
-                })
+                });
+                if !self.reports(&node.id) {
+                    // Read for the selection's sake: neither reported nor acted on.
+                    found.drift = None;
+                    found.pending = None;
+                    found.error = None;
+                    found.ignored.clear();
+                }
+                found
             })
             .collect()
     }
@@ -437,8 +454,24 @@ impl Session {
             region: self.env.region.clone(),
             wait_seconds: self.env.wait_timeout.as_secs(),
             repair: self.env.repair.clone(),
-            nodes: self.graph.nodes().iter().map(|n| n.id.clone()).collect(),
+            nodes: self.all_nodes.clone(),
         }
+    }
+
+    /// Whether node `id` is reported on: every node, or with `--only` the selection's.
+    pub fn reports(&self, id: &str) -> bool {
+        self.only.as_ref().is_none_or(|s| s.contains(id))
+    }
+
+    /// `graph` with only `selection`'s reach (and the state bucket, which holds the lock),
+    /// and the session reporting on it alone.
+    pub fn restrict(&mut self, selection: Selection) {
+        let graph = self
+            .graph
+            .only(|n| selection.reach.contains(&n.id) || n.id == STATE_BUCKET);
+        self.graph = Arc::new(graph);
+        self.retired = None;
+        self.only = Some(selection);
     }
 
     /// True when the applied record would change if this look were left as it is: a node
@@ -483,7 +516,7 @@ impl Session {
             .map(|r| {
                 r.nodes
                     .iter()
-                    .filter(|(node, _)| self.graph.index_of(node).is_none())
+                    .filter(|(node, _)| !self.all_nodes.contains(node))
                     // Retired on purpose: `up` deletes them (`Session::retiring`).
                     .filter(|(node, _)| {
                         self.retired

@@ -100,7 +100,8 @@ impl Session {
         // Recorded now: no longer only started. After `up`, which looked at every node it
         // could have made (the retired ones too), only a node it still could not settle
         // (failed, skipped) stays: one it found absent, deleted, or no longer has anywhere
-        // is settled (unless the run was interrupted before it looked at the retired ones).
+        // is settled (unless the run was interrupted before it looked at the retired ones, or
+        // was limited by `--only` and did not look at the others).
         let unsettled: BTreeSet<&str> = graph
             .nodes()
             .iter()
@@ -113,7 +114,8 @@ impl Session {
             !nodes.contains(id)
                 && (how != Recording::Applied
                     || unsettled.contains(id.as_str())
-                    || (report.interrupted && graph.index_of(id).is_none()))
+                    || ((report.interrupted || self.only.is_some())
+                        && graph.index_of(id).is_none()))
         });
         if before == Some(&record) {
             return;

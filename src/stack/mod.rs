@@ -14,6 +14,7 @@ mod network;
 mod platform;
 mod recorded;
 mod scheduled;
+pub mod select;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -100,7 +100,16 @@ impl Verb for Down {
         let mut observations = std::mem::take(&mut pass.observations);
         let bucket = s.graph.index_of(STATE_BUCKET);
         let mut executor = s.executor_on(pass);
-        if let (true, Some(ix)) = (self.flags.destroy_data, bucket) {
+        // `--only` without `state`: the bucket is there for the lock, not to be removed.
+        let state_kept = s.only.as_ref().is_some_and(|o| !o.contains(STATE_BUCKET));
+        if let (true, Some(ix)) = (state_kept, bucket) {
+            observations[ix] = Ok(None);
+            executor.events = Arc::new(Without {
+                inner: s.reporter.clone(),
+                node: STATE_BUCKET,
+            });
+        }
+        if let (true, false, Some(ix)) = (self.flags.destroy_data, state_kept, bucket) {
             if let Ok(Some(live)) = std::mem::replace(&mut observations[ix], Ok(None)) {
                 *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((ix, live));
                 // Its one event comes when it is deleted, after the run.
@@ -130,6 +139,11 @@ impl Verb for Down {
             }
         }
         drop(last);
+        if state_kept {
+            if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
+                n.outcome = Outcome::Kept("not selected by --only".into());
+            }
+        }
         (s.graph.clone(), report)
     }
 }

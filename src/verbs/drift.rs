@@ -17,7 +17,8 @@ pub struct Found {
 pub async fn run(s: &Session) -> anyhow::Result<Found> {
     let pass = s.look().await?;
     let findings = s.compare(&pass);
-    for d in &findings {
+    let reported = findings.iter().filter(|d| s.reports(&d.node));
+    for d in reported.clone() {
         s.reporter.drift_node(d);
     }
     s.reporter.orphans(&s.orphans(pass.record.as_ref()));
@@ -32,7 +33,7 @@ pub async fn run(s: &Session) -> anyhow::Result<Found> {
     s.reporter.drift_finished(
         &s.env.full_name(),
         &s.env.env,
-        findings.len(),
+        reported.count(),
         t.drifted,
         t.pending,
         t.errors,

@@ -34,7 +34,7 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<Repaired
     };
     let ran = s.run(&repair).await;
     let seen = std::mem::take(&mut *repair.seen.lock().unwrap_or_else(|e| e.into_inner()));
-    for d in &seen.findings {
+    for d in seen.findings.iter().filter(|d| s.reports(&d.node)) {
         s.reporter.drift_node(d);
     }
     let env = s.env.full_name();

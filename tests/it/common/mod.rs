@@ -9,6 +9,7 @@
 
 pub mod inventory;
 pub mod live;
+pub mod localstack;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -346,8 +347,13 @@ pub fn nodes_of_local() -> std::collections::BTreeSet<String> {
 
 /// One raw HTTP/1.0 request to the emulator's test-side switches; the JSON answer.
 pub async fn emulator_admin(method: &str, path: &str, body: &str) -> Value {
+    admin_at(endpoint(), method, path, body).await
+}
+
+/// [`emulator_admin`] of the emulator at `endpoint` (LocalStack's counting front too).
+pub async fn admin_at(endpoint: &str, method: &str, path: &str, body: &str) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint().trim_start_matches("http://");
+    let host = endpoint.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host)
         .await
         .expect("connecting to the emulator");
