@@ -45,7 +45,13 @@ pub async fn run(
                     env.full_name()
                 );
             }
-            let data = if flags.destroy_data {
+            let data = if acting.only.is_some() {
+                if flags.destroy_data {
+                    "and DESTROY the data of those among them that hold it"
+                } else {
+                    "keeping the data of those among them that hold it"
+                }
+            } else if flags.destroy_data {
                 "and DESTROY its data (no final database snapshot; the backup vault, its recovery points and the state bucket are deleted; the KMS key is scheduled for deletion)"
             } else {
                 "keeping its data (a final database snapshot, the backup vault, the state bucket and the KMS key stay)"

@@ -63,6 +63,9 @@ pub struct Session {
     /// Every node of the environment's graph, selected or not: what the record's header
     /// lists and what orphans are told from.
     pub all_nodes: Vec<String>,
+    /// The environment's whole graph (`graph` is part of it under `--only`): what depends on
+    /// a node is asked of it.
+    pub full: Arc<StepGraph>,
 }
 
 /// Which environment a session acts on, and what it runs with: from its env file, or, for a
@@ -158,6 +161,7 @@ impl Session {
         parallelism: usize,
         reporter: Arc<Reporter>,
     ) -> Session {
+        let graph = Arc::new(graph);
         let cx = Cx {
             aws,
             scope,
@@ -177,7 +181,8 @@ impl Session {
             env: Arc::new(env),
             all_nodes: graph.nodes().iter().map(|n| n.id.clone()).collect(),
             only: None,
-            graph: Arc::new(graph),
+            full: graph.clone(),
+            graph,
             cx: Arc::new(cx),
             reporter,
             parallelism,
@@ -435,10 +440,12 @@ impl Session {
                     have_record: record.is_some(),
                 });
                 if !self.reports(&node.id) {
-                    // Read for the selection's sake: neither reported nor acted on.
+                    // Read for the selection's sake: neither reported nor acted on, unless
+                    // it could not be read or looked up, which stops the run as anywhere.
                     found.drift = None;
-                    found.pending = None;
-                    found.error = None;
+                    if !matches!(found.pending, Some(Action::Missing { .. })) {
+                        found.pending = None;
+                    }
                     found.ignored.clear();
                 }
                 found
@@ -463,6 +470,50 @@ impl Session {
         self.only.as_ref().is_none_or(|s| s.contains(id))
     }
 
+    /// Whether a finding is shown: a selected node's, or one that stops the run (a node read
+    /// for the selection's sake that could not be read or looked up).
+    pub fn shows(&self, d: &NodeDrift) -> bool {
+        self.reports(&d.node)
+            || d.error.is_some()
+            || matches!(d.pending, Some(Action::Missing { .. }))
+    }
+
+    /// What depends on run-graph node `ix` in the whole environment, by id: under `--only`,
+    /// nodes outside the selection too.
+    pub fn dependents(&self, ix: usize) -> Vec<String> {
+        let id = &self.graph.node(ix).id;
+        let Some(at) = self.full.index_of(id) else {
+            return Vec::new();
+        };
+        self.full
+            .dependents(at)
+            .into_iter()
+            .map(|d| self.full.node(d).id.clone())
+            .collect()
+    }
+
+    /// The applied record's header once this run is stored: the config's. Under `--only`
+    /// the one before, with the run's nodes added; its `[repair]` settings only when the run
+    /// covered the scheduled repair (the header says how the schedule runs).
+    pub fn header_after(&self, before: Option<&record::Applied>) -> record::Applied {
+        let mut now = self.applied();
+        if self.only.is_none() {
+            return now;
+        }
+        let run: Vec<String> = self.graph.nodes().iter().map(|n| n.id.clone()).collect();
+        let Some(before) = before else {
+            now.nodes = run;
+            return now;
+        };
+        let mut nodes = before.nodes.clone();
+        nodes.extend(run.iter().filter(|n| !before.nodes.contains(n)).cloned());
+        now.nodes = nodes;
+        if !run.iter().any(|n| is_scheduled_repair(n)) {
+            now.repair = before.repair.clone();
+        }
+        now
+    }
+
     /// `graph` with only `selection`'s reach (and the state bucket, which holds the lock),
     /// and the session reporting on it alone.
     pub fn restrict(&mut self, selection: Selection) {
@@ -480,7 +531,7 @@ impl Session {
     /// the lock and writes it, even with nothing else to do.
     pub fn record_stale(&self, pass: &Pass, preview: &Preview) -> bool {
         let header = pass.record.as_ref().and_then(|r| r.applied.as_ref());
-        if pass.record.is_some() && header != Some(&self.applied()) {
+        if pass.record.is_some() && header != Some(&self.header_after(header)) {
             return true;
         }
         self.graph.nodes().iter().enumerate().any(|(ix, node)| {
@@ -512,6 +563,9 @@ impl Session {
     /// Nodes the applied record has that the config no longer does (a reader or NAT gateway
     /// removed from the file): `up` does not remove them; `plan` and `drift` name them.
     pub fn orphans(&self, record: Option<&Record>) -> Vec<(String, String)> {
+        if self.only.is_some() {
+            return Vec::new(); // a whole-environment question
+        }
         record
             .map(|r| {
                 r.nodes

@@ -72,7 +72,7 @@ impl Session {
         let env = self.env.full_name();
         let mut record = before.cloned().unwrap_or_else(|| Record::new(&env));
         if how == Recording::Applied {
-            record.applied = Some(self.applied());
+            record.applied = Some(self.header_after(record.applied.as_ref()));
         }
         for (node, r) in graph.nodes().iter().zip(&report.nodes) {
             let ids = r.outcome.attrs().map(RecordedIds::of);
@@ -95,6 +95,13 @@ impl Session {
                 record.nodes.insert(node.id.clone(), entry);
             } else if let (Some(entry), Some(ids)) = (record.nodes.get_mut(&node.id), ids) {
                 entry.ids = Some(ids);
+            }
+        }
+        if self.only.is_some() {
+            // Part of the environment: the header names only nodes the record has.
+            let have: BTreeSet<String> = record.nodes.keys().cloned().collect();
+            if let Some(header) = record.applied.as_mut() {
+                header.nodes.retain(|n| have.contains(n));
             }
         }
         // Recorded now: no longer only started. After `up`, which looked at every node it

@@ -96,8 +96,17 @@ pub fn select(graph: &StepGraph, names: &[String], reach: Reach) -> Result<Selec
         chosen.insert(STATE_BUCKET.to_string());
     }
     let mut unknown = Vec::new();
-    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err("--only needs an area or a node id".into());
+    }
+    for name in names {
         if AREAS.contains(&name) {
+            let before = chosen.len();
             chosen.extend(
                 graph
                     .nodes()
@@ -105,6 +114,16 @@ pub fn select(graph: &StepGraph, names: &[String], reach: Reach) -> Result<Selec
                     .filter(|n| area_of(&n.id) == Some(name))
                     .map(|n| n.id.clone()),
             );
+            if chosen.len() == before && name != "state" {
+                return Err(format!(
+                    "--only {name}: this environment has nothing in that area{}",
+                    if name == "scheduled-repair" {
+                        " (its [repair] schedule is off)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         } else if graph.index_of(name).is_some() {
             chosen.insert(name.to_string());
         } else {
@@ -235,5 +254,12 @@ mod tests {
             e.contains("--only netwrk") && e.contains("load-balancing"),
             "{e}"
         );
+        let e = select(&g, &names(&[" ", ""]), Reach::Dependencies).unwrap_err();
+        assert!(e.contains("needs an area"), "{e}");
+        let mut off = env(3);
+        off.repair.schedule = None;
+        let g = build(&off).unwrap();
+        let e = select(&g, &names(&["scheduled-repair"]), Reach::Dependents).unwrap_err();
+        assert!(e.contains("schedule is off"), "{e}");
     }
 }

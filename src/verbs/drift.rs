@@ -17,7 +17,7 @@ pub struct Found {
 pub async fn run(s: &Session) -> anyhow::Result<Found> {
     let pass = s.look().await?;
     let findings = s.compare(&pass);
-    let reported = findings.iter().filter(|d| s.reports(&d.node));
+    let reported = findings.iter().filter(|d| s.shows(d));
     for d in reported.clone() {
         s.reporter.drift_node(d);
     }

@@ -34,7 +34,7 @@ pub async fn run(s: &Session, lock_timeout: Duration) -> anyhow::Result<Repaired
     };
     let ran = s.run(&repair).await;
     let seen = std::mem::take(&mut *repair.seen.lock().unwrap_or_else(|e| e.into_inner()));
-    for d in seen.findings.iter().filter(|d| s.reports(&d.node)) {
+    for d in seen.findings.iter().filter(|d| s.shows(d)) {
         s.reporter.drift_node(d);
     }
     let env = s.env.full_name();
@@ -166,7 +166,7 @@ impl Verb for Repair {
                     .collect();
                 let node = s.graph.node(ix);
                 if replace.is_empty()
-                    || (node.payload.replaceable() && s.graph.dependents(ix).is_empty())
+                    || (node.payload.replaceable() && s.dependents(ix).is_empty())
                 {
                     return true;
                 }

@@ -203,6 +203,24 @@ impl Up<'_> {
         if new.is_empty() {
             return Ok(());
         }
+        // Under `--only`, a replacement whose dependents are outside the selection would
+        // leave them standing on what it deletes.
+        if s.only.is_some() {
+            for (ix, _) in &new {
+                let outside: Vec<String> = s
+                    .dependents(*ix)
+                    .into_iter()
+                    .filter(|d| s.graph.index_of(d).is_none())
+                    .collect();
+                if !outside.is_empty() {
+                    anyhow::bail!(
+                        "{} needs replacing, and {} stand on it outside the --only selection: add them to --only, or run `up` without it; nothing was changed",
+                        s.graph.node(*ix).id,
+                        outside.join(", ")
+                    );
+                }
+            }
+        }
         let lines: Vec<String> = new
             .iter()
             .map(|(ix, changes)| {
@@ -212,12 +230,7 @@ impl Up<'_> {
                     .filter(|c| c.replace)
                     .map(ToString::to_string)
                     .collect();
-                let on: Vec<String> = s
-                    .graph
-                    .dependents(*ix)
-                    .into_iter()
-                    .map(|d| s.graph.node(d).id.clone())
-                    .collect();
+                let on = s.dependents(*ix);
                 format!(
                     "{} ({}): deleted, then created again, for {}; {}",
                     node.id,

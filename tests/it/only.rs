@@ -15,6 +15,33 @@ fn finished(r: &Run) -> BTreeSet<String> {
         .collect()
 }
 
+/// The applied record's header nodes and its entries' node ids.
+async fn record(live: &Live) -> (BTreeSet<String>, BTreeSet<String>) {
+    let got = live
+        .s3
+        .get_object()
+        .bucket(live.bucket())
+        .key("tap-provision/applied.json")
+        .send()
+        .await
+        .expect("the applied record");
+    let bytes = got.body.collect().await.expect("its body").into_bytes();
+    let record: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let header = record["applied"]["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let entries = record["nodes"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    (header, entries)
+}
+
 fn services(w: &BTreeMap<String, u64>) -> BTreeSet<String> {
     w.keys()
         .map(|k| k.split(':').next().unwrap_or_default().to_string())
@@ -41,6 +68,12 @@ async fn only_acts_on_the_selection_with_what_it_stands_on_and_down_with_what_st
     );
     let made = services(&writes(&acct).await);
     assert_eq!(made, set(&["acm", "route53", "s3"]), "{made:?}");
+    // The record's header names what the record holds, not the whole config: a scheduled
+    // run rebuilds from it.
+    let live = Live::new(&acct).await;
+    let (header, entries) = record(&live).await;
+    assert_eq!(header, entries, "header and entries agree");
+    assert!(!header.contains("vpc"), "{header:?}");
 
     // `up` of two nodes by id and an area: the security groups stand on the VPC.
     let up = local("up", &["--yes", "--only", "sg-db,encryption"], &acct, None).await;
@@ -77,9 +110,15 @@ async fn only_acts_on_the_selection_with_what_it_stands_on_and_down_with_what_st
     let plan = local("plan", &["--only", "certificates,sg-db"], &acct, None).await;
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 
+    let (header, entries) = record(&live).await;
+    assert_eq!(header, entries);
+    assert!(
+        header.contains("certificate") && header.contains("sg-db"),
+        "{header:?}"
+    );
+
     // Out of band: a rule on the DB group and the key's rotation. `drift --only sg-db` sees
     // the rule alone; `repair --only sg-db` puts it back and leaves the key as it is.
-    let live = Live::new(&acct).await;
     live.ec2
         .authorize_security_group_ingress()
         .group_id(live.id("sg-db").await)
@@ -149,6 +188,12 @@ async fn only_acts_on_the_selection_with_what_it_stands_on_and_down_with_what_st
     );
     let d = local("drift", &["--only", "certificates"], &acct, None).await;
     assert_eq!(d.code, 0, "the record kept the certificates: {}", d.stdout);
+    let (header, entries) = record(&live).await;
+    assert_eq!(header, entries);
+    assert!(
+        !header.contains("vpc") && !header.contains("sg-db") && header.contains("kms-key"),
+        "{header:?}"
+    );
 
     // Names that are neither an area nor a node stop the run before any call.
     let bad = local("plan", &["--only", "netwrk"], &acct, None).await;

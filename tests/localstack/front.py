@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,7 +76,7 @@ def start_localstack(python, port, root):
     sys.exit(f"LocalStack was not healthy within 60 s; see {log.name}")
 
 
-def proxy_app(target_port):
+def proxy_app(target_host, target_port):
     from werkzeug.wsgi import get_input_stream
 
     def app(environ, start_response):
@@ -107,7 +108,7 @@ def proxy_app(target_port):
         headers = {k: v for k, v in headers.items() if k.lower() not in DROPPED}
         headers["Content-Length"] = str(len(body))
         url = path + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
-        conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=300)
+        conn = http.client.HTTPConnection(target_host, target_port, timeout=300)
         try:
             conn.request(environ["REQUEST_METHOD"], url, body=body, headers=headers)
             answer = conn.getresponse()
@@ -131,16 +132,17 @@ def main():
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="tap-localstack-")
     if args.target:
-        target = int(args.target.rsplit(":", 1)[1].strip("/"))
+        url = urllib.parse.urlsplit(args.target if "//" in args.target else f"http://{args.target}")
+        target_host, target = url.hostname or "127.0.0.1", url.port or 4566
         localstack = None
     elif args.localstack_python:
-        target = free_port()
+        target_host, target = "127.0.0.1", free_port()
         localstack = start_localstack(args.localstack_python, target, root)
     else:
         sys.exit("front.py: --localstack-python or --target")
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", args.port, proxy_app(target), threaded=True)
+    server = make_server("127.0.0.1", args.port, proxy_app(target_host, target), threaded=True)
     print(f"READY {server.server_port}", flush=True)
 
     def stop(*_):

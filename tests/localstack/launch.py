@@ -3,7 +3,7 @@
 
 Python 3.11 fix: LocalStack >= 4.11 passes a bytes name to `uuid.uuid5` (KMS CreateKey),
 which only 3.12 accepts; 3.12's uuid5 is put in its place. Then `localstack.runtime.main` runs with
-the environment scripts/localstack sets (loopback only, no DNS server, no downloads, no
+the environment tests/localstack/front.py sets (loopback only, no DNS server, no downloads, no
 analytics, its files under a temporary directory).
 """
 
