@@ -17,7 +17,12 @@ pub fn run(
     let mut graph = stack::checked(&env, stack::build)?;
     if areas {
         for (area, nodes) in select::areas(&graph) {
-            stdout_line(&format!("{area}: {}", nodes.join(", ")));
+            let listed = match (nodes.is_empty(), area) {
+                (true, "scheduled-repair") => "(none: [repair] schedule is off)".to_string(),
+                (true, _) => "(none)".to_string(),
+                (false, _) => nodes.join(", "),
+            };
+            stdout_line(&format!("{area}: {listed}"));
         }
         return Ok(exit::OK);
     }

@@ -195,6 +195,23 @@ async fn only_acts_on_the_selection_with_what_it_stands_on_and_down_with_what_st
         "{header:?}"
     );
 
+    // `graph --areas` lists each area's nodes, offline.
+    let areas = crate::common::run(&["graph", "--env", "local", "--areas"], &acct).await;
+    assert_eq!(areas.code, 0, "{}", areas.stderr);
+    for line in [
+        "encryption: kms-key",
+        "certificates: certificate, certificate-dns",
+        "dns: hosted-zone, dns-app, dns-cdn",
+        "scheduled-repair: (none: [repair] schedule is off)",
+        "state: state-bucket",
+    ] {
+        assert!(
+            areas.stdout.lines().any(|l| l == line),
+            "{line}:\n{}",
+            areas.stdout
+        );
+    }
+
     // Names that are neither an area nor a node stop the run before any call.
     let bad = local("plan", &["--only", "netwrk"], &acct, None).await;
     assert_eq!(bad.code, 1);
