@@ -256,7 +256,7 @@ impl Resource for AuroraCluster {
             .pending_modified_values()
             .and_then(|p| p.engine_version())
             .or(have.engine_version())
-            .unwrap_or("");
+            .ok_or_else(|| Failure::missing("cluster engine version"))?;
         if is_minor_upgrade(&self.engine_version, version) {
             c.owned_by_aws(
                 Field::EngineVersion,

@@ -227,14 +227,12 @@ impl Resource for AuroraInstance {
             have.availability_zone().unwrap_or(""),
         );
         // A class change already asked for shows as pending until the instance has it.
-        c.field(
-            Field::DbInstanceClass,
-            self.instance_class.as_str(),
-            have.pending_modified_values()
-                .and_then(|p| p.db_instance_class())
-                .or(have.db_instance_class())
-                .unwrap_or(""),
-        );
+        let class = have
+            .pending_modified_values()
+            .and_then(|p| p.db_instance_class())
+            .or(have.db_instance_class())
+            .ok_or_else(|| Failure::missing("instance class"))?;
+        c.field(Field::DbInstanceClass, self.instance_class.as_str(), class);
         c.field(
             Field::PerformanceInsightsEnabled,
             true,
