@@ -4,13 +4,11 @@
 //! release date), started once per test binary, stopped when it ends. Set
 //! `TAP_TEST_LOCALSTACK_ENDPOINT` to count in front of a LocalStack started by other means.
 
+use super::{admin_at, is_read, python, repo, start_ready};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
-
-use super::{admin_at, is_read, python, repo};
 
 /// The release and the day its dependencies are held to (newer ones break its start).
 const LOCALSTACK: &str = "localstack-core[runtime]==4.13.1";
@@ -68,31 +66,10 @@ fn front() -> &'static Front {
             Ok(target) => cmd.args(["--target", &target]),
             Err(_) => cmd.arg("--localstack-python").arg(localstack_python()),
         };
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tests/localstack/front.py");
-        let stdout = child.stdout.take().expect("front stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("LocalStack did not start within 120 s");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("unexpected output of tests/localstack/front.py: {line:?}"));
-        let stdin = child.stdin.take().expect("front stdin");
+        let (endpoint, process) = start_ready(cmd, "LocalStack (tests/localstack/front.py)", 120);
         Front {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _process: Mutex::new((child, stdin)),
+            endpoint,
+            _process: Mutex::new(process),
         }
     })
 }

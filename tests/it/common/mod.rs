@@ -85,35 +85,50 @@ fn emulator() -> &'static Emulator {
                 _process: None,
             };
         }
-        let mut child = Command::new(python())
-            .arg(repo().join("tests/emulator/launch.py"))
-            .args(["--host", "127.0.0.1", "--port", "0", "--parent-watch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tests/emulator/launch.py");
-        let stdout = child.stdout.take().expect("emulator stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the emulator did not start within 60 s");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"));
-        let stdin = child.stdin.take().expect("emulator stdin");
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/emulator/launch.py")).args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--parent-watch",
+        ]);
+        let (endpoint, process) = start_ready(cmd, "tests/emulator/launch.py", 60);
         Emulator {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _process: Some(Mutex::new((child, stdin))),
+            endpoint,
+            _process: Some(Mutex::new(process)),
         }
     })
+}
+
+/// Starts a test-side server that prints `READY <port>` once it serves and exits when its
+/// standard input closes (`--parent-watch`): its endpoint, and the process with the pipe
+/// that keeps it alive.
+pub fn start_ready(mut cmd: Command, what: &str, secs: u64) -> (String, (Child, ChildStdin)) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let stdout = child.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what} did not start within {secs} s"));
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("unexpected output of {what}: {line:?}"))
+        .to_string();
+    let stdin = child.stdin.take().expect("its stdin");
+    (format!("http://127.0.0.1:{port}"), (child, stdin))
 }
 
 pub fn endpoint() -> &'static str {
