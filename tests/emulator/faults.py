@@ -38,9 +38,9 @@ def request(environ):
     return account, method, sent
 
 
-def answer(start_response, body):
+def answer(start_response, body, status="200 OK"):
     """A switch's JSON answer (`body`: encoded JSON)."""
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 

@@ -79,6 +79,8 @@ that moto 5.2 does not do by itself.
 - Eventual consistency on purpose, per account (consistency.py): PUT
   /_tap/consistency/<account> {"seconds": 3} makes a new role, a new key and a new NAT
   gateway unusable, and ENIs drain after a load balancer's deletion, for that long.
+- Copies of an account (clone.py): PUT /_tap/clone/<account> {"from": "<account>"} copies
+  every resource of one account to a new one, the account id rewritten, in milliseconds.
 - Wrong credentials: the access key id 999999999403 is refused on every call with
   InvalidClientTokenId (403), as AWS refuses an unknown key.
 - Requests counted per account and operation, for tests to assert how many writes a command
@@ -1698,6 +1700,7 @@ def patch_counting():
     import json
 
     import barrier
+    import clone
     import consistency
     import crash
     import faults
@@ -1730,6 +1733,8 @@ def patch_counting():
             return pages.admin(environ, start_response)
         if path.startswith("/_tap/barrier/"):
             return barrier.admin(environ, start_response)
+        if path.startswith("/_tap/clone/"):
+            return clone.admin(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = b""
         if length:
