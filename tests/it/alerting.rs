@@ -8,7 +8,7 @@ use aws_sdk_cloudwatch::types::MetricAlarm;
 use serde_json::Value;
 
 use crate::common::live::{drift_then_repair, set, Live};
-use crate::common::{account, config_dir, local, ops, reset_calls, sdk, up_ok, writes};
+use crate::common::{account, config_dir, converged, local, ops, reset_calls, sdk, up_ok, writes};
 
 const ENV: &str = "tap-local";
 
@@ -336,8 +336,7 @@ async fn alarms_watch_live_resources_and_status_reports_them() {
 
 #[tokio::test]
 async fn a_changed_threshold_and_deleted_alarm_and_dashboard_are_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let conf = sdk(&acct).await;
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let sns = aws_sdk_sns::Client::new(&conf);
@@ -430,8 +429,7 @@ async fn a_changed_threshold_and_deleted_alarm_and_dashboard_are_put_back() {
 
 #[tokio::test]
 async fn an_address_added_or_removed_in_config_changes_exactly_that_subscription() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let sns = aws_sdk_sns::Client::new(&sdk(&acct).await);
     let two = config_dir(|t| {
         t.replace(
@@ -470,8 +468,7 @@ async fn an_address_added_or_removed_in_config_changes_exactly_that_subscription
 
 #[tokio::test]
 async fn a_deleted_topic_and_an_edited_dashboard_are_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let conf = sdk(&acct).await;
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let sns = aws_sdk_sns::Client::new(&conf);

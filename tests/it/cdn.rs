@@ -8,7 +8,7 @@ use aws_sdk_cloudfront::types::DistributionConfig;
 use serde_json::Value;
 
 use crate::common::live::{deleted, drift_then_repair, drifted, set, Live};
-use crate::common::{account, config_dir, local, ops, reset_calls, up_ok, writes};
+use crate::common::{account, config_dir, converged, local, ops, reset_calls, writes};
 
 const CDN: &str = "cdn.tap.local.example.com";
 
@@ -85,8 +85,7 @@ async fn policy(live: &Live, bucket: &str) -> Value {
 
 #[tokio::test]
 async fn static_assets_sit_behind_the_distribution_as_platform_md_says() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let bucket = static_bucket(&acct);
 
@@ -323,8 +322,7 @@ async fn static_assets_sit_behind_the_distribution_as_platform_md_says() {
 
 #[tokio::test]
 async fn static_asset_drift_is_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let bucket = static_bucket(&acct);
     // By hand: the public access block removed, versioning suspended, a public statement
@@ -559,8 +557,7 @@ async fn origin_access_identity_mode_survives_a_deleted_distribution_and_down_ke
 
 #[tokio::test]
 async fn a_deleted_bucket_policy_and_a_moved_cdn_name_are_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let bucket = static_bucket(&acct);
     live.s3
@@ -631,8 +628,7 @@ async fn a_deleted_bucket_policy_and_a_moved_cdn_name_are_put_back() {
 /// origin access control (no second control) and moves the policy and the alias to it.
 #[tokio::test]
 async fn a_distribution_deleted_out_of_band_in_oac_mode_comes_back_on_the_same_control() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let bucket = static_bucket(&acct);
     let (id, old_arn, _, config, etag) = distribution(&live).await.unwrap();

@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::common::live::{drift_then_repair, set, Live};
-use crate::common::{account, config_dir, local, ops, reset_calls, up_ok, writes};
+use crate::common::{config_dir, converged, local, ops, reset_calls, writes};
 
 const CLUSTER: &str = "tap-local";
 
@@ -43,8 +43,7 @@ async fn scaling_policies(
 
 #[tokio::test]
 async fn the_services_run_as_platform_md_says() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
 
     // The cluster: Container Insights, FARGATE and FARGATE_SPOT.
@@ -377,8 +376,7 @@ fn url_decode(s: &str) -> String {
 
 #[tokio::test]
 async fn a_new_image_registers_one_revision_and_updates_only_its_service() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let dir = config_dir(|t| t.replace("tap/backend:0.1.0", "tap/backend:0.2.0"));
     reset_calls(&acct).await;
     let up = local("up", &["--yes"], &acct, Some(dir.path())).await;
@@ -417,8 +415,7 @@ async fn a_new_image_registers_one_revision_and_updates_only_its_service() {
 
 #[tokio::test]
 async fn compute_drift_is_put_back_and_the_desired_count_is_left_to_auto_scaling() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // By hand: the backend's maximum lowered and its CPU policy deleted; the frontend's
     // grace period and deployment settings changed; Container Insights off and FARGATE_SPOT
@@ -536,8 +533,7 @@ async fn compute_drift_is_put_back_and_the_desired_count_is_left_to_auto_scaling
 
 #[tokio::test]
 async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     live.ecs
         .delete_service()
@@ -598,8 +594,7 @@ async fn services_and_task_definitions_deleted_out_of_band_are_put_back() {
 
 #[tokio::test]
 async fn a_cluster_deleted_with_its_services_is_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // AWS refuses DeleteCluster while services exist, draining ones included: delete both,
     // wait for them to be INACTIVE, then the cluster, as an operator would have to.
@@ -688,8 +683,7 @@ async fn role_policy(live: &Live, role: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_connection_secret_and_a_scalable_target_deleted_or_changed_are_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // By hand: the connection secret scheduled for deletion (restorable for 7 days), and
     // the frontend's scalable target deregistered (its policies go with it).
@@ -774,8 +768,7 @@ async fn the_connection_secret_and_a_scalable_target_deleted_or_changed_are_put_
 /// again and moves the service back to it.
 #[tokio::test]
 async fn a_revision_registered_and_deployed_by_hand_is_drift_and_repair_moves_the_service_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let cur = live
         .ecs

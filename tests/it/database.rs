@@ -3,7 +3,9 @@
 
 use aws_sdk_rds::Client as Rds;
 
-use crate::common::{account, calls, config_dir, endpoint, repo, run, run_with, sdk, writes, Run};
+use crate::common::{
+    account, calls, config_dir, converged, endpoint, repo, run, run_with, sdk, writes, Run,
+};
 
 const CLUSTER: &str = "tap-local-db";
 
@@ -318,8 +320,7 @@ async fn up_builds_the_data_tier_and_never_shows_the_password() {
 
 #[tokio::test]
 async fn down_keeps_a_final_snapshot_the_key_and_the_vault_unless_told() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let conf = sdk(&acct).await;
     let rds = Rds::new(&conf);
     let backup = aws_sdk_backup::Client::new(&conf);
@@ -431,8 +432,7 @@ async fn down_keeps_a_final_snapshot_the_key_and_the_vault_unless_told() {
 
 #[tokio::test]
 async fn destroy_data_takes_no_final_snapshot_and_up_builds_again() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let r = run(
         &[
             "down",
@@ -649,8 +649,7 @@ async fn destroying_a_protected_environments_data_takes_its_name() {
 #[tokio::test]
 async fn a_cluster_deleted_out_of_band_comes_back_with_its_instances_and_what_reads_it() {
     use crate::common::live::{deleted, drift_then_repair, set, Live};
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let cluster = || async {
         live.rds

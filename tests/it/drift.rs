@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live};
 use crate::common::{
-    account, bookkeeping, config_dir, local, ops, reset_calls, run, up_ok, writes, Run,
+    account, bookkeeping, config_dir, converged, local, ops, reset_calls, run, writes, Run,
 };
 
 #[tokio::test]
@@ -30,8 +30,7 @@ async fn an_empty_account_plans_every_node_as_a_create_without_a_write() {
 
 #[tokio::test]
 async fn a_config_edit_is_pending_not_drift_and_repair_leaves_it_to_up() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let dir = config_dir(|t| {
         t.replace(
             "flow_logs_retention_days = 7",
@@ -294,8 +293,7 @@ async fn a_missing_hosted_zone_stops_up_before_anything_is_created() {
 
 #[tokio::test]
 async fn losing_the_record_breaks_neither_up_nor_drift() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // Empty and delete the state bucket, record included.
     let versions = live

@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, LoadBalancerAttribute};
 
 use crate::common::live::{drift_then_repair, set, Live};
-use crate::common::{account, ops, up_ok, writes};
+use crate::common::{converged, ops, writes};
 
 const DOMAIN: &str = "tap.local.example.com";
 
 #[tokio::test]
 async fn the_load_balancer_listeners_rules_and_names_are_as_platform_md_says() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let elb = &live.elb;
 
@@ -223,8 +222,7 @@ async fn the_load_balancer_listeners_rules_and_names_are_as_platform_md_says() {
 
 #[tokio::test]
 async fn load_balancer_drift_is_put_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let elb = &live.elb;
     let lbs = elb.describe_load_balancers().send().await.unwrap();
@@ -384,8 +382,7 @@ async fn load_balancer_drift_is_put_back() {
 
 #[tokio::test]
 async fn a_load_balancer_deleted_out_of_band_comes_back_with_its_listeners_and_name() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let elb = &live.elb;
     // The ALB goes with its listeners and rules, as on AWS; then the frontend's target

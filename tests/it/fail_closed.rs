@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live, ENV};
 use crate::common::{
-    account, bookkeeping, emulator_admin, local, ops, reset_calls, up_ok, writes, Run,
+    account, bookkeeping, converged, emulator_admin, local, ops, reset_calls, up_ok, writes, Run,
 };
 
 const RECORD: &str = "tap-provision/applied.json";
@@ -65,8 +65,7 @@ async fn vpcs(live: &Live) -> Vec<String> {
 
 #[tokio::test]
 async fn identity_tags_removed_from_a_resource_of_each_layer_are_found_by_what_was_applied() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // The tool's two identity tags deleted by hand (a tag clean-up, a tag policy) from the
     // VPC, a subnet and a security group, the ECS cluster, the load balancer, the
@@ -205,8 +204,7 @@ async fn identity_tags_removed_from_a_resource_of_each_layer_are_found_by_what_w
 
 #[tokio::test]
 async fn an_unreadable_record_stops_every_command_with_nothing_written() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let good = record_text(&live).await;
     // Someone opened SSH on the ALB's group: drift a command would act on.
@@ -297,8 +295,7 @@ async fn an_unreadable_record_stops_every_command_with_nothing_written() {
 
 #[tokio::test]
 async fn a_denied_read_stops_up_repair_and_down_with_nothing_written() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let faults = format!("/_tap/faults/{acct}");
     // The KMS key's tags cannot be read and its alias is gone: nothing says which key is
@@ -353,8 +350,7 @@ async fn a_denied_read_stops_up_repair_and_down_with_nothing_written() {
 
 #[tokio::test]
 async fn tags_naming_one_resource_and_the_record_another_stop_naming_both() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let first = live.id("vpc").await;
     live.ec2
@@ -407,8 +403,7 @@ async fn tags_naming_one_resource_and_the_record_another_stop_naming_both() {
 
 #[tokio::test]
 async fn repair_leaves_a_replacement_others_stand_on_to_up_which_shows_it_and_asks() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // The NAT gateway deleted by hand and another made in the wrong zone, carrying its tags:
     // putting it back means replacing it, and the private route tables stand on it.
@@ -494,8 +489,7 @@ async fn repair_leaves_a_replacement_others_stand_on_to_up_which_shows_it_and_as
 #[tokio::test]
 async fn what_a_resource_is_found_by_edited_out_of_band_is_drift_put_back_in_place() {
     use aws_sdk_elasticloadbalancingv2::types::RulePriorityPair;
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     // The HTTP listener moved to 8080, the API rule to priority 15, the origin access
     // control renamed: each is what its node is found by.
@@ -683,8 +677,7 @@ async fn an_origin_access_identity_whose_comment_was_edited_is_found_and_put_bac
 
 #[tokio::test]
 async fn a_repair_with_no_record_writes_a_whole_one_with_every_identifier() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     live.s3
         .delete_object()

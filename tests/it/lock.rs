@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common::live::Live;
 use crate::common::{
-    account, bookkeeping, emulator_admin, local, ops, reset_calls, run, up_ok, writes, Run,
+    account, bookkeeping, converged, emulator_admin, local, ops, reset_calls, run, writes, Run,
 };
 
 const FLOW_LOGS: &str = "/tap/tap-local/vpc-flow-logs";
@@ -78,8 +78,7 @@ fn said(r: &Run, text: &str) -> bool {
 
 #[tokio::test]
 async fn two_repairs_started_together_put_back_the_drift_once() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     shorten_retention(&live).await;
     reset_calls(&acct).await;
@@ -181,8 +180,7 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
 
 #[tokio::test]
 async fn a_held_lock_stops_acting_runs_with_its_holder_named_until_unlock_force() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     plant_lock(&live, "build-7.example.net", 4242, now() + 600).await;
     shorten_retention(&live).await;
@@ -234,8 +232,7 @@ async fn a_held_lock_stops_acting_runs_with_its_holder_named_until_unlock_force(
 
 #[tokio::test]
 async fn an_expired_lease_or_a_dead_local_holder_is_taken_over() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
 
     // A lease that ran out, from another host.

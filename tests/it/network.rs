@@ -4,7 +4,9 @@
 use aws_sdk_ec2::types::{Filter, NatGatewayState, VpcAttributeName};
 use aws_sdk_ec2::Client as Ec2;
 
-use crate::common::{account, config_dir, endpoint, ops, reset_calls, run, run_with, sdk, writes};
+use crate::common::{
+    account, config_dir, converged, endpoint, ops, reset_calls, run, run_with, sdk, writes,
+};
 
 const ENV_TAG: &str = "tap:environment";
 
@@ -430,8 +432,7 @@ async fn zones_are_looked_up_and_too_few_stop_up_before_any_write() {
 
 #[tokio::test]
 async fn drift_is_put_back_by_up() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let conf = sdk(&acct).await;
     let ec2 = Ec2::new(&conf);
     let kms = aws_sdk_kms::Client::new(&conf);
@@ -519,8 +520,7 @@ async fn drift_is_put_back_by_up() {
 
 #[tokio::test]
 async fn down_leaves_nothing_but_the_kept_key_and_state() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let r = run(&["down", "--env", "local", "--yes", "--json"], &acct).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("kms-key"), "kept");

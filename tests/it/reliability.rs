@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{account, emulator_admin, local};
+use crate::common::{account, converged, emulator_admin, local};
 
 fn retries(event: &Value) -> u64 {
     event["api_calls"]["retries"].as_u64().unwrap_or(0)
@@ -179,9 +179,8 @@ async fn duplicates_made_by_others_are_reported_by_up_and_all_removed_by_down() 
 /// again. A converged `up` writes nothing, `drift` finds nothing, `down` removes everything.
 #[tokio::test]
 async fn with_every_list_one_item_a_page_a_converged_up_drift_and_down_are_right() {
-    use crate::common::{reset_calls, up_ok, writes};
-    let acct = account();
-    up_ok(&acct).await;
+    use crate::common::{reset_calls, writes};
+    let acct = converged().await;
     let path = format!("/_tap/pages/{acct}");
     emulator_admin("PUT", &path, r#"{"size": 1}"#).await;
     reset_calls(&acct).await;

@@ -8,12 +8,11 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{IpPermission, Ipv6Range};
 
 use crate::common::live::{deleted, drift_then_repair, drifted, set, Live, ENV};
-use crate::common::{account, local, ops, reset_calls, up_ok, writes, REGION};
+use crate::common::{converged, local, ops, reset_calls, writes, REGION};
 
 #[tokio::test]
 async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let ec2 = &live.ec2;
     let (vpc, igw, sg_db, isolated_table, private_a) = (
@@ -379,8 +378,7 @@ async fn properties_changed_out_of_band_are_drift_and_repair_puts_each_back() {
 
 #[tokio::test]
 async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let cost = "CostCenter";
     let ids: Vec<String> = live.ec2_ids().await.into_iter().map(|(_, id)| id).collect();
@@ -692,8 +690,7 @@ async fn tags_removed_out_of_band_are_drift_and_repair_puts_them_back() {
 
 #[tokio::test]
 async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let ec2 = &live.ec2;
     // A private route table (association first, as AWS requires) and the flow log.
@@ -937,8 +934,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
 /// sets none, so `drift` reports it and `repair` removes it, and nothing else.
 #[tokio::test]
 async fn a_vault_access_policy_added_out_of_band_is_drift_and_repair_removes_it() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "OtherAccountCopiesIn", "Effect": "Allow",

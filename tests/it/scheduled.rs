@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::common::live::{Live, ENV};
 use crate::common::{
-    account, bookkeeping, calls, config_dir, endpoint, local, reset_calls, up_ok, writes, Run,
+    account, bookkeeping, calls, config_dir, converged, endpoint, local, reset_calls, writes, Run,
     REGION,
 };
 
@@ -104,8 +104,7 @@ fn finished(r: &Run) -> Value {
 
 #[tokio::test]
 async fn it_repairs_to_the_record_alone_tells_once_and_a_clean_run_tells_nobody() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     shorten_retention(&live).await;
     reset_calls(&acct).await;
@@ -175,8 +174,7 @@ async fn no_record_or_an_unreadable_one_fails_tells_and_writes_nothing() {
     assert_eq!(metric(&acct, "Failed").await, 1.0);
 
     // An environment whose record is not JSON: nothing is put back, people are told.
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     shorten_retention(&live).await;
     live.s3
@@ -205,8 +203,7 @@ async fn no_record_or_an_unreadable_one_fails_tells_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_held_lock_makes_it_skip_at_once() {
-    let acct = account();
-    up_ok(&acct).await;
+    let acct = converged().await;
     let live = Live::new(&acct).await;
     shorten_retention(&live).await;
     let now = std::time::SystemTime::now()

@@ -340,6 +340,74 @@ pub async fn up_ok(acct: &str) -> Run {
     r
 }
 
+/// The whole suite (`scripts/test --all`, what CI runs: TAP_TEST_ALL=1) rather than the
+/// default tier, which runs every test but only a rotating share of the crash test's kill
+/// points and of the lost-answer seeds.
+pub fn whole_suite() -> bool {
+    std::env::var("TAP_TEST_ALL").is_ok_and(|v| v == "1")
+}
+
+/// `items` under `--all`; else `n` of them, a different `n` each day (by the day's number,
+/// or TAP_TEST_ROTATION to replay one), so that a week of default runs covers them all.
+/// Which ones ran goes to stderr with the rotation that picks them again.
+pub fn rotating_share<T: Clone + std::fmt::Debug>(items: &[T], n: usize, what: &str) -> Vec<T> {
+    if whole_suite() || n >= items.len() {
+        return items.to_vec();
+    }
+    let rotation: usize = std::env::var("TAP_TEST_ROTATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            (secs / 86_400) as usize
+        });
+    let picked: Vec<T> = (0..n)
+        .map(|i| items[(rotation * n + i) % items.len()].clone())
+        .collect();
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{what}: {n} of {} in this tier (TAP_TEST_ROTATION={rotation}; all with TAP_TEST_ALL=1): {picked:?}",
+        items.len()
+    );
+    picked
+}
+
+/// A fresh account holding the converged local environment (`up --env local` of the shipped
+/// config), for tests that start from it. One real `up` per test binary builds it in an
+/// account of its own; each caller gets a copy the emulator makes in milliseconds
+/// (`/_tap/clone`, tests/emulator/clone.py), with the account id rewritten wherever it is
+/// held. Against an emulator without that switch (TAP_TEST_ENDPOINT), each caller gets its
+/// own `up`. The copy's calls start at zero.
+pub async fn converged() -> String {
+    static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let source = SOURCE
+        .get_or_init(|| async {
+            let acct = account();
+            up_ok(&acct).await;
+            acct
+        })
+        .await;
+    let acct = account();
+    let copied = emulator_admin(
+        "PUT",
+        &format!("/_tap/clone/{acct}"),
+        &format!(r#"{{"from": "{source}"}}"#),
+    )
+    .await;
+    if copied["services"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            std::env::var("TAP_TEST_ENDPOINT").is_ok(),
+            "the test emulator did not copy {source}: {copied}"
+        );
+        up_ok(&acct).await;
+    }
+    acct
+}
+
 /// Runs a command with `--env local --json` (and `--config-dir` when given).
 pub async fn local(verb: &str, extra: &[&str], acct: &str, dir: Option<&Path>) -> Run {
     let mut args = vec![verb, "--env", "local", "--json"];
