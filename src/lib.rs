@@ -20,4 +20,5 @@ pub mod resources;
 pub mod session;
 pub mod stack;
 pub mod tell;
+pub mod timing;
 pub mod verbs;

@@ -277,7 +277,9 @@ pub async fn acquire(
             said = Some(holder);
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))) => {}
+            _ = tokio::time::sleep(
+                crate::timing::scaled(POLL).min(timeout.saturating_sub(started.elapsed()))
+            ) => {}
             _ = cancel.changed() => return Err(LockError::Interrupted),
         }
     };

@@ -123,8 +123,8 @@ impl Clients {
                 // retried call alone is what helps here. At most 5 s between attempts.
                 RetryConfig::standard()
                     .with_max_attempts(10)
-                    .with_initial_backoff(Duration::from_millis(200))
-                    .with_max_backoff(Duration::from_secs(5)),
+                    .with_initial_backoff(crate::timing::scaled(Duration::from_millis(200)))
+                    .with_max_backoff(crate::timing::scaled(Duration::from_secs(5))),
             )
             .timeout_config(
                 TimeoutConfig::builder()

@@ -236,15 +236,16 @@ where
         let Some(rule) = rules.iter().find(|r| (r.matches)(&e)) else {
             return Err(e);
         };
-        if start.elapsed() + backoff > rule.budget {
-            let secs = start.elapsed().as_secs();
+        let scaled = crate::timing::scaled(backoff);
+        if start.elapsed() + scaled > crate::timing::scaled(rule.budget) {
+            let secs = start.elapsed().mul_f64(crate::timing::scale()).as_secs();
             return Err(e.context(format!(
                 "still failing after retrying for {secs}s ({})",
                 rule.name
             )));
         }
         tracing::debug!(code = %e.code, rule = rule.name, "retrying: {}", e.message);
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(scaled).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }

@@ -32,6 +32,7 @@ where
     Fut: Future<Output = Result<Poll, Failure>>,
 {
     let start = Instant::now();
+    let timeout = crate::timing::scaled(timeout);
     let mut interval = interval;
     loop {
         match poll().await? {
@@ -49,12 +50,15 @@ where
                         "Timeout",
                         format!(
                             "{what}: still `{state}` after {}s (timeouts.wait_seconds); rerun `tap-provision up` to resume",
-                            waited.as_secs()
+                            waited.mul_f64(crate::timing::scale()).as_secs()
                         ),
                     ));
                 }
                 progress(&state, waited);
-                tokio::time::sleep(interval.min(timeout.saturating_sub(waited))).await;
+                tokio::time::sleep(
+                    crate::timing::scaled(interval).min(timeout.saturating_sub(waited)),
+                )
+                .await;
                 // Poll quickly at first (emulators, fast resources), then back off to 15 s.
                 interval = (interval * 3 / 2).min(Duration::from_secs(15));
             }

@@ -391,6 +391,7 @@ fn init_logging(verbose: u8) {
 pub fn main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    crate::timing::from_env().map_err(anyhow::Error::msg)?;
     let settings = Settings::resolve(&cli);
     let result = dispatch(cli.command, &settings);
     // A script reading `--json` sees why the command stopped, on stdout with the rest.

@@ -153,7 +153,7 @@ impl<R: Resource> Adapter<R> {
             if found.is_none() && f.code == ANSWER_LOST {
                 // Describe calls may lag a create by a few seconds (EC2's eventual
                 // consistency): one more look, a moment later, before making a second one.
-                tokio::time::sleep(LOST_ANSWER_SETTLE).await;
+                crate::timing::sleep(LOST_ANSWER_SETTLE).await;
                 let later = cx.fresh();
                 found = self.spec.observe(&self.ncx(&later)).await?;
             }
