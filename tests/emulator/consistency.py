@@ -25,6 +25,7 @@ was produced; DELETE turns them off.
 """
 
 import json
+import os
 import threading
 import time
 
@@ -78,7 +79,8 @@ def maybe_fail(environ, start_response, account, key, body):
         if not settings:
             return None
         now = time.monotonic()
-        window = float(settings.get("seconds", 3))
+        # In the caller's seconds, divided by TAP_TIME_SCALE as every modeled duration is.
+        window = float(settings.get("seconds", 3)) / float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
         started = STARTED.setdefault(account, {})
         pending = PENDING.setdefault(account, set())
         hit = None

@@ -13,6 +13,9 @@ that moto 5.2 does not do by itself.
   (default 3). A cluster is busy for TAP_EMULATOR_DB_BUSY_SECONDS (default 0.5) after each
   CreateDBInstance: another instance call on it then fails InvalidDBClusterStateFault, as
   parallel calls do on AWS (Terraform AWS provider #50115).
+- TAP_TIME_SCALE (the tool's testing knob, default 1) divides these modeled times, except
+  the two windows a test must hit from outside (the cluster busy, the NAT gateway deleting),
+  and the consistency windows (/_tap/consistency).
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
   (TAP_EMULATOR_NAT_DELETE_SECONDS, default 8), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
@@ -101,15 +104,28 @@ import sys
 import threading
 import time
 
-NAT_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_SECONDS", "2"))
+# TAP_TIME_SCALE (as the tool reads it) divides every modeled duration below, the
+# consistency windows and the barrier's wait: a run scaled on both sides keeps AWS's
+# proportions in a tenth of the time.
+TIME_SCALE = float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
+
+
+def modeled(name, default):
+    """Seconds from $name (or `default`), divided by TAP_TIME_SCALE."""
+    return float(os.environ.get(name, default)) / TIME_SCALE
+
+
+NAT_SECONDS = modeled("TAP_EMULATOR_NAT_SECONDS", "2")
 # AWS keeps a deleted NAT gateway `deleting` for about a minute; 8 s leaves a test time to
 # start a repair while it is, on a busy machine.
+# Not scaled: a window tests must hit from outside (a repair started while it lasts).
 NAT_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_NAT_DELETE_SECONDS", "8"))
-DB_CLUSTER_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1"))
-DB_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_SECONDS", "3"))
+DB_CLUSTER_SECONDS = modeled("TAP_EMULATOR_DB_CLUSTER_SECONDS", "1")
+DB_SECONDS = modeled("TAP_EMULATOR_DB_SECONDS", "3")
+# Not scaled: the second instance's create must land inside it (tests/it/database.rs).
 DB_BUSY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_BUSY_SECONDS", "0.5"))
-DB_DELETE_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_DELETE_SECONDS", "1"))
-DB_MODIFY_SECONDS = float(os.environ.get("TAP_EMULATOR_DB_MODIFY_SECONDS", "1"))
+DB_DELETE_SECONDS = modeled("TAP_EMULATOR_DB_DELETE_SECONDS", "1")
+DB_MODIFY_SECONDS = modeled("TAP_EMULATOR_DB_MODIFY_SECONDS", "1")
 # Every request answered this much later (benchmarks: rounds of call latency).
 LATENCY_SECONDS = float(os.environ.get("TAP_EMULATOR_LATENCY_MS", "0")) / 1000
 
@@ -311,8 +327,8 @@ def patch_scheduler():
     Backend.delete_schedule_group = delete_schedule_group
 
 
-ACM_SECONDS = float(os.environ.get("TAP_EMULATOR_ACM_SECONDS", "2"))
-DNS_SECONDS = float(os.environ.get("TAP_EMULATOR_DNS_SECONDS", "1"))
+ACM_SECONDS = modeled("TAP_EMULATOR_ACM_SECONDS", "2")
+DNS_SECONDS = modeled("TAP_EMULATOR_DNS_SECONDS", "1")
 
 
 def patch_acm():
@@ -429,7 +445,7 @@ def patch_route53_changes():
     Route53.get_change = get_change
 
 
-ALB_SECONDS = float(os.environ.get("TAP_EMULATOR_ALB_SECONDS", "2"))
+ALB_SECONDS = modeled("TAP_EMULATOR_ALB_SECONDS", "2")
 
 
 def patch_elbv2():
@@ -529,8 +545,8 @@ def patch_elbv2():
     ELBv2Backend.create_listener = create_listener_once
 
 
-ECS_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_SECONDS", "2"))
-ECS_DRAIN_SECONDS = float(os.environ.get("TAP_EMULATOR_ECS_DRAIN_SECONDS", "4"))
+ECS_SECONDS = modeled("TAP_EMULATOR_ECS_SECONDS", "2")
+ECS_DRAIN_SECONDS = modeled("TAP_EMULATOR_ECS_DRAIN_SECONDS", "4")
 
 
 def patch_ecs():
@@ -757,7 +773,7 @@ def patch_autoscaling():
     ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
 
 
-CF_SECONDS = float(os.environ.get("TAP_EMULATOR_CF_SECONDS", "2"))
+CF_SECONDS = modeled("TAP_EMULATOR_CF_SECONDS", "2")
 
 
 def patch_cloudfront():
@@ -1835,7 +1851,12 @@ def main():
 
     cbor_bridge.install()
 
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import ThreadedMotoServer
+
+    # One log line per request (to a stderr nobody reads) cost about a tenth of the
+    # emulator's CPU under the suite; errors are still logged.
+    MotoRequestHandler.log_request = lambda self, code="-", size="-": None
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
