@@ -77,15 +77,16 @@ def clone(source, target):
         dicts = list(BackendDict._instances)
         if any(dict.__contains__(d, target) for d in dicts):
             return None
-        # Every copy first, then all at once: a copy that fails leaves nothing behind.
-        copies = []
-        for backends in dicts:
-            if dict.__contains__(backends, source):
-                copy = copy_of(dict.__getitem__(backends, source), old, new)
-                # Backends are compared by this id: the copy is another account's.
-                copy._id = str(uuid.uuid4())
-                copy.account_id = target
-                copies.append((backends, copy))
+        # Every service in one pickle: a backend that holds another's (Application Auto
+        # Scaling holds ECS's) holds the copy of it, not a second, frozen one. Every copy
+        # first, then all at once: a copy that fails leaves nothing behind.
+        held = [backends for backends in dicts if dict.__contains__(backends, source)]
+        copied = copy_of([dict.__getitem__(backends, source) for backends in held], old, new)
+        copies = list(zip(held, copied))
+        for _, copy in copies:
+            # Backends are compared by this id: the copy is another account's.
+            copy._id = str(uuid.uuid4())
+            copy.account_id = target
         for backends, copy in copies:
             if backends.service_name == "s3":
                 rehash_objects(copy, new)
