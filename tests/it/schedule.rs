@@ -25,6 +25,27 @@ pub(crate) fn with_schedule() -> tempfile::TempDir {
     })
 }
 
+/// A fresh account holding the local environment converged with the schedule on
+/// ([`with_schedule`]): a copy of one built once per test binary, as
+/// [`crate::common::converged`] makes of the shipped config.
+pub(crate) async fn converged_with_schedule() -> String {
+    static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let source = SOURCE
+        .get_or_init(|| async {
+            let acct = account();
+            ok("up", &["--yes"], &acct, with_schedule().path()).await;
+            acct
+        })
+        .await;
+    match crate::common::copy_of(source).await {
+        Ok(acct) => acct,
+        Err(acct) => {
+            ok("up", &["--yes"], &acct, with_schedule().path()).await;
+            acct
+        }
+    }
+}
+
 /// `verb --env local --json --config-dir <dir>`.
 pub(crate) async fn in_dir(verb: &str, extra: &[&str], acct: &str, dir: &Path) -> Run {
     local(verb, extra, acct, Some(dir)).await
@@ -474,9 +495,8 @@ async fn up_builds_the_schedule_the_task_runs_its_command_and_each_verb_needs_on
 
 #[tokio::test]
 async fn the_schedule_drifts_like_any_resource_and_no_scheduled_run_touches_it() {
-    let acct = account();
+    let acct = converged_with_schedule().await;
     let dir = with_schedule();
-    ok("up", &["--yes"], &acct, dir.path()).await;
     let sch = scheduler(&sdk(&acct).await);
     let s = sch
         .get_schedule()
@@ -835,7 +855,6 @@ async fn the_binary_runs_as_a_non_root_user_with_only_the_tasks_environment() {
 /// each with its last run, schedule and next run.
 #[tokio::test]
 async fn status_all_lists_every_environment_with_its_last_run_and_next_run() {
-    let acct = account();
     let dir = with_schedule();
     let local = std::fs::read_to_string(dir.path().join("local.toml")).unwrap();
     let qa = local
@@ -845,7 +864,7 @@ async fn status_all_lists_every_environment_with_its_last_run_and_next_run() {
         .unwrap()
         .to_string();
     std::fs::write(dir.path().join("qa.toml"), qa).unwrap();
-    ok("up", &["--yes"], &acct, dir.path()).await;
+    let acct = converged_with_schedule().await;
     let config = dir.path().to_string_lossy().into_owned();
     let r = run(
         &[

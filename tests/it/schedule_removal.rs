@@ -6,18 +6,18 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::common::live::{Live, ENV};
-use crate::common::{account, config_dir, emulator_admin, sdk};
+use crate::common::{account, config_dir, converged, emulator_admin, sdk};
 use crate::crash::{crash, Point};
 use crate::schedule::{
-    assert_group_gone, in_dir, ok, repair_nodes, scheduler, with_schedule, GROUP,
+    assert_group_gone, converged_with_schedule, in_dir, ok, repair_nodes, scheduler, with_schedule,
+    GROUP,
 };
 
 #[tokio::test]
 async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_the_config() {
-    let acct = account();
+    let acct = converged_with_schedule().await;
     let on = with_schedule();
     let off = config_dir(|t| t);
-    ok("up", &["--yes"], &acct, on.path()).await;
     let sch = scheduler(&sdk(&acct).await);
     let live = Live::new(&acct).await;
 
@@ -166,12 +166,11 @@ async fn killed_inside_the_schedules_creation_up_again_makes_each_once() {
 
 #[tokio::test]
 async fn killed_while_the_schedule_is_first_built_then_turned_off_leaves_nothing() {
-    let acct = account();
+    let acct = converged().await;
     let on = with_schedule();
     let off = config_dir(|t| t);
     // An environment with its record, then the schedule added and that `up` killed after
     // it made some of it (and before it stored the record).
-    ok("up", &["--yes"], &acct, off.path()).await;
     let config = on.path().to_string_lossy().into_owned();
     let args = [
         "up",
