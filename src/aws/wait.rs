@@ -2,6 +2,7 @@
 //! pure function from its status to a [`Poll`]; this loop adds the deadline and progress.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,12 +19,20 @@ pub enum Poll {
     Failed(String),
 }
 
+/// The code of a wait ended by its `stop` flag: the run was interrupted (Ctrl-C, or its lock
+/// lost) and starts no new step, so what a wait is waiting for (a certificate's validation
+/// record, say) may never come. A wait writes nothing: ending it is safe, and the next run
+/// resumes it.
+pub const STOPPED: &str = "Interrupted";
+
 /// Polls until ready, failed or `timeout`. `progress` gets the current state and the time
-/// waited so far after each poll. The timeout message says how to resume.
+/// waited so far after each poll. The timeout message says how to resume. Once `stop` is
+/// set, the next poll that is not ready ends the wait with [`STOPPED`].
 pub async fn until<F, Fut>(
     what: &str,
     timeout: Duration,
     interval: Duration,
+    stop: &AtomicBool,
     progress: impl Fn(&str, Duration),
     mut poll: F,
 ) -> Result<(), Failure>
@@ -44,6 +53,12 @@ where
                 ))
             }
             Poll::Pending(state) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(Failure::new(
+                        STOPPED,
+                        format!("{what}: stopped waiting at `{state}`, the run was interrupted; rerun to resume"),
+                    ));
+                }
                 let waited = start.elapsed();
                 if waited >= timeout {
                     return Err(Failure::new(
@@ -78,6 +93,7 @@ mod tests {
             "nat",
             Duration::from_secs(60),
             Duration::from_secs(1),
+            &AtomicBool::new(false),
             |_, _| {},
             || async {
                 Ok(if n.fetch_add(1, Ordering::SeqCst) < 3 {
@@ -94,6 +110,7 @@ mod tests {
             "nat",
             Duration::from_secs(60),
             Duration::from_secs(1),
+            &AtomicBool::new(false),
             |_, _| {},
             || async { Ok(Poll::Failed("Subnet has no internet gateway".into())) },
         )
@@ -105,6 +122,7 @@ mod tests {
             "NAT gateway nat-1",
             Duration::from_secs(30),
             Duration::from_secs(1),
+            &AtomicBool::new(false),
             |_, _| {},
             || async { Ok(Poll::Pending("pending".into())) },
         )
@@ -116,5 +134,38 @@ mod tests {
             "{}",
             timeout.message
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_run_ends_its_waits_at_the_next_poll_and_keeps_a_ready_answer() {
+        let stop = AtomicBool::new(true);
+        let start = Instant::now();
+        let stopped = until(
+            "certificate",
+            Duration::from_secs(1200),
+            Duration::from_secs(1),
+            &stop,
+            |_, _| {},
+            || async { Ok(Poll::Pending("PENDING_VALIDATION".into())) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(stopped.code, STOPPED);
+        assert!(
+            stopped.message.contains("PENDING_VALIDATION"),
+            "{}",
+            stopped.message
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "no sleep once stopped");
+        let ready = until(
+            "certificate",
+            Duration::from_secs(1200),
+            Duration::from_secs(1),
+            &stop,
+            |_, _| {},
+            || async { Ok(Poll::Ready) },
+        )
+        .await;
+        assert!(ready.is_ok());
     }
 }

@@ -527,6 +527,13 @@ impl<C: Send + Sync + 'static> Executor<C> {
                         board[i] = Some(attrs);
                         queue.finish(i, Milestone::Ids);
                     }
+                    // A wait the interruption ended is not a failure: the node stops there.
+                    let outcome = match outcome {
+                        Outcome::Failed(e) if interrupted && e.failure.code == crate::aws::wait::STOPPED => {
+                            Outcome::Skipped(format!("interrupted while waiting: {}", e.failure.message))
+                        }
+                        other => other,
+                    };
                     let elapsed = started_at[ix].map(|s| s.elapsed()).unwrap_or_default();
                     finish(ix, outcome, elapsed, &mut queue, &mut board, &mut outcomes);
                 }
@@ -535,7 +542,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
                         cancel_open = false;
                     } else if *cancel.borrow() {
                         interrupted = true;
-                        self.events.warn("interrupted: starting no new step, letting running calls finish (Ctrl-C again to stop now)");
+                        self.events.warn("interrupted: starting no new step, ending waits, letting running calls finish (Ctrl-C again to stop now)");
                     }
                 }
             }

@@ -132,6 +132,9 @@ pub struct Cx {
     /// `[repair] ignore`: `node.field` entries the operator accepts drifting; no plan acts
     /// on them ([`Changes::operator_accepts`]).
     pub ignore: Arc<Vec<String>>,
+    /// Set once the run is interrupted: every readiness wait ends at its next poll
+    /// ([`crate::aws::wait::STOPPED`]).
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cx {
@@ -146,6 +149,7 @@ impl Cx {
             shared: Shared::default(),
             events: self.events.clone(),
             ignore: self.ignore.clone(),
+            stop: self.stop.clone(),
         }
     }
 
@@ -309,6 +313,7 @@ impl<'a> NodeCx<'a> {
             what,
             self.cx.wait_timeout,
             interval,
+            &self.cx.stop,
             |state, waited| {
                 self.progress(format!(
                     "waiting for {what} ({state}, {}s)",

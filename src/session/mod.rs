@@ -175,6 +175,7 @@ impl Session {
             shared: Shared::default(),
             events: reporter.clone() as Arc<dyn Events>,
             ignore: Arc::new(env.repair.ignore.clone()),
+            stop: Arc::default(),
         };
         Session {
             identity,

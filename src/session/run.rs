@@ -7,6 +7,7 @@
 //! explain returns an error from [`Verb::decide`], and the run ends with no lock taken, no
 //! record written, no resource touched.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,6 +133,7 @@ impl Session {
                 rx
             }
         };
+        stop_waits_on(cancel.clone(), self.cx.stop.clone());
         let (graph, mut report) = verb.act(self, &mut pass, plan, cancel).await;
         if held.as_ref().is_some_and(|h| h.created_bucket) {
             self.made_state_bucket(&mut report);
@@ -157,4 +159,21 @@ impl Session {
     pub async fn release(&self, held: Held) {
         self.finish(held, &RunReport::default()).await;
     }
+}
+
+/// Sets `stop` once `cancel` says the run is interrupted: the executor starts no new step,
+/// and the waits already running end at their next poll instead of waiting for a step that
+/// will not come.
+fn stop_waits_on(mut cancel: watch::Receiver<bool>, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        loop {
+            if *cancel.borrow_and_update() {
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            if cancel.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
