@@ -528,8 +528,10 @@ impl<C: Send + Sync + 'static> Executor<C> {
                         queue.finish(i, Milestone::Ids);
                     }
                     // A wait the interruption ended is not a failure: the node stops there.
+                    // Its wait saw the interruption first when this join wins the select.
                     let outcome = match outcome {
-                        Outcome::Failed(e) if interrupted && e.failure.code == crate::aws::wait::STOPPED => {
+                        Outcome::Failed(e) if e.failure.code == crate::aws::wait::STOPPED => {
+                            interrupted = true;
                             Outcome::Skipped(format!("interrupted while waiting: {}", e.failure.message))
                         }
                         other => other,

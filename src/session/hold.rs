@@ -148,11 +148,13 @@ impl Session {
 
     /// After an acting run: stores its report in the history, releases the lock.
     pub async fn finish(&self, held: Held, report: &RunReport) {
-        // Only a run that changed something (or failed trying) is history.
-        let acted = report
-            .nodes
-            .iter()
-            .any(|n| n.outcome.is_change() || matches!(n.outcome, Outcome::Failed(_)));
+        // Only a run that changed something (or failed trying, or was interrupted, maybe
+        // inside a create it did not see ready) is history.
+        let acted = report.interrupted
+            || report
+                .nodes
+                .iter()
+                .any(|n| n.outcome.is_change() || matches!(n.outcome, Outcome::Failed(_)));
         if (held.lock.is_some() || held.created_bucket) && acted && !self.unattended {
             let entry = RunEntry::new(
                 &self.env.full_name(),

@@ -10,8 +10,9 @@ accounts, which moto keeps apart. The target must be new (409 otherwise). Copyin
 milliseconds where the `up` it replaces costs seconds of emulator time. The answer says
 what was copied: {"services": n, "buckets": n}.
 
-Launcher state that is per account (calls counted, faults, crash points) is not copied: the
-new account starts with none.
+Launcher state that is per account (calls counted, faults, crash points, the answers kept
+for client tokens and caller references) is not copied: the new account starts with none,
+so a token the source's `up` sent is new to the copy.
 """
 
 import io
@@ -83,18 +84,19 @@ def clone(source, target):
         held = [backends for backends in dicts if dict.__contains__(backends, source)]
         copied = copy_of([dict.__getitem__(backends, source) for backends in held], old, new)
         copies = list(zip(held, copied))
-        for _, copy in copies:
+        for backends, copy in copies:
             # Backends are compared by this id: the copy is another account's.
             copy._id = str(uuid.uuid4())
             copy.account_id = target
-        for backends, copy in copies:
             if backends.service_name == "s3":
                 rehash_objects(copy, new)
+        for backends, copy in copies:
             dict.__setitem__(backends, target, copy)
         services = len(copies)
         buckets = 0
         for name, (partition, account) in list(s3_backends.bucket_accounts.items()):
-            if account == source:
+            # A bucket whose name does not hold the account id stays the source's alone.
+            if account == source and source in name:
                 s3_backends.bucket_accounts[name.replace(source, target)] = (partition, target)
                 buckets += 1
     return {"services": services, "buckets": buckets}

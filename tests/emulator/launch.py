@@ -15,7 +15,7 @@ that moto 5.2 does not do by itself.
   parallel calls do on AWS (Terraform AWS provider #50115).
 - TAP_TIME_SCALE (the tool's testing knob, default 1) divides these modeled times, except
   the two windows a test must hit from outside (the cluster busy, the NAT gateway deleting),
-  and the consistency windows (/_tap/consistency).
+  and the consistency windows (/_tap/consistency) too.
 - A NAT gateway deleted keeps its Elastic IP associated until it is `deleted`
   (TAP_EMULATOR_NAT_DELETE_SECONDS, default 8), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
@@ -104,9 +104,9 @@ import sys
 import threading
 import time
 
-# TAP_TIME_SCALE (as the tool reads it) divides every modeled duration below, the
-# consistency windows and the barrier's wait: a run scaled on both sides keeps AWS's
-# proportions in a tenth of the time.
+# TAP_TIME_SCALE (as the tool reads it) divides the modeled durations below (all but two)
+# and the consistency windows: a run scaled on both sides keeps AWS's proportions in a tenth
+# of the time.
 TIME_SCALE = float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
 
 

@@ -76,8 +76,9 @@ pub fn python() -> PathBuf {
     py
 }
 
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
 fn emulator() -> &'static Emulator {
-    static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
         if let Ok(endpoint) = std::env::var("TAP_TEST_ENDPOINT") {
             return Emulator {
@@ -218,11 +219,20 @@ pub fn command(
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_REGION")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        // The emulator's modeled readiness times and the tool's waits, polls and backoffs,
-        // both a tenth of their real length: the same proportions, a tenth of the waiting.
-        .env(TIME_SCALE.0, TIME_SCALE.1)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    // Against the launcher these tests started: its modeled readiness times and the tool's
+    // waits, polls and backoffs, both a tenth of their real length (the same proportions, a
+    // tenth of the waiting). Elsewhere (LocalStack, an emulator started by other means) the
+    // delays are real, and so are the tool's waits.
+    if EMULATOR
+        .get()
+        .is_some_and(|e| e._process.is_some() && e.endpoint == endpoint)
+    {
+        cmd.env(TIME_SCALE.0, TIME_SCALE.1);
+    } else {
+        cmd.env_remove(TIME_SCALE.0);
+    }
     cmd
 }
 
