@@ -13,10 +13,12 @@ use std::time::Duration;
 pub const VAR: &str = "TAP_TIME_SCALE";
 const MAX: f64 = 1000.0;
 
-/// The factor from the environment; an unset or empty variable is 1.
+/// The factor from the environment; an unset or empty variable is 1, one that is not
+/// Unicode an error like any other bad value.
 pub fn from_env() -> Result<f64, String> {
     match std::env::var(VAR) {
-        Err(_) => Ok(1.0),
+        Err(std::env::VarError::NotPresent) => Ok(1.0),
+        Err(std::env::VarError::NotUnicode(v)) => parse(&v.to_string_lossy()),
         Ok(v) if v.trim().is_empty() => Ok(1.0),
         Ok(v) => parse(&v),
     }
@@ -47,6 +49,11 @@ pub fn scaled(d: Duration) -> Duration {
     } else {
         d.div_f64(s)
     }
+}
+
+/// A scaled duration `d` (one measured in a scaled run) as the real one it stands for.
+pub fn unscaled(d: Duration) -> Duration {
+    d.mul_f64(scale())
 }
 
 /// Sleeps `d` divided by the scale factor.
