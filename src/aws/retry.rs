@@ -238,7 +238,7 @@ where
         };
         let scaled = crate::timing::scaled(backoff);
         if start.elapsed() + scaled > crate::timing::scaled(rule.budget) {
-            let secs = start.elapsed().mul_f64(crate::timing::scale()).as_secs();
+            let secs = crate::timing::unscaled(start.elapsed()).as_secs();
             return Err(e.context(format!(
                 "still failing after retrying for {secs}s ({})",
                 rule.name

@@ -65,7 +65,7 @@ where
                         "Timeout",
                         format!(
                             "{what}: still `{state}` after {}s (timeouts.wait_seconds); rerun `tap-provision up` to resume",
-                            waited.mul_f64(crate::timing::scale()).as_secs()
+                            crate::timing::unscaled(waited).as_secs()
                         ),
                     ));
                 }

@@ -51,6 +51,9 @@ CASES = [
     ("tags-lag", "kms:CreateKey", "tagging:GetResources", b"kms:key", None, None),
 ]
 
+# Windows are in the caller's seconds, divided by TAP_TIME_SCALE as launch.py divides every
+# modeled duration.
+TIME_SCALE = float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
 SETTINGS = {}
 STARTED = {}
 PENDING = {}
@@ -79,8 +82,7 @@ def maybe_fail(environ, start_response, account, key, body):
         if not settings:
             return None
         now = time.monotonic()
-        # In the caller's seconds, divided by TAP_TIME_SCALE as every modeled duration is.
-        window = float(settings.get("seconds", 3)) / float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
+        window = float(settings.get("seconds", 3)) / TIME_SCALE
         started = STARTED.setdefault(account, {})
         pending = PENDING.setdefault(account, set())
         hit = None

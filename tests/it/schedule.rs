@@ -30,20 +30,10 @@ pub(crate) fn with_schedule() -> tempfile::TempDir {
 /// [`crate::common::converged`] makes of the shipped config.
 pub(crate) async fn converged_with_schedule() -> String {
     static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    let source = SOURCE
-        .get_or_init(|| async {
-            let acct = account();
-            ok("up", &["--yes"], &acct, with_schedule().path()).await;
-            acct
-        })
-        .await;
-    match crate::common::copy_of(source).await {
-        Ok(acct) => acct,
-        Err(acct) => {
-            ok("up", &["--yes"], &acct, with_schedule().path()).await;
-            acct
-        }
-    }
+    crate::common::copy_of_built(&SOURCE, |acct| async move {
+        ok("up", &["--yes"], &acct, with_schedule().path()).await;
+    })
+    .await
 }
 
 /// `verb --env local --json --config-dir <dir>`.

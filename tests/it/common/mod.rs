@@ -402,17 +402,31 @@ pub fn rotating_share<T: Clone + std::fmt::Debug>(items: &[T], n: usize, what: &
 /// own `up`. The copy's calls start at zero.
 pub async fn converged() -> String {
     static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    let source = SOURCE
+    copy_of_built(&SOURCE, |acct| async move {
+        up_ok(&acct).await;
+    })
+    .await
+}
+
+/// A fresh account holding a copy of what `build` made in the account `source` holds (the
+/// first caller builds it there); against an emulator that cannot copy, `build` runs in the
+/// fresh account instead.
+pub async fn copy_of_built<F, Fut>(source: &tokio::sync::OnceCell<String>, build: F) -> String
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let from = source
         .get_or_init(|| async {
             let acct = account();
-            up_ok(&acct).await;
+            build(acct.clone()).await;
             acct
         })
         .await;
-    match copy_of(source).await {
+    match copy_of(from).await {
         Ok(acct) => acct,
         Err(acct) => {
-            up_ok(&acct).await;
+            build(acct.clone()).await;
             acct
         }
     }
@@ -420,7 +434,7 @@ pub async fn converged() -> String {
 
 /// A fresh account holding a copy of everything in `source`: `Ok`, or `Err` with the fresh
 /// account, still empty, against an emulator that cannot copy (TAP_TEST_ENDPOINT).
-pub async fn copy_of(source: &str) -> Result<String, String> {
+async fn copy_of(source: &str) -> Result<String, String> {
     let acct = account();
     let copied = emulator_admin(
         "PUT",
