@@ -55,6 +55,19 @@ pub struct ApiCalls {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Every attempt, first ones and the SDK's retries alike.
     attempts: Arc<AtomicU64>,
+    /// Attempts, throttling answers and resends per service.
+    by_service: Arc<Mutex<BTreeMap<&'static str, ServiceAttempts>>>,
+    /// The service of the client this copy counts for ([`ApiCalls::of`]).
+    service: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ServiceAttempts {
+    calls: u64,
+    attempts: u64,
+    throttled: u64,
+    /// Throttled requests the connector sent again itself (no SDK attempt).
+    resent: u64,
 }
 
 /// What a run called, for the report.
@@ -65,8 +78,19 @@ pub struct CallSummary {
     /// Attempts the SDK made again after a throttling, a server error or a dropped
     /// connection (standard retry mode: exponential backoff with jitter).
     pub retries: u64,
+    /// Per service that had to retry (by the client's name: `ec2`, `elb`, `logs`): its
+    /// retries, and how many of its answers were throttling (see [`super::pace`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retries_by_service: BTreeMap<String, ServiceRetries>,
     /// `service:Operation` -> count.
     pub by_operation: BTreeMap<String, u64>,
+}
+
+/// One service's retries in a run.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ServiceRetries {
+    pub retries: u64,
+    pub throttled: u64,
 }
 
 /// Operations that only read: Describe*, List*, Get*.
@@ -76,12 +100,24 @@ pub fn is_read(operation: &str) -> bool {
         .any(|p| operation.starts_with(p))
 }
 
-/// `12 reads, 3 writes` (and `, 4 retries` when the SDK had to retry).
+/// `12 reads, 3 writes` (and `, 4 retries (EC2 3, 2 throttled; IAM 1)` when the SDK had to
+/// retry).
 impl std::fmt::Display for CallSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} reads, {} writes", self.reads, self.writes)?;
         if self.retries > 0 {
             write!(f, ", {} retries", self.retries)?;
+            let per: Vec<String> = self
+                .retries_by_service
+                .iter()
+                .map(|(service, r)| match r.throttled {
+                    0 => format!("{service} {}", r.retries),
+                    t => format!("{service} {}, {t} throttled", r.retries),
+                })
+                .collect();
+            if !per.is_empty() {
+                write!(f, " ({})", per.join("; "))?;
+            }
         }
         Ok(())
     }
@@ -99,12 +135,56 @@ impl ApiCalls {
                 s.writes += n;
             }
         }
+        let resent: u64 = self
+            .by_service
+            .lock()
+            .map(|m| m.values().map(|a| a.resent).sum())
+            .unwrap_or_default();
         s.retries = self
             .attempts
             .load(Ordering::Relaxed)
-            .saturating_sub(s.reads + s.writes);
+            .saturating_sub(s.reads + s.writes)
+            + resent;
         s.by_operation = counts;
+        if let Ok(by_service) = self.by_service.lock() {
+            for (service, a) in by_service.iter() {
+                let retries = a.attempts.saturating_sub(a.calls) + a.resent;
+                if retries > 0 || a.throttled > 0 {
+                    s.retries_by_service.insert(
+                        service.to_string(),
+                        ServiceRetries {
+                            retries,
+                            throttled: a.throttled,
+                        },
+                    );
+                }
+            }
+        }
         s
+    }
+
+    /// The same counts, as the interceptor of `service`'s client.
+    pub fn of(&self, service: &'static str) -> ApiCalls {
+        ApiCalls {
+            service,
+            ..self.clone()
+        }
+    }
+
+    fn service_entry(&self, service: &'static str, count: impl FnOnce(&mut ServiceAttempts)) {
+        if let Ok(mut by_service) = self.by_service.lock() {
+            count(by_service.entry(service).or_default());
+        }
+    }
+
+    /// A throttling answer to an attempt of `service`.
+    pub fn throttled(&self, service: &'static str) {
+        self.service_entry(service, |a| a.throttled += 1);
+    }
+
+    /// A throttled request of `service` sent again by its connector.
+    pub fn resent(&self, service: &'static str) {
+        self.service_entry(service, |a| a.resent += 1);
     }
 }
 
@@ -121,10 +201,12 @@ impl Intercept for ApiCalls {
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
             let key = format!("{}:{}", md.service(), md.name());
+            tracing::debug!(call = %key, "calling");
             if let Ok(mut counts) = self.counts.lock() {
                 *counts.entry(key).or_default() += 1;
             }
         }
+        self.service_entry(self.service, |a| a.calls += 1);
         Ok(())
     }
 
@@ -157,6 +239,7 @@ impl Intercept for ApiCalls {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.service_entry(self.service, |a| a.attempts += 1);
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod ec2;
 pub mod errors;
+pub mod pace;
 pub mod retry;
 pub mod shared;
 pub mod tags;
@@ -13,8 +14,11 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 pub use calls::ApiCalls;
 pub use shared::Shared;
@@ -42,11 +46,19 @@ macro_rules! services {
         }
 
         impl Services {
-            fn new(sdk: &SdkConfig, calls: &ApiCalls, path_style: bool) -> Services {
+            /// Each client counts its calls, and has its own pace and retry quota (see
+            /// [`pace`]): a throttled service slows down alone.
+            fn new(sdk: &SdkConfig, calls: &ApiCalls, path_style: bool, http: &SharedHttpClient) -> Services {
                 Services {
                     $($field: $krate::Client::from_conf(
                         services!(@config $field $krate, sdk, path_style)
-                            .interceptor(calls.clone())
+                            .http_client(pace::PacedClient::new(
+                                http.clone(),
+                                stringify!($field),
+                                calls.clone(),
+                            ))
+                            .retry_partition(unlimited_quota(stringify!($field)))
+                            .interceptor(calls.of(stringify!($field)))
                             .build(),
                     ),)*
                 }
@@ -126,10 +138,22 @@ impl Clients {
                     .with_initial_backoff(crate::timing::scaled(Duration::from_millis(200)))
                     .with_max_backoff(crate::timing::scaled(Duration::from_secs(5))),
             )
+            // A paced attempt waits for its slot in the connector, with its request body not
+            // yet read: the upload's stalled-stream check would take that wait for a stalled
+            // upload after its 5 s grace. Request bodies here are small; answers stay checked.
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .upload_enabled(false)
+                    .build(),
+            )
             .timeout_config(
+                // An attempt includes its throttled resends and their waits for a slot of the
+                // service's pace (`pace::LONGEST_CALL`); a connection that stops answering is
+                // cut by the read timeout.
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .read_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(pace::LONGEST_CALL)
                     .build(),
             );
         // Every call names the tool in its user agent (`app/tap-provision`): CloudTrail tells
@@ -144,12 +168,41 @@ impl Clients {
         let global = sdk.to_builder().region(Region::new(GLOBAL_REGION)).build();
         let calls = ApiCalls::default();
         let path_style = target.effective_endpoint.is_some();
+        // One connection pool for every client; each wraps it with its own pace.
+        let http = sdk.http_client().unwrap_or_else(https_client);
         Clients {
-            home: Services::new(&sdk, &calls, path_style),
-            us_east_1: Services::new(&global, &calls, path_style),
+            home: Services::new(&sdk, &calls, path_style, &http),
+            us_east_1: Services::new(&global, &calls, path_style, &http),
             calls,
         }
     }
+}
+
+/// The SDK's default HTTPS client (hyper 1 with rustls on aws-lc, proxy settings from the
+/// environment), built once so every service shares its connection pool.
+fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
+/// A client's own retry quota, without limit: a throttled call is retried at the service's
+/// pace (see [`pace`]) rather than failed once a shared quota runs dry; the attempts per call
+/// stay bounded by the retry configuration.
+fn unlimited_quota(service: &'static str) -> RetryPartition {
+    RetryPartition::custom(service)
+        .token_bucket(TokenBucket::unlimited())
+        .build()
 }
 
 /// An idempotency token for a create call: the environment, the node, and what the call

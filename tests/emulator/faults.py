@@ -11,7 +11,11 @@ shape (`RequestLimitExceeded` for EC2, `Throttling` for the other query and REST
 account's writes is carried out and its answer lost: moto serves it, then the connection
 closes with no answer, the moment AWS acted and the caller never heard (the SDK retries it,
 as it would on AWS). The seed makes a run's draws repeatable; {"lose": ["kms:CreateKey"]}
-loses the answer of the first call of each operation named. DELETE clears them;
+loses the answer of the first call of each operation named. With {"rate": 2} each service
+takes at most that many of the tool's calls a second, as AWS's per-service token bucket
+does (a bucket of `rate` calls refilled at `rate` a second; the rest are throttled in the
+protocol's own shape); the GET answer's "rate_throttled" counts them per service. DELETE
+clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.
 """
@@ -58,6 +62,8 @@ def admin(environ, start_response):
                 RNGS[account] = random.Random(int(sent["seed"]))
         elif method == "DELETE":
             FAULTS.pop(account, None)
+        for bucket in [b for b in BUCKETS if b[0] == account]:
+            del BUCKETS[bucket]
         body = json.dumps({"faults": FAULTS.get(account, {}), "injected": INJECTED.get(account, {})}).encode()
     return answer(start_response, body)
 
@@ -94,7 +100,42 @@ def _shape(environ, service, code, status, message):
     return body, "application/json", [("x-amzn-ErrorType", code)]
 
 
-def maybe_fail(environ, start_response, account, service, key):
+BUCKETS = {}
+
+
+def over_rate(account, service):
+    """True when the account's per-service bucket has no token left for this call."""
+    import time
+
+    with LOCK:
+        rate = float((FAULTS.get(account) or {}).get("rate", 0))
+        if rate <= 0:
+            return False
+        now = time.monotonic()
+        tokens, last = BUCKETS.get((account, service), (rate, now))
+        tokens = min(rate, tokens + (now - last) * rate)
+        if tokens >= 1:
+            BUCKETS[(account, service)] = (tokens - 1, now)
+            return False
+        BUCKETS[(account, service)] = (tokens, now)
+        by_service = INJECTED.setdefault(account, {}).setdefault("rate_throttled", {})
+        by_service[service] = by_service.get(service, 0) + 1
+        return True
+
+
+def throttle(environ, start_response, service):
+    """AWS's throttling answer in the service's protocol."""
+    code = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}.get(service, "Throttling")
+    if environ.get("HTTP_X_AMZ_TARGET") and service not in ("ec2", "s3"):
+        code = "ThrottlingException"
+    status = "503 Slow Down" if service == "s3" else "400 Bad Request"
+    body, content_type, extra = _shape(environ, service, code, status, "Rate exceeded")
+    data = body.encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))] + extra)
+    return [data]
+
+
+def maybe_fail(environ, start_response, account, service, key, product=True):
     """A fault's response for this call (`key`: its `service:Operation`), or None to let it
     through."""
     with LOCK:
@@ -109,15 +150,17 @@ def maybe_fail(environ, start_response, account, service, key):
             denied = False
     if denied:
         return access_denied(environ, start_response, service, key)
+    if product and over_rate(account, service):
+        return throttle(environ, start_response, service)
     with LOCK:
         draw = RNGS.get(account, RNG).random()
-        throttle = float(faults.get("throttle", 0))
+        throttled = float(faults.get("throttle", 0))
         error = float(faults.get("error", 0))
-        if draw < throttle:
+        if draw < throttled:
             kind = "throttle"
-        elif draw < throttle + error:
+        elif draw < throttled + error:
             kind = "error"
-        elif draw < throttle + error + float(faults.get("drop", 0)):
+        elif draw < throttled + error + float(faults.get("drop", 0)):
             kind = "drop"
         else:
             return None
@@ -129,11 +172,7 @@ def maybe_fail(environ, start_response, account, service, key):
     if kind == "drop":
         return dropped(environ)
     if kind == "throttle":
-        code = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}.get(service, "Throttling")
-        if environ.get("HTTP_X_AMZ_TARGET") and service not in ("ec2", "s3"):
-            code = "ThrottlingException"
-        status = "503 Slow Down" if service == "s3" else "400 Bad Request"
-        body, content_type, extra = _shape(environ, service, code, status, "Rate exceeded")
+        return throttle(environ, start_response, service)
     else:
         status = RNG.choice(["500 Internal Server Error", "503 Service Unavailable"])
         code = "InternalError" if status.startswith("500") else "ServiceUnavailable"

@@ -1778,7 +1778,7 @@ def patch_counting():
             with CALLS_LOCK:
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
-            failed = faults.maybe_fail(environ, start_response, account, service, key)
+            failed = faults.maybe_fail(environ, start_response, account, service, key, from_product(environ))
             if failed is None:
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:

@@ -222,3 +222,43 @@ async fn with_every_list_one_item_a_page_a_converged_up_drift_and_down_are_right
         .expect("DescribeVpcs");
     assert!(vpcs.vpcs().is_empty(), "{vpcs:?}");
 }
+
+/// AWS's per-service limit as a token bucket of 2 calls refilled at 2 a second, on every
+/// service at once: `up` from empty and a converged `drift` succeed (each throttled service is
+/// paced, its retries never run out), and the report names each throttled service with as many
+/// throttling answers as the emulator gave.
+#[tokio::test]
+async fn under_two_calls_a_second_per_service_up_and_drift_succeed_and_report_throttles_per_service(
+) {
+    let acct = account();
+    let path = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &path, r#"{"rate": 2}"#).await;
+    let up = local("up", &["--yes"], &acct, None).await;
+    assert_eq!(up.code, 0, "up:\n{}\n{}", up.stdout, up.stderr);
+    let injected = emulator_admin("GET", &path, "").await["injected"]["rate_throttled"].clone();
+    let by_service = up.finished()["api_calls"]["retries_by_service"].clone();
+    let reported: u64 = by_service
+        .as_object()
+        .map(|m| m.values().filter_map(|r| r["throttled"].as_u64()).sum())
+        .unwrap_or(0);
+    let given: u64 = injected
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    assert!(given > 10, "the limit was hardly met: {injected}");
+    assert_eq!(reported, given, "reported {by_service} vs given {injected}");
+    assert!(
+        by_service["ec2"]["throttled"].as_u64() > Some(0),
+        "{by_service}"
+    );
+
+    let drift = local("drift", &[], &acct, None).await;
+    emulator_admin("DELETE", &path, "").await;
+    assert_eq!(drift.code, 0, "drift:\n{}\n{}", drift.stdout, drift.stderr);
+    assert_eq!(
+        drift.event("drift_finished")["drifted"],
+        0,
+        "{}",
+        drift.stdout
+    );
+}
