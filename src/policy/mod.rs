@@ -140,6 +140,12 @@ pub const ENV_FULL: &str = "${env}";
 
 /// The reason EC2's describes are `*`.
 pub const EC2_DESCRIBE: &str = "EC2 Describe* actions have no resource-level permission";
+/// Reading tags in bulk by ARN ([`crate::aws::bulk_tags`]): the tagging API takes no
+/// resource. Without it each node reads its own tags, as allowed on its resource.
+pub const BULK_TAGS: Grant = grant(
+    &["tag:GetResources"],
+    On::Any("tags are read in bulk by ARN (the tagging API takes no resource)"),
+);
 /// The reason ELB's describes are `*`.
 pub const ELB_DESCRIBE: &str =
     "Elastic Load Balancing Describe* actions have no resource-level permission";

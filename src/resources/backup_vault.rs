@@ -72,14 +72,17 @@ impl Resource for BackupVault {
     type Observed = Observed;
     const KIND: &'static str = "backup_vault";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "backup:DescribeBackupVault",
-                "backup:ListTags",
-                "backup:GetBackupVaultAccessPolicy",
-            ],
-            On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "backup:DescribeBackupVault",
+                    "backup:ListTags",
+                    "backup:GetBackupVaultAccessPolicy",
+                ],
+                On::Arns(&["arn:${partition}:backup:${region}:${account}:backup-vault:${env}"]),
+            ),
+        ],
         write: &[
             grant(
                 &[
@@ -139,7 +142,10 @@ impl Resource for BackupVault {
             .backup_vault_arn()
             .ok_or_else(|| Failure::missing("vault ARN"))?
             .to_string();
-        let tags = backup.list_tags().resource_arn(&arn).send().await?;
+        let tags = match cx.bulk_tags(&arn).await {
+            Some(tags) => tags,
+            None => tags::from_map(backup.list_tags().resource_arn(&arn).send().await?.tags()),
+        };
         // A vault without a policy answers ResourceNotFoundException.
         let access_policy = backup
             .get_backup_vault_access_policy()
@@ -151,7 +157,7 @@ impl Resource for BackupVault {
         Ok(Some(Observed {
             key_arn: vault.encryption_key_arn().map(String::from),
             access_policy,
-            tags: tags::from_map(tags.tags()),
+            tags,
             arn,
         }))
     }

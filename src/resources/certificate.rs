@@ -94,6 +94,9 @@ impl Certificate {
         cx: &NodeCx<'_>,
         arn: &str,
     ) -> Result<Option<BTreeMap<String, String>>, Failure> {
+        if let Some(tags) = cx.bulk_tags(arn).await {
+            return Ok(Some(tags));
+        }
         let listed = self
             .acm(cx)
             .list_tags_for_certificate()
@@ -139,14 +142,17 @@ impl Resource for Certificate {
     type Observed = Observed;
     const KIND: &'static str = "certificate";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "acm:ListCertificates",
-                "acm:ListTagsForCertificate",
-                "acm:DescribeCertificate",
-            ],
-            On::Any("certificates are found by their tags: every candidate's tags are read"),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "acm:ListCertificates",
+                    "acm:ListTagsForCertificate",
+                    "acm:DescribeCertificate",
+                ],
+                On::Any("certificates are found by their tags: every candidate's tags are read"),
+            ),
+        ],
         write: &[
             grant(
                 &["acm:RequestCertificate", "acm:AddTagsToCertificate"],

@@ -55,10 +55,13 @@ impl Resource for DbSubnetGroup {
     type Observed = Observed;
     const KIND: &'static str = "db_subnet_group";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &["rds:DescribeDBSubnetGroups", "rds:ListTagsForResource"],
-            On::Arns(&["arn:${partition}:rds:${region}:${account}:subgrp:${env}"]),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &["rds:DescribeDBSubnetGroups", "rds:ListTagsForResource"],
+                On::Arns(&["arn:${partition}:rds:${region}:${account}:subgrp:${env}"]),
+            ),
+        ],
         write: &[grant(
             &[
                 "rds:CreateDBSubnetGroup",
@@ -92,19 +95,22 @@ impl Resource for DbSubnetGroup {
         let arn = group
             .db_subnet_group_arn()
             .ok_or_else(|| Failure::missing("DB subnet group ARN"))?;
-        let Some(tags) = rds
-            .list_tags_for_resource()
-            .resource_name(arn)
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
+        let tags = match cx.bulk_tags(arn).await {
+            Some(tags) => tags,
+            None => {
+                let Some(tags) = rds
+                    .list_tags_for_resource()
+                    .resource_name(arn)
+                    .send()
+                    .await
+                    .or_absent()?
+                else {
+                    return Ok(None);
+                };
+                tags::from_rds(tags.tag_list())
+            }
         };
-        Ok(Some(Observed {
-            tags: tags::from_rds(tags.tag_list()),
-            group,
-        }))
+        Ok(Some(Observed { tags, group }))
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {

@@ -307,27 +307,32 @@ impl Distribution {
         let Some((distribution, etag)) = self.get(cx, id).await? else {
             return Ok(None);
         };
-        let Some(listed) = cx
-            .aws()
-            .cloudfront
-            .list_tags_for_resource()
-            .resource(distribution.arn())
-            .send()
-            .await
-            .or_absent()?
-        else {
-            // Deleted between the two reads.
-            return Ok(None);
+        let tags = match cx.bulk_tags(distribution.arn()).await {
+            Some(tags) => tags,
+            None => {
+                let Some(listed) = cx
+                    .aws()
+                    .cloudfront
+                    .list_tags_for_resource()
+                    .resource(distribution.arn())
+                    .send()
+                    .await
+                    .or_absent()?
+                else {
+                    // Deleted between the two reads.
+                    return Ok(None);
+                };
+                listed
+                    .tags()
+                    .map(|t| {
+                        t.items()
+                            .iter()
+                            .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
         };
-        let tags = listed
-            .tags()
-            .map(|t| {
-                t.items()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(Some(Observed {
             distribution,
             etag,
@@ -353,6 +358,7 @@ impl Resource for Distribution {
     const KIND: &'static str = "distribution";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            crate::policy::BULK_TAGS,
             grant(
                 &["cloudfront:ListDistributions"],
                 On::Any("ListDistributions has no resource-level permission"),

@@ -4,6 +4,7 @@
 //! ELB tag helpers its listeners and target groups share.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{short_name, NodeCx, Resource};
+use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::tags::{self, Tags};
 use crate::aws::wait::Poll;
@@ -92,8 +94,45 @@ pub fn diff_attributes<F: crate::diff::Field>(
     }
 }
 
-/// Tags of one ELB resource (load balancer, target group, listener, rule).
+/// The run's gathered ELB tag reads: DescribeTags takes 20 ARNs.
+#[derive(Default)]
+struct ElbTags(Arc<Gathering<BTreeMap<String, String>>>);
+
+/// Tags of one ELB resource (load balancer, target group, listener, rule), read with those
+/// the other ELB nodes ask for at the same moment: one DescribeTags per 20 ARNs.
 pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
+    let client = cx.aws().elb.clone();
+    let gathered = gathering::ask(
+        cx.shared::<ElbTags>().0.clone(),
+        "elb",
+        arn,
+        20,
+        move |arns| {
+            let client = client.clone();
+            async move {
+                let out = client
+                    .describe_tags()
+                    .set_resource_arns(Some(arns))
+                    .send()
+                    .await
+                    .ok()?;
+                Some(
+                    out.tag_descriptions()
+                        .iter()
+                        .filter_map(|d| {
+                            Some((d.resource_arn()?.to_string(), tags::from_elb(d.tags())))
+                        })
+                        .collect(),
+                )
+            }
+        },
+    )
+    .await;
+    if let Some(tags) = gathered {
+        return Ok(tags);
+    }
+    // Not in the gathered answer (that read failed, or the resource is gone): its own read
+    // says which.
     let out = cx
         .aws()
         .elb

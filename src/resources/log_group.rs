@@ -42,6 +42,33 @@ pub fn log_group_name(project: &str, env_full: &str, suffix: &str) -> String {
     format!("/{project}/{env_full}/{suffix}")
 }
 
+/// The run's one listing of the environment's log groups.
+#[derive(Default)]
+struct EnvGroups(tokio::sync::OnceCell<Vec<AwsLogGroup>>);
+
+/// Every log group under the environment's prefix (`/<project>/<env>/`), listed once per
+/// run whatever the account holds beside it: the log group nodes share one read.
+async fn env_groups(cx: &NodeCx<'_>) -> Result<Vec<AwsLogGroup>, Failure> {
+    let cache = cx.shared::<EnvGroups>();
+    let prefix = log_group_name(&cx.scope().project, cx.env_full(), "");
+    let groups = cache
+        .0
+        .get_or_try_init(|| async {
+            cx.aws()
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(&prefix)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| Failure::from(e).context("listing the environment's log groups"))
+        })
+        .await?;
+    Ok(groups.clone())
+}
+
 impl LogGroup {
     fn name(&self, cx: &NodeCx<'_>) -> String {
         log_group_name(&cx.scope().project, cx.env_full(), &self.suffix)
@@ -63,6 +90,7 @@ impl Resource for LogGroup {
     const KIND: &'static str = "log_group";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            crate::policy::BULK_TAGS,
             grant(
                 &["logs:DescribeLogGroups"],
                 On::Any("DescribeLogGroups lists by name prefix: no resource-level permission"),
@@ -98,37 +126,32 @@ impl Resource for LogGroup {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let logs = &cx.aws().logs;
         let name = self.name(cx);
-        // The prefix also matches longer names, listed first when they sort first.
-        let mut groups = logs
-            .describe_log_groups()
-            .log_group_name_prefix(&name)
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = None;
-        while let Some(g) = groups.next().await {
-            let g = g.map_err(Failure::from)?;
-            if g.log_group_name() == Some(name.as_str()) {
-                found = Some(g);
-                break;
-            }
-        }
+        let found = env_groups(cx)
+            .await?
+            .into_iter()
+            .find(|g| g.log_group_name() == Some(name.as_str()));
         let Some(group) = found.as_ref() else {
             return Ok(None);
         };
-        // Deleted between the two calls: absent.
-        let Some(tags) = logs
-            .list_tags_for_resource()
-            .resource_arn(self.arn(cx))
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
+        let tags = match cx.bulk_tags(&self.arn(cx)).await {
+            Some(tags) => tags,
+            None => {
+                // Deleted between the two calls: absent.
+                let Some(tags) = logs
+                    .list_tags_for_resource()
+                    .resource_arn(self.arn(cx))
+                    .send()
+                    .await
+                    .or_absent()?
+                else {
+                    return Ok(None);
+                };
+                tags::from_map(tags.tags())
+            }
         };
         Ok(Some(Observed {
             group: group.clone(),
-            tags: tags::from_map(tags.tags()),
+            tags,
         }))
     }
 

@@ -290,6 +290,7 @@ impl Resource for MetricAlarm {
     const KIND: &'static str = "metric_alarm";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            crate::policy::BULK_TAGS,
             grant(
                 &["cloudwatch:DescribeAlarms"],
                 On::Any("DescribeAlarms by name prefix has no resource-level permission"),
@@ -324,18 +325,23 @@ impl Resource for MetricAlarm {
         let arn = alarm
             .alarm_arn()
             .ok_or_else(|| Failure::missing("alarm ARN"))?;
-        let Some(tags) = cx
-            .aws()
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
+        let tags = match cx.bulk_tags(arn).await {
+            Some(tags) => tags,
+            None => {
+                let Some(tags) = cx
+                    .aws()
+                    .cloudwatch
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .or_absent()?
+                else {
+                    return Ok(None);
+                };
+                crate::aws::tags::from_cloudwatch(tags.tags())
+            }
         };
-        let tags = crate::aws::tags::from_cloudwatch(tags.tags());
         Ok(Some(Observed { alarm, tags }))
     }
 

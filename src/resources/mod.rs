@@ -218,6 +218,12 @@ impl<'a> NodeCx<'a> {
         self.cx.shared.get::<T>()
     }
 
+    /// The tags of `arn` from the run's bulk read ([`crate::aws::bulk_tags`]); `None` when
+    /// the node must read them with its service's own call.
+    pub async fn bulk_tags(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await
+    }
+
     /// Tells the reporter what this node is doing now.
     pub fn progress(&self, message: impl AsRef<str>) {
         self.cx.events.node_progress(self.node, message.as_ref());

@@ -90,14 +90,17 @@ impl Resource for SnsTopic {
     type Observed = Observed;
     const KIND: &'static str = "sns_topic";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "sns:GetTopicAttributes",
-                "sns:ListSubscriptionsByTopic",
-                "sns:ListTagsForResource",
-            ],
-            On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-${suffix}"]),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "sns:GetTopicAttributes",
+                    "sns:ListSubscriptionsByTopic",
+                    "sns:ListTagsForResource",
+                ],
+                On::Arns(&["arn:${partition}:sns:${region}:${account}:${env}-${suffix}"]),
+            ),
+        ],
         write: &[
             grant(
                 &[
@@ -159,15 +162,18 @@ impl Resource for SnsTopic {
                 }
             }
         }
-        let tags = sns
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await?
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
+        let tags = match cx.bulk_tags(&arn).await {
+            Some(tags) => tags,
+            None => sns
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await?
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+        };
         Ok(Some(Observed {
             kms_key_id,
             emails,

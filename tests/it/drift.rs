@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::common::live::{drifted, set, Live};
 use crate::common::{
-    account, bookkeeping, config_dir, converged, local, ops, reset_calls, run, writes, Run,
+    account, bookkeeping, calls, config_dir, converged, emulator_admin, local, ops, reset_calls,
+    run, writes, Run,
 };
 
 #[tokio::test]
@@ -489,4 +490,50 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
         names.sort();
         assert_eq!(names, ["*.pay.example.com", "pay.example.com"], "{region}");
     }
+}
+
+/// Tags are read in bulk by ARN (the tagging API); where that read is refused, each node
+/// reads its own tags with its service's call, and a converged environment still shows no
+/// drift, at the cost of those calls.
+#[tokio::test]
+async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drift() {
+    let acct = converged().await;
+    reset_calls(&acct).await;
+    let bulk = local("drift", &[], &acct, None).await;
+    assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
+    let with_bulk = calls(&acct).await;
+    assert!(
+        with_bulk.get("tagging:GetResources").is_some(),
+        "{with_bulk:?}"
+    );
+    assert_eq!(
+        with_bulk.get("acm:ListTagsForCertificate"),
+        None,
+        "{with_bulk:?}"
+    );
+
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &faults, r#"{"deny": ["tagging:GetResources"]}"#).await;
+    reset_calls(&acct).await;
+    let own = local("drift", &[], &acct, None).await;
+    emulator_admin("DELETE", &faults, "").await;
+    assert_eq!(own.code, 0, "{}\n{}", own.stdout, own.stderr);
+    assert_eq!(own.event("drift_finished")["drifted"], 0, "{}", own.stdout);
+    let each = calls(&acct).await;
+    for op in [
+        "acm:ListTagsForCertificate",
+        "monitoring:ListTagsForResource",
+        "logs:ListTagsForResource",
+        "sns:ListTagsForResource",
+        "s3:GetBucketTagging",
+    ] {
+        assert!(each.get(op).is_some(), "{op} not called: {each:?}");
+    }
+    let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    assert!(
+        total(&with_bulk) < total(&each),
+        "bulk {} calls, one by one {}",
+        total(&with_bulk),
+        total(&each)
+    );
 }

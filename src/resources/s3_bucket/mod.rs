@@ -185,19 +185,22 @@ impl Resource for S3Bucket {
     type Observed = Observed;
     const KIND: &'static str = "s3_bucket";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "s3:ListBucket",
-                "s3:GetBucketPublicAccessBlock",
-                "s3:GetBucketVersioning",
-                "s3:GetEncryptionConfiguration",
-                "s3:GetBucketPolicy",
-                "s3:GetBucketOwnershipControls",
-                "s3:GetLifecycleConfiguration",
-                "s3:GetBucketTagging",
-            ],
-            On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "s3:ListBucket",
+                    "s3:GetBucketPublicAccessBlock",
+                    "s3:GetBucketVersioning",
+                    "s3:GetEncryptionConfiguration",
+                    "s3:GetBucketPolicy",
+                    "s3:GetBucketOwnershipControls",
+                    "s3:GetLifecycleConfiguration",
+                    "s3:GetBucketTagging",
+                ],
+                On::Arns(&["arn:${partition}:s3:::${env}-${suffix}-${account}"]),
+            ),
+        ],
         write: &[grant(
             &[
                 "s3:CreateBucket",
@@ -295,11 +298,16 @@ impl Resource for S3Bucket {
                     .map_err(named("GetBucketLifecycleConfiguration"))
             },
             async {
+                let arn = format!("arn:{}:s3:::{name}", cx.scope().partition);
+                if let Some(tags) = cx.bulk_tags(&arn).await {
+                    return Ok(Some(tags));
+                }
                 s3.get_bucket_tagging()
                     .bucket(&name)
                     .send()
                     .await
                     .or_absent()
+                    .map(|t| t.map(|t| tags::from_s3(t.tag_set())))
                     .map_err(named("GetBucketTagging"))
             },
         )?;
@@ -333,7 +341,7 @@ impl Resource for S3Bucket {
             lifecycle: lifecycle
                 .map(|l| lifecycle_of(l.rules()))
                 .unwrap_or_default(),
-            tags: tags.map(|t| tags::from_s3(t.tag_set())).unwrap_or_default(),
+            tags: tags.unwrap_or_default(),
             name,
         }))
     }

@@ -1,0 +1,187 @@
+//! Tags read in bulk for the ARNs a run already knows.
+//!
+//! Most services read tags one resource per call (CloudWatch, CloudWatch Logs, SNS, ACM,
+//! Backup, ELB one ARN at a time as the tool used it). A converged `drift` then spends a third
+//! of its calls on tags. The Resource Groups Tagging API's `GetResources` takes a list of up
+//! to 100 ARNs: the nodes of a run that ask for tags within a few milliseconds of each other
+//! share one call per region ([`of`]).
+//!
+//! The list is of ARNs, never a tag filter: a resource whose identity tags were removed is
+//! still asked for, and the answer says so. An ARN the answer leaves out (the tagging API
+//! can lag a new resource; it omits a resource never tagged, and types it does not cover) is
+//! `None`, and the node reads it with the service's own call, as before; so is every ARN of a
+//! bulk read that failed. The tagging API itself can lag a tag edit by a short while; a
+//! converged run that misses one sees it on the next run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::GLOBAL_REGION;
+
+/// How long the first ask waits for others before the call goes out.
+const GATHER: Duration = Duration::from_millis(60);
+/// GetResources' limit of ARNs per call.
+const PER_CALL: usize = 100;
+
+type Tags = BTreeMap<String, String>;
+type Waiter<V> = oneshot::Sender<Option<V>>;
+/// The asks of one group: each key with who waits for it.
+type Asks<V> = Vec<(String, Waiter<V>)>;
+
+/// Asks for one value per key, gathered for a few milliseconds and answered by one read per
+/// `per_call` keys; kept in the run's [`super::Shared`] (one per kind of read).
+pub struct Gathering<V> {
+    asks: Mutex<HashMap<String, Asks<V>>>,
+}
+
+impl<V> Default for Gathering<V> {
+    fn default() -> Self {
+        Gathering {
+            asks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The value of `key` from the read of its `group` (a region, a client), gathered with the
+/// other asks of the next few milliseconds; `None` when the read left it out or failed.
+/// `read` takes at most `per_call` distinct keys and answers a value per key it found.
+pub async fn ask<V, F, Fut>(
+    gathering: Arc<Gathering<V>>,
+    group: &str,
+    key: &str,
+    per_call: usize,
+    read: F,
+) -> Option<V>
+where
+    V: Clone + Send + 'static,
+    F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<HashMap<String, V>>> + Send,
+{
+    let (tx, rx) = oneshot::channel();
+    let first = {
+        let mut asks = gathering.asks.lock().ok()?;
+        let waiting = asks.entry(group.to_string()).or_default();
+        waiting.push((key.to_string(), tx));
+        waiting.len() == 1
+    };
+    if first {
+        // A task of its own: the node that asked first may be cancelled, the others wait.
+        let group = group.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(GATHER).await;
+            let mut asks = match gathering.asks.lock() {
+                Ok(mut asks) => asks.remove(&group).unwrap_or_default(),
+                Err(_) => return,
+            };
+            while !asks.is_empty() {
+                let rest = asks.split_off(asks.len().min(per_call));
+                let chunk = std::mem::replace(&mut asks, rest);
+                let mut keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+                keys.sort();
+                keys.dedup();
+                let found = read(keys).await;
+                for (key, waiter) in chunk {
+                    let _ = waiter.send(found.as_ref().and_then(|f| f.get(&key).cloned()));
+                }
+            }
+        });
+    }
+    rx.await.ok().flatten()
+}
+
+/// The run's bulk tag reads by the tagging API.
+pub type BulkTags = Gathering<Tags>;
+
+/// Whether the tagging API of us-east-1, rather than the environment's region (`home`),
+/// answers for `arn`: CloudFront's, whose ARNs name no region, and what lives in us-east-1.
+/// An S3 bucket's ARN names no region either; the API answers for it in the bucket's own
+/// region, the environment's.
+fn is_global(arn: &str, home: &str) -> bool {
+    let mut parts = arn.splitn(5, ':');
+    let service = parts.nth(2).unwrap_or_default();
+    let region = parts.next().unwrap_or_default();
+    home != GLOBAL_REGION && (service == "cloudfront" || region == GLOBAL_REGION)
+}
+
+/// The tags of `arn` from the run's bulk read; `None` when the answer leaves it out or the
+/// read failed (read them with the service's own call).
+pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
+    let home = clients
+        .tagging
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_string());
+    let global = is_global(arn, home.as_deref().unwrap_or_default());
+    let client = if global {
+        clients.us_east_1.tagging.clone()
+    } else {
+        clients.tagging.clone()
+    };
+    let group = if global { GLOBAL_REGION } else { "home" };
+    ask(bulk, group, arn, PER_CALL, move |arns| {
+        let client = client.clone();
+        async move { get_resources(&client, arns).await }
+    })
+    .await
+}
+
+/// One GetResources for these ARNs: the tags of each it answers for.
+async fn get_resources(
+    client: &aws_sdk_resourcegroupstagging::Client,
+    arns: Vec<String>,
+) -> Option<HashMap<String, Tags>> {
+    let items = client
+        .get_resources()
+        .set_resource_arn_list(Some(arns))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| tracing::debug!(error = %e, "bulk tag read failed; each node reads its own"))
+        .ok()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|m| {
+                let tags = m
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect();
+                Some((m.resource_arn()?.to_string(), tags))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cloudfront_and_us_east_1_ask_the_global_region() {
+        use super::is_global;
+        let home = "eu-west-1";
+        assert!(is_global(
+            "arn:aws:cloudfront::123456789012:distribution/E1",
+            home
+        ));
+        assert!(is_global(
+            "arn:aws:acm:us-east-1:123456789012:certificate/x",
+            home
+        ));
+        assert!(!is_global("arn:aws:s3:::tap-prod-static", home));
+        assert!(!is_global(
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/tap/x",
+            home
+        ));
+        // At home in us-east-1, one region answers for all.
+        assert!(!is_global(
+            "arn:aws:cloudfront::123456789012:distribution/E1",
+            "us-east-1"
+        ));
+    }
+}
