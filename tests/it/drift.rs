@@ -503,7 +503,7 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
     let with_bulk = calls(&acct).await;
     assert!(
-        with_bulk.get("tagging:GetResources").is_some(),
+        with_bulk.contains_key("tagging:GetResources"),
         "{with_bulk:?}"
     );
     assert_eq!(
@@ -527,7 +527,7 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
         "sns:ListTagsForResource",
         "s3:GetBucketTagging",
     ] {
-        assert!(each.get(op).is_some(), "{op} not called: {each:?}");
+        assert!(each.contains_key(op), "{op} not called: {each:?}");
     }
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     assert!(
