@@ -63,7 +63,10 @@ where
 {
     let (tx, rx) = oneshot::channel();
     let first = {
-        let mut asks = gathering.asks.lock().ok()?;
+        let mut asks = gathering
+            .asks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let waiting = asks.entry(group.to_string()).or_default();
         waiting.push((key.to_string(), tx));
         waiting.len() == 1
@@ -73,10 +76,12 @@ where
         let group = group.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(GATHER).await;
-            let mut asks = match gathering.asks.lock() {
-                Ok(mut asks) => asks.remove(&group).unwrap_or_default(),
-                Err(_) => return,
-            };
+            let mut asks = gathering
+                .asks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&group)
+                .unwrap_or_default();
             while !asks.is_empty() {
                 let rest = asks.split_off(asks.len().min(per_call));
                 let chunk = std::mem::replace(&mut asks, rest);
@@ -134,18 +139,16 @@ async fn get_resources(
     client: &aws_sdk_resourcegroupstagging::Client,
     arns: Vec<String>,
 ) -> Option<HashMap<String, Tags>> {
-    let items = client
+    // One page: the API takes no paging parameters with an ARN list of up to 100.
+    let out = client
         .get_resources()
         .set_resource_arn_list(Some(arns))
-        .into_paginator()
-        .items()
         .send()
-        .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|e| tracing::debug!(error = %e, "bulk tag read failed; each node reads its own"))
         .ok()?;
     Some(
-        items
+        out.resource_tag_mapping_list()
             .iter()
             .filter_map(|m| {
                 let tags = m

@@ -155,6 +155,9 @@ impl Clients {
                     .connect_timeout(Duration::from_secs(5))
                     .read_timeout(Duration::from_secs(60))
                     .operation_attempt_timeout(pace::LONGEST_CALL)
+                    // No call, its retries included, outlasts this: a node's read or write
+                    // fails rather than hangs.
+                    .operation_timeout(Duration::from_secs(15 * 60))
                     .build(),
             );
         // Every call names the tool in its user agent (`app/tap-provision`): CloudTrail tells

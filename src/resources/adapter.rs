@@ -358,6 +358,7 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
             Action::Create | Action::Replace { .. } => Step::Create,
             _ => Step::Update,
         };
+        cx.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         let attrs = self.act(cx, inputs, have, plan).await?;
         self.identified(attrs).map_err(|f| (step, f))
     }
@@ -396,6 +397,7 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
 
     /// Deletes the resource, then every duplicate `observe` found carrying its tags.
     async fn delete(&self, cx: &Cx, have: &Live) -> Result<(), Failure> {
+        cx.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         let ncx = self.ncx(cx);
         self.spec.delete(&ncx, self.state(have)?).await?;
         let extra = ncx.shared::<Duplicates>().take(&self.node);

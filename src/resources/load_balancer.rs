@@ -131,8 +131,8 @@ pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
     if let Some(tags) = gathered {
         return Ok(tags);
     }
-    // Not in the gathered answer (that read failed, or the resource is gone): its own read
-    // says which.
+    // Not in the gathered answer: that read failed (one ARN of its 20 that no longer exists
+    // fails them all), or the resource is gone. Its own read says which.
     let out = cx
         .aws()
         .elb

@@ -135,6 +135,10 @@ pub struct Cx {
     /// Set once the run is interrupted: every readiness wait ends at its next poll
     /// ([`crate::aws::wait::STOPPED`]).
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once a node of the run acts on its resource: from then on nodes read their own
+    /// tags rather than in bulk ([`NodeCx::bulk_tags`]), as the tagging API may not show the
+    /// run's own writes yet (a repair's confirming look, a look for what a lost create made).
+    pub wrote: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cx {
@@ -150,6 +154,7 @@ impl Cx {
             events: self.events.clone(),
             ignore: self.ignore.clone(),
             stop: self.stop.clone(),
+            wrote: self.wrote.clone(),
         }
     }
 
@@ -221,6 +226,9 @@ impl<'a> NodeCx<'a> {
     /// The tags of `arn` from the run's bulk read ([`crate::aws::bulk_tags`]); `None` when
     /// the node must read them with its service's own call.
     pub async fn bulk_tags(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        if self.cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await
     }
 

@@ -176,6 +176,7 @@ impl Session {
             events: reporter.clone() as Arc<dyn Events>,
             ignore: Arc::new(env.repair.ignore.clone()),
             stop: Arc::default(),
+            wrote: Arc::default(),
         };
         Session {
             identity,
