@@ -2,7 +2,6 @@
 //! report how many reads and writes it made (a converged `up` makes no write).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -53,8 +52,6 @@ impl std::error::Error for LostAnswer {}
 #[derive(Debug, Clone, Default)]
 pub struct ApiCalls {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
-    /// Every attempt, first ones and the SDK's retries alike.
-    attempts: Arc<AtomicU64>,
     /// Attempts, throttling answers and resends per service.
     by_service: Arc<Mutex<BTreeMap<&'static str, ServiceAttempts>>>,
     /// The service of the client this copy counts for ([`ApiCalls::of`]).
@@ -135,29 +132,22 @@ impl ApiCalls {
                 s.writes += n;
             }
         }
-        let resent: u64 = self
+        s.by_operation = counts;
+        let by_service = self
             .by_service
             .lock()
-            .map(|m| m.values().map(|a| a.resent).sum())
-            .unwrap_or_default();
-        s.retries = self
-            .attempts
-            .load(Ordering::Relaxed)
-            .saturating_sub(s.reads + s.writes)
-            + resent;
-        s.by_operation = counts;
-        if let Ok(by_service) = self.by_service.lock() {
-            for (service, a) in by_service.iter() {
-                let retries = a.attempts.saturating_sub(a.calls) + a.resent;
-                if retries > 0 || a.throttled > 0 {
-                    s.retries_by_service.insert(
-                        service.to_string(),
-                        ServiceRetries {
-                            retries,
-                            throttled: a.throttled,
-                        },
-                    );
-                }
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (service, a) in by_service.iter() {
+            let retries = a.attempts.saturating_sub(a.calls) + a.resent;
+            s.retries += retries;
+            if retries > 0 || a.throttled > 0 {
+                s.retries_by_service.insert(
+                    service.to_string(),
+                    ServiceRetries {
+                        retries,
+                        throttled: a.throttled,
+                    },
+                );
             }
         }
         s
@@ -238,7 +228,6 @@ impl Intercept for ApiCalls {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
         self.service_entry(self.service, |a| a.attempts += 1);
         Ok(())
     }

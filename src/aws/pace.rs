@@ -34,25 +34,14 @@ use aws_smithy_types::byte_stream::ByteStream;
 
 use super::calls::ApiCalls;
 
-/// The error codes AWS answers a throttled call with: the SDK's own list without
-/// `LimitExceededException`, which CloudWatch Logs, ACM, Backup, Secrets Manager and
-/// Application Auto Scaling answer for a quota reached (resending would not help; the SDK
-/// still retries it).
-pub const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "RequestThrottled",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-];
+/// Whether `code` is AWS's answer to a throttled call: the SDK's own list
+/// (`THROTTLING_ERRORS`) without `LimitExceededException`, which CloudWatch Logs, ACM, Backup,
+/// Secrets Manager and Application Auto Scaling answer for a quota reached (resending would
+/// not help; the SDK still retries it).
+fn is_throttling(code: &str) -> bool {
+    code != "LimitExceededException"
+        && aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+}
 
 /// The slowest pace: one call every 4 s.
 const MIN_RATE: f64 = 0.25;
@@ -308,7 +297,7 @@ async fn classify(mut response: HttpResponse) -> Result<(HttpResponse, bool), Co
         .map_err(|e| ConnectorError::io(Box::new(e)))?
         .into_bytes();
     let throttled = match error_code(response.headers().get("x-amzn-ErrorType"), &body) {
-        Some(code) => THROTTLING_CODES.contains(&code),
+        Some(code) => is_throttling(code),
         // 429 is "too many requests"; a 503 without a body is S3's SlowDown to a HEAD.
         None => status == 429 || status == 503,
     };

@@ -142,9 +142,12 @@ impl Resource for BackupVault {
             .backup_vault_arn()
             .ok_or_else(|| Failure::missing("vault ARN"))?
             .to_string();
-        let tags = match cx.bulk_tags(&arn).await {
-            Some(tags) => tags,
-            None => tags::from_map(backup.list_tags().resource_arn(&arn).send().await?.tags()),
+        let own = async {
+            let listed = backup.list_tags().resource_arn(&arn).send().await?;
+            Ok(Some(tags::from_map(listed.tags())))
+        };
+        let Some(tags) = cx.tags_of(&arn, own).await? else {
+            return Ok(None);
         };
         // A vault without a policy answers ResourceNotFoundException.
         let access_policy = backup

@@ -94,22 +94,22 @@ impl Certificate {
         cx: &NodeCx<'_>,
         arn: &str,
     ) -> Result<Option<BTreeMap<String, String>>, Failure> {
-        if let Some(tags) = cx.bulk_tags(arn).await {
-            return Ok(Some(tags));
-        }
-        let listed = self
-            .acm(cx)
-            .list_tags_for_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .or_absent()?;
-        Ok(listed.map(|l| {
-            l.tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                .collect()
-        }))
+        let own = async {
+            let listed = self
+                .acm(cx)
+                .list_tags_for_certificate()
+                .certificate_arn(arn)
+                .send()
+                .await
+                .or_absent()?;
+            Ok(listed.map(|l| {
+                l.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                    .collect()
+            }))
+        };
+        cx.tags_of(arn, own).await
     }
 
     fn acm<'a>(&self, cx: &NodeCx<'a>) -> &'a aws_sdk_acm::Client {

@@ -95,20 +95,17 @@ impl Resource for DbSubnetGroup {
         let arn = group
             .db_subnet_group_arn()
             .ok_or_else(|| Failure::missing("DB subnet group ARN"))?;
-        let tags = match cx.bulk_tags(arn).await {
-            Some(tags) => tags,
-            None => {
-                let Some(tags) = rds
-                    .list_tags_for_resource()
-                    .resource_name(arn)
-                    .send()
-                    .await
-                    .or_absent()?
-                else {
-                    return Ok(None);
-                };
-                tags::from_rds(tags.tag_list())
-            }
+        let own = async {
+            let listed = rds
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .or_absent()?;
+            Ok(listed.map(|l| tags::from_rds(l.tag_list())))
+        };
+        let Some(tags) = cx.tags_of(arn, own).await? else {
+            return Ok(None);
         };
         Ok(Some(Observed { tags, group }))
     }

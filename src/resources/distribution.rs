@@ -307,23 +307,17 @@ impl Distribution {
         let Some((distribution, etag)) = self.get(cx, id).await? else {
             return Ok(None);
         };
-        let tags = match cx.bulk_tags(distribution.arn()).await {
-            Some(tags) => tags,
-            None => {
-                let Some(listed) = cx
-                    .aws()
-                    .cloudfront
-                    .list_tags_for_resource()
-                    .resource(distribution.arn())
-                    .send()
-                    .await
-                    .or_absent()?
-                else {
-                    // Deleted between the two reads.
-                    return Ok(None);
-                };
-                listed
-                    .tags()
+        let own = async {
+            let listed = cx
+                .aws()
+                .cloudfront
+                .list_tags_for_resource()
+                .resource(distribution.arn())
+                .send()
+                .await
+                .or_absent()?;
+            Ok(listed.map(|l| {
+                l.tags()
                     .map(|t| {
                         t.items()
                             .iter()
@@ -331,7 +325,11 @@ impl Distribution {
                             .collect()
                     })
                     .unwrap_or_default()
-            }
+            }))
+        };
+        // Deleted between the two reads: absent.
+        let Some(tags) = cx.tags_of(distribution.arn(), own).await? else {
+            return Ok(None);
         };
         Ok(Some(Observed {
             distribution,

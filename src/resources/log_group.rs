@@ -133,21 +133,19 @@ impl Resource for LogGroup {
         let Some(group) = found.as_ref() else {
             return Ok(None);
         };
-        let tags = match cx.bulk_tags(&self.arn(cx)).await {
-            Some(tags) => tags,
-            None => {
-                // Deleted between the two calls: absent.
-                let Some(tags) = logs
-                    .list_tags_for_resource()
-                    .resource_arn(self.arn(cx))
-                    .send()
-                    .await
-                    .or_absent()?
-                else {
-                    return Ok(None);
-                };
-                tags::from_map(tags.tags())
-            }
+        let arn = self.arn(cx);
+        let own = async {
+            let listed = logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .or_absent()?;
+            Ok(listed.map(|l| tags::from_map(l.tags())))
+        };
+        // Deleted between the two calls: absent.
+        let Some(tags) = cx.tags_of(&arn, own).await? else {
+            return Ok(None);
         };
         Ok(Some(Observed {
             group: group.clone(),

@@ -325,22 +325,19 @@ impl Resource for MetricAlarm {
         let arn = alarm
             .alarm_arn()
             .ok_or_else(|| Failure::missing("alarm ARN"))?;
-        let tags = match cx.bulk_tags(arn).await {
-            Some(tags) => tags,
-            None => {
-                let Some(tags) = cx
-                    .aws()
-                    .cloudwatch
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                    .or_absent()?
-                else {
-                    return Ok(None);
-                };
-                crate::aws::tags::from_cloudwatch(tags.tags())
-            }
+        let own = async {
+            let listed = cx
+                .aws()
+                .cloudwatch
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .or_absent()?;
+            Ok(listed.map(|l| crate::aws::tags::from_cloudwatch(l.tags())))
+        };
+        let Some(tags) = cx.tags_of(arn, own).await? else {
+            return Ok(None);
         };
         Ok(Some(Observed { alarm, tags }))
     }

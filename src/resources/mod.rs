@@ -117,6 +117,9 @@ pub fn dns_suffix(partition: &str) -> &'static str {
 }
 
 /// Everything a run shares: clients, scope, settings, per-run caches, the events sink.
+/// A resource's live tags, as compared.
+pub type TagMap = std::collections::BTreeMap<String, String>;
+
 pub struct Cx {
     pub aws: Clients,
     pub scope: Scope,
@@ -223,13 +226,19 @@ impl<'a> NodeCx<'a> {
         self.cx.shared.get::<T>()
     }
 
-    /// The tags of `arn` from the run's bulk read ([`crate::aws::bulk_tags`]); `None` when
-    /// the node must read them with its service's own call.
-    pub async fn bulk_tags(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
-        if self.cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
+    /// The tags of `arn`: from the run's bulk read ([`crate::aws::bulk_tags`]) when it
+    /// answers for it, else from `own`, the node's read with its service's call (`None`: the
+    /// resource is gone). Only `own` fails: a bulk read that fails leaves it to `own`.
+    pub async fn tags_of<F>(&self, arn: &str, own: F) -> Result<Option<TagMap>, Failure>
+    where
+        F: std::future::Future<Output = Result<Option<TagMap>, Failure>>,
+    {
+        if !self.cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(tags) = crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await {
+                return Ok(Some(tags));
+            }
         }
-        crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await
+        own.await
     }
 
     /// Tells the reporter what this node is doing now.

@@ -162,17 +162,22 @@ impl Resource for SnsTopic {
                 }
             }
         }
-        let tags = match cx.bulk_tags(&arn).await {
-            Some(tags) => tags,
-            None => sns
+        let own = async {
+            let listed = sns
                 .list_tags_for_resource()
                 .resource_arn(&arn)
                 .send()
-                .await?
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+                .await?;
+            Ok(Some(
+                listed
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            ))
+        };
+        let Some(tags) = cx.tags_of(&arn, own).await? else {
+            return Ok(None);
         };
         Ok(Some(Observed {
             kms_key_id,

@@ -299,16 +299,16 @@ impl Resource for S3Bucket {
             },
             async {
                 let arn = format!("arn:{}:s3:::{name}", cx.scope().partition);
-                if let Some(tags) = cx.bulk_tags(&arn).await {
-                    return Ok(Some(tags));
-                }
-                s3.get_bucket_tagging()
-                    .bucket(&name)
-                    .send()
-                    .await
-                    .or_absent()
-                    .map(|t| t.map(|t| tags::from_s3(t.tag_set())))
-                    .map_err(named("GetBucketTagging"))
+                let own = async {
+                    s3.get_bucket_tagging()
+                        .bucket(&name)
+                        .send()
+                        .await
+                        .or_absent()
+                        .map(|t| t.map(|t| tags::from_s3(t.tag_set())))
+                        .map_err(named("GetBucketTagging"))
+                };
+                cx.tags_of(&arn, own).await
             },
         )?;
         let encryption = encryption.and_then(|e| {
