@@ -1,5 +1,6 @@
 //! The one polling helper for readiness that has no SDK waiter. Each resource supplies a
-//! pure function from its status to a [`Poll`]; this loop adds the deadline and progress.
+//! pure function from its status to a [`Poll`]; this loop adds the deadline and progress,
+//! and polls on a schedule made from what it waits for ([`Expected`], the table below).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,13 +26,81 @@ pub enum Poll {
 /// resumes it.
 pub const STOPPED: &str = "Interrupted";
 
+/// How long AWS usually takes to reach a state: its median and its 95th percentile. A wait's
+/// polls come from it ([`Expected::next`]): quick at first (an emulator, a resource that was
+/// nearly there), then every [`Expected::step`], a fortieth of the median, so a wait ends at
+/// most 2.5 % of its usual length after the state is reached and a 10-minute wait is not
+/// polled every second; past the 95th percentile the polls thin out to four steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub median: Duration,
+    pub slow: Duration,
+}
+
+const fn expect(median_secs: u64, slow_secs: u64) -> Expected {
+    Expected {
+        median: Duration::from_secs(median_secs),
+        slow: Duration::from_secs(slow_secs),
+    }
+}
+
+/// The product's table of expected waits, one per state a node waits for. Sources: AWS's
+/// documented or observed times for each (NAT gateway: "a few minutes", typically 1-2; Aurora:
+/// an instance 6-10 minutes, 15-20 at p95, its cluster sooner; an ALB 2-3 minutes; a
+/// CloudFront change 3-5 minutes, up to 10; ACM a few minutes once its DNS record is
+/// visible; a Fargate service 2-3 minutes to steady state; a Route 53 change INSYNC in 30-60
+/// s), the same figures the test front models (`tests/emulator/model.toml`).
+pub mod expected {
+    use super::{expect, Expected};
+
+    pub const NAT_GATEWAY_AVAILABLE: Expected = expect(120, 300);
+    pub const NAT_GATEWAY_DELETED: Expected = expect(60, 180);
+    pub const AURORA_CLUSTER_AVAILABLE: Expected = expect(240, 600);
+    pub const AURORA_CLUSTER_DELETED: Expected = expect(120, 600);
+    pub const AURORA_INSTANCE_AVAILABLE: Expected = expect(480, 1050);
+    pub const AURORA_INSTANCE_DELETED: Expected = expect(300, 720);
+    pub const LOAD_BALANCER_ACTIVE: Expected = expect(150, 240);
+    pub const LOAD_BALANCER_DELETED: Expected = expect(30, 120);
+    pub const DISTRIBUTION_DEPLOYED: Expected = expect(240, 600);
+    pub const CERTIFICATE_RECORDS: Expected = expect(10, 60);
+    pub const CERTIFICATE_ISSUED: Expected = expect(180, 600);
+    pub const ECS_SERVICE_STEADY: Expected = expect(150, 300);
+    pub const ECS_SERVICE_DRAINED: Expected = expect(120, 360);
+    pub const DNS_CHANGE_INSYNC: Expected = expect(40, 60);
+    pub const BACKUP_VAULT_EMPTY: Expected = expect(10, 60);
+    pub const SCHEDULE_GROUP_DELETED: Expected = expect(5, 30);
+}
+
+impl Expected {
+    /// The steady poll interval: a fortieth of the median, from 1 s to 20 s.
+    pub fn step(&self) -> Duration {
+        (self.median / 40).clamp(Duration::from_secs(1), Duration::from_secs(20))
+    }
+
+    /// The first interval: 1 s, or the step if that is shorter.
+    pub fn first(&self) -> Duration {
+        self.step().min(Duration::from_secs(1))
+    }
+
+    /// The interval after `last`, `waited` into the wait (both in AWS's time, unscaled):
+    /// growing by half up to the step, and past the 95th percentile up to four steps.
+    pub fn next(&self, last: Duration, waited: Duration) -> Duration {
+        let cap = if waited > self.slow {
+            self.step() * 4
+        } else {
+            self.step()
+        };
+        (last * 3 / 2).min(cap).max(last.min(cap))
+    }
+}
+
 /// Polls until ready, failed or `timeout`. `progress` gets the current state and the time
 /// waited so far after each poll. The timeout message says how to resume. Once `stop` is
 /// set, the next poll that is not ready ends the wait with [`STOPPED`].
 pub async fn until<F, Fut>(
     what: &str,
     timeout: Duration,
-    interval: Duration,
+    expected: Expected,
     stop: &AtomicBool,
     progress: impl Fn(&str, Duration),
     mut poll: F,
@@ -42,7 +111,7 @@ where
 {
     let start = Instant::now();
     let timeout = crate::timing::scaled(timeout);
-    let mut interval = interval;
+    let mut interval = expected.first();
     loop {
         match poll().await? {
             Poll::Ready => return Ok(()),
@@ -74,8 +143,7 @@ where
                     crate::timing::scaled(interval).min(timeout.saturating_sub(waited)),
                 )
                 .await;
-                // Poll quickly at first (emulators, fast resources), then back off to 15 s.
-                interval = (interval * 3 / 2).min(Duration::from_secs(15));
+                interval = expected.next(interval, crate::timing::unscaled(waited));
             }
         }
     }
@@ -92,7 +160,7 @@ mod tests {
         let ok = until(
             "nat",
             Duration::from_secs(60),
-            Duration::from_secs(1),
+            expected::DNS_CHANGE_INSYNC,
             &AtomicBool::new(false),
             |_, _| {},
             || async {
@@ -109,7 +177,7 @@ mod tests {
         let failed = until(
             "nat",
             Duration::from_secs(60),
-            Duration::from_secs(1),
+            expected::DNS_CHANGE_INSYNC,
             &AtomicBool::new(false),
             |_, _| {},
             || async { Ok(Poll::Failed("Subnet has no internet gateway".into())) },
@@ -121,7 +189,7 @@ mod tests {
         let timeout = until(
             "NAT gateway nat-1",
             Duration::from_secs(30),
-            Duration::from_secs(1),
+            expected::DNS_CHANGE_INSYNC,
             &AtomicBool::new(false),
             |_, _| {},
             || async { Ok(Poll::Pending("pending".into())) },
@@ -143,7 +211,7 @@ mod tests {
         let stopped = until(
             "certificate",
             Duration::from_secs(1200),
-            Duration::from_secs(1),
+            expected::DNS_CHANGE_INSYNC,
             &stop,
             |_, _| {},
             || async { Ok(Poll::Pending("PENDING_VALIDATION".into())) },
@@ -160,12 +228,62 @@ mod tests {
         let ready = until(
             "certificate",
             Duration::from_secs(1200),
-            Duration::from_secs(1),
+            expected::DNS_CHANGE_INSYNC,
             &stop,
             |_, _| {},
             || async { Ok(Poll::Ready) },
         )
         .await;
         assert!(ready.is_ok());
+    }
+
+    /// The times of the polls of a wait that never ends, up to `until`.
+    fn poll_times(e: Expected, until: Duration) -> Vec<Duration> {
+        let (mut at, mut interval, mut times) = (Duration::ZERO, e.first(), vec![]);
+        while at < until {
+            times.push(at);
+            at += interval;
+            interval = e.next(interval, at);
+        }
+        times
+    }
+
+    #[test]
+    fn each_kind_is_polled_for_its_own_wait() {
+        use expected::*;
+        let aurora = poll_times(AURORA_INSTANCE_AVAILABLE, Duration::from_secs(600));
+        // Quick at first, then every 12 s: a state reached at any moment is seen within
+        // 2.5 % of the median, in about 50 polls for 10 minutes, not 600.
+        assert_eq!(
+            &aurora[..4],
+            &[0, 1000, 2500, 4750].map(Duration::from_millis)
+        );
+        let gaps: Vec<Duration> = aurora.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps.iter().max(), Some(&Duration::from_secs(12)));
+        assert!((45..=55).contains(&aurora.len()), "{}", aurora.len());
+        // A Route 53 change (30-60 s) is polled every second.
+        let dns = poll_times(DNS_CHANGE_INSYNC, Duration::from_secs(60));
+        assert!(dns
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_secs(1)));
+        // Past the 95th percentile, polls thin out to four steps.
+        let late = poll_times(NAT_GATEWAY_AVAILABLE, Duration::from_secs(600));
+        let gap = |from: u64| {
+            let w = late
+                .windows(2)
+                .find(|w| w[0] >= Duration::from_secs(from))
+                .unwrap();
+            w[1] - w[0]
+        };
+        assert_eq!(gap(200), Duration::from_secs(3));
+        assert_eq!(gap(500), Duration::from_secs(12));
+        // Every step is within 1 s and 20 s.
+        for e in [
+            CERTIFICATE_RECORDS,
+            SCHEDULE_GROUP_DELETED,
+            AURORA_INSTANCE_AVAILABLE,
+        ] {
+            assert!((Duration::from_secs(1)..=Duration::from_secs(20)).contains(&e.step()));
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! maintenance sun:04:00-05:00, postgresql logs exported, tags copied to snapshots, deletion
 //! protection from config. `down` takes a final snapshot unless `--destroy-data`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::aws::wait::expected::{AURORA_CLUSTER_AVAILABLE, AURORA_CLUSTER_DELETED};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbCluster};
@@ -130,7 +131,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
     }
     cx.wait_gone(
         &format!("the earlier Aurora cluster {name}"),
-        Duration::from_secs(5),
+        AURORA_CLUSTER_DELETED,
         || async {
             Ok(describe(cx, name)
                 .await?
@@ -361,7 +362,7 @@ impl Resource for AuroraCluster {
         let last = cx
             .wait_keeping(
                 &format!("Aurora cluster {} to be available", attrs.id),
-                Duration::from_secs(2),
+                AURORA_CLUSTER_AVAILABLE,
                 || async {
                     let c = describe(cx, &attrs.id).await?;
                     Ok((rds_ready(c.as_ref().and_then(|c| c.status())), c))
@@ -499,7 +500,7 @@ impl Resource for AuroraCluster {
         .await?;
         cx.wait_gone(
             &format!("Aurora cluster {name}"),
-            Duration::from_secs(2),
+            AURORA_CLUSTER_DELETED,
             || async {
                 Ok(describe(cx, &name)
                     .await?

@@ -6,7 +6,7 @@
 //! chains each instance on the previous one's identifiers (`after`, about a second each),
 //! and that fault is retried with backoff, never reported.
 
-use std::time::Duration;
+use crate::aws::wait::expected::{AURORA_INSTANCE_AVAILABLE, AURORA_INSTANCE_DELETED};
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter};
@@ -129,7 +129,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
     }
     cx.wait_gone(
         &format!("the earlier Aurora instance {name}"),
-        Duration::from_secs(5),
+        AURORA_INSTANCE_DELETED,
         || async {
             Ok(describe(cx, name)
                 .await?
@@ -305,7 +305,7 @@ impl Resource for AuroraInstance {
     async fn wait_ready(&self, cx: &NodeCx<'_>, mut attrs: Attrs) -> Result<Attrs, Failure> {
         cx.wait_ready(
             &format!("Aurora instance {} to be available", attrs.id),
-            Duration::from_secs(2),
+            AURORA_INSTANCE_AVAILABLE,
             || async {
                 Ok(rds_ready(
                     describe(cx, &attrs.id)
@@ -377,7 +377,7 @@ impl Resource for AuroraInstance {
         .await?;
         cx.wait_gone(
             &format!("Aurora instance {name}"),
-            Duration::from_secs(2),
+            AURORA_INSTANCE_DELETED,
             || async {
                 Ok(describe(cx, &name)
                     .await?

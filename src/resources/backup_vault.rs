@@ -2,8 +2,8 @@
 //! data: `down` keeps the vault unless `--destroy-data`, which deletes the recovery points
 //! and then the vault.
 
+use crate::aws::wait::expected::BACKUP_VAULT_EMPTY;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -273,7 +273,7 @@ impl Resource for BackupVault {
         // Recovery point deletion is asynchronous; the vault can go once it is empty.
         cx.wait_ready(
             &format!("backup vault {name} to be empty"),
-            Duration::from_secs(2),
+            BACKUP_VAULT_EMPTY,
             || async {
                 let left = recovery_points(cx, &name).await?.len();
                 Ok(if left == 0 {

@@ -7,8 +7,8 @@
 //! CloudFront only takes certificates from us-east-1: the stack adds a second one there when
 //! the environment lives elsewhere (`global`).
 
+use crate::aws::wait::expected::{CERTIFICATE_ISSUED, CERTIFICATE_RECORDS};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, ValidationMethod};
@@ -281,7 +281,7 @@ impl Resource for Certificate {
         let detail = cx
             .wait_keeping(
                 &format!("certificate {arn} to have its validation records"),
-                Duration::from_secs(1),
+                CERTIFICATE_RECORDS,
                 || async {
                     let detail = self.describe(cx, &arn).await?;
                     let complete = detail.as_ref().is_some_and(|d| {
@@ -305,7 +305,7 @@ impl Resource for Certificate {
         let last = cx
             .wait_keeping(
                 &format!("certificate for {} to be ISSUED", self.domain),
-                Duration::from_secs(2),
+                CERTIFICATE_ISSUED,
                 || async {
                     let detail = self.describe(cx, &attrs.id).await?;
                     Ok((

@@ -8,8 +8,8 @@
 //! deployed to the edge (`InProgress` for minutes on AWS). `down` disables it, waits until
 //! that is deployed, then deletes it, as CloudFront requires.
 
+use crate::aws::wait::expected::DISTRIBUTION_DEPLOYED;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_cloudfront::types::{
@@ -562,7 +562,7 @@ impl Resource for Distribution {
         let last = cx
             .wait_keeping(
                 &format!("distribution {id} to be disabled at the edge"),
-                Duration::from_secs(5),
+                DISTRIBUTION_DEPLOYED,
                 || async {
                     Ok(match self.get(cx, id).await? {
                         None => (Poll::Ready, None),

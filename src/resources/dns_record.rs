@@ -3,7 +3,7 @@
 //! change waits until Route53 says INSYNC. Records carry no tags: they are found by name and
 //! type in the zone (`ListResourceRecordSets` from the name on), never by listing the zone.
 
-use std::time::Duration;
+use crate::aws::wait::expected::DNS_CHANGE_INSYNC;
 
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
@@ -153,7 +153,7 @@ async fn change(
         .ok_or_else(|| Failure::missing("change id"))?;
     cx.wait_ready(
         &format!("{what} to be INSYNC"),
-        Duration::from_secs(1),
+        DNS_CHANGE_INSYNC,
         || async {
             let got = cx.aws().route53.get_change().id(&id).send().await?;
             Ok(match got.change_info().map(|c| c.status()) {

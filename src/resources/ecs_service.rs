@@ -8,7 +8,7 @@
 //! has completed (its tasks running and healthy); `down` deletes the service (ECS stops its
 //! tasks) and waits until it is gone, before its target group goes.
 
-use std::time::Duration;
+use crate::aws::wait::expected::{ECS_SERVICE_DRAINED, ECS_SERVICE_STEADY};
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -405,7 +405,7 @@ impl Resource for EcsService {
         let last = cx
             .wait_keeping(
                 &format!("service {} to finish deploying", self.service),
-                Duration::from_secs(2),
+                ECS_SERVICE_STEADY,
                 || async {
                     let found = self.describe(cx).await?;
                     let poll = match &found {
@@ -504,7 +504,7 @@ impl Resource for EcsService {
             .or_absent()?;
         cx.wait_gone(
             &format!("service {}", self.service),
-            Duration::from_secs(2),
+            ECS_SERVICE_DRAINED,
             || async {
                 Ok(self
                     .describe(cx)

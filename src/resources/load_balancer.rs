@@ -3,9 +3,9 @@
 //! its deterministic name, looked up once per run for it, its listeners and their rules; the
 //! ELB tag helpers its listeners and target groups share.
 
+use crate::aws::wait::expected::{LOAD_BALANCER_ACTIVE, LOAD_BALANCER_DELETED};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -407,7 +407,7 @@ impl Resource for LoadBalancer {
                     "load balancer {} to be active",
                     attrs.name.as_deref().unwrap_or(&attrs.id)
                 ),
-                Duration::from_secs(2),
+                LOAD_BALANCER_ACTIVE,
                 || async {
                     let lb = Self::describe(cx, &attrs.id).await?;
                     Ok((lb_ready(lb.as_ref()), lb))
@@ -489,7 +489,7 @@ impl Resource for LoadBalancer {
             .send()
             .await
             .or_absent()?;
-        cx.wait_gone("the load balancer", Duration::from_secs(2), || async {
+        cx.wait_gone("the load balancer", LOAD_BALANCER_DELETED, || async {
             Ok(Self::describe(cx, arn).await?.map(|lb| {
                 lb.state()
                     .and_then(|s| s.code())

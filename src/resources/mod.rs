@@ -325,7 +325,7 @@ impl<'a> NodeCx<'a> {
     pub async fn wait_ready<F, Fut>(
         &self,
         what: &str,
-        interval: Duration,
+        expected: wait::Expected,
         poll: F,
     ) -> Result<(), Failure>
     where
@@ -335,7 +335,7 @@ impl<'a> NodeCx<'a> {
         wait::until(
             what,
             self.cx.wait_timeout,
-            interval,
+            expected,
             &self.cx.stop,
             |state, waited| {
                 self.progress(format!(
@@ -353,7 +353,7 @@ impl<'a> NodeCx<'a> {
     pub async fn wait_keeping<T, F, Fut>(
         &self,
         what: &str,
-        interval: Duration,
+        expected: wait::Expected,
         mut poll: F,
     ) -> Result<Option<T>, Failure>
     where
@@ -361,7 +361,7 @@ impl<'a> NodeCx<'a> {
         Fut: Future<Output = Result<(Poll, Option<T>), Failure>>,
     {
         let last = std::sync::Mutex::new(None);
-        self.wait_ready(what, interval, || {
+        self.wait_ready(what, expected, || {
             let fut = poll();
             let last = &last;
             async move {
@@ -380,7 +380,7 @@ impl<'a> NodeCx<'a> {
     pub async fn wait_gone<F, Fut>(
         &self,
         what: &str,
-        interval: Duration,
+        expected: wait::Expected,
         mut state: F,
     ) -> Result<(), Failure>
     where
@@ -388,7 +388,7 @@ impl<'a> NodeCx<'a> {
         Fut: Future<Output = Result<Option<String>, Failure>>,
     {
         let what = format!("{what} to be deleted");
-        self.wait_ready(&what, interval, || {
+        self.wait_ready(&what, expected, || {
             let fut = state();
             async move {
                 Ok(match fut.await? {

@@ -6,7 +6,7 @@
 //! A NAT gateway deleted out of band stays `deleting` for about a minute and keeps its
 //! Elastic IP until it is `deleted`: a new one for the same address waits for that.
 
-use std::time::Duration;
+use crate::aws::wait::expected::{NAT_GATEWAY_AVAILABLE, NAT_GATEWAY_DELETED};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGateway as AwsNat, NatGatewayState, ResourceType};
@@ -174,7 +174,7 @@ impl Resource for NatGateway {
             let old_id = nat_id(old)?;
             cx.wait_gone(
                 &format!("NAT gateway {old_id}, which holds Elastic IP {eip},"),
-                Duration::from_secs(2),
+                NAT_GATEWAY_DELETED,
                 || deleting_state(cx, old_id),
             )
             .await?;
@@ -206,7 +206,7 @@ impl Resource for NatGateway {
         let id = attrs.id.clone();
         cx.wait_ready(
             &format!("NAT gateway {id} to be available"),
-            Duration::from_secs(1),
+            NAT_GATEWAY_AVAILABLE,
             || async {
                 Ok(match describe(cx, &id).await? {
                     Some(n) => nat_ready(n.state(), n.failure_message()),
@@ -249,7 +249,7 @@ impl Resource for NatGateway {
             .collect();
         for nat in &leaving {
             let id = nat_id(nat)?;
-            cx.wait_gone(&format!("NAT gateway {id}"), Duration::from_secs(1), || {
+            cx.wait_gone(&format!("NAT gateway {id}"), NAT_GATEWAY_DELETED, || {
                 deleting_state(cx, id)
             })
             .await?;
@@ -267,7 +267,7 @@ impl Resource for NatGateway {
             .send()
             .await
             .or_absent()?;
-        cx.wait_gone(&format!("NAT gateway {id}"), Duration::from_secs(1), || {
+        cx.wait_gone(&format!("NAT gateway {id}"), NAT_GATEWAY_DELETED, || {
             deleting_state(cx, id)
         })
         .await

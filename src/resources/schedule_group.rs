@@ -2,6 +2,7 @@
 //! tagged with the environment (schedules themselves take no tags), found by its name.
 //! Its ARN is what the scheduler role's trust policy names (`aws:SourceArn`).
 
+use crate::aws::wait::expected::SCHEDULE_GROUP_DELETED;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -15,9 +16,6 @@ use crate::error::Failure;
 use crate::model::{Attrs, Inputs};
 use crate::policy::{grant, Grants, On};
 use crate::resources::template::Attr;
-
-/// How often `down` looks again while a group is `DELETING`.
-const DELETING_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ScheduleGroup {
@@ -203,7 +201,7 @@ impl Resource for ScheduleGroup {
         if self.state(cx).await?.is_none() {
             return Ok(false);
         }
-        cx.wait_gone("schedule group", DELETING_POLL, || async {
+        cx.wait_gone("schedule group", SCHEDULE_GROUP_DELETED, || async {
             Ok(self.state(cx).await?.map(|(_, s)| s))
         })
         .await?;
