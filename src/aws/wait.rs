@@ -53,20 +53,20 @@ const fn expect(median_secs: u64, slow_secs: u64) -> Expected {
 pub mod expected {
     use super::{expect, Expected};
 
-    pub const NAT_GATEWAY_AVAILABLE: Expected = expect(120, 300);
-    pub const NAT_GATEWAY_DELETED: Expected = expect(60, 180);
-    pub const AURORA_CLUSTER_AVAILABLE: Expected = expect(240, 600);
-    pub const AURORA_CLUSTER_DELETED: Expected = expect(120, 600);
-    pub const AURORA_INSTANCE_AVAILABLE: Expected = expect(480, 1050);
-    pub const AURORA_INSTANCE_DELETED: Expected = expect(300, 720);
-    pub const LOAD_BALANCER_ACTIVE: Expected = expect(150, 240);
+    pub const NAT_GATEWAY_AVAILABLE: Expected = expect(120, 240);
+    pub const NAT_GATEWAY_DELETED: Expected = expect(60, 120);
+    pub const AURORA_CLUSTER_AVAILABLE: Expected = expect(240, 480);
+    pub const AURORA_CLUSTER_DELETED: Expected = expect(300, 600);
+    pub const AURORA_INSTANCE_AVAILABLE: Expected = expect(480, 1020);
+    pub const AURORA_INSTANCE_DELETED: Expected = expect(300, 600);
+    pub const LOAD_BALANCER_ACTIVE: Expected = expect(150, 210);
     pub const LOAD_BALANCER_DELETED: Expected = expect(30, 120);
     pub const DISTRIBUTION_DEPLOYED: Expected = expect(240, 600);
     pub const CERTIFICATE_RECORDS: Expected = expect(10, 60);
-    pub const CERTIFICATE_ISSUED: Expected = expect(180, 600);
-    pub const ECS_SERVICE_STEADY: Expected = expect(150, 300);
-    pub const ECS_SERVICE_DRAINED: Expected = expect(120, 360);
-    pub const DNS_CHANGE_INSYNC: Expected = expect(40, 60);
+    pub const CERTIFICATE_ISSUED: Expected = expect(180, 480);
+    pub const ECS_SERVICE_STEADY: Expected = expect(150, 240);
+    pub const ECS_SERVICE_DRAINED: Expected = expect(120, 300);
+    pub const DNS_CHANGE_INSYNC: Expected = expect(45, 60);
     pub const BACKUP_VAULT_EMPTY: Expected = expect(10, 60);
     pub const SCHEDULE_GROUP_DELETED: Expected = expect(5, 30);
 }

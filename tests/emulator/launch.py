@@ -44,6 +44,9 @@ that moto 5.2 does not do by itself.
 - S3 GetBucketVersioning answered with AWS's root element (moto's is one strict clients reject).
 - TAP_EMULATOR_LATENCY_MS (default 0) delays every answer, for benchmarks that count rounds
   of call latency.
+- --model FILE [--percentile p50|p95] (tests/emulator/model.toml): the benchmarks' front. Every
+  modeled time above comes from the model at that percentile (divided by TAP_TIME_SCALE, the
+  two unscaled windows too), and each answer waits the model's read or write latency.
 - ACM: a certificate is ISSUED once its validation records are in a hosted zone of its
   account and TAP_EMULATOR_ACM_SECONDS (default 2) have passed (moto issues after a fixed
   wait, records or not).
@@ -1759,6 +1762,8 @@ def patch_counting():
             environ["wsgi.input"] = io.BytesIO(body)
         if LATENCY_SECONDS:
             time.sleep(LATENCY_SECONDS)
+        if READ_LATENCY or WRITE_LATENCY:
+            time.sleep(call_latency(operation_of(environ, body)))
         match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if match and match.group(1) == REJECTED_KEY:
             # Credentials AWS does not know: every call is refused, as STS refuses them.
@@ -1817,14 +1822,55 @@ def write_served():
         f.write(json.dumps(total) + "\n")
 
 
+# Per-call latency by kind of call, set by --model (seconds; 0: only TAP_EMULATOR_LATENCY_MS).
+READ_LATENCY = WRITE_LATENCY = 0.0
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet")
+
+
+def apply_model(path, percentile):
+    """The front of the benchmarks: each modeled state lasts its time at `percentile` divided
+    by TAP_TIME_SCALE (all of them, the two windows tests hit from outside too), and every
+    answer waits its call latency (reads and writes apart, not scaled)."""
+    import tomllib
+
+    global READ_LATENCY, WRITE_LATENCY
+    with open(path, "rb") as f:
+        model = tomllib.load(f)
+    READ_LATENCY = model["calls"]["read_ms"] / 1000
+    WRITE_LATENCY = model["calls"]["write_ms"] / 1000
+    for name, state in model["ready"].items():
+        knob = state.get("knob")
+        if knob is None:
+            continue
+        if knob not in globals():
+            sys.exit(f"{path}: [ready.{name}] knob = {knob!r} is not a launcher variable")
+        globals()[knob] = state[percentile] * 60 / TIME_SCALE
+
+
+def call_latency(operation):
+    """The modeled latency of one call (0 without --model)."""
+    if operation.startswith(READ_PREFIXES) or (
+        operation.startswith("Batch") and "Get" in operation
+    ):
+        return READ_LATENCY
+    return WRITE_LATENCY
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--parent-watch", action="store_true")
+    parser.add_argument(
+        "--model",
+        help="a latency model (tests/emulator/model.toml): modeled readiness times and call latency",
+    )
+    parser.add_argument("--percentile", choices=["p50", "p95"], default="p50")
     args = parser.parse_args()
     if not args.host.startswith("127.") and args.host not in ("localhost", "::1"):
         sys.exit("launch.py serves on loopback only")
+    if args.model:
+        apply_model(args.model, args.percentile)
 
     # Certificates issue on records seen in a zone (patch_acm), never on moto's timer alone.
     os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "1000000")
