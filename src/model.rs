@@ -110,6 +110,7 @@ pub struct Inputs<'a> {
     node: &'a str,
     values: &'a [(String, Option<Attrs>)],
     strict: bool,
+    publisher: Option<&'a (dyn Fn(Attrs) + Sync)>,
 }
 
 impl<'a> Inputs<'a> {
@@ -118,6 +119,25 @@ impl<'a> Inputs<'a> {
             node,
             values,
             strict,
+            publisher: None,
+        }
+    }
+
+    /// Where [`Inputs::publish`] hands identifiers over (the executor's run of `up`).
+    pub fn publishing_to(mut self, publisher: &'a (dyn Fn(Attrs) + Sync)) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// A node's identifiers, as soon as its create call has answered: nodes that need only
+    /// them start now, while this one goes on with its settings calls (a group's rules, a
+    /// VPC's DNS attributes). Once per node; what its apply returns replaces them. Nothing
+    /// without an id is published (the apply's own check then fails the node).
+    pub fn publish(&self, attrs: &Attrs) {
+        if let Some(p) = self.publisher {
+            if !attrs.id.is_empty() && attrs.arn.as_deref() != Some("") {
+                p(attrs.clone());
+            }
         }
     }
 

@@ -67,7 +67,7 @@ pub struct EnvArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Most nodes issuing AWS calls at once (readiness waits do not count)
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
 
     /// Do not ask for confirmation
@@ -160,7 +160,7 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
         /// Most nodes issuing AWS calls at once (readiness waits do not count)
-        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallelism: u16,
         #[command(flatten)]
         lock: LockArgs,

@@ -308,7 +308,15 @@ impl<C: Send + Sync + 'static> Executor<C> {
             Start::Run(Box::pin(async move {
                 let fail = |step, f| Outcome::Failed(node_error(&env, &id, kind, step, f));
                 let permit = permits.acquire_owned().await;
-                let inputs = Inputs::new(&id, &values, true);
+                // Identifiers go to the queue once: early from the kind's create
+                // (`Inputs::publish`), else once its apply returns.
+                let published = std::sync::atomic::AtomicBool::new(false);
+                let publish = |attrs: Attrs| {
+                    if !published.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        let _ = tx.send(Published(ix, attrs));
+                    }
+                };
+                let inputs = Inputs::new(&id, &values, true).publishing_to(&publish);
                 let plan = match task.plan(&cx, &inputs, &have) {
                     Ok(p) => p,
                     Err(f) => return fail(Step::Find, f),
@@ -334,7 +342,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     }
                 };
                 // Identifiers are known: `Needs::Id` dependents may start while this waits.
-                let _ = tx.send(Published(ix, attrs.clone()));
+                publish(attrs.clone());
                 drop(permit);
                 let attrs = if wait {
                     match task.wait_ready(&cx, attrs).await {

@@ -416,14 +416,17 @@ impl Resource for SecurityGroup {
             .group_id()
             .ok_or_else(|| Failure::missing("security group id"))?
             .to_string();
+        let mut a = Attrs::id(id.clone());
+        a.name = Some(self.group_name(cx));
+        // Other groups' rules and the resources placed in this group need only its id: they
+        // start while this one's rules are set.
+        inputs.publish(&a);
         // A new group has AWS's default allow-all egress rule and no ingress.
         let default_egress = flatten(&[IpPermission::builder()
             .ip_protocol("-1")
             .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
             .build()]);
         self.converge(cx, inputs, &id, &[], &default_egress).await?;
-        let mut a = Attrs::id(id);
-        a.name = Some(self.group_name(cx));
         Ok(a)
     }
 

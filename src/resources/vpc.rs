@@ -146,7 +146,7 @@ impl Resource for Vpc {
         Ok(())
     }
 
-    async fn create(&self, cx: &NodeCx<'_>, _inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
+    async fn create(&self, cx: &NodeCx<'_>, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let out = cx
             .aws()
             .ec2
@@ -156,6 +156,9 @@ impl Resource for Vpc {
             .send()
             .await?;
         let id = vpc_id(out.vpc().ok_or_else(|| Failure::missing("VPC"))?)?.to_string();
+        // Subnets, groups and the gateway need only the id: they start while this sets DNS
+        // hostnames (nothing here needs them before it exists: no interface endpoints).
+        inputs.publish(&Attrs::id(id.clone()));
         // DNS support is on by default; hostnames are not. A VPC found half-made by the next
         // run (killed here) has its hostnames set by `update`.
         set_attribute(cx, &id, VpcAttributeName::EnableDnsHostnames).await?;

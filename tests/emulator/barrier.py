@@ -4,8 +4,9 @@ PUT /_tap/barrier/<account> with {"operation": "s3:PutObject[lock]", "parties": 
 account's first calls of that operation until `parties` of them have arrived (at most
 "seconds", default 30), then lets them all through at once: two runs started together meet
 at the lock's conditional write itself, not somewhere before it. GET answers {"arrived": n,
-"statuses": [...]}: how many met there and the HTTP status moto answered each (S3 answers a
-refused conditional write 412). DELETE disarms.
+"statuses": [...], "broken": bool}: how many met there, the HTTP status moto answered each
+(S3 answers a refused conditional write 412), and whether a held call gave up waiting for
+the others ("seconds" passed). DELETE disarms.
 """
 
 import json
@@ -27,9 +28,16 @@ def admin(environ, start_response):
                 "barrier": threading.Barrier(int(sent.get("parties", 2)), timeout=float(sent.get("seconds", 30))),
                 "arrived": 0,
                 "statuses": [],
+                "broken": False,
             }
         state = ARMED.get(account, {})
-        body = json.dumps({"arrived": state.get("arrived", 0), "statuses": state.get("statuses", [])}).encode()
+        body = json.dumps(
+            {
+                "arrived": state.get("arrived", 0),
+                "statuses": state.get("statuses", []),
+                "broken": state.get("broken", False),
+            }
+        ).encode()
         if method == "DELETE":
             ARMED.pop(account, None)
     return faults.answer(start_response, body)
@@ -47,7 +55,9 @@ def enter(account, key, start_response):
     try:
         barrier.wait()
     except threading.BrokenBarrierError:
-        pass  # the others never came: served alone, and the test sees `arrived` short
+        # The others never came in time: served alone, and the test sees `broken`.
+        with LOCK:
+            state["broken"] = True
 
     def noting(status, headers, exc_info=None):
         with LOCK:

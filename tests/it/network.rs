@@ -81,7 +81,23 @@ async fn live_nats(ec2: &Ec2) -> Vec<aws_sdk_ec2::types::NatGateway> {
 #[tokio::test]
 async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     let acct = account();
+    // A node's dependents that need only its id start once its create call answers: the
+    // emulator holds the ALB group's first rule call until the ECS group (which needs the
+    // ALB group's id) makes its own. Published only after its rules, it would never come.
+    let barrier = format!("/_tap/barrier/{acct}");
+    crate::common::emulator_admin(
+        "PUT",
+        &barrier,
+        r#"{"operation": "ec2:AuthorizeSecurityGroupIngress", "parties": 2, "seconds": 20}"#,
+    )
+    .await;
     let first = up_ok(&acct).await;
+    let met = crate::common::emulator_admin("DELETE", &barrier, "").await;
+    assert_eq!(met["arrived"], 2, "{met}");
+    assert_eq!(
+        met["broken"], false,
+        "the ECS group waited for the ALB group's rules: {met}"
+    );
     let done = first.finished();
     let nodes = crate::common::nodes_of_local().len();
     assert_eq!(done["counts"]["created"], nodes, "{done}");
