@@ -157,9 +157,12 @@ def schedule(nodes, edges, latency, ready, after, rule):
 
 
 def critical_path(times, nodes):
+    """Back from the node ready last: at each node, what set the time that mattered (its
+    readiness clock's starter when that set its ready time, else what its start waited for)."""
     last = max(times, key=lambda n: times[n]["ready"])
-    path, n = [], last
-    while n is not None:
+    path, n, seen = [], last, set()
+    while n is not None and n not in seen:
+        seen.add(n)
         path.append(n)
         t = times[n]
         n = t.get("clock_from") or t["why"]
@@ -237,15 +240,21 @@ def run(bin_, args, env, timeout=900):
             e["_at"] = time.monotonic() - start
             events.append(e)
 
+    err = []
     reader = threading.Thread(target=read)
+    errors = threading.Thread(target=lambda: err.append(proc.stderr.read()))
     reader.start()
+    errors.start()
     try:
         proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
     finally:
         reader.join()
+        errors.join()
     wall = time.monotonic() - start
-    stderr = proc.stderr.read()
-    return proc.returncode, wall, events, stderr
+    return proc.returncode, wall, events, "".join(err)
 
 
 def main():
@@ -311,6 +320,9 @@ def main():
 
         unprotect(os.path.join(config, f"{a.env}.toml"))
         rc, wall, _, err = run(a.bin, ["up", *common, "--yes"], env)
+        out["unprotect"] = {"exit": rc}
+        if rc != 0:
+            out["unprotect"]["stderr"] = err[-2000:]
         before = emu.calls(account)
         rc, wall, _, err = run(a.bin, ["down", *common, "--yes"], env)
         gone = diff(emu.calls(account), before)
@@ -320,7 +332,7 @@ def main():
     finally:
         emu.stop()
         shutil.rmtree(config, ignore_errors=True)
-    report(out, a.json)
+    return report(out, a.json)
 
 
 def measured_path(events, bound):
@@ -386,9 +398,14 @@ def unprotect(path):
 
 
 def report(out, as_json):
+    """Prints the figures; answers 1 when a run failed (its figures mean nothing)."""
+    failed = [k for k, v in out.items() if isinstance(v, dict) and v.get("exit", 0) != 0]
+    if failed:
+        print(f"FAILED: {', '.join(failed)} exited non-zero", file=sys.stderr)
+    code = 1 if failed else 0
     if as_json:
         print(json.dumps(out, indent=2))
-        return
+        return code
     print(f"model {out['percentile']} at TAP_TIME_SCALE {out['scale']:g} "
           f"(an AWS minute = {out['aws_minute_s']:.1f} s); graph {out['nodes']} nodes, "
           f"{out['edges']} edges ({out['readiness_edges']} readiness)")
@@ -408,7 +425,7 @@ def report(out, as_json):
         if u.get("stderr"):
             print(u["stderr"])
         if "image_change" not in out:
-            return
+            return code
         i = out["image_change"]
         print(f"  up, backend image changed {i['wall_s']:.2f} s exit {i['exit']}; writes {i['writes']}")
         d = out["drift"]
@@ -417,6 +434,7 @@ def report(out, as_json):
         print(f"  down                  {d['wall_s']:7.2f} s  exit {d['exit']}, {d['calls']} calls")
         if d.get("stderr"):
             print(d["stderr"])
+    return code
 
 
 if __name__ == "__main__":

@@ -102,6 +102,33 @@ impl Attrs {
 /// Shown in place of an input attribute that exists only once its node is created (`plan`).
 pub const UNKNOWN: &str = "(known after apply)";
 
+/// A node's identifiers handed to the executor once, from its create call
+/// ([`Inputs::publish`]) or when its apply returns, whichever comes first.
+pub struct EarlyIds<'a> {
+    sent: std::sync::atomic::AtomicBool,
+    send: Box<dyn Fn(Attrs) + Send + Sync + 'a>,
+}
+
+impl<'a> EarlyIds<'a> {
+    pub fn new(send: impl Fn(Attrs) + Send + Sync + 'a) -> Self {
+        EarlyIds {
+            sent: std::sync::atomic::AtomicBool::new(false),
+            send: Box::new(send),
+        }
+    }
+
+    /// Sends `attrs` unless identifiers were sent already.
+    pub fn publish(&self, attrs: Attrs) {
+        if !self.sent.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            (self.send)(attrs);
+        }
+    }
+
+    pub fn sent(&self) -> bool {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The attributes of the nodes one node declared as inputs. Strict during `up` (every input
 /// has been published, the executor guarantees it); lenient in `plan` and `drift`, where an
 /// input that does not exist yet reads as [`UNKNOWN`], so the comparison still runs and
@@ -110,7 +137,7 @@ pub struct Inputs<'a> {
     node: &'a str,
     values: &'a [(String, Option<Attrs>)],
     strict: bool,
-    publisher: Option<&'a (dyn Fn(Attrs) + Sync)>,
+    publisher: Option<&'a EarlyIds<'a>>,
 }
 
 impl<'a> Inputs<'a> {
@@ -124,21 +151,29 @@ impl<'a> Inputs<'a> {
     }
 
     /// Where [`Inputs::publish`] hands identifiers over (the executor's run of `up`).
-    pub fn publishing_to(mut self, publisher: &'a (dyn Fn(Attrs) + Sync)) -> Self {
+    pub fn publishing_to(mut self, publisher: &'a EarlyIds<'a>) -> Self {
         self.publisher = Some(publisher);
         self
     }
 
     /// A node's identifiers, as soon as its create call has answered: nodes that need only
     /// them start now, while this one goes on with its settings calls (a group's rules, a
-    /// VPC's DNS attributes). Once per node; what its apply returns replaces them. Nothing
-    /// without an id is published (the apply's own check then fails the node).
+    /// VPC's DNS attributes). Publish exactly what the create will return: it is what those
+    /// nodes read until this one finishes. Once per node; nothing without an id (the
+    /// apply's own check then fails the node). Should a later call fail, the node fails and
+    /// every node waiting on it is skipped, as if nothing had been published.
     pub fn publish(&self, attrs: &Attrs) {
         if let Some(p) = self.publisher {
             if !attrs.id.is_empty() && attrs.arn.as_deref() != Some("") {
-                p(attrs.clone());
+                p.publish(attrs.clone());
             }
         }
+    }
+
+    /// Whether this node has published its identifiers: a create that did must not be made
+    /// again (its dependents already use what it made).
+    pub fn published(&self) -> bool {
+        self.publisher.is_some_and(EarlyIds::sent)
     }
 
     /// The attributes `r` published; `None` while it does not exist (lenient mode only).

@@ -27,10 +27,11 @@ pub enum Poll {
 pub const STOPPED: &str = "Interrupted";
 
 /// How long AWS usually takes to reach a state: its median and its 95th percentile. A wait's
-/// polls come from it ([`Expected::next`]): quick at first (an emulator, a resource that was
-/// nearly there), then every [`Expected::step`], a fortieth of the median, so a wait ends at
-/// most 2.5 % of its usual length after the state is reached and a 10-minute wait is not
-/// polled every second; past the 95th percentile the polls thin out to four steps.
+/// polls come from it ([`Expected::next`]): every second at first (an emulator, a resource
+/// that was nearly there), growing to [`Expected::step`], a fortieth of the median (1 to
+/// 20 s), so a wait of a minute or more ends within 2.5 % of its usual length after the
+/// state is reached, and a 10-minute wait is not polled every second; past the 95th
+/// percentile the polls thin out to four steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected {
     pub median: Duration,
@@ -261,11 +262,10 @@ mod tests {
         let gaps: Vec<Duration> = aurora.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(gaps.iter().max(), Some(&Duration::from_secs(12)));
         assert!((45..=55).contains(&aurora.len()), "{}", aurora.len());
-        // A Route 53 change (30-60 s) is polled every second.
+        // A Route 53 change (30-60 s) is polled about every second.
         let dns = poll_times(DNS_CHANGE_INSYNC, Duration::from_secs(60));
-        assert!(dns
-            .windows(2)
-            .all(|w| w[1] - w[0] == Duration::from_secs(1)));
+        let most = Duration::from_millis(1125);
+        assert!(dns.windows(2).all(|w| w[1] - w[0] <= most));
         // Past the 95th percentile, polls thin out to four steps.
         let late = poll_times(NAT_GATEWAY_AVAILABLE, Duration::from_secs(600));
         let gap = |from: u64| {

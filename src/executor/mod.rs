@@ -27,8 +27,8 @@ mod observe;
 use crate::error::{Failure, NodeError, Step};
 use crate::graph::{DependencyQueue, Graph, Milestone, NodeIx};
 use crate::model::{
-    Action, Attrs, Events, Inputs, NodePlan, NodeRecord, NodeReport, Outcome, Output, RecordedIds,
-    Ref, RunReport,
+    Action, Attrs, EarlyIds, Events, Inputs, NodePlan, NodeRecord, NodeReport, Outcome, Output,
+    RecordedIds, Ref, RunReport,
 };
 
 /// How many nodes read at once in an observe pass: reads are cheap and the SDK's standard
@@ -310,13 +310,10 @@ impl<C: Send + Sync + 'static> Executor<C> {
                 let permit = permits.acquire_owned().await;
                 // Identifiers go to the queue once: early from the kind's create
                 // (`Inputs::publish`), else once its apply returns.
-                let published = std::sync::atomic::AtomicBool::new(false);
-                let publish = |attrs: Attrs| {
-                    if !published.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                        let _ = tx.send(Published(ix, attrs));
-                    }
-                };
-                let inputs = Inputs::new(&id, &values, true).publishing_to(&publish);
+                let early = EarlyIds::new(|attrs| {
+                    let _ = tx.send(Published(ix, attrs));
+                });
+                let inputs = Inputs::new(&id, &values, true).publishing_to(&early);
                 let plan = match task.plan(&cx, &inputs, &have) {
                     Ok(p) => p,
                     Err(f) => return fail(Step::Find, f),
@@ -342,7 +339,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     }
                 };
                 // Identifiers are known: `Needs::Id` dependents may start while this waits.
-                publish(attrs.clone());
+                early.publish(attrs.clone());
                 drop(permit);
                 let attrs = if wait {
                     match task.wait_ready(&cx, attrs).await {
@@ -455,7 +452,12 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     } else {
                         format!("{} was skipped", node.id)
                     };
-                    for skipped in queue.fail(ix) {
+                    // A resource that failed only its readiness wait is made as asked: what
+                    // needs only its identifiers goes on. One that failed while being made
+                    // (after publishing them early) may be half set up: nothing more starts
+                    // on it.
+                    let made = matches!(&outcome, Outcome::Failed(e) if e.step == Step::Wait);
+                    for skipped in queue.fail(ix, made) {
                         let s = graph.node(skipped);
                         let o = Outcome::Skipped(why.clone());
                         self.events.node_finished(&s.id, s.kind, &o, Duration::ZERO);

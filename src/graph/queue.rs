@@ -110,14 +110,16 @@ impl DependencyQueue {
     }
 
     /// Records that `node` failed. Returns every node that can now never start (its unmet
-    /// dependency chain leads to `node`), each marked skipped.
-    pub fn fail(&mut self, node: NodeIx) -> Vec<NodeIx> {
+    /// dependency chain leads to `node`), each marked skipped. With `keep_met`, the failed
+    /// node's own edges that its last milestone met stay met (it failed after it was made:
+    /// its readiness wait); without, every node still waiting on it is skipped.
+    pub fn fail(&mut self, node: NodeIx, keep_met: bool) -> Vec<NodeIx> {
         let mut skipped = Vec::new();
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
             for &(dependent, needs) in &self.dependents[n] {
                 // The failed node's own edges that its last milestone met stay met.
-                let met = n == node && self.reached[n].is_some_and(|m| m.meets(needs));
+                let met = keep_met && n == node && self.reached[n].is_some_and(|m| m.meets(needs));
                 if met || self.state[dependent] != State::Waiting {
                     continue;
                 }
@@ -207,7 +209,7 @@ mod tests {
         q.dequeue_ready();
         q.finish(VPC, Milestone::Ids);
         q.dequeue_ready();
-        let mut skipped = q.fail(SUBNET);
+        let mut skipped = q.fail(SUBNET, true);
         skipped.sort();
         assert_eq!(skipped, vec![NAT, APP]);
         assert!(
@@ -226,7 +228,20 @@ mod tests {
         q.dequeue_ready();
         q.finish(NAT, Milestone::Ids);
         // The NAT's wait failed: the app needed it ready, so it is skipped.
-        assert_eq!(q.fail(NAT), vec![APP]);
+        assert_eq!(q.fail(NAT, true), vec![APP]);
+    }
+
+    #[test]
+    fn failure_while_being_made_skips_what_has_not_started() {
+        let mut q = queue();
+        q.dequeue_ready();
+        // The VPC published its id from its create call, then a settings call failed.
+        q.finish(VPC, Milestone::Ids);
+        let mut skipped = q.fail(VPC, false);
+        skipped.sort();
+        assert_eq!(skipped, vec![SUBNET, NAT, APP, SG]);
+        assert!(q.dequeue_ready().is_empty());
+        assert!(q.is_drained());
     }
 
     #[test]

@@ -137,6 +137,8 @@ impl<R: Resource> Adapter<R> {
         loop {
             attempts += 1;
             let f = match self.spec.create(&ncx, inputs).await {
+                // What it published is in use by its dependents: never made a second time.
+                Err(f) if inputs.published() => return Err(f),
                 Err(f) if f.code == ANSWER_LOST && attempts < LOST_ANSWER_ATTEMPTS => f,
                 Err(f) if ALREADY_EXISTS.contains(&f.code.as_str()) && attempts == 1 => f,
                 other => return other,
