@@ -28,14 +28,18 @@ use crate::model::Events;
 /// The lock object's key in the state bucket.
 pub const KEY: &str = "tap-provision/lock.json";
 /// How long a holder that stopped renewing keeps the lock: 60 s, or
-/// `TAP_LOCK_LEASE_SECONDS` (at least 3). Renewed every third of it.
+/// `TAP_LOCK_LEASE_SECONDS`, divided by `TAP_TIME_SCALE`, in whole seconds and at least 3
+/// (it is stored as a time others compare with their clocks). Renewed every third of it.
 pub fn lease() -> Duration {
     let secs = std::env::var("TAP_LOCK_LEASE_SECONDS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(60)
-        .max(3);
-    Duration::from_secs(secs)
+        .unwrap_or(60);
+    lease_at(secs, crate::timing::scale())
+}
+
+fn lease_at(secs: u64, scale: f64) -> Duration {
+    Duration::from_secs((secs as f64 / scale).ceil() as u64).max(Duration::from_secs(3))
 }
 
 fn renew_every() -> Duration {
@@ -417,6 +421,15 @@ pub async fn force_unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_is_divided_by_the_time_scale_down_to_3_s() {
+        assert_eq!(lease_at(60, 1.0), Duration::from_secs(60));
+        assert_eq!(lease_at(60, 10.0), Duration::from_secs(6));
+        assert_eq!(lease_at(60, 7.0), Duration::from_secs(9));
+        assert_eq!(lease_at(60, 30.0), Duration::from_secs(3));
+        assert_eq!(lease_at(3, 10.0), Duration::from_secs(3));
+    }
 
     #[test]
     fn a_lease_expires_and_a_timestamp_reads_as_utc() {

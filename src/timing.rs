@@ -1,11 +1,11 @@
 //! `TAP_TIME_SCALE`, a testing knob: every duration the tool waits or polls by (readiness
 //! poll intervals and their deadlines, retry backoffs and budgets, the SDK's backoff between
 //! attempts, the pause before looking again for a create whose answer was lost, the lock's
-//! poll while it waits) is divided by it. A run against an emulator, or a front that models
-//! AWS's delays faster than real time, then keeps AWS's proportions without waiting real-AWS
-//! intervals. Unset (1) against AWS. Not scaled: network timeouts, the lock's lease (it is
-//! stored as seconds others compare with their clocks; `TAP_LOCK_LEASE_SECONDS` sets it) and
-//! the schedule's times.
+//! poll while it waits, its lease and so its renewal) is divided by it. A run against an
+//! emulator, or a front that models AWS's delays faster than real time, then keeps AWS's
+//! proportions without waiting real-AWS intervals. Unset (1) against AWS. Not scaled:
+//! network timeouts and the schedule's times; the lease stays at least 3 s (it is stored in
+//! whole seconds others compare with their clocks).
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -274,7 +274,7 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
         &crate::common::repo(),
     );
     cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
-    // Waits at their real length (the lease is not scaled): the run outlasts a renewal.
+    // At scale 1, waits and the lease at their real length: the run outlasts a renewal.
     cmd.env("TAP_TIME_SCALE", "1");
     let child = cmd
         .stdout(std::process::Stdio::piped())
