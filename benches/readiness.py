@@ -79,13 +79,15 @@ def load_model(path, percentile, scale):
     with open(path, "rb") as f:
         model = tomllib.load(f)
     latency = {"read": model["calls"]["read_ms"] / 1000, "write": model["calls"]["write_ms"] / 1000}
-    ready, after = {}, {}
+    ready, after, propagation = {}, {}, {}
     for name, state in model["ready"].items():
         for kind in state.get("kinds", []):
             ready[kind] = state[percentile] * 60 / scale
             if "after" in state:
                 after[kind] = state["after"]
-    return latency, ready, after
+        for kind in state.get("propagates", []):
+            propagation[kind] = (state[percentile] * 60 / scale, set(state["consumers"]))
+    return latency, ready, after, propagation
 
 
 def parse_dot(text):
@@ -98,7 +100,7 @@ def parse_dot(text):
     return nodes, edges
 
 
-def schedule(nodes, edges, latency, ready, after, rule):
+def schedule(nodes, edges, latency, ready, after, propagation, rule):
     """Each node's start, create answered (identifiers) and ready time, with the predecessor
     that set its start. `rule`: 'bound' (edges as declared) or 'cloudformation' (every edge
     waits for readiness)."""
@@ -128,6 +130,10 @@ def schedule(nodes, edges, latency, ready, after, rule):
                 at = ready_time(dep)
             else:
                 at = visit(dep)["created"]
+            wait, consumers = propagation.get(nodes[dep], (0.0, set()))
+            if nodes[n] in consumers:
+                # A new role this node passes to a service: usable once it has propagated.
+                at = max(at, visit(dep)["created"] + wait)
             if at > start:
                 start, why = at, dep
         created = start + latency["write"]
@@ -169,10 +175,10 @@ def critical_path(times, nodes):
     return list(reversed(path))
 
 
-def bound_report(dot, latency, ready, after):
+def bound_report(dot, latency, ready, after, propagation):
     nodes, edges = parse_dot(dot)
-    times, bound = schedule(nodes, edges, latency, ready, after, "bound")
-    _, cfn = schedule(nodes, edges, latency, ready, after, "cloudformation")
+    times, bound = schedule(nodes, edges, latency, ready, after, propagation, "bound")
+    _, cfn = schedule(nodes, edges, latency, ready, after, propagation, "cloudformation")
     fixed = sum(latency[k] for k, _ in FIXED_BEFORE + FIXED_AFTER)
     sequential = fixed + sum(latency["write"] + ready.get(k, 0.0) for k in nodes.values())
     path = critical_path(times, nodes)
@@ -269,10 +275,10 @@ def main():
     p.add_argument("--up-args", default="", help="more arguments for `up` (--parallelism 16)")
     a = p.parse_args()
 
-    latency, ready, after = load_model(MODEL, a.percentile, a.scale)
+    latency, ready, after, propagation = load_model(MODEL, a.percentile, a.scale)
     dot = subprocess.run([a.bin, "graph", "--env", a.env, "--format", "dot"], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
-    bound = bound_report(dot, latency, ready, after)
+    bound = bound_report(dot, latency, ready, after, propagation)
     out = {"percentile": a.percentile, "scale": a.scale, "aws_minute_s": 60 / a.scale,
            **{k: v for k, v in bound.items() if k != "bound_ready"}}
     if a.bound_only:

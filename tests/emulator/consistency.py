@@ -3,8 +3,10 @@
 it propagates, for that long after the call that starts it:
 
 - a new IAM role cannot be assumed yet: CreateFlowLogs answers InvalidParameter "Unable to
-  assume given IAM role" after CreateRole, and CreateSchedule ValidationException "The
-  execution role you provide must allow AWS EventBridge Scheduler to assume the role";
+  assume given IAM role" after CreateRole, CreateSchedule ValidationException "The
+  execution role you provide must allow AWS EventBridge Scheduler to assume the role",
+  CreateDBInstance with a monitoring role InvalidParameterValue "IAM role ARN value is
+  invalid", CreateBackupSelection InvalidParameterValueException "cannot be assumed";
 - a fresh account's ECS service-linked role is not usable yet: CreateCluster with capacity
   providers answers InvalidParameterException "Unable to assume the service linked role"
   (started by GetCallerIdentity, the first call of every run);
@@ -17,7 +19,9 @@ it propagates, for that long after the call that starts it:
 - the tagging API lags a new key: GetResources for KMS keys answers an empty list after
   CreateKey (no error: the key is simply not there yet).
 
-{"cases": ["tags-lag"]} limits the account to the cases named.
+{"cases": ["tags-lag"]} limits the account to the cases named. The benchmarks' front
+(launch.py --model) sets a default for every account without settings of its own: the IAM
+role cases for the modeled propagation time, without the "at least once" rule below.
 
 Each case is also produced at least once after the call that starts it, even when the machine
 is so loaded that the next call comes after the window. GET answers how many times each case
@@ -38,6 +42,10 @@ CASES = [
      "Unable to assume given IAM role, or role does not exist."),
     ("new-role-scheduler", "iam:CreateRole", "scheduler:CreateSchedule", b"", "ValidationException",
      "The execution role you provide must allow AWS EventBridge Scheduler to assume the role."),
+    ("new-role-rds", "iam:CreateRole", "rds:CreateDBInstance", b"MonitoringRoleArn", "InvalidParameterValue",
+     "IAM role ARN value is invalid or does not include the required permissions for: ENHANCED_MONITORING"),
+    ("new-role-backup", "iam:CreateRole", "backup:CreateBackupSelection", b"IamRoleArn",
+     "InvalidParameterValueException", "IAM Role cannot be assumed by AWS Backup."),
     ("ecs-service-linked-role", "sts:GetCallerIdentity", "ecs:CreateCluster", b"capacityProviders",
      "InvalidParameterException",
      "Unable to assume the service linked role. Please verify that the ECS service linked role exists."),
@@ -55,7 +63,12 @@ CASES = [
 # modeled duration.
 TIME_SCALE = float(os.environ.get("TAP_TIME_SCALE", "1") or "1")
 SETTINGS = {}
+# Settings for every account that has none (launch.py --model); None: off.
+DEFAULT = None
 STARTED = {}
+# When each role was created, by account and name: a role's cases refuse the calls that pass
+# that role, for the window after its own creation.
+ROLES = {}
 PENDING = {}
 PRODUCED = {}
 LOCK = threading.Lock()
@@ -68,6 +81,7 @@ def admin(environ, start_response):
             SETTINGS[account] = sent
             PRODUCED[account] = {}
             STARTED.pop(account, None)
+            ROLES.pop(account, None)
             PENDING.pop(account, None)
         elif method == "DELETE":
             SETTINGS.pop(account, None)
@@ -75,18 +89,32 @@ def admin(environ, start_response):
     return faults.answer(start_response, body)
 
 
+def role_name(body):
+    """The RoleName of an IAM CreateRole (query protocol) request body."""
+    from urllib.parse import parse_qs
+
+    names = parse_qs(body.decode("utf-8", "replace")).get("RoleName")
+    return names[0] if names else None
+
+
 def maybe_fail(environ, start_response, account, key, body):
     """Records a starting call; refuses a call inside its case's window. None: let it through."""
     with LOCK:
-        settings = SETTINGS.get(account)
+        settings = SETTINGS.get(account) or DEFAULT
         if not settings:
             return None
+        once = settings.get("at_least_once", True)
         now = time.monotonic()
         window = float(settings.get("seconds", 3)) / TIME_SCALE
         started = STARTED.setdefault(account, {})
         pending = PENDING.setdefault(account, set())
         hit = None
         only = settings.get("cases")
+        roles = ROLES.setdefault(account, {})
+        if key == "iam:CreateRole":
+            name = role_name(body)
+            if name:
+                roles[name] = now
         for case, trigger, target, needle, code, message in CASES:
             if only is not None and case not in only:
                 continue
@@ -94,9 +122,16 @@ def maybe_fail(environ, start_response, account, key, body):
                 started[case] = now
                 pending.add(case)
             elif key == target and needle in body and case in started:
-                # Within the window; or, on a slow (loaded) machine whose next call came
-                # later than that, once: each case happens at least once after its start.
-                if now - started[case] < window or case in pending:
+                # Within the window (of the role the call passes, for a role's cases); or,
+                # on a slow (loaded) machine whose next call came later than that, once:
+                # each case happens at least once after its start.
+                if trigger == "iam:CreateRole":
+                    fresh = any(
+                        now - at < window and name.encode() in body for name, at in roles.items()
+                    )
+                else:
+                    fresh = now - started[case] < window
+                if fresh or (once and case in pending):
                     hit = (case, code, message)
                     pending.discard(case)
         if hit is None:

@@ -1839,6 +1839,15 @@ def apply_model(path, percentile):
     READ_LATENCY = model["calls"]["read_ms"] / 1000
     WRITE_LATENCY = model["calls"]["write_ms"] / 1000
     for name, state in model["ready"].items():
+        if "cases" in state:
+            # A propagation: the calls that use what it propagates are refused meanwhile.
+            import consistency
+
+            consistency.DEFAULT = {
+                "seconds": state[percentile] * 60,
+                "cases": state["cases"],
+                "at_least_once": False,
+            }
         knob = state.get("knob")
         if knob is None:
             continue

@@ -78,10 +78,12 @@ async fn each_eventual_consistency_case_is_retried_until_it_clears() {
     assert_eq!(down.code, 0, "down:\n{}\n{}", down.stdout, down.stderr);
     let produced = emulator_admin("DELETE", &path, "").await["produced"].clone();
     // Each case of PLATFORM.md's table happened at least once and was waited out by its
-    // rule (NEW_ROLE_EC2, NEW_ECS_SERVICE_LINKED_ROLE, NEW_KEY_NOT_VISIBLE,
-    // NEW_GATEWAY_NOT_VISIBLE, ENIS_DRAINING).
+    // rule (NEW_ROLE_EC2, NEW_ROLE_RDS, NEW_ROLE_BACKUP, NEW_ECS_SERVICE_LINKED_ROLE,
+    // NEW_KEY_NOT_VISIBLE, NEW_GATEWAY_NOT_VISIBLE, ENIS_DRAINING).
     for case in [
         "new-role",
+        "new-role-rds",
+        "new-role-backup",
         "ecs-service-linked-role",
         "new-key",
         "new-nat",
