@@ -132,8 +132,10 @@ def schedule(nodes, edges, latency, ready, after, propagation, rule):
                 at = visit(dep)["created"]
             wait, consumers = propagation.get(nodes[dep], (0.0, set()))
             if nodes[n] in consumers:
-                # A new role this node passes to a service: usable once it has propagated.
-                at = max(at, visit(dep)["created"] + wait)
+                # A new role this node passes to a service: usable once it has propagated,
+                # from the role's create answered; this node's create may be sent so as to
+                # arrive then (the front checks a call after its latency).
+                at = max(at, visit(dep)["created"] + wait - latency["write"])
             if at > start:
                 start, why = at, dep
         created = start + latency["write"]

@@ -3,8 +3,8 @@
 //!
 //! - Taking it: PutObject with `If-None-Match: *`, which S3 refuses (412) when the object
 //!   exists, so of two runs that start together exactly one gets it.
-//! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`) every third
-//!   of it with `If-Match: <its ETag>`;
+//! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`, divided by
+//!   `TAP_TIME_SCALE`) every third of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
@@ -319,7 +319,19 @@ async fn renew(
         tokio::time::sleep(renew_every()).await;
         me.expires = unix_now() + lease().as_secs();
         let current = etag.lock().await.clone();
-        let lost_to = match put(&s3, &bucket, &me, Some(&current)).await {
+        // A renewal still unanswered when the lease runs out counts as failed: another run
+        // may take the lock from then on (throttle resends and network timeouts are longer
+        // than a scaled lease).
+        let left = lease().saturating_sub(renewed.elapsed());
+        let answer = tokio::time::timeout(left, put(&s3, &bucket, &me, Some(&current)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    "Timeout",
+                    format!("no answer within the {}s left of the lease", left.as_secs()),
+                ))
+            });
+        let lost_to = match answer {
             Ok(Put::Done(new)) => {
                 *etag.lock().await = new;
                 renewed = Instant::now();

@@ -6,7 +6,8 @@ it propagates, for that long after the call that starts it:
   assume given IAM role" after CreateRole, CreateSchedule ValidationException "The
   execution role you provide must allow AWS EventBridge Scheduler to assume the role",
   CreateDBInstance with a monitoring role InvalidParameterValue "IAM role ARN value is
-  invalid", CreateBackupSelection InvalidParameterValueException "cannot be assumed";
+  invalid", CreateBackupSelection InvalidParameterValueException "cannot be assumed" (each
+  for the window after the CreateRole of the role whose ARN the refused call passes);
 - a fresh account's ECS service-linked role is not usable yet: CreateCluster with capacity
   providers answers InvalidParameterException "Unable to assume the service linked role"
   (started by GetCallerIdentity, the first call of every run);
@@ -89,6 +90,15 @@ def admin(environ, start_response):
     return faults.answer(start_response, body)
 
 
+def passes_role(body, name):
+    """Whether a request body holds the ARN of role `name` (JSON, or query-encoded)."""
+    import re
+    from urllib.parse import quote
+
+    pattern = rb"role(?:/|%2F)" + re.escape(quote(name, safe="-_.").encode()) + rb"(?![\w+=,.@%-])"
+    return re.search(pattern, body) is not None
+
+
 def role_name(body):
     """The RoleName of an IAM CreateRole (query protocol) request body."""
     from urllib.parse import parse_qs
@@ -127,7 +137,7 @@ def maybe_fail(environ, start_response, account, key, body):
                 # each case happens at least once after its start.
                 if trigger == "iam:CreateRole":
                     fresh = any(
-                        now - at < window and name.encode() in body for name, at in roles.items()
+                        now - at < window and passes_role(body, name) for name, at in roles.items()
                     )
                 else:
                     fresh = now - started[case] < window
