@@ -46,6 +46,8 @@ import tomllib
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+import launch  # noqa: E402 (the front's own read/write split)
 MODEL = os.path.join(ROOT, "tests", "emulator", "model.toml")
 DEFAULT_BIN = os.path.expanduser("~/.cache/tap-provision/target/debug/tap-provision")
 
@@ -228,8 +230,8 @@ def diff(after, before):
 
 
 def is_read(key):
-    op = key.split(":", 1)[1]
-    return op.startswith(("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet"))
+    """Whether a counted call (`service:Operation[note]`) reads, as the front tells them."""
+    return launch.is_read(key.split(":", 1)[1].split("[", 1)[0])
 
 
 def run(bin_, args, env, timeout=900):

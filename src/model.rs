@@ -97,6 +97,18 @@ impl Attrs {
         self.arn = Some(arn.into());
         self
     }
+
+    /// What is empty where an identifier must be (`"id"`, `"ARN"`): such attributes are
+    /// never published to dependents nor recorded.
+    pub fn missing_identifier(&self) -> Option<&'static str> {
+        if self.id.is_empty() {
+            Some("id")
+        } else if self.arn.as_deref() == Some("") {
+            Some("ARN")
+        } else {
+            None
+        }
+    }
 }
 
 /// Shown in place of an input attribute that exists only once its node is created (`plan`).
@@ -164,7 +176,7 @@ impl<'a> Inputs<'a> {
     /// every node waiting on it is skipped, as if nothing had been published.
     pub fn publish(&self, attrs: &Attrs) {
         if let Some(p) = self.publisher {
-            if !attrs.id.is_empty() && attrs.arn.as_deref() != Some("") {
+            if attrs.missing_identifier().is_none() {
                 p.publish(attrs.clone());
             }
         }

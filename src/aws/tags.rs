@@ -103,6 +103,21 @@ macro_rules! optional_tags {
     };
 }
 
+/// `from_<service>` for a service whose tag always has a key and may lack a value: a tag
+/// without a value has the empty value.
+macro_rules! optional_value_tags {
+    ($from:ident, $ty:ty) => {
+        pub fn $from(tags: &[$ty]) -> BTreeMap<String, String> {
+            tags.iter()
+                .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                .collect()
+        }
+    };
+}
+
+optional_value_tags!(from_acm, aws_sdk_acm::types::Tag);
+optional_value_tags!(from_cloudfront, aws_sdk_cloudfront::types::Tag);
+
 optional_tags!(from_elb, aws_sdk_elasticloadbalancingv2::types::Tag);
 optional_tags!(from_cloudwatch, aws_sdk_cloudwatch::types::Tag);
 optional_tags!(from_secretsmanager, aws_sdk_secretsmanager::types::Tag);

@@ -38,6 +38,9 @@ pub struct Expected {
     pub slow: Duration,
 }
 
+/// The first poll interval of every wait (no step is shorter).
+const FIRST_POLL: Duration = Duration::from_secs(1);
+
 const fn expect(median_secs: u64, slow_secs: u64) -> Expected {
     Expected {
         median: Duration::from_secs(median_secs),
@@ -78,11 +81,6 @@ impl Expected {
         (self.median / 40).clamp(Duration::from_secs(1), Duration::from_secs(20))
     }
 
-    /// The first interval: 1 s, or the step if that is shorter.
-    pub fn first(&self) -> Duration {
-        self.step().min(Duration::from_secs(1))
-    }
-
     /// The interval after `last`, `waited` into the wait (both in AWS's time, unscaled):
     /// growing by half up to the step, and past the 95th percentile up to four steps.
     pub fn next(&self, last: Duration, waited: Duration) -> Duration {
@@ -112,7 +110,7 @@ where
 {
     let start = Instant::now();
     let timeout = crate::timing::scaled(timeout);
-    let mut interval = expected.first();
+    let mut interval = FIRST_POLL;
     loop {
         match poll().await? {
             Poll::Ready => return Ok(()),
@@ -240,7 +238,7 @@ mod tests {
 
     /// The times of the polls of a wait that never ends, up to `until`.
     fn poll_times(e: Expected, until: Duration) -> Vec<Duration> {
-        let (mut at, mut interval, mut times) = (Duration::ZERO, e.first(), vec![]);
+        let (mut at, mut interval, mut times) = (Duration::ZERO, FIRST_POLL, vec![]);
         while at < until {
             times.push(at);
             at += interval;

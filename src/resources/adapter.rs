@@ -61,15 +61,13 @@ impl<R: Resource> Adapter<R> {
     /// `attrs`, when they identify the resource: an empty id or ARN is an error naming the
     /// node, never published to dependents nor kept in the applied record.
     fn identified(&self, attrs: Attrs) -> Result<Attrs, Failure> {
-        let empty_arn = attrs.arn.as_deref() == Some("");
-        if attrs.id.is_empty() || empty_arn {
+        if let Some(missing) = attrs.missing_identifier() {
             return Err(Failure::new(
                 "MissingField",
                 format!(
-                    "{} {}: AWS returned an empty {} for it; nothing depending on it was started",
+                    "{} {}: AWS returned an empty {missing} for it; nothing depending on it was started",
                     R::KIND,
                     self.node,
-                    if empty_arn { "ARN" } else { "id" }
                 ),
             ));
         }

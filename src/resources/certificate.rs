@@ -102,12 +102,7 @@ impl Certificate {
                 .send()
                 .await
                 .or_absent()?;
-            Ok(listed.map(|l| {
-                l.tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                    .collect()
-            }))
+            Ok(listed.map(|l| tags::from_acm(l.tags())))
         };
         cx.tags_of(arn, own).await
     }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::origin_access::AccessKind;
 use super::{NodeCx, Resource};
 use crate::aws::errors::{is_not_found, OrAbsent};
+use crate::aws::tags;
 use crate::aws::wait::Poll;
 use crate::diff::{beyond_tags, fields, tags_changed, Change, Changes};
 use crate::error::Failure;
@@ -316,14 +317,10 @@ impl Distribution {
                 .send()
                 .await
                 .or_absent()?;
+            // CloudFront answers no `Tags` element for a distribution without tags.
             Ok(listed.map(|l| {
                 l.tags()
-                    .map(|t| {
-                        t.items()
-                            .iter()
-                            .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
-                            .collect()
-                    })
+                    .map(|t| tags::from_cloudfront(t.items()))
                     .unwrap_or_default()
             }))
         };

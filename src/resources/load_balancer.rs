@@ -4,7 +4,7 @@
 //! ELB tag helpers its listeners and target groups share.
 
 use crate::aws::wait::expected::{LOAD_BALANCER_ACTIVE, LOAD_BALANCER_DELETED};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -116,14 +116,7 @@ pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
                     .send()
                     .await
                     .ok()?;
-                Some(
-                    out.tag_descriptions()
-                        .iter()
-                        .filter_map(|d| {
-                            Some((d.resource_arn()?.to_string(), tags::from_elb(d.tags())))
-                        })
-                        .collect(),
-                )
+                Some(tags_by_arn(&out))
             }
         },
     )
@@ -140,11 +133,17 @@ pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
         .resource_arns(arn)
         .send()
         .await?;
-    Ok(out
-        .tag_descriptions()
+    Ok(tags_by_arn(&out).remove(arn).unwrap_or_default())
+}
+
+/// A DescribeTags answer as each resource's tags, by ARN.
+fn tags_by_arn(
+    out: &aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput,
+) -> HashMap<String, BTreeMap<String, String>> {
+    out.tag_descriptions()
         .iter()
-        .flat_map(|d| tags::from_elb(d.tags()))
-        .collect())
+        .filter_map(|d| Some((d.resource_arn()?.to_string(), tags::from_elb(d.tags()))))
+        .collect()
 }
 
 /// ELB's tag type.

@@ -1856,13 +1856,16 @@ def apply_model(path, percentile):
         globals()[knob] = state[percentile] * 60 / TIME_SCALE
 
 
+def is_read(operation):
+    """Whether an operation only reads (Describe*, Get*, List*, ..., Batch*Get*)."""
+    return operation.startswith(READ_PREFIXES) or (
+        operation.startswith("Batch") and "Get" in operation
+    )
+
+
 def call_latency(operation):
     """The modeled latency of one call (0 without --model)."""
-    if operation.startswith(READ_PREFIXES) or (
-        operation.startswith("Batch") and "Get" in operation
-    ):
-        return READ_LATENCY
-    return WRITE_LATENCY
+    return READ_LATENCY if is_read(operation) else WRITE_LATENCY
 
 
 def main():
