@@ -443,8 +443,10 @@ impl Resource for AliasRecord {
             return Ok(None);
         };
         let name = fqdn(&self.name);
-        let records = records_from(cx, &zone_id, &name, Some(RrType::A), 1, |r| {
-            fqdn(r.name()) == name
+        // A page of two: the record and the one after it, which ends the read (one call,
+        // where a page of one asked again for the next).
+        let records = records_from(cx, &zone_id, &name, Some(RrType::A), 2, |r| {
+            r.r#type() == &RrType::A && fqdn(r.name()) == name
         })
         .await?;
         Ok(records

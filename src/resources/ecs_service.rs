@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ecs_cluster::cluster_name;
 use super::{NodeCx, Resource};
+use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, NEW_ROLE_ECS, SERVICE_NAME_DRAINING, TARGET_GROUP_NOT_ATTACHED};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
@@ -221,6 +222,44 @@ impl EcsService {
         )])
     }
 
+    /// [`Self::describe`], read with the other services of the cluster that are observed at
+    /// the same moment: DescribeServices takes 10. A service the gathered answer leaves out
+    /// (missing, or that read failed) is read on its own, which says which.
+    async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
+        let client = cx.aws().ecs.clone();
+        let cluster = cluster_name(cx.env_full());
+        let gathered = gathering::ask(
+            cx.shared::<Described>().0.clone(),
+            &cluster.clone(),
+            &self.service,
+            10,
+            move |names| {
+                let (client, cluster) = (client.clone(), cluster.clone());
+                async move {
+                    let out = client
+                        .describe_services()
+                        .cluster(cluster)
+                        .set_services(Some(names))
+                        .include(ServiceField::Tags)
+                        .send()
+                        .await
+                        .ok()?;
+                    Some(
+                        out.services()
+                            .iter()
+                            .filter_map(|s| Some((s.service_name()?.to_string(), s.clone())))
+                            .collect(),
+                    )
+                }
+            },
+        )
+        .await;
+        match gathered {
+            Some(service) => Ok(Some(service)),
+            None => self.describe(cx).await,
+        }
+    }
+
     async fn describe(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
         let out = cx
             .aws()
@@ -235,6 +274,10 @@ impl EcsService {
         Ok(out.and_then(|o| o.services().first().cloned()))
     }
 }
+
+/// The run's gathered DescribeServices reads, by cluster.
+#[derive(Default)]
+struct Described(std::sync::Arc<Gathering<Service>>);
 
 #[async_trait]
 impl Resource for EcsService {
@@ -260,7 +303,7 @@ impl Resource for EcsService {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         // DRAINING is on its way out (a `down` under way) and INACTIVE is gone.
         Ok(self
-            .describe(cx)
+            .describe_gathered(cx)
             .await?
             .filter(|s| s.status() == Some("ACTIVE"))
             .map(|service| Observed { service }))

@@ -361,14 +361,14 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
     // One batched read per EC2 type, a few per other resource (BENCHMARKS.md lists them);
     // the count does not grow with zones, subnets or route tables. DNS records are read by
-    // name, one read each (6), never by listing the zone. The backup vault's access policy
-    // is one read (135).
+    // name, one read per node (3: the validation records, two aliases), never by listing
+    // the zone. The backup vault's access policy is one read (135).
     let calls = crate::common::calls(&acct).await;
     let reads: u64 = calls.values().sum();
     assert!(reads <= 135, "converged run reads little: {reads}");
     assert_eq!(
         calls.get("route53:ListResourceRecordSets"),
-        Some(&6),
+        Some(&3),
         "{calls:?}"
     );
     // The zones it was built in come from the record it reads anyway: no lookup, no

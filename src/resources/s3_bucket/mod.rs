@@ -274,6 +274,10 @@ impl Resource for S3Bucket {
                     .map_err(named("GetBucketEncryption"))
             },
             async {
+                // A policy owned by a `bucket_policy` node is that node's to read.
+                if !self.owns_policy {
+                    return Ok(None);
+                }
                 s3.get_bucket_policy()
                     .bucket(&name)
                     .send()
