@@ -453,6 +453,8 @@ pub fn split(doc: &Value, limit: usize) -> Vec<Value> {
 }
 
 /// Like [`split`], with the size measured by `measure` (a template's size once filled in).
+/// `measure` must add up as [`size`] does: a document's size is its wrapper's plus each
+/// statement's, one more between two (each statement is measured once, on its own).
 pub fn split_by(doc: &Value, limit: usize, measure: impl Fn(&Value) -> usize) -> Vec<Value> {
     let statements = doc["Statement"].as_array().cloned().unwrap_or_default();
     let wrap = |s: Vec<Value>| json!({"Version": "2012-10-17", "Statement": s});

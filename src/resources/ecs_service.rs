@@ -223,43 +223,60 @@ impl EcsService {
     }
 
     /// [`Self::describe`], read with the other services of the cluster that are observed at
-    /// the same moment: DescribeServices takes 10. A service the gathered answer leaves out
-    /// (missing, or that read failed) is read on its own, which says which.
+    /// the same moment: DescribeServices takes 10. The gathered answer says which services
+    /// are missing (and all of them when the cluster is); anything else it leaves out (that
+    /// read failed, a failure of another reason) is read on its own, which fails on it.
     async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
         let client = cx.aws().ecs.clone();
         let cluster = cluster_name(cx.env_full());
+        let group = cluster.clone();
         let gathered = gathering::ask(
             cx.shared::<Described>().0.clone(),
-            &cluster.clone(),
+            &group,
             &self.service,
             10,
             move |names| {
                 let (client, cluster) = (client.clone(), cluster.clone());
                 async move {
-                    let out = client
+                    let sent = client
                         .describe_services()
                         .cluster(cluster)
-                        .set_services(Some(names))
+                        .set_services(Some(names.clone()))
                         .include(ServiceField::Tags)
                         .send()
                         .await
+                        .or_absent()
+                        .map_err(|e| {
+                            tracing::debug!(error = %e, "gathered DescribeServices failed; each service reads its own");
+                        })
                         .ok()?;
-                    Some(
-                        out.services()
-                            .iter()
-                            .filter_map(|s| Some((s.service_name()?.to_string(), s.clone())))
-                            .collect(),
-                    )
+                    let Some(out) = sent else {
+                        // No such cluster: none of its services exists.
+                        return Some(names.into_iter().map(|n| (n, None)).collect());
+                    };
+                    let missing = out
+                        .failures()
+                        .iter()
+                        .filter(|f| f.reason() == Some("MISSING"))
+                        .filter_map(|f| f.arn()?.rsplit('/').next())
+                        .map(|name| (name.to_string(), None));
+                    let found = out
+                        .services()
+                        .iter()
+                        .filter_map(|s| Some((s.service_name()?.to_string(), Some(s.clone()))));
+                    Some(missing.chain(found).collect())
                 }
             },
         )
         .await;
         match gathered {
-            Some(service) => Ok(Some(service)),
+            Some(service) => Ok(service),
             None => self.describe(cx).await,
         }
     }
 
+    /// The service, `None` when it (or its cluster) does not exist. A failure of another
+    /// reason than MISSING is an error, never "absent".
     async fn describe(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
         let out = cx
             .aws()
@@ -271,13 +288,29 @@ impl EcsService {
             .send()
             .await
             .or_absent()?;
-        Ok(out.and_then(|o| o.services().first().cloned()))
+        let Some(out) = out else { return Ok(None) };
+        if let Some(f) = out
+            .failures()
+            .iter()
+            .find(|f| f.reason() != Some("MISSING"))
+        {
+            return Err(Failure::new(
+                "DescribeServicesFailure",
+                format!(
+                    "DescribeServices could not read service {}: {} {}",
+                    self.service,
+                    f.reason().unwrap_or("(no reason)"),
+                    f.detail().unwrap_or("")
+                ),
+            ));
+        }
+        Ok(out.services().first().cloned())
     }
 }
 
 /// The run's gathered DescribeServices reads, by cluster.
 #[derive(Default)]
-struct Described(std::sync::Arc<Gathering<Service>>);
+struct Described(std::sync::Arc<Gathering<Option<Service>>>);
 
 #[async_trait]
 impl Resource for EcsService {
