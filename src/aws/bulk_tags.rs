@@ -4,7 +4,8 @@
 //! Backup, ELB one ARN at a time as the tool used it). A converged `drift` then spends a third
 //! of its calls on tags. The Resource Groups Tagging API's `GetResources` takes a list of up
 //! to 100 ARNs: the nodes of a run that ask for tags within a few milliseconds of each other
-//! share one call per region ([`of`]).
+//! share one call per region ([`of`]); the ARNs a look knows from names alone are asked for
+//! as it starts ([`prefetch`]).
 //!
 //! The list is of ARNs, never a tag filter: a resource whose identity tags were removed is
 //! still asked for, and the answer says so. An ARN the answer leaves out (the tagging API
@@ -98,8 +99,39 @@ where
     rx.await.ok().flatten()
 }
 
-/// The run's bulk tag reads by the tagging API.
-pub type BulkTags = Gathering<Tags>;
+/// The run's bulk tag reads by the tagging API: the asks being gathered, and the ARNs read
+/// ahead ([`prefetch`]), each answer kept for the first node that asks for it.
+#[derive(Default)]
+pub struct BulkTags {
+    gathering: Arc<Gathering<Tags>>,
+    ahead: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Tags>>>>>,
+}
+
+/// Asks now for the tags of `arns`, the ARNs a look at the environment knows before it reads
+/// anything (those its names give): one GetResources per region at the start of the look,
+/// where nodes asking as their own reads answer would spread over several. Each answer is
+/// kept for the first [`of`] of its ARN, and only for it: a later ask reads again. An ARN
+/// the answer leaves out (no such resource yet) is left to the node's own read, as in [`of`].
+pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
+    for arn in arns {
+        let cell = Arc::new(tokio::sync::OnceCell::new());
+        {
+            let mut ahead = bulk
+                .ahead
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ahead.contains_key(&arn) {
+                continue;
+            }
+            ahead.insert(arn.clone(), cell.clone());
+        }
+        let (bulk, clients) = (bulk.clone(), clients.clone());
+        // Each ARN asks at once, so all of them share the gathering's first call.
+        tokio::spawn(async move {
+            cell.get_or_init(|| gathered(bulk, &clients, &arn)).await;
+        });
+    }
+}
 
 /// Whether the tagging API of us-east-1, rather than the environment's region (`home`),
 /// answers for `arn`: CloudFront's, whose ARNs name no region, and what lives in us-east-1.
@@ -112,9 +144,26 @@ fn is_global(arn: &str, home: &str) -> bool {
     home != GLOBAL_REGION && (service == "cloudfront" || region == GLOBAL_REGION)
 }
 
-/// The tags of `arn` from the run's bulk read; `None` when the answer leaves it out or the
-/// read failed (read them with the service's own call).
+/// The tags of `arn` from the run's bulk read (read ahead, or gathered with the asks of the
+/// next few milliseconds); `None` when the answer leaves it out or the read failed (read
+/// them with the service's own call).
 pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
+    let ahead = bulk
+        .ahead
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(arn);
+    match ahead {
+        Some(cell) => cell
+            .get_or_init(|| gathered(bulk.clone(), clients, arn))
+            .await
+            .clone(),
+        None => gathered(bulk, clients, arn).await,
+    }
+}
+
+/// The tags of `arn` from a read gathered with the other asks of the next few milliseconds.
+async fn gathered(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
     let home = clients
         .tagging
         .config()
@@ -127,7 +176,7 @@ pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Opt
         clients.tagging.clone()
     };
     let group = if global { GLOBAL_REGION } else { "home" };
-    ask(bulk, group, arn, PER_CALL, move |arns| {
+    ask(bulk.gathering.clone(), group, arn, PER_CALL, move |arns| {
         let client = client.clone();
         async move { get_resources(&client, arns).await }
     })
@@ -139,6 +188,7 @@ async fn get_resources(
     client: &aws_sdk_resourcegroupstagging::Client,
     arns: Vec<String>,
 ) -> Option<HashMap<String, Tags>> {
+    tracing::debug!(?arns, "tags read in bulk");
     // One page: the API takes no paging parameters with an ARN list of up to 100.
     let out = client
         .get_resources()

@@ -318,6 +318,13 @@ impl Resource for MetricAlarm {
         Some(&self.suffix)
     }
 
+    /// Named by config, so its ARN is known before it exists (its tags are read ahead).
+    fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
+        let name = self.name(cx);
+        let arn = cx.arn("cloudwatch", &format!("alarm:{name}"));
+        Some(Attrs::id(name).with_arn(arn))
+    }
+
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let Some(alarm) = self.find(cx).await? else {
             return Ok(None);

@@ -296,6 +296,47 @@ def patch_logs():
     LogsResponse.disassociate_kms_key = disassociate_kms_key
 
 
+def patch_tagging():
+    """GetResources with a ResourceARNList answered as AWS answers it: every listed resource in
+    one answer (up to 100 ARNs), and a pagination parameter beside the list refused with
+    InvalidParameterException. moto 5.2 pages it by TagsPerPage (100 tags: about 16 of the
+    tool's resources), which left the rest to each node's own tag read."""
+    from moto.core.responses import ActionResult
+    from moto.resourcegroupstaggingapi.exceptions import ResourceGroupsTaggingAPIError
+    from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
+
+    original = ResourceGroupsTaggingAPIResponse.get_resources
+
+    def get_resources(self):
+        if not self._get_param("ResourceARNList"):
+            return original(self)
+        paging = ("PaginationToken", "ResourcesPerPage", "TagsPerPage")
+        if any(self._get_param(p) is not None for p in paging):
+            raise ResourceGroupsTaggingAPIError(
+                "InvalidParameterException",
+                "ResourceARNList cannot be used with PaginationToken, ResourcesPerPage or TagsPerPage",
+            )
+        if len(self._get_param("ResourceARNList")) > 100:
+            raise ResourceGroupsTaggingAPIError(
+                "InvalidParameterException", "ResourceARNList holds at most 100 ARNs"
+            )
+        _, found = self.backend.get_resources(
+            resource_arn_list=self._get_param("ResourceARNList"),
+            resources_per_page=10**9,
+            tags_per_page=10**9,
+        )
+        mappings = [
+            {
+                "ResourceARN": r.arn,
+                "Tags": [{"Key": k, "Value": v} for k, v in r.tags.items()],
+            }
+            for r in found
+        ]
+        return ActionResult({"ResourceTagMappingList": mappings})
+
+    ResourceGroupsTaggingAPIResponse.get_resources = get_resources
+
+
 def patch_scheduler():
     """EventBridge Scheduler as strict as AWS where moto 5.2 is not: a group of a name that
     exists is refused (ConflictException; moto replaces it, losing its schedules), a
@@ -1896,6 +1937,7 @@ def main():
     patch_policy_conditions()
     patch_s3()
     patch_logs()
+    patch_tagging()
     patch_scheduler()
     patch_acm()
     patch_route53_changes()

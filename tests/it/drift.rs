@@ -502,10 +502,11 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     let bulk = local("drift", &[], &acct, None).await;
     assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
     let with_bulk = calls(&acct).await;
-    assert!(
-        with_bulk.contains_key("tagging:GetResources"),
-        "{with_bulk:?}"
-    );
+    // What the names give is asked for as the look starts: one call at home, one in
+    // us-east-1 (the distribution's certificate), at most one more for what is found later
+    // (the home certificate); asked as each node's own read answered, it took 5.
+    let bulk_calls = with_bulk.get("tagging:GetResources").copied().unwrap_or(0);
+    assert!((1..=3).contains(&bulk_calls), "{with_bulk:?}");
     assert_eq!(
         with_bulk.get("acm:ListTagsForCertificate"),
         None,
