@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OnceCell};
 
 use super::GLOBAL_REGION;
 
@@ -104,7 +104,7 @@ where
 #[derive(Default)]
 pub struct BulkTags {
     gathering: Arc<Gathering<Tags>>,
-    ahead: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Tags>>>>>,
+    ahead: Mutex<HashMap<String, Arc<OnceCell<Option<Tags>>>>>,
 }
 
 /// Asks now for the tags of `arns`, the ARNs a look at the environment knows before it reads
@@ -114,7 +114,7 @@ pub struct BulkTags {
 /// the answer leaves out (no such resource yet) is left to the node's own read, as in [`of`].
 pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
     for arn in arns {
-        let cell = Arc::new(tokio::sync::OnceCell::new());
+        let cell = Arc::new(OnceCell::new());
         {
             let mut ahead = bulk
                 .ahead
@@ -195,7 +195,9 @@ async fn get_resources(
         .set_resource_arn_list(Some(arns))
         .send()
         .await
-        .map_err(|e| tracing::debug!(error = %e, "bulk tag read failed; each node reads its own"))
+        .map_err(|e| {
+            tracing::warn!(error = %e, "a bulk tag read failed; each of its resources reads its own tags")
+        })
         .ok()?;
     Some(
         out.resource_tag_mapping_list()

@@ -83,6 +83,10 @@ pub trait Task<C>: Send + Sync {
     }
     /// The attributes it will have once created, where its name alone gives them.
     fn planned_attrs(&self, cx: &C) -> Option<Attrs>;
+    /// The ARN whose tags a look reads ahead for it, before it reads anything.
+    fn tags_read_ahead(&self, _cx: &C) -> Option<String> {
+        None
+    }
     /// Pure: what `up` would do, given the inputs' attributes.
     fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure>;
     /// Carries out a plan that changes something; returns the attributes as soon as the

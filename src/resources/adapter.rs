@@ -317,6 +317,13 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         self.spec.planned_attrs(&self.ncx(cx))
     }
 
+    fn tags_read_ahead(&self, cx: &Cx) -> Option<String> {
+        if !R::TAGS_READ_AHEAD {
+            return None;
+        }
+        self.planned_attrs(cx)?.arn
+    }
+
     fn plan(&self, cx: &Cx, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
         let ncx = self.ncx(cx);
         let plan = |action, ignored, new_attrs| NodePlan {

@@ -122,6 +122,7 @@ impl Resource for LogGroup {
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+    const TAGS_READ_AHEAD: bool = true;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let logs = &cx.aws().logs;

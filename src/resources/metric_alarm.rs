@@ -313,12 +313,13 @@ impl Resource for MetricAlarm {
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+    const TAGS_READ_AHEAD: bool = true;
 
     fn name_part(&self) -> Option<&str> {
         Some(&self.suffix)
     }
 
-    /// Named by config, so its ARN is known before it exists (its tags are read ahead).
+    /// Named by config, so its ARN is known before it exists.
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
         let name = self.name(cx);
         let arn = cx.arn("cloudwatch", &format!("alarm:{name}"));

@@ -468,6 +468,10 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// with `arn`.
     const PUBLISHES: &'static [template::Attr] = &[template::Attr::Id];
 
+    /// True when it reads its tags through [`NodeCx::tags_of`] for the ARN its name gives
+    /// ([`Resource::planned_attrs`]): a look asks the tagging API for them as it starts.
+    const TAGS_READ_AHEAD: bool = false;
+
     /// The fields its diff names (its `fields!` enum's names; `tags.<key>` besides, and a
     /// keyed field's members): what `[repair] ignore` may list for its nodes.
     const FIELDS: &'static [&'static str] = &[];

@@ -123,6 +123,7 @@ impl Resource for SnsTopic {
     };
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+    const TAGS_READ_AHEAD: bool = true;
 
     fn name_part(&self) -> Option<&str> {
         Some(&self.suffix)

@@ -266,14 +266,15 @@ impl Session {
     pub async fn look(&self) -> anyhow::Result<Pass> {
         let cx = Arc::new(self.cx.fresh());
         let executor = self.executor_with(self.graph.clone(), cx.clone());
-        // The tags of what the names alone locate, asked for before any node reads (not
-        // after this run wrote: nodes then read their own, the tagging API may lag).
+        // The tags that nodes read in bulk for the ARNs their names give, asked for before
+        // any node reads (not after this run wrote: nodes then read their own, the tagging
+        // API may lag a write).
         if !cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
             let known: Vec<String> = self
                 .graph
                 .nodes()
                 .iter()
-                .filter_map(|n| n.payload.planned_attrs(&cx)?.arn)
+                .filter_map(|n| n.payload.tags_read_ahead(&cx))
                 .collect();
             crate::aws::bulk_tags::prefetch(&cx.shared.get(), &cx.aws, known);
         }

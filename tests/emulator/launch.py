@@ -298,8 +298,8 @@ def patch_logs():
 
 def patch_tagging():
     """GetResources with a ResourceARNList answered as AWS answers it: every listed resource in
-    one answer (up to 100 ARNs), and a pagination parameter beside the list refused with
-    InvalidParameterException. moto 5.2 pages it by TagsPerPage (100 tags: about 16 of the
+    one answer (up to 100 ARNs), and a pagination parameter or a filter beside the list
+    refused with InvalidParameterException. moto 5.2 pages it by TagsPerPage (100 tags: about 16 of the
     tool's resources), which left the rest to each node's own tag read."""
     from moto.core.responses import ActionResult
     from moto.resourcegroupstaggingapi.exceptions import ResourceGroupsTaggingAPIError
@@ -310,11 +310,11 @@ def patch_tagging():
     def get_resources(self):
         if not self._get_param("ResourceARNList"):
             return original(self)
-        paging = ("PaginationToken", "ResourcesPerPage", "TagsPerPage")
-        if any(self._get_param(p) is not None for p in paging):
+        others = ("PaginationToken", "ResourcesPerPage", "TagsPerPage", "TagFilters", "ResourceTypeFilters")
+        if any(self._get_param(p) is not None for p in others):
             raise ResourceGroupsTaggingAPIError(
                 "InvalidParameterException",
-                "ResourceARNList cannot be used with PaginationToken, ResourcesPerPage or TagsPerPage",
+                "ResourceARNList cannot be used with " + ", ".join(others),
             )
         if len(self._get_param("ResourceARNList")) > 100:
             raise ResourceGroupsTaggingAPIError(

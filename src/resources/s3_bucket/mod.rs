@@ -231,6 +231,7 @@ impl Resource for S3Bucket {
         Some(&self.suffix)
     }
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+    const TAGS_READ_AHEAD: bool = true;
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let s3 = &cx.aws().s3;
