@@ -14,7 +14,10 @@ as it would on AWS). The seed makes a run's draws repeatable; {"lose": ["kms:Cre
 loses the answer of the first call of each operation named. With {"rate": 2} each service
 takes at most that many of the tool's calls a second, as AWS's per-service token bucket
 does (a bucket of `rate` calls refilled at `rate` a second; the rest are throttled in the
-protocol's own shape); the GET answer's "rate_throttled" counts them per service. DELETE
+protocol's own shape); the GET answer's "rate_throttled" counts them per service. With
+{"db_busy_seconds": 6} the account's Aurora cluster stays busy that long after each
+instance create (TAP_EMULATOR_DB_BUSY_SECONDS for every account), so a test can make the
+second instance's call land inside the window however loaded the machine is. DELETE
 clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.

@@ -1190,12 +1190,16 @@ def patch_rds():
 
     from moto.rds.exceptions import InvalidDBClusterStateFault
 
+    import faults
+
     def create_db_instance(self, db_kwargs):
         cluster = db_kwargs.get("db_cluster_identifier")
         if cluster:
             busy = self.__dict__.setdefault("_tap_cluster_busy", {})
             now = time.monotonic()
-            if now - busy.get(cluster, -1e9) < DB_BUSY_SECONDS:
+            with faults.LOCK:
+                window = float((faults.FAULTS.get(self.account_id) or {}).get("db_busy_seconds", DB_BUSY_SECONDS))
+            if now - busy.get(cluster, -1e9) < window:
                 raise InvalidDBClusterStateFault(
                     f"Cannot create an instance in DB cluster {cluster}: another instance operation is in progress."
                 )

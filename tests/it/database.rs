@@ -4,7 +4,8 @@
 use aws_sdk_rds::Client as Rds;
 
 use crate::common::{
-    account, calls, config_dir, converged, endpoint, repo, run, run_with, sdk, writes, Run,
+    account, calls, config_dir, converged, emulator_admin, endpoint, repo, run, run_with, sdk,
+    writes, Run,
 };
 
 const CLUSTER: &str = "tap-local-db";
@@ -33,7 +34,13 @@ async fn up_ok(acct: &str) -> Run {
 #[tokio::test]
 async fn up_builds_the_data_tier_and_never_shows_the_password() {
     let acct = account();
+    // The cluster stays busy 6 s after the first instance's create (1.5 s for other
+    // accounts), so the second's call lands inside it also on a machine busy building the
+    // unit tests beside the suite (1.5 s was missed there).
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &faults, r#"{"db_busy_seconds": 6}"#).await;
     let first = up_ok(&acct).await;
+    emulator_admin("DELETE", &faults, "").await;
     // The second instance call lands while the emulator's cluster is busy with the first
     // (InvalidDBClusterStateFault): it is retried, never reported.
     let served = calls(&acct).await;
