@@ -129,8 +129,11 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
     );
     let tool = bookkeeping(&acct).await;
     assert_eq!(tool.get("s3:PutObject[history]"), Some(&1), "{tool:?}");
+    // Each run that took the lock released it: one DeleteObject, or two where a renewal the
+    // release cut short had stored a newer version (the first is refused, the lock is read,
+    // still ours, deleted again): seen on a loaded machine.
     let released = tool.get("s3:DeleteObject[lock]").copied().unwrap_or(0);
-    assert!((1..=2).contains(&released), "{tool:?}");
+    assert!((1..=4).contains(&released), "{tool:?}");
     let repaired: Vec<u64> = [&a, &b]
         .iter()
         .map(|r| r.event("repair_finished")["drifted"].as_u64().unwrap_or(0))
