@@ -10,6 +10,8 @@
 
 use crate::aws::wait::expected::{ECS_SERVICE_DRAINED, ECS_SERVICE_STEADY};
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentCircuitBreaker,
@@ -223,9 +225,9 @@ impl EcsService {
     }
 
     /// [`Self::describe`], read with the other services of the cluster that are observed at
-    /// the same moment: DescribeServices takes 10. The gathered answer says which services
-    /// are missing (and all of them when the cluster is); anything else it leaves out (that
-    /// read failed, a failure of another reason) is read on its own, which fails on it.
+    /// the same moment: DescribeServices takes 10. A service the gathered answer says nothing
+    /// of, or every service of a gathered read that failed, is read on its own, which fails
+    /// on the error.
     async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
         let client = cx.aws().ecs.clone();
         let cluster = cluster_name(cx.env_full());
@@ -238,33 +240,12 @@ impl EcsService {
             move |names| {
                 let (client, cluster) = (client.clone(), cluster.clone());
                 async move {
-                    let sent = client
-                        .describe_services()
-                        .cluster(cluster)
-                        .set_services(Some(names.clone()))
-                        .include(ServiceField::Tags)
-                        .send()
+                    describe_services(&client, &cluster, names)
                         .await
-                        .or_absent()
                         .map_err(|e| {
                             tracing::debug!(error = %e, "gathered DescribeServices failed; each service reads its own");
                         })
-                        .ok()?;
-                    let Some(out) = sent else {
-                        // No such cluster: none of its services exists.
-                        return Some(names.into_iter().map(|n| (n, None)).collect());
-                    };
-                    let missing = out
-                        .failures()
-                        .iter()
-                        .filter(|f| f.reason() == Some("MISSING"))
-                        .filter_map(|f| f.arn()?.rsplit('/').next())
-                        .map(|name| (name.to_string(), None));
-                    let found = out
-                        .services()
-                        .iter()
-                        .filter_map(|s| Some((s.service_name()?.to_string(), Some(s.clone()))));
-                    Some(missing.chain(found).collect())
+                        .ok()
                 }
             },
         )
@@ -275,37 +256,59 @@ impl EcsService {
         }
     }
 
-    /// The service, `None` when it (or its cluster) does not exist. A failure of another
-    /// reason than MISSING is an error, never "absent".
+    /// The service, `None` when it (or its cluster) does not exist.
     async fn describe(&self, cx: &NodeCx<'_>) -> Result<Option<Service>, Failure> {
-        let out = cx
-            .aws()
-            .ecs
-            .describe_services()
-            .cluster(cluster_name(cx.env_full()))
-            .services(&self.service)
-            .include(ServiceField::Tags)
-            .send()
-            .await
-            .or_absent()?;
-        let Some(out) = out else { return Ok(None) };
-        if let Some(f) = out
-            .failures()
-            .iter()
-            .find(|f| f.reason() != Some("MISSING"))
-        {
-            return Err(Failure::new(
-                "DescribeServicesFailure",
-                format!(
-                    "DescribeServices could not read service {}: {} {}",
-                    self.service,
-                    f.reason().unwrap_or("(no reason)"),
-                    f.detail().unwrap_or("")
-                ),
-            ));
-        }
-        Ok(out.services().first().cloned())
+        let cluster = cluster_name(cx.env_full());
+        let mut found =
+            describe_services(&cx.aws().ecs, &cluster, vec![self.service.clone()]).await?;
+        Ok(found.remove(&self.service).flatten())
     }
+}
+
+/// What DescribeServices says of `names` in `cluster`: each service it found, `None` for each
+/// it says is MISSING (every name when the cluster does not exist). A failure of another
+/// reason is an error, never "absent".
+async fn describe_services(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    names: Vec<String>,
+) -> Result<HashMap<String, Option<Service>>, Failure> {
+    let sent = client
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names.clone()))
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .or_absent()?;
+    let Some(out) = sent else {
+        return Ok(names.into_iter().map(|n| (n, None)).collect());
+    };
+    if let Some(f) = out
+        .failures()
+        .iter()
+        .find(|f| f.reason() != Some("MISSING"))
+    {
+        return Err(Failure::new(
+            "DescribeServicesFailure",
+            format!(
+                "DescribeServices could not read {}: {} {}",
+                f.arn().unwrap_or("a service"),
+                f.reason().unwrap_or("(no reason)"),
+                f.detail().unwrap_or("")
+            ),
+        ));
+    }
+    let missing = out
+        .failures()
+        .iter()
+        .filter_map(|f| f.arn()?.rsplit('/').next())
+        .map(|name| (name.to_string(), None));
+    let found = out
+        .services()
+        .iter()
+        .filter_map(|s| Some((s.service_name()?.to_string(), Some(s.clone()))));
+    Ok(missing.chain(found).collect())
 }
 
 /// The run's gathered DescribeServices reads, by cluster.

@@ -492,6 +492,15 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
     }
 }
 
+/// The services' own tag reads that the bulk read stands in for.
+const OWN_TAG_READS: [&str; 5] = [
+    "acm:ListTagsForCertificate",
+    "monitoring:ListTagsForResource",
+    "logs:ListTagsForResource",
+    "sns:ListTagsForResource",
+    "s3:GetBucketTagging",
+];
+
 /// Tags are read in bulk by ARN (the tagging API); where that read is refused, each node
 /// reads its own tags with its service's call, and a converged environment still shows no
 /// drift, at the cost of those calls.
@@ -508,13 +517,7 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     // Asked as each node's own read answered, it took 5.
     let bulk_calls = with_bulk.get("tagging:GetResources").copied().unwrap_or(0);
     assert!((1..=4).contains(&bulk_calls), "{with_bulk:?}");
-    for op in [
-        "acm:ListTagsForCertificate",
-        "monitoring:ListTagsForResource",
-        "logs:ListTagsForResource",
-        "sns:ListTagsForResource",
-        "s3:GetBucketTagging",
-    ] {
+    for op in OWN_TAG_READS {
         assert_eq!(with_bulk.get(op), None, "{op}: {with_bulk:?}");
     }
 
@@ -526,13 +529,7 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     assert_eq!(own.code, 0, "{}\n{}", own.stdout, own.stderr);
     assert_eq!(own.event("drift_finished")["drifted"], 0, "{}", own.stdout);
     let each = calls(&acct).await;
-    for op in [
-        "acm:ListTagsForCertificate",
-        "monitoring:ListTagsForResource",
-        "logs:ListTagsForResource",
-        "sns:ListTagsForResource",
-        "s3:GetBucketTagging",
-    ] {
+    for op in OWN_TAG_READS {
         assert!(each.contains_key(op), "{op} not called: {each:?}");
     }
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
