@@ -133,7 +133,11 @@ pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
         .resource_arns(arn)
         .send()
         .await?;
-    Ok(tags_by_arn(&out).remove(arn).unwrap_or_default())
+    // An answer without the one ARN asked for is not "no tags": it is not understood, and
+    // reading it as no tags would report (and repair) identity tags as removed.
+    tags_by_arn(&out)
+        .remove(arn)
+        .ok_or_else(|| Failure::missing(&format!("tag description for {arn}")))
 }
 
 /// A DescribeTags answer as each resource's tags, by ARN.
