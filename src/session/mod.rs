@@ -283,14 +283,31 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let (observations, record) = match preloaded {
-            Some(record) => (executor.observe().await, record),
-            None => {
-                let (observations, loaded) =
-                    tokio::join!(executor.observe(), record::load(&cx.aws.s3, &cx.scope));
-                (observations, loaded.map_err(anyhow::Error::new)?)
-            }
+        // The record, then (beside the graph's own reads, as soon as the record says so)
+        // the retired nodes: a record that names a scheduled repair, or none at all, means
+        // one may be there to remove.
+        let record_and_retired = async {
+            let record = match preloaded {
+                Some(record) => record,
+                None => record::load(&cx.aws.s3, &cx.scope).await?,
+            };
+            let retired = match &self.retired {
+                Some(g)
+                    if record.as_ref().is_none_or(|r| {
+                        r.nodes
+                            .keys()
+                            .chain(&r.started)
+                            .any(|n| is_scheduled_repair(n))
+                    }) =>
+                {
+                    Some(self.executor_with(g.clone(), cx.clone()).observe().await)
+                }
+                _ => None,
+            };
+            Ok::<_, crate::error::Failure>((record, retired))
         };
+        let (observations, loaded) = tokio::join!(executor.observe(), record_and_retired);
+        let (record, retired) = loaded.map_err(anyhow::Error::new)?;
         if let Some(r) = &record {
             self.check_entries(r)?;
         }
@@ -307,19 +324,6 @@ impl Session {
             .map(|n| record.as_ref().is_some_and(|r| r.started.contains(&n.id)))
             .collect();
         let observations = executor.reconcile(observations, &recorded, &started).await;
-        let retired = match &self.retired {
-            Some(g)
-                if record.as_ref().is_none_or(|r| {
-                    r.nodes
-                        .keys()
-                        .chain(&r.started)
-                        .any(|n| is_scheduled_repair(n))
-                }) =>
-            {
-                Some(self.executor_with(g.clone(), cx.clone()).observe().await)
-            }
-            _ => None,
-        };
         Ok(Pass {
             observations,
             record,

@@ -93,6 +93,9 @@ that moto 5.2 does not do by itself.
   made from the emulator's side: GET /_tap/calls/<account> answers {"Service:Operation": n};
   DELETE /_tap/calls/<account> resets the account's counts. With TAP_EMULATOR_CALLS_LOG set,
   the totals are appended to that file when the tests end (tests/emulator/coverage.py).
+  With TAP_EMULATOR_TIMELINE set, each call is appended to that file as it comes:
+  `<unix time> <account> <service:Operation> <T if a fault answered it, else ->` (how
+  BENCHMARKS.md sees what a throttled run waited for).
 
 Usage: launch.py [--host 127.0.0.1] [--port 0]
 Prints `READY <port>` on stdout once it serves. With --parent-watch it exits when its
@@ -1674,6 +1677,7 @@ def from_product(environ):
     return PRODUCT_AGENT in agent.split()
 
 CALLS_LOCK = threading.Lock()
+TIMELINE = os.environ.get("TAP_EMULATOR_TIMELINE")
 CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
 
 
@@ -1829,6 +1833,9 @@ def patch_counting():
                 counts = CALLS.setdefault(account, {})
                 counts[key] = counts.get(key, 0) + 1
             failed = faults.maybe_fail(environ, start_response, account, service, key, from_product(environ))
+            if TIMELINE:
+                with CALLS_LOCK, open(TIMELINE, "a") as f:
+                    f.write(f"{time.time():.3f} {account} {key} {'T' if failed is not None else '-'}\n")
             if failed is None:
                 failed = consistency.maybe_fail(environ, start_response, account, key, body)
             if failed is not None:
