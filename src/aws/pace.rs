@@ -17,8 +17,12 @@
 //!   success while calls queue; so it settles just above the limit and the bucket is seldom
 //!   empty. Scattered throttles (a busy account) seldom pace a service. Services that were
 //!   not throttled are never slowed.
+//! - **It hands a paced service's slots to the most urgent call first**: the one whose node
+//!   has the longest chain of work waiting on it ([`PRIORITY`], set by the executor), so a
+//!   security group that a database waits on is not sent after route-table associations
+//!   nothing waits on. Calls outside a node (the lock, the record) go first.
 
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,10 +79,61 @@ pub const RESEND_WITHIN: Duration = Duration::from_secs(100);
 pub const LONGEST_CALL: Duration =
     Duration::from_secs(RESEND_WITHIN.as_secs() + MAX_WAIT.as_secs() + 60);
 
+tokio::task_local! {
+    /// How urgent the calls of the running task are: the length of the longest chain of
+    /// nodes waiting on the node it runs (see `DependencyQueue`). A paced service sends the
+    /// most urgent waiting call in each slot; calls made outside any node's task (the lock,
+    /// the record, gathered reads) count as the most urgent.
+    pub static PRIORITY: usize;
+}
+
+/// Now, on tokio's clock (the same as the system's, but paused in tests).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The urgency of a call made now ([`PRIORITY`]).
+fn priority() -> usize {
+    PRIORITY.try_with(|p| *p).unwrap_or(usize::MAX)
+}
+
 /// One service client's pace.
 #[derive(Debug, Default)]
 pub struct Pacer {
     state: Mutex<State>,
+}
+
+/// A call waiting for a slot of a paced service.
+#[derive(Debug)]
+struct Waiter {
+    priority: usize,
+    /// Arrival order: among equals, the first to come goes first.
+    seq: u64,
+    /// Told the pace's epoch when its slot comes.
+    go: tokio::sync::oneshot::Sender<u64>,
+}
+
+impl PartialEq for Waiter {
+    fn eq(&self, other: &Self) -> bool {
+        (self.priority, self.seq) == (other.priority, other.seq)
+    }
+}
+
+impl Eq for Waiter {}
+
+impl PartialOrd for Waiter {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiter {
+    /// The heap's greatest is the most urgent, then the earliest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +152,12 @@ struct State {
     /// Answers, and throttled answers, to attempts sent at the current pace.
     seen: u32,
     throttled: u32,
+    /// Calls waiting for a slot once paced, the most urgent on top.
+    waiting: BinaryHeap<Waiter>,
+    /// The next waiter's arrival number.
+    arrivals: u64,
+    /// Whether a task is handing out slots to `waiting`.
+    dispatching: bool,
 }
 
 impl Pacer {
@@ -168,6 +229,60 @@ impl Pacer {
     pub fn rate(&self) -> Option<f64> {
         self.state.lock().ok().and_then(|s| s.rate)
     }
+
+    /// Waits for the slot of an attempt at `priority` ([`PRIORITY`]), at most [`MAX_WAIT`];
+    /// returns the pace it is sent at, to hand back with its answer. Unpaced, it goes at once.
+    pub async fn slot(self: &Arc<Self>, priority: usize) -> u64 {
+        let rx = {
+            let Ok(mut s) = self.state.lock() else {
+                return 0;
+            };
+            if s.rate.is_none() {
+                drop(s);
+                return self.reserve(now()).1;
+            }
+            let (go, rx) = tokio::sync::oneshot::channel();
+            let seq = s.arrivals;
+            s.arrivals += 1;
+            s.waiting.push(Waiter { priority, seq, go });
+            if !s.dispatching {
+                s.dispatching = true;
+                tokio::spawn(self.clone().dispatch());
+            }
+            rx
+        };
+        match tokio::time::timeout(MAX_WAIT, rx).await {
+            Ok(Ok(epoch)) => epoch,
+            // A queue longer than the longest wait: sent now, at the current pace.
+            _ => self.state.lock().map(|s| s.epoch).unwrap_or(0),
+        }
+    }
+
+    /// Hands each slot of the pace to the most urgent waiting call, until none waits.
+    async fn dispatch(self: Arc<Self>) {
+        loop {
+            let (wait, _) = self.reserve(now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let Ok(mut s) = self.state.lock() else {
+                return;
+            };
+            let epoch = s.epoch;
+            loop {
+                let Some(w) = s.waiting.pop() else {
+                    // Nobody took this slot: the next call may have it.
+                    s.next = Some(now());
+                    s.dispatching = false;
+                    return;
+                };
+                // A waiter gone (it waited its longest) leaves the slot to the next.
+                if w.go.send(epoch).is_ok() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl State {
@@ -232,20 +347,22 @@ impl HttpConnector for PacedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let client = self.client.clone();
+        // Read here, in the calling node's task: the future may run elsewhere.
+        let priority = priority();
         HttpConnectorFuture::new(async move {
-            let first = Instant::now();
+            let first = now();
             let mut request = request;
             let mut resends = 0u32;
             loop {
-                let (slot, epoch) = client.pacer.reserve(Instant::now());
-                let wait = slot.max(backoff(resends));
+                let wait = backoff(resends);
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
+                let epoch = client.pacer.slot(priority).await;
                 let again = request.try_clone();
                 let response = inner.call(request).await?;
                 let (response, throttled) = classify(response).await?;
-                client.pacer.answered(Instant::now(), epoch, throttled);
+                client.pacer.answered(now(), epoch, throttled);
                 if !throttled {
                     return Ok(response);
                 }
@@ -434,6 +551,42 @@ mod tests {
         let e = p.reserve(now).1;
         p.answered(now, e, false);
         assert!(p.rate().unwrap() > MIN_RATE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_slot_goes_to_the_most_urgent_call_then_the_earliest() {
+        let p = Arc::new(Pacer::default());
+        burst(&p, now(), 8, 8);
+        assert_eq!(p.rate(), Some(4.0));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut calls = tokio::task::JoinSet::new();
+        for (name, priority) in [("leaf", 0), ("chain", 5), ("leaf 2", 0), ("mid", 3)] {
+            let (p, order) = (p.clone(), order.clone());
+            calls.spawn(async move {
+                p.slot(priority).await;
+                order
+                    .lock()
+                    .unwrap()
+                    .push((name, tokio::time::Instant::now()));
+            });
+            // Each has come before the first slot (250 ms on).
+            tokio::time::sleep(ms(10)).await;
+        }
+        while calls.join_next().await.is_some() {}
+        let order = order.lock().unwrap().clone();
+        let names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["chain", "mid", "leaf", "leaf 2"]);
+        // One slot each, a quarter of a second apart.
+        let gaps: Vec<u128> = order
+            .windows(2)
+            .map(|w| (w[1].1 - w[0].1).as_millis())
+            .collect();
+        assert!(gaps.iter().all(|g| (240..=260).contains(g)), "{gaps:?}");
+        // Unpaced, a slot is at once, whatever the priority.
+        let unpaced = Arc::new(Pacer::default());
+        let before = tokio::time::Instant::now();
+        unpaced.slot(0).await;
+        assert_eq!(tokio::time::Instant::now(), before);
     }
 
     #[test]

@@ -31,9 +31,11 @@ use crate::model::{
     RecordedIds, Ref, RunReport,
 };
 
-/// How many nodes read at once in an observe pass: reads are cheap and the SDK's standard
-/// retry backs off under throttling, so a whole environment is read in a few rounds.
-pub const READ_PARALLELISM: usize = 32;
+/// How many nodes read at once in an observe pass: every node of an environment (reads are
+/// cheap, and each service's client paces itself once throttled). Fewer let a throttled
+/// service's readers hold every permit while another service sat idle: at 2 calls/s, IAM's
+/// reads waited 4 s behind EC2's.
+pub const READ_PARALLELISM: usize = 128;
 
 /// A live resource as a node observed it: what it publishes, whether it is ready, and the
 /// kind's own description of it (only that kind reads it).
@@ -502,7 +504,13 @@ impl<C: Send + Sync + 'static> Executor<C> {
                             let node = graph.node(ix);
                             self.events.node_started(&node.id, node.kind);
                             started_at[ix] = Some(Instant::now());
-                            let handle = tasks.spawn(async move { (ix, fut.await) });
+                            // Its calls to a paced service go before those of nodes
+                            // with less work waiting on them.
+                            let priority = queue.priority(ix);
+                            let handle = tasks.spawn(
+                                crate::aws::pace::PRIORITY
+                                    .scope(priority, async move { (ix, fut.await) }),
+                            );
                             task_ix.insert(handle.id(), ix);
                         }
                     }

@@ -94,6 +94,11 @@ impl DependencyQueue {
         ready
     }
 
+    /// The length of the longest chain of dependents behind `node`: how much work waits on it.
+    pub fn priority(&self, node: NodeIx) -> usize {
+        self.priority.get(node).copied().unwrap_or(0)
+    }
+
     /// Records that `node` reached `milestone`, meeting the edges that needed it.
     pub fn finish(&mut self, node: NodeIx, milestone: Milestone) {
         let before = self.reached[node];
