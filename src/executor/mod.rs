@@ -265,11 +265,13 @@ impl<C: Send + Sync + 'static> Executor<C> {
     /// Converges every node: compare with its observation at the moment its inputs are
     /// known, then create, update or replace, publish, wait until ready. Nodes where `act`
     /// is false are left as they are (their observed attributes are published when present;
-    /// when absent they and their dependents are skipped).
+    /// when absent they and their dependents are skipped). Nodes where `look_first` is true
+    /// are observed again when they start, in place of their observation.
     pub async fn apply(
         &self,
         observations: Vec<Result<Observation, NodeError>>,
         act: Vec<bool>,
+        look_first: Vec<bool>,
         cancel: watch::Receiver<bool>,
     ) -> RunReport {
         let mut observations: Vec<Option<Result<Observation, NodeError>>> =
@@ -297,14 +299,11 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     }
                 }
             }
-            if !act[ix] {
-                return Start::Done(match have {
-                    Some(live) => Outcome::Unchanged(live.attrs),
-                    None => Outcome::Skipped(
-                        "not in the last applied record: a config addition left to `up`".into(),
-                    ),
-                });
+            let look = look_first.get(ix).copied().unwrap_or(false);
+            if !act[ix] && !look {
+                return Start::Done(Self::left_alone(have));
             }
+            let act = act[ix];
             let task = node.payload.clone();
             let cx = self.cx.clone();
             let events = self.events.clone();
@@ -313,6 +312,17 @@ impl<C: Send + Sync + 'static> Executor<C> {
             let (id, kind) = (node.id.clone(), node.kind);
             Start::Run(Box::pin(async move {
                 let fail = |step, f| Outcome::Failed(node_error(&env, &id, kind, step, f));
+                let have = if look {
+                    match task.observe(&cx).await {
+                        Ok(o) => o,
+                        Err(f) => return fail(Step::Find, f),
+                    }
+                } else {
+                    have
+                };
+                if !act {
+                    return Self::left_alone(have);
+                }
                 let permit = permits.acquire_owned().await;
                 // Identifiers go to the queue once: early from the kind's create
                 // (`Inputs::publish`), else once its apply returns.
@@ -422,6 +432,16 @@ impl<C: Send + Sync + 'static> Executor<C> {
         let node = self.graph.node(ix);
         let f = Failure::new("Internal", "started twice (a bug in tap-provision)");
         Outcome::Failed(node_error(&self.env, &node.id, node.kind, Step::Find, f))
+    }
+
+    /// A node `apply` may not change: as it was found.
+    fn left_alone(have: Observation) -> Outcome {
+        match have {
+            Some(live) => Outcome::Unchanged(live.attrs),
+            None => Outcome::Skipped(
+                "not in the last applied record: a config addition left to `up`".into(),
+            ),
+        }
     }
 
     /// The run loop shared by `apply` and `down`.

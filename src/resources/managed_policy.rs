@@ -42,6 +42,42 @@ pub struct ManagedPolicy {
     pub document: Template,
     /// Its path, `/<project>/<env>/`.
     pub path: String,
+    /// Looked for first in one listing of the path, shared by the run's policies: set where
+    /// most are expected absent (a removal looks for every part an earlier `up` could have
+    /// made), so each absent one costs no call of its own.
+    #[serde(default)]
+    pub listed: bool,
+}
+
+/// The run's one listing of the customer-managed policies under a path, by path.
+#[derive(Default)]
+struct PathPolicies(tokio::sync::Mutex<BTreeMap<String, Vec<String>>>);
+
+/// The ARNs of the policies under `path` (`ListPolicies`, local scope, by path prefix: only
+/// the environment's, whatever the account holds beside them), listed once per run.
+async fn policies_under(cx: &NodeCx<'_>, path: &str) -> Result<Vec<String>, Failure> {
+    let cache = cx.shared::<PathPolicies>();
+    let mut listed = cache.0.lock().await;
+    if let Some(arns) = listed.get(path) {
+        return Ok(arns.clone());
+    }
+    let arns = cx
+        .aws()
+        .iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .path_prefix(path)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| Failure::from(e).context(format!("listing the policies under {path}")))?
+        .iter()
+        .map(|p| p.arn().required("policy ARN").map(String::from))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    listed.insert(path.to_string(), arns.clone());
+    Ok(arns)
 }
 
 pub struct Observed {
@@ -127,7 +163,13 @@ impl Resource for ManagedPolicy {
     const FIELDS: &'static [&'static str] = Field::NAMES;
     const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(&["iam:GetPolicy", "iam:GetPolicyVersion"], POLICIES)],
+        read: &[
+            grant(&["iam:GetPolicy", "iam:GetPolicyVersion"], POLICIES),
+            grant(
+                &["iam:ListPolicies"],
+                On::Any("ListPolicies lists by path prefix: no resource-level permission"),
+            ),
+        ],
         write: &[grant(
             &[
                 "iam:CreatePolicy",
@@ -151,6 +193,9 @@ impl Resource for ManagedPolicy {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;
         let arn = self.arn(cx);
+        if self.listed && !policies_under(cx, &self.path).await?.contains(&arn) {
+            return Ok(None);
+        }
         let Some(out) = iam.get_policy().policy_arn(&arn).send().await.or_absent()? else {
             return Ok(None);
         };

@@ -111,6 +111,9 @@ pub struct Pass {
     /// The retired nodes' observations, in [`Session::retired`]'s order, when they were
     /// looked at.
     pub retired: Option<Observations>,
+    /// Nodes whose look again is put off to the moment `apply` starts them (the state bucket
+    /// the lock step made: nothing waits on it, so its reads no longer hold back the run).
+    pub look_at_start: Vec<String>,
 }
 
 impl Pass {
@@ -329,6 +332,7 @@ impl Session {
             record,
             cx,
             retired,
+            look_at_start: Vec::new(),
         })
     }
 
@@ -556,28 +560,6 @@ impl Session {
         ))
     }
 
-    /// Observes node `id` again, alone, on `pass`'s context. For a node found by its name
-    /// (the state bucket, which the lock step may have just made): the record's identifiers
-    /// are not consulted.
-    pub async fn look_again_at(&self, pass: &mut Pass, id: &str) -> anyhow::Result<()> {
-        let ix = self
-            .graph
-            .index_of(id)
-            .with_context(|| format!("no node {id} (a bug in tap-provision)"))?;
-        let node = self.graph.node(ix);
-        let observed = node.payload.observe(&pass.cx).await.map_err(|f| {
-            crate::executor::node_error(
-                &self.env.full_name(),
-                &node.id,
-                node.kind,
-                crate::error::Step::Find,
-                f,
-            )
-        });
-        pass.observations[ix] = observed;
-        Ok(())
-    }
-
     /// After `up` applied `graph`: deletes the retired nodes it found there (the scheduled
     /// repair, once `schedule = "off"`), in reverse dependency order. Returns the graph and
     /// report to record: `graph`'s, followed by the retired ones (deleted, they leave the
@@ -615,8 +597,13 @@ impl Session {
         cancel: watch::Receiver<bool>,
     ) -> RunReport {
         let observations = std::mem::take(&mut pass.observations);
+        let look_first = graph
+            .nodes()
+            .iter()
+            .map(|n| pass.look_at_start.contains(&n.id))
+            .collect();
         self.executor_with(graph, pass.cx.clone())
-            .apply(observations, act, cancel)
+            .apply(observations, act, look_first, cancel)
             .await
     }
 

@@ -95,12 +95,12 @@ impl Session {
                 .lock(V::NAME, verb.lock_timeout(), verb.makes_state_bucket())
                 .await?;
             // Made only the state bucket, on a new environment nobody else touched: its own
-            // node is all there is to look at again.
+            // node is all there is to look at again, which it does when `act` starts it
+            // (nothing waits on it; its reads run beside the other nodes' work).
             let made_only_the_bucket = held.created_bucket && bucket_was_absent && !held.waited;
             let again = if made_only_the_bucket {
-                self.look_again_at(&mut pass, STATE_BUCKET)
-                    .await
-                    .map(|_| None)
+                pass.look_at_start.push(STATE_BUCKET.to_string());
+                Ok(None)
             } else if held.waited || held.created_bucket {
                 self.look().await.map(Some)
             } else {

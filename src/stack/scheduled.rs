@@ -207,6 +207,7 @@ pub fn build(s: &mut Stack<'_>, env: &EnvConfig, net: &Network) {
                     ),
                     document: Template(document),
                     path: path.clone(),
+                    listed: s.removal,
                 },
             )
         })
