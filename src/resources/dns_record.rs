@@ -127,7 +127,16 @@ fn fqdn(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Sends one change batch and waits until Route53 has it everywhere (INSYNC).
+/// The run's zones, each with the gate its change batches pass one at a time.
+#[derive(Default)]
+struct ZoneGates(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+);
+
+/// Sends one change batch and waits until Route53 has it everywhere (INSYNC). Batches to one
+/// zone are sent one at a time (Route53 refuses a batch while the zone's last one is still
+/// being taken in: `PriorRequestNotComplete`); each waits for INSYNC on its own, and other
+/// zones and other work do not wait at all.
 async fn change(
     cx: &NodeCx<'_>,
     zone_id: &str,
@@ -139,14 +148,24 @@ async fn change(
         .comment(format!("tap-provision {}", cx.node))
         .build()
         .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
-    let out = cx
-        .aws()
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(batch)
-        .send()
-        .await?;
+    let gate = cx
+        .shared::<ZoneGates>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(zone_id.to_string())
+        .or_default()
+        .clone();
+    let out = {
+        let _one_at_a_time = gate.lock().await;
+        cx.aws()
+            .route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(batch)
+            .send()
+            .await?
+    };
     let id = out
         .change_info()
         .map(|c| c.id().to_string())
