@@ -189,7 +189,6 @@ impl Resource for S3Bucket {
             crate::policy::BULK_TAGS,
             grant(
                 &[
-                    "s3:ListBucket",
                     "s3:GetBucketPublicAccessBlock",
                     "s3:GetBucketVersioning",
                     "s3:GetEncryptionConfiguration",
@@ -237,19 +236,23 @@ impl Resource for S3Bucket {
         let s3 = &cx.aws().s3;
         let name = self.name(cx);
         let owner = cx.scope().account.as_str();
-        if s3
-            .head_bucket()
+        let named = |op: &'static str| move |f: Failure| f.context(op);
+        // Versioning first, from this account's bucket only: it says whether the bucket is
+        // there (NoSuchBucket) and is ours (a bucket of that name in another account is an
+        // error), as a HeadBucket would, and is one of the settings besides. A bucket never
+        // versioned answers with no status, never "not found".
+        let Some(versioning) = s3
+            .get_bucket_versioning()
             .bucket(&name)
             .expected_bucket_owner(owner)
             .send()
             .await
-            .or_absent()?
-            .is_none()
-        {
+            .or_absent()
+            .map_err(named("GetBucketVersioning"))?
+        else {
             return Ok(None);
-        }
-        let named = |op: &'static str| move |f: Failure| f.context(op);
-        let (pab, versioning, encryption, policy, ownership, lifecycle, tags) = tokio::try_join!(
+        };
+        let (pab, encryption, policy, ownership, lifecycle, tags) = tokio::try_join!(
             async {
                 s3.get_public_access_block()
                     .bucket(&name)
@@ -257,14 +260,6 @@ impl Resource for S3Bucket {
                     .await
                     .or_absent()
                     .map_err(named("GetPublicAccessBlock"))
-            },
-            async {
-                s3.get_bucket_versioning()
-                    .bucket(&name)
-                    .send()
-                    .await
-                    .or_absent()
-                    .map_err(named("GetBucketVersioning"))
             },
             async {
                 s3.get_bucket_encryption()
@@ -326,7 +321,7 @@ impl Resource for S3Bucket {
         });
         Ok(Some(Observed {
             public_access_block: pab.and_then(|p| p.public_access_block_configuration().cloned()),
-            versioning: versioning.and_then(|v| v.status().cloned()),
+            versioning: versioning.status().cloned(),
             encryption,
             policy: match policy.as_ref().and_then(|p| p.policy()) {
                 None => Value::Null,
