@@ -6,6 +6,7 @@ pub mod calls;
 pub mod ec2;
 pub mod errors;
 pub mod pace;
+pub mod pacer;
 pub mod retry;
 pub mod shared;
 pub mod tags;

@@ -32,9 +32,8 @@ use crate::model::{
 };
 
 /// How many nodes read at once in an observe pass: every node of an environment (reads are
-/// cheap, and each service's client paces itself once throttled). Fewer let a throttled
-/// service's readers hold every permit while another service sat idle: at 2 calls/s, IAM's
-/// reads waited 4 s behind EC2's.
+/// cheap, and each service's client paces itself once throttled). Fewer let one throttled
+/// service's readers hold every permit while other services sit idle (BENCHMARKS.md).
 pub const READ_PARALLELISM: usize = 128;
 
 /// A live resource as a node observed it: what it publishes, whether it is ready, and the
@@ -265,13 +264,14 @@ impl<C: Send + Sync + 'static> Executor<C> {
     /// Converges every node: compare with its observation at the moment its inputs are
     /// known, then create, update or replace, publish, wait until ready. Nodes where `act`
     /// is false are left as they are (their observed attributes are published when present;
-    /// when absent they and their dependents are skipped). Nodes where `look_first` is true
-    /// are observed again when they start, in place of their observation.
+    /// when absent they and their dependents are skipped). Nodes that may act and where
+    /// `look_at_start` is true are observed again when they start, in place of their
+    /// observation.
     pub async fn apply(
         &self,
         observations: Vec<Result<Observation, NodeError>>,
         act: Vec<bool>,
-        look_first: Vec<bool>,
+        look_at_start: Vec<bool>,
         cancel: watch::Receiver<bool>,
     ) -> RunReport {
         let mut observations: Vec<Option<Result<Observation, NodeError>>> =
@@ -299,11 +299,15 @@ impl<C: Send + Sync + 'static> Executor<C> {
                     }
                 }
             }
-            let look = look_first.get(ix).copied().unwrap_or(false);
-            if !act[ix] && !look {
-                return Start::Done(Self::left_alone(have));
+            if !act[ix] {
+                return Start::Done(match have {
+                    Some(live) => Outcome::Unchanged(live.attrs),
+                    None => Outcome::Skipped(
+                        "not in the last applied record: a config addition left to `up`".into(),
+                    ),
+                });
             }
-            let act = act[ix];
+            let look = look_at_start[ix];
             let task = node.payload.clone();
             let cx = self.cx.clone();
             let events = self.events.clone();
@@ -320,9 +324,6 @@ impl<C: Send + Sync + 'static> Executor<C> {
                 } else {
                     have
                 };
-                if !act {
-                    return Self::left_alone(have);
-                }
                 let permit = permits.acquire_owned().await;
                 // Identifiers go to the queue once: early from the kind's create
                 // (`Inputs::publish`), else once its apply returns.
@@ -434,16 +435,6 @@ impl<C: Send + Sync + 'static> Executor<C> {
         Outcome::Failed(node_error(&self.env, &node.id, node.kind, Step::Find, f))
     }
 
-    /// A node `apply` may not change: as it was found.
-    fn left_alone(have: Observation) -> Outcome {
-        match have {
-            Some(live) => Outcome::Unchanged(live.attrs),
-            None => Outcome::Skipped(
-                "not in the last applied record: a config addition left to `up`".into(),
-            ),
-        }
-    }
-
     /// The run loop shared by `apply` and `down`.
     async fn drive(
         &self,
@@ -528,7 +519,7 @@ impl<C: Send + Sync + 'static> Executor<C> {
                             // with less work waiting on them.
                             let priority = queue.priority(ix);
                             let handle = tasks.spawn(
-                                crate::aws::pace::PRIORITY
+                                crate::aws::pacer::PRIORITY
                                     .scope(priority, async move { (ix, fut.await) }),
                             );
                             task_ix.insert(handle.id(), ix);

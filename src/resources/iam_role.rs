@@ -225,10 +225,9 @@ impl Resource for IamRole {
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;
         let name = self.name(cx);
-        // The role first: from empty its policies' three reads would each answer
-        // NoSuchEntity, and IAM's rate is the account's busiest under throttling (8 roles'
-        // 32 reads took 16 s at 2 calls/s before any create could start). Converged, this
-        // costs one round of latency and no call.
+        // The role first: where it is absent, its policies' three reads would each answer
+        // NoSuchEntity, calls IAM's rate limit counts before any create may start.
+        // Converged, this costs one round of latency and no call.
         let Some(role) = iam.get_role().role_name(&name).send().await.or_absent()? else {
             return Ok(None);
         };

@@ -45,7 +45,8 @@ pub struct ManagedPolicy {
     /// Looked for first in one listing of the path, shared by the run's policies: set where
     /// most are expected absent (a removal looks for every part an earlier `up` could have
     /// made), so each absent one costs no call of its own.
-    #[serde(default)]
+    /// Left out of the spec when false, so records written before it compare equal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub listed: bool,
 }
 

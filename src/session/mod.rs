@@ -597,13 +597,13 @@ impl Session {
         cancel: watch::Receiver<bool>,
     ) -> RunReport {
         let observations = std::mem::take(&mut pass.observations);
-        let look_first = graph
+        let look_at_start = graph
             .nodes()
             .iter()
             .map(|n| pass.look_at_start.contains(&n.id))
             .collect();
         self.executor_with(graph, pass.cx.clone())
-            .apply(observations, act, look_first, cancel)
+            .apply(observations, act, look_at_start, cancel)
             .await
     }
 

@@ -5,7 +5,10 @@
 //!
 //! Nothing is written before the decision: a verb that finds something it cannot read or
 //! explain returns an error from [`Verb::decide`], and the run ends with no lock taken, no
-//! record written, no resource touched.
+//! record written, no resource touched. One read comes after: the state bucket the lock
+//! step made on a new environment is looked at again when `act` starts its node (nothing
+//! waits on it); should that read fail, the node fails and the run with it, as a create
+//! that fails would.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
