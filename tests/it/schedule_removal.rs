@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::common::live::{Live, ENV};
-use crate::common::{account, config_dir, converged, emulator_admin, sdk};
+use crate::common::{account, calls, config_dir, converged, emulator_admin, reset_calls, sdk};
 use crate::crash::{crash, Point};
 use crate::schedule::{
     assert_group_gone, converged_with_schedule, in_dir, ok, repair_nodes, scheduler, with_schedule,
@@ -21,9 +21,26 @@ async fn off_deletes_exactly_the_scheduled_repair_and_down_removes_it_whatever_t
     let sch = scheduler(&sdk(&acct).await);
     let live = Live::new(&acct).await;
 
-    // `plan` names what `up` will delete; `up` deletes exactly those.
+    // `plan` names what `up` will delete; `up` deletes exactly those. Its look finds the
+    // policy parts with one listing of the environment's path: a GetPolicy for each part
+    // there is, none for the parts an earlier version could have made and this one did not.
+    let parts = live
+        .iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .path_prefix("/tap/local/")
+        .send()
+        .await
+        .unwrap()
+        .policies()
+        .len() as u64;
+    assert!(parts >= 1);
+    reset_calls(&acct).await;
     let p = in_dir("plan", &[], &acct, off.path()).await;
     assert_eq!(p.code, 2, "{}\n{}", p.stdout, p.stderr);
+    let read = calls(&acct).await;
+    assert_eq!(read.get("iam:ListPolicies"), Some(&1), "{read:?}");
+    assert_eq!(read.get("iam:GetPolicy"), Some(&parts), "{read:?}");
     assert_eq!(
         p.event("plan_finished")["counts"]["delete"],
         repair_nodes().len()
