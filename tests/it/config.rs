@@ -570,7 +570,7 @@ async fn wrong_credentials_and_an_unreachable_endpoint_stop_up_before_it_creates
     let r = run_with(
         &["up", "--env", "local", "--yes"],
         "999999999403",
-        crate::common::endpoint(),
+        crate::common::endpoint("999999999403"),
         &repo(),
     )
     .await;

@@ -113,7 +113,7 @@ async fn ok(args: &[&str], acct: &str) {
 pub(crate) async fn crash(args: &[&str], acct: &str, point: Point) -> Option<(u64, String)> {
     let path = format!("/_tap/crash/{acct}");
     emulator_admin("PUT", &path, &point.json()).await;
-    let mut child = command(args, acct, endpoint(), &repo())
+    let mut child = command(args, acct, endpoint(acct), &repo())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -350,7 +350,7 @@ async fn a_key_a_killed_run_made_is_found_though_the_tagging_api_does_not_list_i
 /// `args` run to success with a lock lease of 3 s (renewed every second, so renewals meet
 /// the faults too), then the lock is gone: released, never left behind.
 async fn ok_renewing(args: &[&str], acct: &str) {
-    let mut cmd = command(args, acct, endpoint(), &repo());
+    let mut cmd = command(args, acct, endpoint(acct), &repo());
     cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
     let out = cmd.output().await.expect("running tap-provision");
     assert_eq!(

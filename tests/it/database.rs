@@ -513,7 +513,7 @@ async fn deletion_protection_stops_down_before_anything_is_deleted() {
             dir_arg,
         ],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         &repo(),
     )
     .await;
@@ -521,7 +521,7 @@ async fn deletion_protection_stops_down_before_anything_is_deleted() {
     let r = run_with(
         &["down", "--env", "local", "--yes", "--config-dir", dir_arg],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         &repo(),
     )
     .await;
@@ -558,7 +558,7 @@ async fn deletion_protection_stops_down_before_anything_is_deleted() {
             dir_arg,
         ],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         &repo(),
     )
     .await;
@@ -593,7 +593,7 @@ async fn destroying_a_protected_environments_data_takes_its_name() {
     let r = run_with(
         &["up", "--env", "local", "--yes", "--json", "--config-dir", d],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         &repo(),
     )
     .await;
@@ -611,12 +611,12 @@ async fn destroying_a_protected_environments_data_takes_its_name() {
         "--config-dir",
         d,
     ];
-    let r = run_with(&base, &acct, endpoint(), &repo()).await;
+    let r = run_with(&base, &acct, endpoint(&acct), &repo()).await;
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("needs --confirm local"), "{}", r.stderr);
     let mut wrong = base.to_vec();
     wrong.extend(["--confirm", "prod"]);
-    let r = run_with(&wrong, &acct, endpoint(), &repo()).await;
+    let r = run_with(&wrong, &acct, endpoint(&acct), &repo()).await;
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("does not name this environment"),
@@ -632,7 +632,7 @@ async fn destroying_a_protected_environments_data_takes_its_name() {
     // Named: the data goes, the key is scheduled for deletion.
     let mut named = base.to_vec();
     named.extend(["--confirm", "local", "--json"]);
-    let r = run_with(&named, &acct, endpoint(), &repo()).await;
+    let r = run_with(&named, &acct, endpoint(&acct), &repo()).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("kms-key"), "deleted");
     let kms = aws_sdk_kms::Client::new(&sdk(&acct).await);

@@ -439,7 +439,7 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
     assert!(writes(&acct).await.is_empty(), "{:?}", writes(&acct).await);
     // The state bucket lives in the environment's region.
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(crate::common::endpoint())
+        .endpoint_url(crate::common::endpoint(&acct))
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             &acct, "test", None, None, "tests",

@@ -273,7 +273,7 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
     let mut cmd = crate::common::command(
         &args,
         &acct,
-        crate::common::endpoint(),
+        crate::common::endpoint(&acct),
         &crate::common::repo(),
     );
     cmd.env("TAP_LOCK_LEASE_SECONDS", "3");

@@ -782,7 +782,7 @@ async fn one_nat_per_zone_routes_each_zone_to_its_own() {
             dir.path().to_str().unwrap(),
         ],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         &crate::common::repo(),
     )
     .await;

@@ -29,7 +29,7 @@ pub(crate) fn with_schedule() -> tempfile::TempDir {
 /// ([`with_schedule`]): a copy of one built once per test binary, as
 /// [`crate::common::converged`] makes of the shipped config.
 pub(crate) async fn converged_with_schedule() -> String {
-    static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    static SOURCE: crate::common::Sources = crate::common::Sources::new();
     crate::common::copy_of_built(&SOURCE, |acct| async move {
         ok("up", &["--yes"], &acct, with_schedule().path()).await;
     })
@@ -194,7 +194,7 @@ fn lint(docs: &[(String, Value)]) -> Vec<Value> {
 async fn as_the_task_runs(acct: &str, args: &[String]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = command(&args, acct, endpoint(), dir.path());
+    let mut cmd = command(&args, acct, endpoint(acct), dir.path());
     cmd.env_remove("HOME").env_remove("USER");
     let out = cmd.output().await.expect("running the task's command");
     Run {
@@ -789,7 +789,7 @@ async fn the_binary_runs_as_a_non_root_user_with_only_the_tasks_environment() {
             .env_clear()
             .env("AWS_ACCESS_KEY_ID", &acct)
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ENDPOINT_URL", endpoint(&acct))
             .env("AWS_EC2_METADATA_DISABLED", "true");
         if root {
             // As the image's `USER`: not root.
@@ -891,7 +891,7 @@ async fn status_all_lists_every_environment_with_its_last_run_and_next_run() {
     let mut cmd = command(
         &["status", "--all", "--region", REGION, "--json"],
         &acct,
-        endpoint(),
+        endpoint(&acct),
         empty.path(),
     );
     cmd.env_remove("HOME");

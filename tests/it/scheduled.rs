@@ -38,7 +38,7 @@ async fn scheduled(verb: &str, acct: &str) -> Run {
             "--json",
         ],
         acct,
-        endpoint(),
+        endpoint(acct),
         dir.path(),
     );
     cmd.env_remove("HOME").env_remove("USER");

@@ -14,7 +14,7 @@ pub type Inventory = BTreeMap<String, usize>;
 
 async fn conf(acct: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint(acct))
         .region(aws_config::Region::new(region.to_string()))
         .credentials_provider(aws_sdk_ec2::config::Credentials::new(
             acct, "test", None, None, "tests",

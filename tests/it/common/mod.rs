@@ -1,11 +1,14 @@
 //! The emulator the suite runs against, and helpers to run the binary and inspect AWS.
 //!
-//! By default one test emulator (tests/emulator/launch.py: moto server plus the handlers
-//! the product needs) is started per test binary on a free loopback port; it is installed
-//! into `.venv-emulator/` when missing and exits when this process ends (it watches its
-//! standard input). Set `TAP_TEST_ENDPOINT=http://127.0.0.1:4566` to use an emulator that is
-//! already running instead. Each test uses its own 12-digit access key, hence its own
-//! account: tests share the server and never see each other's resources.
+//! By default two test emulators (tests/emulator/launch.py: moto server plus the handlers
+//! the product needs; `TAP_TEST_EMULATORS=n` for another number, up to 4) are started per
+//! test binary on free loopback ports; they are installed into `.venv-emulator/` when missing
+//! and exit when this process ends (they watch their standard input). moto serves on one
+//! core, so one process held the suite back whenever several tests called at once. Each test
+//! uses its own 12-digit access key, hence its own account, and each account lives on one
+//! emulator, picked by its number ([`endpoint`]): tests share the servers and never see each
+//! other's resources. Set `TAP_TEST_ENDPOINT=http://127.0.0.1:4566` to use one emulator that
+//! is already running instead.
 
 pub mod inventory;
 pub mod live;
@@ -76,32 +79,64 @@ pub fn python() -> PathBuf {
     py
 }
 
-static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+/// The most emulator processes the suite starts (`TAP_TEST_EMULATORS`).
+pub const MAX_EMULATORS: usize = 4;
 
-fn emulator() -> &'static Emulator {
-    EMULATOR.get_or_init(|| {
+static EMULATORS: OnceLock<Vec<Emulator>> = OnceLock::new();
+
+fn emulators() -> &'static [Emulator] {
+    EMULATORS.get_or_init(|| {
         if let Ok(endpoint) = std::env::var("TAP_TEST_ENDPOINT") {
-            return Emulator {
+            return vec![Emulator {
                 endpoint,
                 _process: None,
-            };
+            }];
         }
-        let mut cmd = Command::new(python());
-        cmd.arg(repo().join("tests/emulator/launch.py")).args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--parent-watch",
-        ]);
-        // The emulator's modeled readiness times on the same scale as the tool's waits.
-        cmd.env(TIME_SCALE.0, TIME_SCALE.1);
-        let (endpoint, process) = start_ready(cmd, "tests/emulator/launch.py", 60);
-        Emulator {
-            endpoint,
-            _process: Some(Mutex::new(process)),
-        }
+        let n = std::env::var("TAP_TEST_EMULATORS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(2)
+            .clamp(1, MAX_EMULATORS);
+        let python = python();
+        // Started side by side: each takes a few seconds to import moto.
+        std::thread::scope(|s| {
+            let started: Vec<_> = (0..n)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut cmd = Command::new(&python);
+                        cmd.arg(repo().join("tests/emulator/launch.py")).args([
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            "0",
+                            "--parent-watch",
+                        ]);
+                        // The emulator's modeled readiness times on the same scale as the
+                        // tool's waits.
+                        cmd.env(TIME_SCALE.0, TIME_SCALE.1);
+                        let (endpoint, process) = start_ready(cmd, "tests/emulator/launch.py", 60);
+                        Emulator {
+                            endpoint,
+                            _process: Some(Mutex::new(process)),
+                        }
+                    })
+                })
+                .collect();
+            started
+                .into_iter()
+                .map(|h| h.join().expect("starting an emulator"))
+                .collect()
+        })
     })
+}
+
+/// Which emulator holds `account`: by its number, so consecutive accounts alternate.
+fn emulator_index(account: &str) -> usize {
+    let n = emulators().len();
+    account
+        .get(account.len().saturating_sub(6)..)
+        .and_then(|tail| tail.parse::<usize>().ok())
+        .map_or(0, |k| k % n)
 }
 
 /// Starts a test-side server that prints `READY <port>` once it serves and exits when its
@@ -134,8 +169,9 @@ pub fn start_ready(mut cmd: Command, what: &str, secs: u64) -> (String, (Child, 
     (format!("http://127.0.0.1:{port}"), (child, stdin))
 }
 
-pub fn endpoint() -> &'static str {
-    &emulator().endpoint
+/// The endpoint of the emulator that holds `account`.
+pub fn endpoint(account: &str) -> &'static str {
+    &emulators()[emulator_index(account)].endpoint
 }
 
 /// A fresh 12-digit account for one test.
@@ -143,6 +179,18 @@ pub fn account() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     format!("{:06}{:06}", std::process::id() % 1_000_000, n)
+}
+
+/// A fresh account on the emulator that holds `beside` (a copy must be made where its source
+/// lives).
+fn account_beside(beside: &str) -> String {
+    let want = emulator_index(beside);
+    loop {
+        let acct = account();
+        if emulator_index(&acct) == want {
+            return acct;
+        }
+    }
 }
 
 pub struct Run {
@@ -225,10 +273,10 @@ pub fn command(
     // waits, polls and backoffs, both a tenth of their real length (the same proportions, a
     // tenth of the waiting). Elsewhere (LocalStack, an emulator started by other means) the
     // delays are real, and so are the tool's waits.
-    if EMULATOR
-        .get()
-        .is_some_and(|e| e._process.is_some() && e.endpoint == endpoint)
-    {
+    if EMULATORS.get().is_some_and(|all| {
+        all.iter()
+            .any(|e| e._process.is_some() && e.endpoint == endpoint)
+    }) {
         cmd.env(TIME_SCALE.0, TIME_SCALE.1);
     } else {
         cmd.env_remove(TIME_SCALE.0);
@@ -252,13 +300,13 @@ pub async fn run_with(args: &[&str], account: &str, endpoint: &str, dir: &Path) 
 
 /// Runs the binary against the test emulator from the repository root.
 pub async fn run(args: &[&str], account: &str) -> Run {
-    run_with(args, account, endpoint(), &repo()).await
+    run_with(args, account, endpoint(account), &repo()).await
 }
 
 /// An SDK configuration for inspecting the emulator as `account`.
 pub async fn sdk(account: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint(account))
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_ec2::config::Credentials::new(
             account, "test", None, None, "tests",
@@ -280,7 +328,7 @@ pub fn config_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
 /// (counted by the launcher, not by the tool).
 pub async fn calls(account: &str) -> BTreeMap<String, u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint().trim_start_matches("http://");
+    let host = endpoint(account).trim_start_matches("http://");
     let request =
         |method: &str| format!("{method} /_tap/calls/{account} HTTP/1.0\r\nHost: {host}\r\n\r\n");
     let mut stream = tokio::net::TcpStream::connect(host)
@@ -304,7 +352,7 @@ pub async fn calls(account: &str) -> BTreeMap<String, u64> {
 /// Forgets the emulator's counts for `account`.
 pub async fn reset_calls(account: &str) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint().trim_start_matches("http://");
+    let host = endpoint(account).trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host)
         .await
         .expect("connecting to the emulator");
@@ -401,26 +449,36 @@ pub fn rotating_share<T: Clone + std::fmt::Debug>(items: &[T], n: usize, what: &
 /// held. Against an emulator without that switch (TAP_TEST_ENDPOINT), each caller gets its
 /// own `up`. The copy's calls start at zero.
 pub async fn converged() -> String {
-    static SOURCE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    static SOURCE: Sources = Sources::new();
     copy_of_built(&SOURCE, |acct| async move {
         up_ok(&acct).await;
     })
     .await
 }
 
-/// A fresh account holding a copy of what `build` made in the account `source` holds (the
-/// first caller builds it there); against an emulator that cannot copy, `build` runs in the
-/// fresh account instead.
-pub async fn copy_of_built<F, Fut>(source: &tokio::sync::OnceCell<String>, build: F) -> String
+/// The accounts a build to copy was made in: one on each emulator, made by the first test
+/// there that asks for a copy.
+pub struct Sources([tokio::sync::OnceCell<String>; MAX_EMULATORS]);
+
+impl Sources {
+    pub const fn new() -> Self {
+        Sources([const { tokio::sync::OnceCell::const_new() }; MAX_EMULATORS])
+    }
+}
+
+/// A fresh account holding a copy of what `build` made in the source account on the fresh
+/// account's emulator (the first caller there builds it); against an emulator that cannot
+/// copy, `build` runs in the fresh account instead.
+pub async fn copy_of_built<F, Fut>(sources: &Sources, build: F) -> String
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let from = source
+    let acct = account();
+    let from = sources.0[emulator_index(&acct)]
         .get_or_init(|| async {
-            let acct = account();
             build(acct.clone()).await;
-            acct
+            acct.clone()
         })
         .await;
     match copy_of(from).await {
@@ -435,7 +493,7 @@ where
 /// A fresh account holding a copy of everything in `source`: `Ok`, or `Err` with the fresh
 /// account, still empty, against an emulator that cannot copy (TAP_TEST_ENDPOINT).
 async fn copy_of(source: &str) -> Result<String, String> {
-    let acct = account();
+    let acct = account_beside(source);
     let copied = emulator_admin(
         "PUT",
         &format!("/_tap/clone/{acct}"),
@@ -474,7 +532,12 @@ pub fn nodes_of_local() -> std::collections::BTreeSet<String> {
 
 /// One raw HTTP/1.0 request to the emulator's test-side switches; the JSON answer.
 pub async fn emulator_admin(method: &str, path: &str, body: &str) -> Value {
-    admin_at(endpoint(), method, path, body).await
+    // Every switch is per account (`/_tap/<switch>/<account>`): the emulator holding it.
+    let account = path
+        .split('/')
+        .find(|part| part.len() == 12 && part.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no account in the emulator switch {path}"));
+    admin_at(endpoint(account), method, path, body).await
 }
 
 /// [`emulator_admin`] of the emulator at `endpoint` (LocalStack's counting front too).
