@@ -134,14 +134,16 @@ pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String
 }
 
 /// Whether the tagging API of us-east-1, rather than the environment's region (`home`),
-/// answers for `arn`: CloudFront's, whose ARNs name no region, and what lives in us-east-1.
+/// answers for `arn`: CloudFront's and Route53's, whose ARNs name no region, and what lives
+/// in us-east-1.
 /// An S3 bucket's ARN names no region either; the API answers for it in the bucket's own
 /// region, the environment's.
 fn is_global(arn: &str, home: &str) -> bool {
     let mut parts = arn.splitn(5, ':');
     let service = parts.nth(2).unwrap_or_default();
     let region = parts.next().unwrap_or_default();
-    home != GLOBAL_REGION && (service == "cloudfront" || region == GLOBAL_REGION)
+    home != GLOBAL_REGION
+        && (service == "cloudfront" || service == "route53" || region == GLOBAL_REGION)
 }
 
 /// The tags of `arn` from the run's bulk read (read ahead, or gathered with the asks of the

@@ -161,6 +161,7 @@ impl Resource for BackupPlan {
     const KIND: &'static str = "backup_plan";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            crate::policy::BULK_TAGS,
             grant(
                 &["backup:ListBackupPlans"],
                 On::Any("ListBackupPlans lists the account's plans: no resource-level permission"),
@@ -237,12 +238,12 @@ impl Resource for BackupPlan {
                     .map_err(Failure::from)
             },
             async {
-                backup
-                    .list_tags()
-                    .resource_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(Failure::from)
+                // From the run's bulk read when it answers for the plan, else its own read.
+                let own = async {
+                    let listed = backup.list_tags().resource_arn(&arn).send().await?;
+                    Ok(Some(tags::from_map(listed.tags())))
+                };
+                cx.tags_of(&arn, own).await
             },
             async {
                 backup
@@ -300,7 +301,7 @@ impl Resource for BackupPlan {
             arn,
             rules,
             selections,
-            tags: tags::from_map(tags.tags()),
+            tags: tags.unwrap_or_default(),
         }))
     }
 

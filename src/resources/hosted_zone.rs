@@ -116,6 +116,7 @@ impl Resource for HostedZone {
     const KIND: &'static str = "hosted_zone";
     const GRANTS: &'static Grants = &Grants {
         read: &[
+            crate::policy::BULK_TAGS,
             grant(&["route53:ListHostedZonesByName"], On::Any("the hosted zone is looked up by name: ListHostedZonesByName has no resource-level permission")),
             grant(&["route53:GetHostedZone", "route53:ListTagsForResource"], On::Arns(&["arn:${partition}:route53:::hostedzone/*"])),
         ],
@@ -146,17 +147,27 @@ impl Resource for HostedZone {
             return Ok(None);
         };
         let tags = if self.create {
-            let out = cx
-                .aws()
-                .route53
-                .list_tags_for_resource()
-                .resource_type(TagResourceType::Hostedzone)
-                .resource_id(short_id(zone.id()))
-                .send()
-                .await?;
-            out.resource_tag_set()
-                .map(|s| tags::from_route53(s.tags()))
-                .unwrap_or_default()
+            let own = async {
+                let out = cx
+                    .aws()
+                    .route53
+                    .list_tags_for_resource()
+                    .resource_type(TagResourceType::Hostedzone)
+                    .resource_id(short_id(zone.id()))
+                    .send()
+                    .await?;
+                Ok(Some(
+                    out.resource_tag_set()
+                        .map(|s| tags::from_route53(s.tags()))
+                        .unwrap_or_default(),
+                ))
+            };
+            let arn = format!(
+                "arn:{}:route53:::hostedzone/{}",
+                cx.scope().partition,
+                short_id(zone.id())
+            );
+            cx.tags_of(&arn, own).await?.unwrap_or_default()
         } else {
             BTreeMap::new()
         };

@@ -183,26 +183,48 @@ impl KmsKey {
             .key_metadata()
             .cloned()
             .ok_or_else(|| Failure::missing("key metadata"))?;
-        let tags = kms
-            .list_resource_tags()
-            .key_id(meta.key_id())
-            .send()
-            .await?;
-        let located = |meta| Located {
-            meta,
-            alias_ok: true,
-            alias_target: None,
-            tags: tags::from_kms(tags.tags()),
+        // From the run's bulk read when it answers for the key, else its own read.
+        let own = async {
+            let listed = kms
+                .list_resource_tags()
+                .key_id(meta.key_id())
+                .send()
+                .await?;
+            Ok(Some(tags::from_kms(listed.tags())))
         };
-        if tagged_as_ours(cx, tags.tags()) {
-            return Ok((Some(located(meta)), None, None));
+        let arn = meta.arn().unwrap_or_default().to_string();
+        let tags = if arn.is_empty() {
+            own.await?
+        } else {
+            cx.tags_of(&arn, own).await?
+        }
+        .unwrap_or_default();
+        let ours = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
+        if ours(ENV_TAG, cx.env_full()) && ours(NODE_TAG, cx.node) {
+            return Ok((
+                Some(Located {
+                    meta,
+                    alias_ok: true,
+                    alias_target: None,
+                    tags,
+                }),
+                None,
+                None,
+            ));
         }
         let target = Some(meta.key_id().to_string());
-        let claimed_elsewhere = tags.tags().iter().any(|t| {
-            (t.tag_key() == ENV_TAG && t.tag_value() != cx.env_full())
-                || (t.tag_key() == NODE_TAG && t.tag_value() != cx.node)
-        });
-        Ok((None, target, (!claimed_elsewhere).then(|| located(meta))))
+        let claimed_elsewhere = tags.get(ENV_TAG).is_some_and(|v| v != cx.env_full())
+            || tags.get(NODE_TAG).is_some_and(|v| v != cx.node);
+        Ok((
+            None,
+            target,
+            (!claimed_elsewhere).then_some(Located {
+                meta,
+                alias_ok: true,
+                alias_target: None,
+                tags,
+            }),
+        ))
     }
 
     /// A key not pending deletion, with its tags; `None` when gone or going. A key whose

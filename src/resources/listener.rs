@@ -196,15 +196,18 @@ impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "elasticloadbalancing:DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeListeners",
-                "elasticloadbalancing:DescribeRules",
-                "elasticloadbalancing:DescribeTags",
-            ],
-            On::Any(ELB_DESCRIBE),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTags",
+                ],
+                On::Any(ELB_DESCRIBE),
+            ),
+        ],
         write: &[
             grant(&["elasticloadbalancing:CreateListener"], On::Creating),
             grant(
@@ -429,15 +432,18 @@ impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "elasticloadbalancing:DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeListeners",
-                "elasticloadbalancing:DescribeRules",
-                "elasticloadbalancing:DescribeTags",
-            ],
-            On::Any(ELB_DESCRIBE),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTags",
+                ],
+                On::Any(ELB_DESCRIBE),
+            ),
+        ],
         write: &[
             grant(&["elasticloadbalancing:CreateRule"], On::Creating),
             grant(

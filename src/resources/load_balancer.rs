@@ -98,9 +98,17 @@ pub fn diff_attributes<F: crate::diff::Field>(
 #[derive(Default)]
 struct ElbTags(Arc<Gathering<BTreeMap<String, String>>>);
 
-/// Tags of one ELB resource (load balancer, target group, listener, rule), read with those
-/// the other ELB nodes ask for at the same moment: one DescribeTags per 20 ARNs.
+/// Tags of one ELB resource (load balancer, target group, listener, rule): from the run's
+/// bulk read by the tagging API, which answers for every kind's ARNs at once; where it leaves
+/// one out, ELB's own read ([`elb_own_tags`]).
 pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
+    let own = async { elb_own_tags(cx, arn).await.map(Some) };
+    Ok(cx.tags_of(arn, own).await?.unwrap_or_default())
+}
+
+/// Tags of one ELB resource read with those the other ELB nodes ask for at the same moment:
+/// one DescribeTags per 20 ARNs.
+async fn elb_own_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
     let client = cx.aws().elb.clone();
     let gathered = gathering::ask(
         cx.shared::<ElbTags>().0.clone(),
@@ -261,14 +269,17 @@ impl Resource for LoadBalancer {
     type Observed = ObservedLb;
     const KIND: &'static str = "load_balancer";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "elasticloadbalancing:DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeLoadBalancerAttributes",
-                "elasticloadbalancing:DescribeTags",
-            ],
-            On::Any(ELB_DESCRIBE),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                    "elasticloadbalancing:DescribeTags",
+                ],
+                On::Any(ELB_DESCRIBE),
+            ),
+        ],
         write: &[
             grant(&["elasticloadbalancing:CreateLoadBalancer"], On::Creating),
             grant(

@@ -233,10 +233,13 @@ impl Resource for ServiceScaling {
     type Observed = Observed;
     const KIND: &'static str = "service_scaling";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:ListTagsForResource"],
-            On::Any("Application Auto Scaling: its describes have no resource-level permission"),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:ListTagsForResource"],
+                On::Any("Application Auto Scaling: its describes have no resource-level permission"),
+            ),
+        ],
         write: &[
             grant(
                 &["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"],
@@ -275,17 +278,25 @@ impl Resource for ServiceScaling {
             return Ok(None);
         };
         let tags = match target.scalable_target_arn() {
-            Some(arn) => cx
-                .aws()
-                .autoscaling
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .or_absent()?
-                .and_then(|o| o.tags().cloned())
-                .map(|t| t.into_iter().collect())
-                .unwrap_or_default(),
+            // From the run's bulk read when it answers for the target (a resource it leaves out
+            // reads its own: the target went between the two reads reads as no tags, as before).
+            Some(arn) => {
+                let own = async {
+                    Ok(Some(
+                        cx.aws()
+                            .autoscaling
+                            .list_tags_for_resource()
+                            .resource_arn(arn)
+                            .send()
+                            .await
+                            .or_absent()?
+                            .and_then(|o| o.tags().cloned())
+                            .map(|t| t.into_iter().collect())
+                            .unwrap_or_default(),
+                    ))
+                };
+                cx.tags_of(arn, own).await?.unwrap_or_default()
+            }
             None => BTreeMap::new(),
         };
         Ok(Some(Observed {

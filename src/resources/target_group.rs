@@ -109,14 +109,17 @@ impl Resource for TargetGroup {
     type Observed = ObservedTg;
     const KIND: &'static str = "target_group";
     const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "elasticloadbalancing:DescribeTargetGroups",
-                "elasticloadbalancing:DescribeTargetGroupAttributes",
-                "elasticloadbalancing:DescribeTags",
-            ],
-            On::Any(ELB_DESCRIBE),
-        )],
+        read: &[
+            crate::policy::BULK_TAGS,
+            grant(
+                &[
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetGroupAttributes",
+                    "elasticloadbalancing:DescribeTags",
+                ],
+                On::Any(ELB_DESCRIBE),
+            ),
+        ],
         write: &[
             grant(&["elasticloadbalancing:CreateTargetGroup"], On::Creating),
             grant(

@@ -328,16 +328,70 @@ def patch_tagging():
             resources_per_page=10**9,
             tags_per_page=10**9,
         )
+        tagged = {r.arn: r.tags for r in found}
+        for arn in self._get_param("ResourceARNList"):
+            if arn not in tagged:
+                tags = tags_moto_leaves_out(self.current_account, self.region, arn)
+                if tags:
+                    tagged[arn] = tags
         mappings = [
             {
-                "ResourceARN": r.arn,
-                "Tags": [{"Key": k, "Value": v} for k, v in r.tags.items()],
+                "ResourceARN": arn,
+                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
             }
-            for r in found
+            for arn, tags in tagged.items()
         ]
         return ActionResult({"ResourceTagMappingList": mappings})
 
     ResourceGroupsTaggingAPIResponse.get_resources = get_resources
+
+
+def tags_moto_leaves_out(account, region, arn):
+    """The tags of a resource of a type AWS's GetResources answers for and moto 5.2's does not
+    (ELB listeners and rules, Application Auto Scaling targets, Route53 hosted zones, RDS
+    subnet groups, Backup plans), read from the backend that holds them; `None` for any other
+    ARN or one that does not exist. Route53 is global: AWS answers for it in us-east-1."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return None
+    service, resource = parts[2], parts[5]
+    if service == "elasticloadbalancing" and resource.startswith(("listener/", "listener-rule/")):
+        from moto.elbv2.models import elbv2_backends
+
+        backend = elbv2_backends[account][region]
+        for lb in backend.load_balancers.values():
+            for listener in lb.listeners.values():
+                if listener.arn == arn or arn in {r.arn for r in listener.rules.values()}:
+                    return backend.tagging_service.get_tag_dict_for_resource(arn)
+        return None
+    if service == "application-autoscaling":
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+        backend = applicationautoscaling_backends[account][region]
+        if any(t.arn == arn for targets in backend.targets.values() for t in targets.values()):
+            return dict(backend.__dict__.get("_tap_tags", {}).get(arn, {}))
+        return None
+    if service == "route53" and resource.startswith("hostedzone/") and region == "us-east-1":
+        from moto.route53.models import route53_backends
+
+        backend = route53_backends[account]["aws"]
+        zone = resource.split("/", 1)[1]
+        return backend.list_tags_for_resource(zone) if zone in backend.zones else None
+    if service == "rds" and resource.startswith("subgrp:"):
+        from moto.rds.models import rds_backends
+
+        backend = rds_backends[account][region]
+        if resource.split(":", 1)[1] not in backend.subnet_groups:
+            return None
+        return {t["Key"]: t["Value"] for t in backend.list_tags_for_resource(arn)}
+    if service == "backup" and resource.startswith("backup-plan:"):
+        from moto.backup.models import backup_backends
+
+        backend = backup_backends[account][region]
+        if resource.split(":", 1)[1] not in backend.plans:
+            return None
+        return backend.tagger.get_tag_dict_for_resource(arn)
+    return None
 
 
 def patch_scheduler():

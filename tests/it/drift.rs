@@ -493,12 +493,18 @@ async fn prod_converges_and_plan_drift_and_repair_then_write_nothing() {
 }
 
 /// The services' own tag reads that the bulk read stands in for.
-const OWN_TAG_READS: [&str; 5] = [
+const OWN_TAG_READS: [&str; 11] = [
     "acm:ListTagsForCertificate",
     "monitoring:ListTagsForResource",
     "logs:ListTagsForResource",
     "sns:ListTagsForResource",
     "s3:GetBucketTagging",
+    "application-autoscaling:ListTagsForResource",
+    "backup:ListTags",
+    "elasticloadbalancing:DescribeTags",
+    "kms:ListResourceTags",
+    "rds:ListTagsForResource",
+    "route53:ListTagsForResource",
 ];
 
 /// Tags are read in bulk by ARN (the tagging API); where that read is refused, each node
@@ -512,11 +518,14 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
     let with_bulk = calls(&acct).await;
     // What the names give (alarms, log groups, buckets, the topic, the vault, the subnet
-    // group) is asked for in one call as the look starts; the certificates and the
-    // distribution, found by their own reads, join the calls of the next few milliseconds.
-    // Asked as each node's own read answered, it took 5.
+    // group) is asked for in one call as the look starts; the rest, found by their own reads,
+    // join the calls of the next few milliseconds: one for each level of reads that finds
+    // ARNs (the first describes; the certificate and the backup plan after their lists; the
+    // listeners and rules after the load balancer), one more when a level's answers spread
+    // over more than the gathering's 60 ms on a busy machine (4 to 5 here; checked against
+    // the own reads they stand in for below).
     let bulk_calls = with_bulk.get("tagging:GetResources").copied().unwrap_or(0);
-    assert!((1..=4).contains(&bulk_calls), "{with_bulk:?}");
+    assert!(bulk_calls >= 1, "{with_bulk:?}");
     for op in OWN_TAG_READS {
         assert_eq!(with_bulk.get(op), None, "{op}: {with_bulk:?}");
     }
@@ -532,6 +541,11 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     for op in OWN_TAG_READS {
         assert!(each.contains_key(op), "{op} not called: {each:?}");
     }
+    let own_reads: u64 = OWN_TAG_READS.iter().map(|op| each[*op]).sum();
+    assert!(
+        bulk_calls * 4 <= own_reads,
+        "{bulk_calls} bulk reads stand in for {own_reads} own reads: {with_bulk:?}"
+    );
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     assert!(
         total(&with_bulk) < total(&each),
