@@ -522,8 +522,10 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     // join the calls of the next few milliseconds: one for each level of reads that finds
     // ARNs (the first describes; the certificate and the backup plan after their lists; the
     // listeners and rules after the load balancer), one more when a level's answers spread
-    // over more than the gathering's 60 ms on a busy machine (4 to 5 here; checked against
-    // the own reads they stand in for below).
+    // over more than the gathering's 60 ms. How many depends on timing (4 to 5 alone, 9 seen
+    // with the unit tests' build beside the suite): a figure for BENCHMARKS.md, not a bound
+    // for a test. What a test can hold: the services' own tag reads are not made, and the
+    // whole drift costs fewer calls than with them (below).
     let bulk_calls = with_bulk.get("tagging:GetResources").copied().unwrap_or(0);
     assert!(bulk_calls >= 1, "{with_bulk:?}");
     for op in OWN_TAG_READS {
@@ -541,11 +543,6 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     for op in OWN_TAG_READS {
         assert!(each.contains_key(op), "{op} not called: {each:?}");
     }
-    let own_reads: u64 = OWN_TAG_READS.iter().map(|op| each[*op]).sum();
-    assert!(
-        bulk_calls * 4 <= own_reads,
-        "{bulk_calls} bulk reads stand in for {own_reads} own reads: {with_bulk:?}"
-    );
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     assert!(
         total(&with_bulk) < total(&each),
