@@ -11,8 +11,12 @@
 //! still asked for, and the answer says so. An ARN the answer leaves out (the tagging API
 //! can lag a new resource; it omits a resource never tagged, and types it does not cover) is
 //! `None`, and the node reads it with the service's own call, as before; so is every ARN of a
-//! bulk read that failed. The tagging API itself can lag a tag edit by a short while; a
-//! converged run that misses one sees it on the next run.
+//! bulk read that failed. The tagging API itself can lag a tag edit by a short while: a
+//! converged run that misses one sees it on the next run, and tags put back a moment ago
+//! (by hand, or by a repair) can read as still missing, drift that the next run no longer
+//! sees. Where an answer decides whether a resource is this environment's (the KMS key by
+//! its alias), only an answer that says so is taken; any other is read again from the
+//! resource itself.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -219,13 +223,15 @@ async fn get_resources(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn cloudfront_and_us_east_1_ask_the_global_region() {
+    fn cloudfront_route53_and_us_east_1_ask_the_global_region() {
         use super::is_global;
         let home = "eu-west-1";
         assert!(is_global(
             "arn:aws:cloudfront::123456789012:distribution/E1",
             home
         ));
+        assert!(is_global("arn:aws:route53:::hostedzone/Z1", home));
+        assert!(!is_global("arn:aws:route53:::hostedzone/Z1", "us-east-1"));
         assert!(is_global(
             "arn:aws:acm:us-east-1:123456789012:certificate/x",
             home

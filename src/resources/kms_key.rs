@@ -154,7 +154,7 @@ impl KmsKey {
             let Some(found) = self.key(cx, &arn).await? else {
                 continue;
             };
-            if tagged_as_ours(cx, &found.1) {
+            if tagged_as_ours(cx, &tags::from_kms(&found.1)) {
                 return Ok(Some(Located {
                     meta: found.0,
                     alias_ok: false,
@@ -183,47 +183,41 @@ impl KmsKey {
             .key_metadata()
             .cloned()
             .ok_or_else(|| Failure::missing("key metadata"))?;
-        // From the run's bulk read when it answers for the key, else its own read.
-        let own = async {
+        let own = || async {
             let listed = kms
                 .list_resource_tags()
                 .key_id(meta.key_id())
                 .send()
                 .await?;
-            Ok(Some(tags::from_kms(listed.tags())))
+            Ok::<_, Failure>(Some(tags::from_kms(listed.tags())))
         };
-        let arn = meta.arn().unwrap_or_default().to_string();
-        let tags = if arn.is_empty() {
-            own.await?
-        } else {
-            cx.tags_of(&arn, own).await?
+        // From the run's bulk read when it answers for the key, else its own read. The bulk
+        // read can lag a tag edit: it may say "ours", never "not ours" alone, so an answer
+        // that does not say ours is read again from the key itself before anything follows
+        // from it (a key taken for another's could lead to a second one).
+        let mut tags = match meta.arn() {
+            Some(arn) => cx.tags_of(arn, own()).await?,
+            None => own().await?,
         }
         .unwrap_or_default();
-        let ours = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
-        if ours(ENV_TAG, cx.env_full()) && ours(NODE_TAG, cx.node) {
-            return Ok((
-                Some(Located {
-                    meta,
-                    alias_ok: true,
-                    alias_target: None,
-                    tags,
-                }),
-                None,
-                None,
-            ));
+        if !tagged_as_ours(cx, &tags) {
+            tags = own().await?.unwrap_or_default();
+        }
+        let located = |meta, tags| Located {
+            meta,
+            alias_ok: true,
+            alias_target: None,
+            tags,
+        };
+        if tagged_as_ours(cx, &tags) {
+            return Ok((Some(located(meta, tags)), None, None));
         }
         let target = Some(meta.key_id().to_string());
-        let claimed_elsewhere = tags.get(ENV_TAG).is_some_and(|v| v != cx.env_full())
-            || tags.get(NODE_TAG).is_some_and(|v| v != cx.node);
+        let claimed_elsewhere = tags::claimed_elsewhere(&tags, cx.env_full(), cx.node).is_some();
         Ok((
             None,
             target,
-            (!claimed_elsewhere).then_some(Located {
-                meta,
-                alias_ok: true,
-                alias_target: None,
-                tags,
-            }),
+            (!claimed_elsewhere).then(|| located(meta, tags)),
         ))
     }
 
@@ -351,8 +345,8 @@ impl KmsKey {
 }
 
 /// The key carries this node's identity tags.
-fn tagged_as_ours(cx: &NodeCx<'_>, tags: &[aws_sdk_kms::types::Tag]) -> bool {
-    let has = |k: &str, v: &str| tags.iter().any(|t| t.tag_key() == k && t.tag_value() == v);
+fn tagged_as_ours(cx: &NodeCx<'_>, tags: &BTreeMap<String, String>) -> bool {
+    let has = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
     has(ENV_TAG, cx.env_full()) && has(NODE_TAG, cx.node)
 }
 
@@ -396,7 +390,7 @@ impl Resource for KmsKey {
     const KIND: &'static str = "kms_key";
     const GRANTS: &'static Grants = &Grants {
         read: &[
-            grant(&["tag:GetResources"], On::Any("the key is found by its tags when its alias is gone (the tagging API takes no resource)")),
+            grant(&["tag:GetResources"], On::Any("the key's tags are read in bulk by ARN, and the key is found by its tags when its alias is gone (the tagging API takes no resource)")),
             grant(
                 &["kms:ListKeys", "kms:ListResourceTags"],
                 On::Any("after an interrupted create, every key's tags are read (the tagging API may lag a new key)"),
@@ -487,7 +481,7 @@ impl Resource for KmsKey {
                 .send()
                 .await
                 .map_err(|e| unreadable_tags(cx, id, e.into()))?;
-            if !tagged_as_ours(cx, tags.tags()) {
+            if !tagged_as_ours(cx, &tags::from_kms(tags.tags())) {
                 continue;
             }
             if let Some((meta, tags)) = self.key(cx, id).await? {

@@ -278,8 +278,8 @@ impl Resource for ServiceScaling {
             return Ok(None);
         };
         let tags = match target.scalable_target_arn() {
-            // From the run's bulk read when it answers for the target (a resource it leaves out
-            // reads its own: the target went between the two reads reads as no tags, as before).
+            // From the run's bulk read when it answers for the target, else its own read (a
+            // target deleted between the describe and that read has no tags, as before).
             Some(arn) => {
                 let own = async {
                     Ok(Some(

@@ -22,7 +22,8 @@ const SPREAD_DOWN: usize = 8;
 /// Kill points of each verb in the default tier (a rotating share; every one under --all).
 const SHARE_UP: usize = 6;
 const SHARE_DOWN: usize = 3;
-/// Accounts crashed at once: beyond 4, the emulator's CPU (one core) is the bound.
+/// Accounts crashed at once: beyond 4, the emulator's CPU (one core) was the bound when the
+/// suite ran one emulator (measured then; it runs two now).
 const PARALLEL: usize = 4;
 
 /// `up` killed just after AWS made something: the Nth call of a create whose repeat would

@@ -26,7 +26,7 @@ pub(crate) fn with_schedule() -> tempfile::TempDir {
 }
 
 /// A fresh account holding the local environment converged with the schedule on
-/// ([`with_schedule`]): a copy of one built once per test binary, as
+/// ([`with_schedule`]): a copy of one built once per emulator, as
 /// [`crate::common::converged`] makes of the shipped config.
 pub(crate) async fn converged_with_schedule() -> String {
     static SOURCE: crate::common::Sources = crate::common::Sources::new();

@@ -100,34 +100,32 @@ fn emulators() -> &'static [Emulator] {
         let python = python();
         // Started side by side: each takes a few seconds to import moto.
         std::thread::scope(|s| {
-            let started: Vec<_> = (0..n)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut cmd = Command::new(&python);
-                        cmd.arg(repo().join("tests/emulator/launch.py")).args([
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            "0",
-                            "--parent-watch",
-                        ]);
-                        // The emulator's modeled readiness times on the same scale as the
-                        // tool's waits.
-                        cmd.env(TIME_SCALE.0, TIME_SCALE.1);
-                        let (endpoint, process) = start_ready(cmd, "tests/emulator/launch.py", 60);
-                        Emulator {
-                            endpoint,
-                            _process: Some(Mutex::new(process)),
-                        }
-                    })
-                })
-                .collect();
+            let started: Vec<_> = (0..n).map(|_| s.spawn(|| launch(&python))).collect();
             started
                 .into_iter()
                 .map(|h| h.join().expect("starting an emulator"))
                 .collect()
         })
     })
+}
+
+/// One test launcher on a free loopback port, its modeled readiness times on the same scale
+/// as the tool's waits.
+fn launch(python: &Path) -> Emulator {
+    let mut cmd = Command::new(python);
+    cmd.arg(repo().join("tests/emulator/launch.py")).args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--parent-watch",
+    ]);
+    cmd.env(TIME_SCALE.0, TIME_SCALE.1);
+    let (endpoint, process) = start_ready(cmd, "tests/emulator/launch.py", 60);
+    Emulator {
+        endpoint,
+        _process: Some(Mutex::new(process)),
+    }
 }
 
 /// Which emulator holds `account`: by its number, so consecutive accounts alternate.
@@ -443,7 +441,7 @@ pub fn rotating_share<T: Clone + std::fmt::Debug>(items: &[T], n: usize, what: &
 }
 
 /// A fresh account holding the converged local environment (`up --env local` of the shipped
-/// config), for tests that start from it. One real `up` per test binary builds it in an
+/// config), for tests that start from it. One real `up` per emulator builds it in an
 /// account of its own; each caller gets a copy the emulator makes in milliseconds
 /// (`/_tap/clone`, tests/emulator/clone.py), with the account id rewritten wherever it is
 /// held. Against an emulator without that switch (TAP_TEST_ENDPOINT), each caller gets its
@@ -461,6 +459,7 @@ pub async fn converged() -> String {
 pub struct Sources([tokio::sync::OnceCell<String>; MAX_EMULATORS]);
 
 impl Sources {
+    /// None built yet (for a `static`).
     pub const fn new() -> Self {
         Sources([const { tokio::sync::OnceCell::const_new() }; MAX_EMULATORS])
     }
