@@ -5,7 +5,7 @@
 //! of its calls on tags. The Resource Groups Tagging API's `GetResources` takes a list of up
 //! to 100 ARNs: the nodes of a run that ask for tags within a few milliseconds of each other
 //! share one call per region ([`of`]); the ARNs a look knows from names alone are asked for
-//! as it starts ([`prefetch`]).
+//! as it starts, and those the applied record keeps as soon as it is read ([`prefetch`]).
 //!
 //! The list is of ARNs, never a tag filter: a resource whose identity tags were removed is
 //! still asked for, and the answer says so. An ARN the answer leaves out (the tagging API
@@ -18,7 +18,7 @@
 //! its alias), only an answer that says so is taken; any other is read again from the
 //! resource itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +31,8 @@ use super::GLOBAL_REGION;
 const GATHER: Duration = Duration::from_millis(60);
 /// GetResources' limit of ARNs per call.
 const PER_CALL: usize = 100;
+/// The action a kind that reads its tags in bulk is granted.
+pub const ACTION: &str = "tag:GetResources";
 
 type Tags = BTreeMap<String, String>;
 type Waiter<V> = oneshot::Sender<Option<V>>;
@@ -103,32 +105,43 @@ where
     rx.await.ok().flatten()
 }
 
-/// The run's bulk tag reads by the tagging API: the asks being gathered, and the ARNs read
-/// ahead ([`prefetch`]), each answer kept for the first node that asks for it.
+/// The run's bulk tag reads by the tagging API: the asks being gathered, the ARNs read
+/// ahead ([`prefetch`]), each answer kept for the first node that asks for it, and every ARN
+/// read ahead or asked for so far (not read ahead again).
 #[derive(Default)]
 pub struct BulkTags {
     gathering: Arc<Gathering<Tags>>,
     ahead: Mutex<HashMap<String, Arc<OnceCell<Option<Tags>>>>>,
+    asked: Mutex<HashSet<String>>,
 }
 
-/// Asks now for the tags of `arns`, the ARNs a look at the environment knows before it reads
-/// anything (those its names give): one GetResources per region at the start of the look,
-/// where nodes asking as their own reads answer would spread over several. Each answer is
-/// kept for the first [`of`] of its ARN, and only for it: a later ask reads again. An ARN
-/// the answer leaves out (no such resource yet) is left to the node's own read, as in [`of`].
+impl BulkTags {
+    /// Notes that `arn` was asked for; whether it was for the first time.
+    fn first_ask(&self, arn: &str) -> bool {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(arn.to_string())
+    }
+}
+
+/// Asks now for the tags of `arns`, ARNs a look at the environment knows before its nodes
+/// find them (those its names give, as it starts; those the applied record keeps, once read):
+/// one GetResources per region, where nodes asking as their own reads answer would spread
+/// over one a level. Each answer is kept for the first [`of`] of its ARN, and only for it: a
+/// later ask reads again. An ARN already read ahead or asked for is left out. An ARN the
+/// answer leaves out (no such resource, or not yet) is left to the node's own read, as in
+/// [`of`]; a resource replaced since the record was written has another ARN, asked for anew.
 pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
     for arn in arns {
-        let cell = Arc::new(OnceCell::new());
-        {
-            let mut ahead = bulk
-                .ahead
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if ahead.contains_key(&arn) {
-                continue;
-            }
-            ahead.insert(arn.clone(), cell.clone());
+        if !bulk.first_ask(&arn) {
+            continue;
         }
+        let cell = Arc::new(OnceCell::new());
+        bulk.ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(arn.clone(), cell.clone());
         let (bulk, clients) = (bulk.clone(), clients.clone());
         // Each ARN asks at once, so all of them share the gathering's first call.
         tokio::spawn(async move {
@@ -154,6 +167,7 @@ fn is_global(arn: &str, home: &str) -> bool {
 /// next few milliseconds); `None` when the answer leaves it out or the read failed (read
 /// them with the service's own call).
 pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
+    bulk.first_ask(arn);
     let ahead = bulk
         .ahead
         .lock()

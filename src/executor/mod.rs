@@ -88,6 +88,11 @@ pub trait Task<C>: Send + Sync {
     fn tags_read_ahead(&self, _cx: &C) -> Option<String> {
         None
     }
+    /// Whether it reads its tags in bulk ([`crate::aws::bulk_tags`]): a look then asks for
+    /// the tags of the ARN the applied record keeps for it as soon as the record is read.
+    fn reads_tags_in_bulk(&self) -> bool {
+        false
+    }
     /// Pure: what `up` would do, given the inputs' attributes.
     fn plan(&self, cx: &C, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure>;
     /// Carries out a plan that changes something; returns the attributes as soon as the

@@ -143,7 +143,7 @@ pub const EC2_DESCRIBE: &str = "EC2 Describe* actions have no resource-level per
 /// Reading tags in bulk by ARN ([`crate::aws::bulk_tags`]): the tagging API takes no
 /// resource. Without it each node reads its own tags, as allowed on its resource.
 pub const BULK_TAGS: Grant = grant(
-    &["tag:GetResources"],
+    &[crate::aws::bulk_tags::ACTION],
     On::Any("tags are read in bulk by ARN (the tagging API takes no resource)"),
 );
 /// The reason ELB's describes are `*`.

@@ -324,6 +324,13 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
         self.planned_attrs(cx)?.arn
     }
 
+    fn reads_tags_in_bulk(&self) -> bool {
+        R::GRANTS
+            .read
+            .iter()
+            .any(|g| g.actions.contains(&crate::aws::bulk_tags::ACTION))
+    }
+
     fn plan(&self, cx: &Cx, inputs: &Inputs<'_>, have: &Observation) -> Result<NodePlan, Failure> {
         let ncx = self.ncx(cx);
         let plan = |action, ignored, new_attrs| NodePlan {

@@ -390,7 +390,7 @@ impl Resource for KmsKey {
     const KIND: &'static str = "kms_key";
     const GRANTS: &'static Grants = &Grants {
         read: &[
-            grant(&["tag:GetResources"], On::Any("the key's tags are read in bulk by ARN, and the key is found by its tags when its alias is gone (the tagging API takes no resource)")),
+            grant(&[crate::aws::bulk_tags::ACTION], On::Any("the key's tags are read in bulk by ARN, and the key is found by its tags when its alias is gone (the tagging API takes no resource)")),
             grant(
                 &["kms:ListKeys", "kms:ListResourceTags"],
                 On::Any("after an interrupted create, every key's tags are read (the tagging API may lag a new key)"),

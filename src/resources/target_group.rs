@@ -1,7 +1,8 @@
 //! Target groups of IP targets, one per service, found by their deterministic names: health
 //! checks, deregistration delay and lb_cookie stickiness as PLATFORM.md says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::load_balancer::{diff_attributes, elb_tag_list, elb_tags, retag_elb, NAME_MAX};
 use super::{short_name, NodeCx, Resource};
+use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
 use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::diff::{fields, tags_changed, under, Change, Changes};
@@ -62,6 +64,13 @@ const HEALTH_TIMEOUT: i32 = 10;
 const HEALTHY: i32 = 2;
 const UNHEALTHY: i32 = 3;
 
+/// The run's gathered DescribeTargetGroups reads.
+#[derive(Default)]
+struct Described(Arc<Gathering<AwsTg>>);
+
+/// DescribeTargetGroups' limit of names per call.
+const NAMES_PER_CALL: usize = 20;
+
 fn tg_attrs(tg: &AwsTg) -> Result<Attrs, Failure> {
     let arn = tg
         .target_group_arn()
@@ -101,6 +110,59 @@ impl TargetGroup {
             .send()
             .await?;
         Ok(())
+    }
+
+    /// The target group by its name, read with the others observed at the same moment:
+    /// DescribeTargetGroups takes 20 names. It answers an error for all when one of them does
+    /// not exist, so a gathered read that found less than all (or failed) leaves each of its
+    /// groups to read on its own, which tells absent from an error.
+    async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<AwsTg>, Failure> {
+        let client = cx.aws().elb.clone();
+        let name = self.name(cx);
+        let gathered = gathering::ask(
+            cx.shared::<Described>().0.clone(),
+            "names",
+            &name,
+            NAMES_PER_CALL,
+            move |names| {
+                let client = client.clone();
+                async move {
+                    let out = client
+                        .describe_target_groups()
+                        .set_names(Some(names))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            tracing::debug!(error = %e, "gathered DescribeTargetGroups failed; each group reads its own");
+                        })
+                        .ok()?;
+                    Some(
+                        out.target_groups()
+                            .iter()
+                            .filter_map(|tg| {
+                                Some((tg.target_group_name()?.to_string(), tg.clone()))
+                            })
+                            .collect::<HashMap<_, _>>(),
+                    )
+                }
+            },
+        )
+        .await;
+        if gathered.is_some() {
+            return Ok(gathered);
+        }
+        let Some(out) = cx
+            .aws()
+            .elb
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await
+            .or_absent()?
+        else {
+            return Ok(None);
+        };
+        Ok(out.target_groups().first().cloned())
     }
 }
 
@@ -145,16 +207,7 @@ impl Resource for TargetGroup {
 
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<ObservedTg>, Failure> {
         let elb = &cx.aws().elb;
-        let Some(out) = elb
-            .describe_target_groups()
-            .names(self.name(cx))
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
-        };
-        let Some(tg) = out.target_groups().first().cloned() else {
+        let Some(tg) = self.describe_gathered(cx).await? else {
             return Ok(None);
         };
         let arn = tg
