@@ -64,9 +64,9 @@ const HEALTH_TIMEOUT: i32 = 10;
 const HEALTHY: i32 = 2;
 const UNHEALTHY: i32 = 3;
 
-/// The run's gathered DescribeTargetGroups reads.
+/// The run's gathered DescribeTargetGroups reads: each name's group, `None` when absent.
 #[derive(Default)]
-struct Described(Arc<Gathering<AwsTg>>);
+struct Described(Arc<Gathering<Option<AwsTg>>>);
 
 /// DescribeTargetGroups' limit of names per call.
 const NAMES_PER_CALL: usize = 20;
@@ -113,9 +113,10 @@ impl TargetGroup {
     }
 
     /// The target group by its name, read with the others observed at the same moment:
-    /// DescribeTargetGroups takes 20 names. It answers an error for all when one of them does
-    /// not exist, so a gathered read that found less than all (or failed) leaves each of its
-    /// groups to read on its own, which tells absent from an error.
+    /// DescribeTargetGroups takes 20 names. It answers not-found for all when one of them
+    /// does not exist, so that answer is taken only for a read of one name; a read of several
+    /// that found less than all (or failed) leaves each of its groups to read on its own,
+    /// which tells absent from an error.
     async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<AwsTg>, Failure> {
         let client = cx.aws().elb.clone();
         let name = self.name(cx);
@@ -127,43 +128,48 @@ impl TargetGroup {
             move |names| {
                 let client = client.clone();
                 async move {
-                    let out = client
-                        .describe_target_groups()
-                        .set_names(Some(names))
-                        .send()
+                    describe_target_groups(&client, names)
                         .await
                         .map_err(|e| {
                             tracing::debug!(error = %e, "gathered DescribeTargetGroups failed; each group reads its own");
                         })
-                        .ok()?;
-                    Some(
-                        out.target_groups()
-                            .iter()
-                            .filter_map(|tg| {
-                                Some((tg.target_group_name()?.to_string(), tg.clone()))
-                            })
-                            .collect::<HashMap<_, _>>(),
-                    )
+                        .ok()
                 }
             },
         )
         .await;
-        if gathered.is_some() {
-            return Ok(gathered);
+        match gathered {
+            Some(found) => Ok(found),
+            None => Ok(describe_target_groups(&cx.aws().elb, vec![name.clone()])
+                .await?
+                .remove(&name)
+                .flatten()),
         }
-        let Some(out) = cx
-            .aws()
-            .elb
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .or_absent()?
-        else {
-            return Ok(None);
-        };
-        Ok(out.target_groups().first().cloned())
     }
+}
+
+/// What DescribeTargetGroups says of `names`: each group it found; for a read of one name
+/// that it says does not exist, `None`. Of several names it answers not-found when any one
+/// is missing, without saying which: then nothing (each is read again on its own).
+async fn describe_target_groups(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    names: Vec<String>,
+) -> Result<HashMap<String, Option<AwsTg>>, Failure> {
+    let one = (names.len() == 1).then(|| names[0].clone());
+    let Some(out) = client
+        .describe_target_groups()
+        .set_names(Some(names))
+        .send()
+        .await
+        .or_absent()?
+    else {
+        return Ok(one.into_iter().map(|name| (name, None)).collect());
+    };
+    Ok(out
+        .target_groups()
+        .iter()
+        .filter_map(|tg| Some((tg.target_group_name()?.to_string(), Some(tg.clone()))))
+        .collect())
 }
 
 #[async_trait]
