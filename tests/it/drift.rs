@@ -518,14 +518,13 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
     let with_bulk = calls(&acct).await;
     // What the names give (alarms, log groups, buckets, the topic, the vault, the subnet
-    // group) is asked for in one call as the look starts; the rest, found by their own reads,
-    // join the calls of the next few milliseconds: one for each level of reads that finds
-    // ARNs (the first describes; the certificate and the backup plan after their lists; the
-    // listeners and rules after the load balancer), one more when a level's answers spread
-    // over more than the gathering's 60 ms. How many depends on timing (4 to 5 alone, 9 seen
-    // with the unit tests' build beside the suite): a figure for BENCHMARKS.md, not a bound
-    // for a test. What a test can hold: the services' own tag reads are not made, and the
-    // whole drift costs fewer calls than with them (below).
+    // group) is asked for in one call as the look starts; what the applied record names (the
+    // load balancer, listeners and rules, the certificate, the backup plan...) as soon as the
+    // record is read, in the same call when that is within the gathering's 60 ms; what a
+    // read finds that neither gave joins the calls of the next few milliseconds. How many
+    // depends on timing (2 alone, more on a busy machine): a figure for BENCHMARKS.md, not a
+    // bound for a test. What a test can hold: the services' own tag reads are not made, and
+    // the whole drift costs fewer calls than with them (below).
     let bulk_calls = with_bulk.get("tagging:GetResources").copied().unwrap_or(0);
     assert!(bulk_calls >= 1, "{with_bulk:?}");
     for op in OWN_TAG_READS {
