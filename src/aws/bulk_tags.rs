@@ -111,17 +111,22 @@ where
 #[derive(Default)]
 pub struct BulkTags {
     gathering: Arc<Gathering<Tags>>,
-    ahead: Mutex<HashMap<String, Arc<OnceCell<Option<Tags>>>>>,
-    asked: Mutex<HashSet<String>>,
+    ahead: Mutex<Ahead>,
+}
+
+/// The answers read ahead, not yet taken, and every ARN asked for so far: one lock, so an
+/// ARN is either read ahead for the first node that asks, or asked by that node itself.
+#[derive(Default)]
+struct Ahead {
+    cells: HashMap<String, Arc<OnceCell<Option<Tags>>>>,
+    asked: HashSet<String>,
 }
 
 impl BulkTags {
-    /// Notes that `arn` was asked for; whether it was for the first time.
-    fn first_ask(&self, arn: &str) -> bool {
-        self.asked
+    fn ahead(&self) -> std::sync::MutexGuard<'_, Ahead> {
+        self.ahead
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(arn.to_string())
     }
 }
 
@@ -134,14 +139,14 @@ impl BulkTags {
 /// [`of`]; a resource replaced since the record was written has another ARN, asked for anew.
 pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
     for arn in arns {
-        if !bulk.first_ask(&arn) {
-            continue;
-        }
         let cell = Arc::new(OnceCell::new());
-        bulk.ahead
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(arn.clone(), cell.clone());
+        {
+            let mut ahead = bulk.ahead();
+            if !ahead.asked.insert(arn.clone()) {
+                continue;
+            }
+            ahead.cells.insert(arn.clone(), cell.clone());
+        }
         let (bulk, clients) = (bulk.clone(), clients.clone());
         // Each ARN asks at once, so all of them share the gathering's first call.
         tokio::spawn(async move {
@@ -167,12 +172,11 @@ fn is_global(arn: &str, home: &str) -> bool {
 /// next few milliseconds); `None` when the answer leaves it out or the read failed (read
 /// them with the service's own call).
 pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
-    bulk.first_ask(arn);
-    let ahead = bulk
-        .ahead
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(arn);
+    let ahead = {
+        let mut ahead = bulk.ahead();
+        ahead.asked.insert(arn.to_string());
+        ahead.cells.remove(arn)
+    };
     match ahead {
         Some(cell) => cell
             .get_or_init(|| gathered(bulk.clone(), clients, arn))

@@ -88,8 +88,10 @@ pub trait Task<C>: Send + Sync {
     fn tags_read_ahead(&self, _cx: &C) -> Option<String> {
         None
     }
-    /// Whether it reads its tags in bulk ([`crate::aws::bulk_tags`]): a look then asks for
-    /// the tags of the ARN the applied record keeps for it as soon as the record is read.
+    /// Whether its kind reads its tags in bulk ([`crate::aws::bulk_tags`]), as its read
+    /// grants say (`tag:GetResources`: the policy and the reads agree by construction): a
+    /// look then asks for the tags of the ARN the applied record keeps for it, if any, as
+    /// soon as the record is read.
     fn reads_tags_in_bulk(&self) -> bool {
         false
     }

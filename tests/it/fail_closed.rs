@@ -314,6 +314,12 @@ async fn a_denied_read_stops_up_repair_and_down_with_nothing_written() {
             "AccessDenied",
         ),
         (&["ec2:DescribeSecurityGroups"][..], "UnauthorizedOperation"),
+        // Target groups are read together; a refusal of that read is an error for each,
+        // never "absent".
+        (
+            &["elasticloadbalancing:DescribeTargetGroups"][..],
+            "AccessDenied",
+        ),
     ] {
         let deny = serde_json::json!({ "deny": denied }).to_string();
         emulator_admin("PUT", &faults, &deny).await;
