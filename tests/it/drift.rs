@@ -550,3 +550,109 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
         total(&each)
     );
 }
+
+/// A resource replaced by hand since the record was written has another ARN. The tags a look
+/// reads ahead for the ARN the record names are not taken for it: its own are read (in bulk),
+/// so a faithful copy is no drift, and the same copy with one tag value changed is.
+#[tokio::test]
+async fn a_backup_plan_replaced_by_hand_is_judged_by_its_own_tags() {
+    use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput};
+    let acct = converged().await;
+    let b = &Live::new(&acct).await.backup;
+    let listed = b.list_backup_plans().send().await.unwrap();
+    let old = &listed.backup_plans_list()[0];
+    let (old_id, old_arn) = (
+        old.backup_plan_id().unwrap(),
+        old.backup_plan_arn().unwrap(),
+    );
+    let plan = b
+        .get_backup_plan()
+        .backup_plan_id(old_id)
+        .send()
+        .await
+        .unwrap();
+    let plan = plan.backup_plan().unwrap();
+    let tags = b.list_tags().resource_arn(old_arn).send().await.unwrap();
+    let tags = tags.tags().cloned().unwrap_or_default();
+    let sel = b
+        .list_backup_selections()
+        .backup_plan_id(old_id)
+        .send()
+        .await
+        .unwrap();
+    let sel_id = sel.backup_selections_list()[0].selection_id().unwrap();
+    let selection = b
+        .get_backup_selection()
+        .backup_plan_id(old_id)
+        .selection_id(sel_id)
+        .send()
+        .await
+        .unwrap();
+    let selection = selection.backup_selection().unwrap().clone();
+    b.delete_backup_selection()
+        .backup_plan_id(old_id)
+        .selection_id(sel_id)
+        .send()
+        .await
+        .unwrap();
+    b.delete_backup_plan()
+        .backup_plan_id(old_id)
+        .send()
+        .await
+        .unwrap();
+    let rules = plan.rules().iter().map(|r| {
+        BackupRuleInput::builder()
+            .rule_name(r.rule_name())
+            .target_backup_vault_name(r.target_backup_vault_name())
+            .set_schedule_expression(r.schedule_expression().map(str::to_string))
+            .set_start_window_minutes(r.start_window_minutes())
+            .set_completion_window_minutes(r.completion_window_minutes())
+            .set_lifecycle(r.lifecycle().cloned())
+            .set_recovery_point_tags(r.recovery_point_tags().cloned())
+            .build()
+            .unwrap()
+    });
+    let input = BackupPlanInput::builder()
+        .backup_plan_name(plan.backup_plan_name())
+        .set_rules(Some(rules.collect()))
+        .build()
+        .unwrap();
+    let copy = b
+        .create_backup_plan()
+        .backup_plan(input)
+        .set_backup_plan_tags(Some(tags))
+        .send()
+        .await
+        .unwrap();
+    let (new_id, new_arn) = (
+        copy.backup_plan_id().unwrap(),
+        copy.backup_plan_arn().unwrap(),
+    );
+    assert_ne!(new_arn, old_arn);
+    b.create_backup_selection()
+        .backup_plan_id(new_id)
+        .backup_selection(selection)
+        .send()
+        .await
+        .unwrap();
+
+    reset_calls(&acct).await;
+    let same = local("drift", &[], &acct, None).await;
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    let read = calls(&acct).await;
+    assert_eq!(
+        read.get("backup:ListTags"),
+        None,
+        "tags read in bulk: {read:?}"
+    );
+
+    b.tag_resource()
+        .resource_arn(new_arn)
+        .tags("CostCenter", "edited-by-hand")
+        .send()
+        .await
+        .unwrap();
+    let edited = local("drift", &[], &acct, None).await;
+    assert_eq!(edited.code, 2, "{}\n{}", edited.stdout, edited.stderr);
+    assert_eq!(drifted(&edited), set(&["backup-plan"]), "{}", edited.stdout);
+}
