@@ -278,11 +278,12 @@ mod tests {
     use crate::graph::Needs;
     use crate::policy::Verb;
 
+    /// `config/prod.toml`, built into the test binary: a binary reused from another clone of
+    /// the same sources (a shared build cache) reads no path of that clone.
+    const PROD_TOML: &str = include_str!("../../config/prod.toml");
+
     pub(crate) fn env(nat: usize) -> EnvConfig {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
-                .unwrap();
-        let text = text
+        let text = PROD_TOML
             .replace("nat_gateways = 3", &format!("nat_gateways = {nat}"))
             .replace("protected = true", "protected = false");
         crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap()
@@ -499,10 +500,8 @@ mod tests {
 
     #[test]
     fn no_grant_reaches_an_environment_whose_name_extends_this_one() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
-                .unwrap()
-                + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
+        let text = PROD_TOML.to_string()
+            + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
         let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
         let g = build(&env).unwrap();
         let fill = |arn: &str, full: &str, name: &str| {
@@ -567,10 +566,8 @@ mod tests {
     /// or `List*`, which the deny spares.
     #[test]
     fn every_read_is_spared_by_the_deny_on_other_environments() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prod.toml"))
-                .unwrap()
-                + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
+        let text = PROD_TOML.to_string()
+            + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
         let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
         let g = build(&env).unwrap();
         let doc = crate::policy::document(Verb::Up, crate::policy::nodes_of(&g));
