@@ -241,7 +241,7 @@ impl Resource for BackupPlan {
                 // From the run's bulk read when it answers for the plan, else its own read.
                 let own = async {
                     let listed = backup.list_tags().resource_arn(&arn).send().await?;
-                    Ok(Some(tags::from_map(listed.tags())))
+                    Ok(tags::from_map(listed.tags()))
                 };
                 cx.tags_of(&arn, own).await
             },
@@ -301,7 +301,7 @@ impl Resource for BackupPlan {
             arn,
             rules,
             selections,
-            tags: tags.unwrap_or_default(),
+            tags,
         }))
     }
 

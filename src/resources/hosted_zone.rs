@@ -156,18 +156,18 @@ impl Resource for HostedZone {
                     .resource_id(short_id(zone.id()))
                     .send()
                     .await?;
-                Ok(Some(
-                    out.resource_tag_set()
-                        .map(|s| tags::from_route53(s.tags()))
-                        .unwrap_or_default(),
-                ))
+                // A successful answer without a tag set: a zone with no tags.
+                Ok(out
+                    .resource_tag_set()
+                    .map(|s| tags::from_route53(s.tags()))
+                    .unwrap_or_default())
             };
             let arn = format!(
                 "arn:{}:route53:::hostedzone/{}",
                 cx.scope().partition,
                 short_id(zone.id())
             );
-            cx.tags_of(&arn, own).await?.unwrap_or_default()
+            cx.tags_of(&arn, own).await?
         } else {
             BTreeMap::new()
         };

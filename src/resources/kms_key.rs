@@ -189,7 +189,7 @@ impl KmsKey {
                 .key_id(meta.key_id())
                 .send()
                 .await?;
-            Ok::<_, Failure>(Some(tags::from_kms(listed.tags())))
+            Ok::<_, Failure>(tags::from_kms(listed.tags()))
         };
         // From the run's bulk read when it answers for the key, else its own read. The bulk
         // read can lag a tag edit: it may say "ours", never "not ours" alone, so an answer
@@ -198,10 +198,9 @@ impl KmsKey {
         let mut tags = match meta.arn() {
             Some(arn) => cx.tags_of(arn, own()).await?,
             None => own().await?,
-        }
-        .unwrap_or_default();
+        };
         if !tagged_as_ours(cx, &tags) {
-            tags = own().await?.unwrap_or_default();
+            tags = own().await?;
         }
         let located = |meta, tags| Located {
             meta,

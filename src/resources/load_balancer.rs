@@ -102,8 +102,7 @@ struct ElbTags(Arc<Gathering<BTreeMap<String, String>>>);
 /// bulk read by the tagging API, which answers for every kind's ARNs at once; where it leaves
 /// one out, ELB's own read ([`elb_own_tags`]).
 pub async fn elb_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, String>, Failure> {
-    let own = async { elb_own_tags(cx, arn).await.map(Some) };
-    Ok(cx.tags_of(arn, own).await?.unwrap_or_default())
+    cx.tags_of(arn, elb_own_tags(cx, arn)).await
 }
 
 /// Tags of one ELB resource read with those the other ELB nodes ask for at the same moment:

@@ -227,15 +227,17 @@ impl<'a> NodeCx<'a> {
     }
 
     /// The tags of `arn`: from the run's bulk read ([`crate::aws::bulk_tags`]) when it
-    /// answers for it, else from `own`, the node's read with its service's call (`None`: the
-    /// resource is gone). Only `own` fails: a bulk read that fails leaves it to `own`.
-    pub async fn tags_of<F>(&self, arn: &str, own: F) -> Result<Option<TagMap>, Failure>
+    /// answers for it, else from `own`, the node's read with its service's call. `T` is what
+    /// `own` answers: the tags, or `Option` of them where its read can find the resource gone
+    /// (`None`). Only `own` fails: a bulk read that fails leaves it to `own`.
+    pub async fn tags_of<T, F>(&self, arn: &str, own: F) -> Result<T, Failure>
     where
-        F: std::future::Future<Output = Result<Option<TagMap>, Failure>>,
+        T: From<TagMap>,
+        F: std::future::Future<Output = Result<T, Failure>>,
     {
         if !self.cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(tags) = crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await {
-                return Ok(Some(tags));
+                return Ok(T::from(tags));
             }
         }
         own.await

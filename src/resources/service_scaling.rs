@@ -282,20 +282,19 @@ impl Resource for ServiceScaling {
             // target deleted between the describe and that read has no tags, as before).
             Some(arn) => {
                 let own = async {
-                    Ok(Some(
-                        cx.aws()
-                            .autoscaling
-                            .list_tags_for_resource()
-                            .resource_arn(arn)
-                            .send()
-                            .await
-                            .or_absent()?
-                            .and_then(|o| o.tags().cloned())
-                            .map(|t| t.into_iter().collect())
-                            .unwrap_or_default(),
-                    ))
+                    Ok(cx
+                        .aws()
+                        .autoscaling
+                        .list_tags_for_resource()
+                        .resource_arn(arn)
+                        .send()
+                        .await
+                        .or_absent()?
+                        .and_then(|o| o.tags().cloned())
+                        .map(|t| t.into_iter().collect())
+                        .unwrap_or_default())
                 };
-                cx.tags_of(arn, own).await?.unwrap_or_default()
+                cx.tags_of(arn, own).await?
             }
             None => BTreeMap::new(),
         };
