@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, OnceCell};
 
 use super::GLOBAL_REGION;
+use crate::error::Failure;
 
 /// How long the first ask waits for others before the call goes out.
 const GATHER: Duration = Duration::from_millis(60);
@@ -54,7 +55,8 @@ impl<V> Default for Gathering<V> {
 }
 
 /// The value of `key` from the read of its `group` (a region, a client), gathered with the
-/// other asks of the next few milliseconds; `None` when the read left it out or failed.
+/// other asks of the next few milliseconds; `None` when the read left it out or failed (the
+/// failure logged here: whoever asked reads its key on its own, which reports the error).
 /// `read` takes at most `per_call` distinct keys and answers a value per key it found.
 pub async fn ask<V, F, Fut>(
     gathering: Arc<Gathering<V>>,
@@ -66,7 +68,7 @@ pub async fn ask<V, F, Fut>(
 where
     V: Clone + Send + 'static,
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<HashMap<String, V>>> + Send,
+    Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
 {
     let (tx, rx) = oneshot::channel();
     let first = {
@@ -95,7 +97,12 @@ where
                 let mut keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
                 keys.sort();
                 keys.dedup();
-                let found = read(keys).await;
+                let found = read(keys)
+                    .await
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "a gathered read failed; each of its keys is read on its own")
+                    })
+                    .ok();
                 for (key, waiter) in chunk {
                     let _ = waiter.send(found.as_ref().and_then(|f| f.get(&key).cloned()));
                 }
@@ -211,7 +218,7 @@ async fn gathered(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> O
 async fn get_resources(
     client: &aws_sdk_resourcegroupstagging::Client,
     arns: Vec<String>,
-) -> Option<HashMap<String, Tags>> {
+) -> Result<HashMap<String, Tags>, Failure> {
     tracing::debug!(?arns, "tags read in bulk");
     // One page: the API takes no paging parameters with an ARN list of up to 100.
     let out = client
@@ -220,22 +227,22 @@ async fn get_resources(
         .send()
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, "a bulk tag read failed; each of its resources reads its own tags")
+            let f = Failure::from(e);
+            tracing::warn!(error = %f, "a bulk tag read failed; each of its resources reads its own tags");
+            f
+        })?;
+    Ok(out
+        .resource_tag_mapping_list()
+        .iter()
+        .filter_map(|m| {
+            let tags = m
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            Some((m.resource_arn()?.to_string(), tags))
         })
-        .ok()?;
-    Some(
-        out.resource_tag_mapping_list()
-            .iter()
-            .filter_map(|m| {
-                let tags = m
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect();
-                Some((m.resource_arn()?.to_string(), tags))
-            })
-            .collect(),
-    )
+        .collect())
 }
 
 #[cfg(test)]

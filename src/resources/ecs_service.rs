@@ -239,14 +239,7 @@ impl EcsService {
             10,
             move |names| {
                 let (client, cluster) = (client.clone(), cluster.clone());
-                async move {
-                    describe_services(&client, &cluster, names)
-                        .await
-                        .map_err(|e| {
-                            tracing::debug!(error = %e, "gathered DescribeServices failed; each service reads its own");
-                        })
-                        .ok()
-                }
+                async move { describe_services(&client, &cluster, names).await }
             },
         )
         .await;

@@ -121,9 +121,8 @@ async fn elb_own_tags(cx: &NodeCx<'_>, arn: &str) -> Result<BTreeMap<String, Str
                     .describe_tags()
                     .set_resource_arns(Some(arns))
                     .send()
-                    .await
-                    .ok()?;
-                Some(tags_by_arn(&out))
+                    .await?;
+                Ok(tags_by_arn(&out))
             }
         },
     )

@@ -127,14 +127,7 @@ impl TargetGroup {
             NAMES_PER_CALL,
             move |names| {
                 let client = client.clone();
-                async move {
-                    describe_target_groups(&client, names)
-                        .await
-                        .map_err(|e| {
-                            tracing::debug!(error = %e, "gathered DescribeTargetGroups failed; each group reads its own");
-                        })
-                        .ok()
-                }
+                async move { describe_target_groups(&client, names).await }
             },
         )
         .await;
