@@ -20,7 +20,7 @@ use crate::aws::errors::{OrAbsent, Required};
 use crate::diff::{beyond, beyond_tags, fields, has, tags_changed, Change, Changes};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, RecordedIds, Ref};
-use crate::policy::{grant, Grants, On, ELB_DESCRIBE};
+use crate::policy::{grant, Grant, Grants, On, ELB_DESCRIBE};
 use crate::resources::template::Attr;
 
 fields! {
@@ -191,23 +191,27 @@ impl Listener {
     }
 }
 
+/// What a listener and a rule read: each finds itself from its load balancer down, and its
+/// tags in bulk or with ELB's own read.
+const READS: &[Grant] = &[
+    crate::policy::BULK_TAGS,
+    grant(
+        &[
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeTags",
+        ],
+        On::Any(ELB_DESCRIBE),
+    ),
+];
+
 #[async_trait]
 impl Resource for Listener {
     type Observed = ObservedListener;
     const KIND: &'static str = "listener";
     const GRANTS: &'static Grants = &Grants {
-        read: &[
-            crate::policy::BULK_TAGS,
-            grant(
-                &[
-                    "elasticloadbalancing:DescribeLoadBalancers",
-                    "elasticloadbalancing:DescribeListeners",
-                    "elasticloadbalancing:DescribeRules",
-                    "elasticloadbalancing:DescribeTags",
-                ],
-                On::Any(ELB_DESCRIBE),
-            ),
-        ],
+        read: READS,
         write: &[
             grant(&["elasticloadbalancing:CreateListener"], On::Creating),
             grant(
@@ -432,18 +436,7 @@ impl Resource for ListenerRule {
     type Observed = ObservedRule;
     const KIND: &'static str = "listener_rule";
     const GRANTS: &'static Grants = &Grants {
-        read: &[
-            crate::policy::BULK_TAGS,
-            grant(
-                &[
-                    "elasticloadbalancing:DescribeLoadBalancers",
-                    "elasticloadbalancing:DescribeListeners",
-                    "elasticloadbalancing:DescribeRules",
-                    "elasticloadbalancing:DescribeTags",
-                ],
-                On::Any(ELB_DESCRIBE),
-            ),
-        ],
+        read: READS,
         write: &[
             grant(&["elasticloadbalancing:CreateRule"], On::Creating),
             grant(
