@@ -28,6 +28,12 @@ pub fn standard(env: &EnvConfig, node: &str) -> Tags {
     ]
 }
 
+/// Whether a resource's identity tags name `env_full` and `node`: it is that node's.
+pub fn ours(tags: &BTreeMap<String, String>, env_full: &str, node: &str) -> bool {
+    tags.get(ENV_TAG).is_some_and(|v| v == env_full)
+        && tags.get(NODE_TAG).is_some_and(|v| v == node)
+}
+
 /// What a resource's identity tags say when they name another environment or node than
 /// `env_full`/`node` (a resource found by the applied record's identifiers is never taken
 /// from someone else); `None` when they name this one, or are gone.

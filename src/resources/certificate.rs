@@ -186,8 +186,7 @@ impl Resource for Certificate {
             let Some(tags) = self.tags_of(cx, arn).await? else {
                 continue;
             };
-            let is = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
-            if is(tags::ENV_TAG, cx.env_full()) && is(tags::NODE_TAG, cx.node) {
+            if tags::ours(&tags, cx.env_full(), cx.node) {
                 ours.push((arn.to_string(), tags));
             }
         }

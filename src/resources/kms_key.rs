@@ -345,8 +345,7 @@ impl KmsKey {
 
 /// The key carries this node's identity tags.
 fn tagged_as_ours(cx: &NodeCx<'_>, tags: &BTreeMap<String, String>) -> bool {
-    let has = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
-    has(ENV_TAG, cx.env_full()) && has(NODE_TAG, cx.node)
+    tags::ours(tags, cx.env_full(), cx.node)
 }
 
 fn tag_filter(key: &str, value: &str) -> aws_sdk_resourcegroupstagging::types::TagFilter {
