@@ -558,48 +558,33 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
 async fn a_backup_plan_replaced_by_hand_is_judged_by_its_own_tags() {
     use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput};
     let acct = converged().await;
-    let b = &Live::new(&acct).await.backup;
-    let listed = b.list_backup_plans().send().await.unwrap();
-    let old = &listed.backup_plans_list()[0];
-    let (old_id, old_arn) = (
-        old.backup_plan_id().unwrap(),
-        old.backup_plan_arn().unwrap(),
-    );
-    let plan = b
+    let live = Live::new(&acct).await;
+    let b = &live.backup;
+    let old_id = live.plan_id().await;
+    let got = b
         .get_backup_plan()
-        .backup_plan_id(old_id)
+        .backup_plan_id(&old_id)
         .send()
         .await
         .unwrap();
-    let plan = plan.backup_plan().unwrap();
+    let (old_arn, plan) = (got.backup_plan_arn().unwrap(), got.backup_plan().unwrap());
     let tags = b.list_tags().resource_arn(old_arn).send().await.unwrap();
     let tags = tags.tags().cloned().unwrap_or_default();
     let sel = b
         .list_backup_selections()
-        .backup_plan_id(old_id)
+        .backup_plan_id(&old_id)
         .send()
         .await
         .unwrap();
-    let sel_id = sel.backup_selections_list()[0].selection_id().unwrap();
     let selection = b
         .get_backup_selection()
-        .backup_plan_id(old_id)
-        .selection_id(sel_id)
+        .backup_plan_id(&old_id)
+        .selection_id(sel.backup_selections_list()[0].selection_id().unwrap())
         .send()
         .await
         .unwrap();
     let selection = selection.backup_selection().unwrap().clone();
-    b.delete_backup_selection()
-        .backup_plan_id(old_id)
-        .selection_id(sel_id)
-        .send()
-        .await
-        .unwrap();
-    b.delete_backup_plan()
-        .backup_plan_id(old_id)
-        .send()
-        .await
-        .unwrap();
+    live.delete_plan(&old_id).await;
     let rules = plan.rules().iter().map(|r| {
         BackupRuleInput::builder()
             .rule_name(r.rule_name())

@@ -747,29 +747,7 @@ async fn resources_deleted_out_of_band_are_drift_and_repair_recreates_them() {
         .send()
         .await
         .unwrap();
-    let plan_id = live.plan_id().await;
-    let selections = live
-        .backup
-        .list_backup_selections()
-        .backup_plan_id(&plan_id)
-        .send()
-        .await
-        .unwrap();
-    for s in selections.backup_selections_list() {
-        live.backup
-            .delete_backup_selection()
-            .backup_plan_id(&plan_id)
-            .selection_id(s.selection_id().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
-    live.backup
-        .delete_backup_plan()
-        .backup_plan_id(&plan_id)
-        .send()
-        .await
-        .unwrap();
+    live.delete_plan(&live.plan_id().await).await;
     // A zone goes only empty, as on AWS: its records (validation, alias) first.
     let zone = live.zone_id().await;
     let records = live

@@ -229,6 +229,32 @@ impl Live {
             .to_string()
     }
 
+    /// Deletes the backup plan `plan_id` out of band: its selections first, as AWS requires.
+    pub async fn delete_plan(&self, plan_id: &str) {
+        let selections = self
+            .backup
+            .list_backup_selections()
+            .backup_plan_id(plan_id)
+            .send()
+            .await
+            .unwrap();
+        for s in selections.backup_selections_list() {
+            self.backup
+                .delete_backup_selection()
+                .backup_plan_id(plan_id)
+                .selection_id(s.selection_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        self.backup
+            .delete_backup_plan()
+            .backup_plan_id(plan_id)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// One change to a record of the environment's zone, as an operator would make it.
     pub async fn change_record(
         &self,

@@ -325,43 +325,15 @@ pub fn config_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
 /// What the emulator served for `account` since the last reset, by `service:Operation`
 /// (counted by the launcher, not by the tool).
 pub async fn calls(account: &str) -> BTreeMap<String, u64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint(account).trim_start_matches("http://");
-    let request =
-        |method: &str| format!("{method} /_tap/calls/{account} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connecting to the emulator");
-    stream
-        .write_all(request("GET").as_bytes())
-        .await
-        .expect("asking the emulator for its counts");
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .await
-        .expect("reading the counts");
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
-    serde_json::from_str(body).unwrap_or_else(|e| {
-        panic!("the emulator's counts are not JSON ({e}); is TAP_TEST_ENDPOINT the test launcher?\n{answer}")
+    let answer = emulator_admin("GET", &format!("/_tap/calls/{account}"), "").await;
+    serde_json::from_value(answer.clone()).unwrap_or_else(|e| {
+        panic!("the emulator's counts are not JSON counts ({e}); is TAP_TEST_ENDPOINT the test launcher?\n{answer}")
     })
 }
 
 /// Forgets the emulator's counts for `account`.
 pub async fn reset_calls(account: &str) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint(account).trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connecting to the emulator");
-    stream
-        .write_all(
-            format!("DELETE /_tap/calls/{account} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
-        )
-        .await
-        .expect("resetting the emulator's counts");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
+    emulator_admin("DELETE", &format!("/_tap/calls/{account}"), "").await;
 }
 
 /// True for operations that only read.
