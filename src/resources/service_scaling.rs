@@ -278,8 +278,9 @@ impl Resource for ServiceScaling {
             return Ok(None);
         };
         let tags = match target.scalable_target_arn() {
-            // From the run's bulk read when it answers for the target, else its own read (a
-            // target deleted between the describe and that read has no tags, as before).
+            // From the run's bulk read when it answers for the target, else its own read. A
+            // target that read finds gone (deleted since the describe) is gone, as every kind
+            // reading its own tags says; a successful answer without tags is no tags.
             Some(arn) => {
                 let own = async {
                     Ok(cx
@@ -290,11 +291,12 @@ impl Resource for ServiceScaling {
                         .send()
                         .await
                         .or_absent()?
-                        .and_then(|o| o.tags().cloned())
-                        .map(|t| t.into_iter().collect())
-                        .unwrap_or_default())
+                        .map(|o| o.tags().cloned().unwrap_or_default().into_iter().collect()))
                 };
-                cx.tags_of(arn, own).await?
+                let Some(tags) = cx.tags_of(arn, own).await? else {
+                    return Ok(None);
+                };
+                tags
             }
             None => BTreeMap::new(),
         };

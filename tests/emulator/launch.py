@@ -826,8 +826,9 @@ def patch_autoscaling():
         for targets in backend.targets.values():
             if any(t.arn == arn for t in targets.values()):
                 return
-        from moto.applicationautoscaling.exceptions import AWSValidationException
-        raise AWSValidationException(f"Resource {arn} not found")
+        # AWS: ResourceNotFoundException for the tag calls on an ARN it does not know.
+        from moto.core.exceptions import JsonRESTError
+        raise JsonRESTError("ResourceNotFoundException", f"Resource {arn} not found")
 
     def tag_resource(self):
         arn = self._get_param("ResourceARN")

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::live::{drifted, set, Live};
+use crate::common::live::{deleted, drifted, set, Live};
 use crate::common::{
     account, bookkeeping, calls, config_dir, converged, emulator_admin, local, ops, reset_calls,
     run, writes, Run,
@@ -640,4 +640,56 @@ async fn a_backup_plan_replaced_by_hand_is_judged_by_its_own_tags() {
     let edited = local("drift", &[], &acct, None).await;
     assert_eq!(edited.code, 2, "{}\n{}", edited.stdout, edited.stderr);
     assert_eq!(drifted(&edited), set(&["backup-plan"]), "{}", edited.stdout);
+}
+
+/// A scalable target deregistered between the describe that found it and the read of its own
+/// tags (the bulk read refused) is gone, as AWS's not-found says: never a target without
+/// tags, whose identity tags a repair would then try to put back on nothing.
+#[tokio::test]
+async fn a_scalable_target_gone_before_its_tag_read_is_deleted_not_untagged() {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let acct = converged().await;
+    let aas = Live::new(&acct).await.aas;
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &faults, r#"{"deny": ["tagging:GetResources"]}"#).await;
+    // The two targets' tag reads wait there; the test's own read, third, lets them on.
+    let barrier = format!("/_tap/barrier/{acct}");
+    let hold = r#"{"operation": "application-autoscaling:ListTagsForResource", "parties": 3}"#;
+    emulator_admin("PUT", &barrier, hold).await;
+    let deregister = async {
+        let mut arrived = Value::Null;
+        for _ in 0..400 {
+            arrived = emulator_admin("GET", &barrier, "").await["arrived"].clone();
+            if arrived == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(arrived, 2, "both tag reads held");
+        let targets = aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .send()
+            .await
+            .unwrap();
+        for t in targets.scalable_targets() {
+            aas.deregister_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(t.resource_id())
+                .scalable_dimension(t.scalable_dimension().clone())
+                .send()
+                .await
+                .unwrap();
+        }
+        let gone = targets.scalable_targets()[0].scalable_target_arn().unwrap();
+        let third = aas.list_tags_for_resource().resource_arn(gone).send().await;
+        assert!(third.is_err(), "its target is gone");
+    };
+    let (d, ()) = tokio::join!(local("drift", &[], &acct, None), deregister);
+    emulator_admin("DELETE", &barrier, "").await;
+    emulator_admin("DELETE", &faults, "").await;
+    assert_eq!(d.code, 2, "{}\n{}", d.stdout, d.stderr);
+    let scaling = set(&["scaling-backend", "scaling-frontend"]);
+    assert_eq!(drifted(&d), scaling, "{}", d.stdout);
+    assert_eq!(deleted(&d), scaling, "{}", d.stdout);
 }
