@@ -11,6 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     PathPatternConditionConfig, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
     Rule, RuleCondition, RulePriorityPair,
 };
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -85,21 +86,22 @@ async fn listeners(cx: &NodeCx<'_>) -> Result<Vec<(AwsListener, Vec<Rule>)>, Fai
                 .await
                 .or_absent()?
                 .unwrap_or_default();
-            let mut out = Vec::new();
-            for l in found {
-                let rules = elb
-                    .describe_rules()
-                    .listener_arn(l.listener_arn().required("listener ARN")?)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .or_absent()?
-                    .unwrap_or_default();
-                out.push((l, rules));
-            }
-            Ok(out)
+            // Each listener's rules at once: one round of latency, not one per listener.
+            let rules = try_join_all(found.iter().map(|l| async {
+                Ok::<_, Failure>(
+                    elb.describe_rules()
+                        .listener_arn(l.listener_arn().required("listener ARN")?)
+                        .into_paginator()
+                        .items()
+                        .send()
+                        .collect::<Result<Vec<_>, _>>()
+                        .await
+                        .or_absent()?
+                        .unwrap_or_default(),
+                )
+            }))
+            .await?;
+            Ok(found.into_iter().zip(rules).collect())
         })
         .await?;
     Ok(all.clone())
