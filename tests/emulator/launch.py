@@ -104,6 +104,7 @@ standard input closes (the test process that started it has ended).
 
 import argparse
 import functools
+import gc
 import os
 import re
 import sys
@@ -148,6 +149,30 @@ def patch_speed():
     moto.core.responses.method_names_from_class = names
     modules = list(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
+
+    # moto makes an RSA-2048 key pair for every KMS key (symmetric ones too) and every ACM
+    # certificate: 50-100 ms of CPU each, during which no other call is served. One pair per
+    # size serves them all; nothing here reads a key's material.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    made = {}
+    generate = rsa.generate_private_key
+
+    def generate_private_key(public_exponent, key_size, backend=None):
+        if (public_exponent, key_size) not in made:
+            made[(public_exponent, key_size)] = generate(public_exponent, key_size)
+        return made[(public_exponent, key_size)]
+
+    rsa.generate_private_key = generate_private_key
+
+    # Python's full collections walked every object moto had loaded (service models, IAM's
+    # managed policies) and stopped every call for 100-280 ms at a time. What survives a
+    # full collection is frozen out of the next ones: each object is walked by one at most.
+    def freeze_after_full(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()
+
+    gc.callbacks.append(freeze_after_full)
 
 
 def patch_accounts():
@@ -2028,6 +2053,7 @@ def main():
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     port = server._server.server_port if server._server else args.port
+    gc.freeze()  # what is loaded to serve, out of every full collection from here on
     print(f"READY {port}", flush=True)
 
     if args.parent_watch:
