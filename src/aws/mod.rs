@@ -1,6 +1,7 @@
 //! One AWS configuration and one client per service, plus the helpers every resource uses:
 //! error conversion, tags, idempotency tokens, retries and waits.
 
+pub mod ahead;
 pub mod bulk_tags;
 pub mod calls;
 pub mod ec2;

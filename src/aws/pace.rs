@@ -21,6 +21,8 @@
 //!   has the longest chain of work waiting on it ([`super::pacer::PRIORITY`], set by the
 //!   executor), so a security group that a database waits on is not sent after route-table
 //!   associations nothing waits on. Calls outside a node (the lock, the record) go first.
+//! - **It keeps EC2's documented buckets ahead of time** ([`super::ahead`]): an EC2 call waits
+//!   for its action's token before it is sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 
+use super::ahead::{action_of, Buckets};
 use super::calls::ApiCalls;
 use super::pacer::{now, priority, Pacer, MAX_WAIT};
 
@@ -62,6 +65,8 @@ pub const LONGEST_CALL: Duration =
 pub struct PacedClient {
     inner: SharedHttpClient,
     pacer: Arc<Pacer>,
+    /// EC2's buckets as this client spent them (EC2's client only).
+    ahead: Option<Arc<Buckets>>,
     service: &'static str,
     calls: ApiCalls,
 }
@@ -72,6 +77,7 @@ impl PacedClient {
         PacedClient {
             inner,
             pacer: Arc::default(),
+            ahead: (service == "ec2").then(Arc::default),
             service,
             calls,
         }
@@ -103,6 +109,10 @@ impl HttpConnector for PacedConnector {
         let client = self.client.clone();
         // Read here, in the calling node's task: the future may run elsewhere.
         let priority = priority();
+        let action = client.ahead.as_ref().and_then(|_| {
+            let body = request.body().bytes()?;
+            action_of(body).map(str::to_string)
+        });
         HttpConnectorFuture::new(async move {
             let first = now();
             let mut request = request;
@@ -111,6 +121,13 @@ impl HttpConnector for PacedConnector {
                 let wait = backoff(resends);
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
+                }
+                if let (Some(buckets), Some(action)) = (&client.ahead, &action) {
+                    let wait = buckets.take(action, now());
+                    if !wait.is_zero() {
+                        tracing::debug!(action, ?wait, "EC2's bucket of the action is empty");
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 let epoch = client.pacer.slot(priority).await;
                 let again = request.try_clone();
