@@ -1,10 +1,10 @@
 //! One AWS configuration and one client per service, plus the helpers every resource uses:
 //! error conversion, tags, idempotency tokens, retries and waits.
 
-pub mod ahead;
 pub mod bulk_tags;
 pub mod calls;
 pub mod ec2;
+pub mod ec2_buckets;
 pub mod errors;
 pub mod pace;
 pub mod pacer;

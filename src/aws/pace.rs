@@ -4,7 +4,7 @@
 //! standard retries back off one call at a time, spend a client-wide retry quota and give up
 //! after a number of attempts; with dozens of calls in flight against a small bucket the quota
 //! runs dry, and every throttled call after that fails at once. So each service client's HTTP
-//! connector ([`PacedClient`]) does two things:
+//! connector ([`PacedClient`]) does these things:
 //!
 //! - **It resends a throttled request itself**, after a slot of the service's pace, for as
 //!   long as the request's signature holds ([`RESEND_WITHIN`]). A throttle then spends none of
@@ -21,8 +21,8 @@
 //!   has the longest chain of work waiting on it ([`super::pacer::PRIORITY`], set by the
 //!   executor), so a security group that a database waits on is not sent after route-table
 //!   associations nothing waits on. Calls outside a node (the lock, the record) go first.
-//! - **It keeps EC2's documented buckets ahead of time** ([`super::ahead`]): an EC2 call waits
-//!   for its action's token before it is sent.
+//! - **It keeps EC2's documented buckets ahead of time** ([`super::ec2_buckets`]): an EC2
+//!   call waits for its action's token (at most [`TOKEN_WAIT`]) before its first send.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +37,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 
-use super::ahead::{action_of, Buckets};
 use super::calls::ApiCalls;
+use super::ec2_buckets::{action_of, Buckets};
 use super::pacer::{now, priority, Pacer, MAX_WAIT};
 
 /// Whether `code` is AWS's answer to a throttled call: the SDK's own list
@@ -52,9 +52,12 @@ fn is_throttling(code: &str) -> bool {
 
 /// A throttled request is resent only while less than this much time has passed since its
 /// first send; with its backoff and its wait for a slot it goes out within 165 s of that, and
-/// 225 s of signing (the first send waited for its slot too), inside SigV4's 5 minutes.
+/// 255 s of signing (the first send waited for its token and its slot too), inside SigV4's 5
+/// minutes.
 /// After that the SDK retries it, signed anew.
 pub const RESEND_WITHIN: Duration = Duration::from_secs(100);
+/// The longest an EC2 call waits for its action's token ([`Buckets`]).
+pub const TOKEN_WAIT: Duration = Duration::from_secs(30);
 /// The longest a connector call lasts: its resends and their waits, and one more answer.
 pub const LONGEST_CALL: Duration =
     Duration::from_secs(RESEND_WITHIN.as_secs() + MAX_WAIT.as_secs() + 60);
@@ -66,7 +69,7 @@ pub struct PacedClient {
     inner: SharedHttpClient,
     pacer: Arc<Pacer>,
     /// EC2's buckets as this client spent them (EC2's client only).
-    ahead: Option<Arc<Buckets>>,
+    ec2_buckets: Option<Arc<Buckets>>,
     service: &'static str,
     calls: ApiCalls,
 }
@@ -77,7 +80,7 @@ impl PacedClient {
         PacedClient {
             inner,
             pacer: Arc::default(),
-            ahead: (service == "ec2").then(Arc::default),
+            ec2_buckets: (service == "ec2").then(Arc::default),
             service,
             calls,
         }
@@ -109,7 +112,8 @@ impl HttpConnector for PacedConnector {
         let client = self.client.clone();
         // Read here, in the calling node's task: the future may run elsewhere.
         let priority = priority();
-        let action = client.ahead.as_ref().and_then(|_| {
+        // The body is in memory (the upload's stalled-stream check is off, see `Clients::load`).
+        let action = client.ec2_buckets.as_ref().and_then(|_| {
             let body = request.body().bytes()?;
             action_of(body).map(str::to_string)
         });
@@ -122,11 +126,13 @@ impl HttpConnector for PacedConnector {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
-                if let (Some(buckets), Some(action)) = (&client.ahead, &action) {
-                    let wait = buckets.take(action, now());
+                if let (Some(buckets), Some(action), 0) = (&client.ec2_buckets, &action, resends) {
+                    let wait = buckets.take(action, now()).min(TOKEN_WAIT);
                     if !wait.is_zero() {
                         tracing::debug!(action, ?wait, "EC2's bucket of the action is empty");
+                        let unsent = Unsent(buckets, action);
                         tokio::time::sleep(wait).await;
+                        std::mem::forget(unsent);
                     }
                 }
                 let epoch = client.pacer.slot(priority).await;
@@ -153,6 +159,15 @@ impl HttpConnector for PacedConnector {
                 }
             }
         })
+    }
+}
+
+/// A token taken for a call still waiting to be sent: given back if the call is dropped.
+struct Unsent<'a>(&'a Buckets, &'a str);
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        self.0.give_back(self.1);
     }
 }
 
@@ -218,6 +233,58 @@ pub fn error_code<'a>(header: Option<&'a str>, body: &'a [u8]) -> Option<&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connector that answers every request with an empty 200.
+    #[derive(Debug, Clone)]
+    struct Answers;
+
+    impl HttpConnector for Answers {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let answer = HttpResponse::new(
+                200.try_into().expect("a status"),
+                SdkBody::from("<CreateVpcResponse/>"),
+            );
+            HttpConnectorFuture::ready(Ok(answer))
+        }
+    }
+
+    impl HttpClient for Answers {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ec2_call_sent_through_the_sdk_takes_a_token_of_its_action() {
+        let paced = PacedClient::new(SharedHttpClient::new(Answers), "ec2", ApiCalls::default());
+        let buckets = paced
+            .ec2_buckets
+            .clone()
+            .expect("EC2's client keeps buckets");
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_ec2::config::Region::new("eu-west-1"))
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                    "AKID", "secret", None, None, "test",
+                ))
+                .http_client(paced)
+                .build(),
+        );
+        let _ = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await;
+        // The call took one of CreateVpc's 50: 49 more go at once, the next waits 200 ms.
+        let at = now();
+        let waits: Vec<Duration> = (0..50).map(|_| buckets.take("CreateVpc", at)).collect();
+        assert!(waits[..49].iter().all(Duration::is_zero), "{waits:?}");
+        assert_eq!(waits[49], Duration::from_millis(200));
+        // Another service's client keeps none.
+        let s3 = PacedClient::new(SharedHttpClient::new(Answers), "s3", ApiCalls::default());
+        assert!(s3.ec2_buckets.is_none());
+    }
 
     #[test]
     fn codes_of_each_protocol() {

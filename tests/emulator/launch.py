@@ -168,6 +168,7 @@ def patch_speed():
     # Python's full collections walked every object moto had loaded (service models, IAM's
     # managed policies) and stopped every call for 100-280 ms at a time. What survives a
     # full collection is frozen out of the next ones: each object is walked by one at most.
+    # A frozen cycle is never freed (the emulator's memory only grows: fine for a test run).
     def freeze_after_full(phase, info):
         if phase == "stop" and info["generation"] == 2:
             gc.freeze()

@@ -12,6 +12,9 @@
 //! gateways against 10), so it never waits here in an idle account; a larger config does, at
 //! 5 calls a second per action, without slowing any other action. What the account's other
 //! clients spend is invisible: their throttles are paced after the fact ([`super::pace`]).
+//! Not modeled: the smaller bucket of an unfiltered, unpaginated describe (every describe
+//! here is filtered), and the home region's clients and us-east-1's keeping apart buckets
+//! when the home region is us-east-1.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,7 +25,12 @@ fn limits(action: &str) -> (f64, f64) {
     match action {
         "CreateNatGateway" | "DeleteNatGateway" => (10.0, 1.0),
         "CreateTags" | "DeleteTags" => (100.0, 10.0),
-        a if a.starts_with("Describe") || a.starts_with("Get") => (100.0, 20.0),
+        read if ["Describe", "Get", "List", "Search"]
+            .iter()
+            .any(|p| read.starts_with(p)) =>
+        {
+            (100.0, 20.0)
+        }
         _ => (50.0, 5.0),
     }
 }
@@ -46,17 +54,27 @@ impl Buckets {
     pub fn take(&self, action: &str, now: Instant) -> Duration {
         let (capacity, refill) = limits(action);
         let mut all = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
-        let b = all.entry(action.to_string()).or_insert(Bucket {
+        let bucket = all.entry(action.to_string()).or_insert(Bucket {
             tokens: capacity,
             at: now,
         });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * refill).min(capacity) - 1.0;
-        b.at = b.at.max(now);
-        if b.tokens >= 0.0 {
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * refill).min(capacity) - 1.0;
+        bucket.at = bucket.at.max(now);
+        if bucket.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-b.tokens / refill)
+            Duration::from_secs_f64(-bucket.tokens / refill)
+        }
+    }
+
+    /// Gives back a token taken for a call that was not sent after all (dropped while it
+    /// waited for it): the calls behind it need not wait for it.
+    pub fn give_back(&self, action: &str) {
+        let (capacity, _) = limits(action);
+        let mut all = self.by_action.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = all.get_mut(action) {
+            bucket.tokens = (bucket.tokens + 1.0).min(capacity);
         }
     }
 }
@@ -115,7 +133,17 @@ mod tests {
         let b = Buckets::default();
         let t = Instant::now();
         assert_eq!(waits(&b, "DescribeSubnets", t, 101)[100], 50);
+        assert_eq!(waits(&b, "ListImagesInRecycleBin", t, 101)[100], 50);
         assert_eq!(waits(&b, "CreateTags", t, 101)[100], 100);
+    }
+
+    #[test]
+    fn a_token_given_back_is_the_next_call_s() {
+        let b = Buckets::default();
+        let t = Instant::now();
+        waits(&b, "CreateRoute", t, 51);
+        b.give_back("CreateRoute");
+        assert_eq!(waits(&b, "CreateRoute", t, 1), vec![200]);
     }
 
     #[test]
