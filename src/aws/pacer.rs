@@ -277,14 +277,14 @@ impl State {
     }
 
     /// A new pace from `now`: its answers counted afresh, its first slot one interval on (the
-    /// bucket is empty).
+    /// bucket is empty). That replaces the slot the old pace had due: keeping it, and then
+    /// the void slot the dispatcher woke for, cost a whole interval more per cut.
     fn start_epoch(&mut self, now: Instant) {
         self.epoch += 1;
         self.seen = 0;
         self.throttled = 0;
         let rate = self.rate.unwrap_or(MIN_RATE);
-        let after = now + Duration::from_secs_f64(1.0 / rate);
-        self.next = Some(self.next.map_or(after, |n| n.max(after)));
+        self.next = Some(now + Duration::from_secs_f64(1.0 / rate));
     }
 }
 
@@ -438,12 +438,10 @@ mod tests {
             p.answered(now(), epoch, true);
         }
         assert!((p.rate().unwrap() - 4.0 * CUT).abs() < 1e-9);
-        let went = waiting.await.unwrap();
-        assert!(
-            went.into_std() >= t0 + ms(450),
-            "{:?}",
-            went.into_std() - t0
-        );
+        // It goes one interval of the new pace after the cut (100 + 357 ms), not after the
+        // old pace's next slot (500 ms).
+        let went = waiting.await.unwrap().into_std() - t0;
+        assert!((ms(450)..=ms(460)).contains(&went), "{went:?}");
         // Nobody waits now; a call long after goes at once.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let before = tokio::time::Instant::now();
