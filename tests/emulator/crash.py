@@ -52,7 +52,11 @@ def admin(environ, start_response):
 
 
 def around(environ, account, key, serve):
-    """Serves the call through `serve` unless the account's crash point holds it."""
+    """Serves the call through `serve` unless the account's crash point holds it.
+
+    Calls are served one at a time, under LOCK, and so answered in the order they came.
+    Serving them at once was tried: under Python's global lock every read of a look then
+    finished late together (an `up`'s first write 0.9 s later under the latency model)."""
     with LOCK:
         state = ARMED.get(account)
         if state is None:
