@@ -6,6 +6,7 @@ pub mod calls;
 pub mod ec2;
 pub mod ec2_buckets;
 pub mod errors;
+pub mod gathering;
 pub mod pace;
 pub mod pacer;
 pub mod retry;

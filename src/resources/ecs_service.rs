@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ecs_cluster::cluster_name;
 use super::{NodeCx, Resource};
-use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
+use crate::aws::gathering::{self, Gathering};
 use crate::aws::retry::{self, NEW_ROLE_ECS, SERVICE_NAME_DRAINING, TARGET_GROUP_NOT_ATTACHED};
 use crate::aws::tags::{self, from_ecs, retag_ecs};
 use crate::aws::wait::Poll;

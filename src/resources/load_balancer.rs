@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{short_name, NodeCx, Resource};
-use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
+use crate::aws::gathering::{self, Gathering};
 use crate::aws::tags::{self, Tags};
 use crate::aws::wait::Poll;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes};

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::load_balancer::{diff_attributes, elb_tag_list, elb_tags, retag_elb, NAME_MAX};
 use super::{short_name, NodeCx, Resource};
-use crate::aws::bulk_tags::{self as gathering, Gathering};
 use crate::aws::errors::{OrAbsent, Required};
+use crate::aws::gathering::{self, Gathering};
 use crate::aws::retry::{self, TARGET_GROUP_IN_USE};
 use crate::diff::{fields, tags_changed, under, Change, Changes};
 use crate::error::Failure;
