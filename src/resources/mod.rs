@@ -139,7 +139,7 @@ pub struct Cx {
     /// ([`crate::aws::wait::STOPPED`]).
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Set once a node of the run acts on its resource: from then on nodes read their own
-    /// tags rather than in bulk ([`NodeCx::bulk_tags`]), as the tagging API may not show the
+    /// tags rather than in bulk ([`Cx::tags_in_bulk`]), as the tagging API may not show the
     /// run's own writes yet (a repair's confirming look, a look for what a lost create made).
     pub wrote: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -158,6 +158,19 @@ impl Cx {
             ignore: self.ignore.clone(),
             stop: self.stop.clone(),
             wrote: self.wrote.clone(),
+        }
+    }
+
+    /// Whether tags may be read in bulk ([`crate::aws::bulk_tags`]): until this run writes.
+    pub fn tags_in_bulk(&self) -> bool {
+        !self.wrote.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Asks now for the tags of `arns` in bulk ([`crate::aws::bulk_tags::prefetch`]), ARNs
+    /// known before the nodes that read them find them; nothing once this run wrote.
+    pub fn read_tags_ahead(&self, arns: Vec<String>) {
+        if self.tags_in_bulk() {
+            crate::aws::bulk_tags::prefetch(&self.shared.get(), &self.aws, arns);
         }
     }
 
@@ -235,7 +248,7 @@ impl<'a> NodeCx<'a> {
         T: From<TagMap>,
         F: std::future::Future<Output = Result<T, Failure>>,
     {
-        if !self.cx.wrote.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.cx.tags_in_bulk() {
             if let Some(tags) = crate::aws::bulk_tags::of(self.shared(), &self.cx.aws, arn).await {
                 return Ok(T::from(tags));
             }

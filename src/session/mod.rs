@@ -15,7 +15,6 @@ pub use recording::Recording;
 pub use run::{Acted, Verb};
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -273,15 +272,13 @@ impl Session {
         // The tags that nodes read in bulk for the ARNs their names give, asked for before
         // any node reads (not after this run wrote: nodes then read their own, the tagging
         // API may lag a write).
-        if !cx.wrote.load(Ordering::Relaxed) {
-            let known: Vec<String> = self
-                .graph
+        cx.read_tags_ahead(
+            self.graph
                 .nodes()
                 .iter()
                 .filter_map(|n| n.payload.tags_read_ahead(&cx))
-                .collect();
-            crate::aws::bulk_tags::prefetch(&cx.shared.get(), &cx.aws, known);
-        }
+                .collect(),
+        );
         let preloaded = self
             .preloaded
             .lock()
@@ -297,18 +294,15 @@ impl Session {
             };
             // The tags of what the record names, for the kinds that read theirs in bulk: one
             // call, where asking level by level as nodes find ARNs would take one a level.
-            if let Some(r) = record
-                .as_ref()
-                .filter(|_| !cx.wrote.load(Ordering::Relaxed))
-            {
-                let recorded: Vec<String> = self
-                    .graph
-                    .nodes()
-                    .iter()
-                    .filter(|n| n.payload.reads_tags_in_bulk())
-                    .filter_map(|n| r.ids(&n.id)?.arn.clone())
-                    .collect();
-                crate::aws::bulk_tags::prefetch(&cx.shared.get(), &cx.aws, recorded);
+            if let Some(r) = &record {
+                cx.read_tags_ahead(
+                    self.graph
+                        .nodes()
+                        .iter()
+                        .filter(|n| n.payload.reads_tags_in_bulk())
+                        .filter_map(|n| r.ids(&n.id)?.arn.clone())
+                        .collect(),
+                );
             }
             let retired = match &self.retired {
                 Some(g)
