@@ -289,6 +289,13 @@ mod tests {
         crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap()
     }
 
+    /// `config/prod.toml` with a scheduled repair: every kind of node there is.
+    fn with_scheduled_repair() -> EnvConfig {
+        let text = PROD_TOML.to_string()
+            + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
+        crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap()
+    }
+
     fn deps(g: &StepGraph, id: &str) -> Vec<(String, Needs)> {
         let ix = g.index_of(id).unwrap();
         g.node(ix)
@@ -500,10 +507,7 @@ mod tests {
 
     #[test]
     fn no_grant_reaches_an_environment_whose_name_extends_this_one() {
-        let text = PROD_TOML.to_string()
-            + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
-        let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
-        let g = build(&env).unwrap();
+        let g = build(&with_scheduled_repair()).unwrap();
         let fill = |arn: &str, full: &str, name: &str| {
             arn.replace("${partition}", "aws")
                 .replace("${region}", "eu-west-1")
@@ -566,10 +570,7 @@ mod tests {
     /// or `List*`, which the deny spares.
     #[test]
     fn every_read_is_spared_by_the_deny_on_other_environments() {
-        let text = PROD_TOML.to_string()
-            + "\n[repair]\nschedule = \"rate(1 hour)\"\nimage = \"tap-provision:1.0.0\"\n";
-        let env = crate::config::parse(std::path::Path::new("prod.toml"), "prod", &text).unwrap();
-        let g = build(&env).unwrap();
+        let g = build(&with_scheduled_repair()).unwrap();
         let doc = crate::policy::document(Verb::Up, crate::policy::nodes_of(&g));
         let deny = doc["Statement"]
             .as_array()
