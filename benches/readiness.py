@@ -306,15 +306,11 @@ def main():
             # first use of each call (moto's imports, its response templates, its first key
             # pair) costs tens of milliseconds of CPU each, during which it serves no other call.
             other = f"{random.randrange(10**11, 10**12):012d}"
-            if domain:
-                make_zone(emu.url, other, domain)
-            warm(emu.url, other)
+            prepare(emu.url, other, domain)
             rc, _, _, err = run(a.bin, ["up", *common, "--yes"], dict(env, AWS_ACCESS_KEY_ID=other))
             if rc != 0:
                 raise SystemExit(f"the warm-up `up` failed:\n{err[-2000:]}")
-        if domain:
-            make_zone(emu.url, account, domain)
-        warm(emu.url, account)
+        prepare(emu.url, account, domain)
 
         before = emu.calls(account)
         rc, wall, events, err = run(a.bin, ["up", *common, "--yes", *a.up_args.split()], env)
@@ -392,6 +388,14 @@ WARM = [
     ("resourcegroupstaggingapi", "get_resources", {}), ("scheduler", "list_schedule_groups", {}),
     ("route53", "list_hosted_zones", {}),
 ]
+
+
+def prepare(url, account, domain):
+    """A fresh account as a run expects it: the env's zone made out of band, when it looks
+    one up, and each service's backend built (`warm`)."""
+    if domain:
+        make_zone(url, account, domain)
+    warm(url, account)
 
 
 def warm(url, account):
