@@ -209,7 +209,8 @@ impl Resource for AuroraCluster {
         Ok(found.filter(|c| c.status() != Some("deleting")))
     }
 
-    /// A cluster a killed `down` asked to delete holds its subnet group and key until gone.
+    /// A cluster a killed `down` (or anyone) asked to delete holds its subnet group, key and
+    /// name until gone: `down` waits it out, and so does a create its name refused.
     async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
         wait_deleting(cx, &cluster_name(cx.env_full())).await
     }
@@ -322,8 +323,9 @@ impl Resource for AuroraCluster {
         let sg = inputs.id(&self.security_group)?;
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
-        // A cluster of this name being deleted (out of band) keeps the name for minutes.
-        wait_deleting(cx, &name).await?;
+        // A cluster of this name being deleted (out of band) keeps the name for minutes:
+        // AWS then answers AlreadyExists, and the adapter waits it out (`wait_leaving`)
+        // and creates again. No read before: this call is on the database's chain.
         let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
             rds.create_db_cluster()
                 .db_cluster_identifier(&name)

@@ -185,7 +185,8 @@ impl Resource for AuroraInstance {
         }))
     }
 
-    /// An instance a killed `down` asked to delete keeps its cluster until gone.
+    /// An instance a killed `down` (or anyone) asked to delete keeps its cluster, and its
+    /// name, until gone: `down` waits it out, and so does a create its name refused.
     async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
         wait_deleting(cx, &self.name(cx)).await
     }
@@ -269,8 +270,9 @@ impl Resource for AuroraInstance {
         let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
         let rds = &cx.aws().rds;
-        // An instance of this name being deleted (out of band) keeps the name for minutes.
-        wait_deleting(cx, &name).await?;
+        // An instance of this name being deleted (out of band) keeps the name for minutes:
+        // AWS then answers AlreadyExists, and the adapter waits it out (`wait_leaving`)
+        // and creates again. No read before: this call is on the database's chain.
         let out = retry::on(
             &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
             || async {

@@ -17,7 +17,9 @@ does (a bucket of `rate` calls refilled at `rate` a second; the rest are throttl
 protocol's own shape); the GET answer's "rate_throttled" counts them per service. With
 {"db_busy_seconds": 6} the account's Aurora cluster stays busy that long after each
 instance create (TAP_EMULATOR_DB_BUSY_SECONDS for every account), so a test can make the
-second instance's call land inside the window however loaded the machine is. DELETE
+second instance's call land inside the window however loaded the machine is; with
+{"db_delete_seconds": 5} its deleted Aurora clusters and instances stay `deleting`, their
+names taken, that long (TAP_EMULATOR_DB_DELETE_SECONDS for every account). DELETE
 clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.

@@ -1331,7 +1331,7 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
     """What AWS does between a call and its result, where the product must cope with it:
 
     - Deleted clusters and instances stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS
-      (default 1), listed by Describe*, their name taken (AlreadyExists) and their subnet
+      (default 1; an account's {"db_delete_seconds": N} fault, longer), listed by Describe*, their name taken (AlreadyExists) and their subnet
       group in use until then (moto removes them at once).
     - ModifyDBInstance and ModifyDBCluster make the resource `modifying` for
       TAP_EMULATOR_DB_MODIFY_SECONDS (default 1); a new instance class or engine version
@@ -1340,6 +1340,7 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
       Another modification or a deletion meanwhile is refused (InvalidDBInstanceState /
       InvalidDBClusterStateFault), as AWS refuses them.
     """
+    import faults
     from moto.rds.exceptions import (
         DBClusterNotFoundError,
         DBInstanceAlreadyExists,
@@ -1360,9 +1361,13 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
         resource.__dict__["_tap_status"] = "deleting"
         if kind == "cluster":
             resource._status = "deleting"
+        with faults.LOCK:
+            window = float(
+                (faults.FAULTS.get(backend.account_id) or {}).get("db_delete_seconds", DB_DELETE_SECONDS)
+            )
         backend.__dict__.setdefault("_tap_leaving", {}).setdefault(kind, {})[name] = (
             resource,
-            time.monotonic() + DB_DELETE_SECONDS,
+            time.monotonic() + window,
         )
 
     def listing(original, kind, cls, key, not_found):

@@ -747,3 +747,45 @@ async fn a_cluster_deleted_out_of_band_comes_back_with_its_instances_and_what_re
         "the backend reads the new master secret: {secrets:?}"
     );
 }
+
+/// An instance deleted out of band stays `deleting` for minutes on AWS, its name taken:
+/// repair's create is refused (`DBInstanceAlreadyExists`), waits the deletion out and makes
+/// it again. Nothing reads the instance before its create: that call is on the chain the
+/// whole run waits for.
+#[tokio::test]
+async fn repair_waits_out_an_instance_still_deleting_and_makes_it_again() {
+    use crate::common::{local, reset_calls};
+    let acct = converged().await;
+    // 10 s: repair reads everything twice before its create (drift, then its own look),
+    // about 3 s on a busy machine; the default 1 s is over by then.
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &faults, r#"{"db_delete_seconds": 10}"#).await;
+    let rds = Rds::new(&sdk(&acct).await);
+    let name = format!("{CLUSTER}-2");
+    rds.delete_db_instance()
+        .db_instance_identifier(&name)
+        .send()
+        .await
+        .unwrap();
+    reset_calls(&acct).await;
+    let r = local("repair", &[], &acct, None).await;
+    emulator_admin("DELETE", &faults, "").await;
+    assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("db-instance-2"), "created", "{}", r.stdout);
+    let served = calls(&acct).await;
+    assert_eq!(
+        served.get("rds:CreateDBInstance"),
+        Some(&2),
+        "refused while the old one was deleting, then made: {served:?}"
+    );
+    let now = rds
+        .describe_db_instances()
+        .db_instance_identifier(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        now.db_instances()[0].db_instance_status(),
+        Some("available")
+    );
+}
