@@ -3,8 +3,8 @@
 //!
 //! - Taking it: PutObject with `If-None-Match: *`, which S3 refuses (412) when the object
 //!   exists, so of two runs that start together exactly one gets it.
-//! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`, divided by
-//!   `TAP_TIME_SCALE`) every third of it with `If-Match: <its ETag>`;
+//! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`; divided by
+//!   `TAP_TIME_SCALE` down to 30 s at most) every third of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
@@ -28,7 +28,8 @@ use crate::model::Events;
 /// The lock object's key in the state bucket.
 pub const KEY: &str = "tap-provision/lock.json";
 /// How long a holder that stopped renewing keeps the lock: 60 s, or
-/// `TAP_LOCK_LEASE_SECONDS`, divided by `TAP_TIME_SCALE`, in whole seconds and at least 3
+/// `TAP_LOCK_LEASE_SECONDS`, divided by `TAP_TIME_SCALE` but to no less than
+/// [`SCALED_LEASE_FLOOR`] (or the lease itself, when shorter), in whole seconds and at least 3
 /// (it is stored as a time others compare with their clocks). Renewed every third of it.
 pub fn lease() -> Duration {
     let secs = std::env::var("TAP_LOCK_LEASE_SECONDS")
@@ -38,8 +39,15 @@ pub fn lease() -> Duration {
     lease_at(secs, crate::timing::scale())
 }
 
+/// The shortest a time scale makes a lease. The renewal's own call is not scaled: its
+/// latency, and on a throttled service its slot in the pace and the SDK's backoff between
+/// resends, are real seconds. At one S3 call a second they outlasted the 3 s that a 60 s
+/// lease at scale 30 left, and the run stopped itself with the lock "lost to nobody".
+const SCALED_LEASE_FLOOR: u64 = 30;
+
 fn lease_at(secs: u64, scale: f64) -> Duration {
-    Duration::from_secs((secs as f64 / scale).ceil() as u64).max(Duration::from_secs(3))
+    let scaled = (secs as f64 / scale).ceil() as u64;
+    Duration::from_secs(scaled.max(secs.min(SCALED_LEASE_FLOOR)).max(3))
 }
 
 fn renew_every() -> Duration {
@@ -435,12 +443,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lease_is_divided_by_the_time_scale_down_to_3_s() {
+    fn the_lease_is_divided_by_the_time_scale_down_to_30_s_and_never_below_3_s() {
         assert_eq!(lease_at(60, 1.0), Duration::from_secs(60));
-        assert_eq!(lease_at(60, 10.0), Duration::from_secs(6));
-        assert_eq!(lease_at(60, 7.0), Duration::from_secs(9));
-        assert_eq!(lease_at(60, 30.0), Duration::from_secs(3));
+        assert_eq!(lease_at(120, 2.0), Duration::from_secs(60));
+        assert_eq!(lease_at(120, 7.0), Duration::from_secs(30));
+        assert_eq!(lease_at(60, 1.5), Duration::from_secs(40));
+        assert_eq!(lease_at(60, 10.0), Duration::from_secs(30));
+        assert_eq!(lease_at(60, 30.0), Duration::from_secs(30));
+        // A lease set shorter than the floor is kept as set (tests of take-overs).
+        assert_eq!(lease_at(20, 10.0), Duration::from_secs(20));
         assert_eq!(lease_at(3, 10.0), Duration::from_secs(3));
+        assert_eq!(lease_at(1, 1.0), Duration::from_secs(3));
     }
 
     #[test]
