@@ -27,7 +27,7 @@ ones readiness), never from the tool's report:
 Usage (from the repository's root, with the build and the emulator's venv in place):
 
   .venv-emulator/bin/python benches/readiness.py [--percentile p50|p95] [--scale 30]
-      [--bin PATH] [--json] [--no-warm-up]
+      [--model FILE] [--bin PATH] [--json] [--no-warm-up]
 
 `--bound-only` prints the bound without running anything (no emulator, no tool run).
 """
@@ -204,12 +204,12 @@ def bound_report(dot, latency, ready, after, propagation):
 
 
 class Emulator:
-    def __init__(self, percentile, scale):
+    def __init__(self, model, percentile, scale):
         env = dict(os.environ, TAP_TIME_SCALE=str(scale))
         python = os.path.join(ROOT, ".venv-emulator", "bin", "python")
         self.proc = subprocess.Popen(
             [python, os.path.join(ROOT, "tests", "emulator", "launch.py"), "--port", "0",
-             "--model", MODEL, "--percentile", percentile, "--parent-watch"],
+             "--model", model, "--percentile", percentile, "--parent-watch"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
         )
         line = self.proc.stdout.readline()
@@ -272,6 +272,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--percentile", choices=["p50", "p95"], default="p50")
     p.add_argument("--scale", type=float, default=30.0)
+    p.add_argument("--model", default=MODEL,
+                   help="another latency model (a copy of tests/emulator/model.toml with other times)")
     p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--env", default="prod")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -282,7 +284,7 @@ def main():
                    help="no untimed `up` in another account first (a cold emulator process)")
     a = p.parse_args()
 
-    latency, ready, after, propagation = load_model(MODEL, a.percentile, a.scale)
+    latency, ready, after, propagation = load_model(a.model, a.percentile, a.scale)
     dot = subprocess.run([a.bin, "graph", "--env", a.env, "--format", "dot"], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
     bound = bound_report(dot, latency, ready, after, propagation)
@@ -291,7 +293,7 @@ def main():
     if a.bound_only:
         return report(out, a.json)
 
-    emu = Emulator(a.percentile, a.scale)
+    emu = Emulator(a.model, a.percentile, a.scale)
     account = f"{random.randrange(10**11, 10**12):012d}"
     env = dict(os.environ, AWS_ACCESS_KEY_ID=account, AWS_SECRET_ACCESS_KEY="test",
                AWS_ENDPOINT_URL=emu.url, TAP_TIME_SCALE=str(a.scale), NO_COLOR="1")

@@ -163,6 +163,8 @@ pub struct Lock {
     bucket: String,
     etag: Arc<Mutex<String>>,
     renewer: tokio::task::JoinHandle<()>,
+    /// Tells the renewer to stop once no renewal is in flight.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 enum Put {
@@ -296,13 +298,14 @@ pub async fn acquire(
         }
     };
     let etag = Arc::new(Mutex::new(etag));
+    let stop = Arc::new(tokio::sync::Notify::new());
     let renewer = tokio::spawn(renew(
         s3.clone(),
         bucket.to_string(),
         me.clone(),
         etag.clone(),
         events,
-        lost,
+        (lost, stop.clone()),
     ));
     Ok(Lock {
         waited: contended,
@@ -311,6 +314,7 @@ pub async fn acquire(
         bucket: bucket.to_string(),
         etag,
         renewer,
+        stop,
     })
 }
 
@@ -320,11 +324,17 @@ async fn renew(
     mut me: Holder,
     etag: Arc<Mutex<String>>,
     events: Arc<dyn Events>,
-    lost: Arc<watch::Sender<bool>>,
+    (lost, stop): (Arc<watch::Sender<bool>>, Arc<tokio::sync::Notify>),
 ) {
     let mut renewed = Instant::now();
     loop {
-        tokio::time::sleep(renew_every()).await;
+        // A release stops it between renewals, never inside one: a renewal S3 stored but
+        // whose answer was dropped would leave the release the old ETag (refused, then a
+        // read and a second delete: two more round trips at the end of every such run).
+        tokio::select! {
+            _ = tokio::time::sleep(renew_every()) => {}
+            _ = stop.notified() => return,
+        }
         me.expires = unix_now() + lease().as_secs();
         let current = etag.lock().await.clone();
         // A renewal still unanswered when the lease runs out counts as failed: another run
@@ -374,14 +384,15 @@ async fn renew(
 }
 
 impl Lock {
-    /// Stops renewing and deletes the lock if it is still this run's.
+    /// Stops renewing (a renewal in flight is let finish, within its lease) and deletes the
+    /// lock if it is still this run's.
     pub async fn release(mut self, events: &dyn Events) {
-        self.renewer.abort();
+        self.stop.notify_one();
         let _ = (&mut self.renewer).await;
         let mut etag = self.etag.lock().await.clone();
         let mut out = self.delete(&etag).await;
         if matches!(&out, Err(f) if f.code == "PreconditionFailed") {
-            // A renewal cut short may have stored a newer version: still ours?
+            // A renewal that timed out may have stored a newer version: still ours?
             if let Ok(Some((h, stored))) = read(&self.s3, &self.bucket).await {
                 if h.is(&self.me) {
                     etag = stored;

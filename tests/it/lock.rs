@@ -129,11 +129,11 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
     );
     let tool = bookkeeping(&acct).await;
     assert_eq!(tool.get("s3:PutObject[history]"), Some(&1), "{tool:?}");
-    // Each run that took the lock released it: one DeleteObject, or two where a renewal the
-    // release cut short had stored a newer version (the first is refused, the lock is read,
-    // still ours, deleted again). A loaded machine showed three for the two runs.
+    // Each run that took the lock released it with one DeleteObject: a release lets a
+    // renewal in flight finish, so it deletes with the newest ETag (it was cut short before,
+    // and a loaded machine showed three deletes for the two runs).
     let released = tool.get("s3:DeleteObject[lock]").copied().unwrap_or(0);
-    assert!((1..=4).contains(&released), "{tool:?}");
+    assert!((1..=2).contains(&released), "{tool:?}");
     let repaired: Vec<u64> = [&a, &b]
         .iter()
         .map(|r| r.event("repair_finished")["drifted"].as_u64().unwrap_or(0))
