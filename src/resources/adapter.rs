@@ -126,9 +126,11 @@ impl<R: Resource> Adapter<R> {
 
     /// Creates it. When the answer of a create that AWS may have carried out was lost (the
     /// connection closed after the call went out, [`ANSWER_LOST`]), or a create answers that
-    /// it is there already (the SDK repeated one whose answer was lost), looks for what it
-    /// made, with fresh reads: found, it is settled like an update (the create's later steps
-    /// may not have run); not found, a lost create is made again, and "already there" fails.
+    /// it is there already (the SDK repeated one whose answer was lost, or its name is held
+    /// by one being deleted), looks again with fresh reads: found, it is settled like an
+    /// update (the create's later steps may not have run); not found, a lost create is made
+    /// again, one going away is waited out ([`Resource::wait_leaving`]) and it is made again,
+    /// and "already there" is tried once more (a deletion may have ended since), then fails.
     async fn create(&self, cx: &Cx, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let ncx = self.ncx(cx);
         let mut attempts = 0;
@@ -141,7 +143,7 @@ impl<R: Resource> Adapter<R> {
                 Err(f) if ALREADY_EXISTS.contains(&f.code.as_str()) && attempts == 1 => f,
                 other => return other,
             };
-            ncx.progress(format!("{}; looking for what it made", f.message));
+            ncx.progress(format!("{}; looking again", f.message));
             let fresh = cx.fresh();
             let again = self.ncx(&fresh);
             let mut found = self.spec.observe(&again).await?;
@@ -160,8 +162,10 @@ impl<R: Resource> Adapter<R> {
             let Some(have) = found else {
                 if f.code != ANSWER_LOST {
                     // There, but not found as this node's: one going away (a killed `down`
-                    // asked to delete it) is waited out and made again; else not ours.
-                    if self.spec.wait_leaving(&again).await? {
+                    // or someone asked to delete it) is waited out and made again. Else it
+                    // may have gone between the refusal and this look: one more create,
+                    // which a name held by something not ours refuses again.
+                    if self.spec.wait_leaving(&again).await? || attempts == 1 {
                         continue;
                     }
                     return Err(f);

@@ -323,9 +323,8 @@ impl Resource for AuroraCluster {
         let sg = inputs.id(&self.security_group)?;
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
-        // A cluster of this name being deleted (out of band) keeps the name for minutes:
-        // AWS then answers AlreadyExists, and the adapter waits it out (`wait_leaving`)
-        // and creates again. No read before: this call is on the database's chain.
+        // A cluster of this name being deleted keeps the name for minutes: AWS refuses this
+        // call as already there, and the adapter waits it out (`wait_leaving`).
         let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
             rds.create_db_cluster()
                 .db_cluster_identifier(&name)

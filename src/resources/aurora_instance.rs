@@ -270,9 +270,8 @@ impl Resource for AuroraInstance {
         let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
         let rds = &cx.aws().rds;
-        // An instance of this name being deleted (out of band) keeps the name for minutes:
-        // AWS then answers AlreadyExists, and the adapter waits it out (`wait_leaving`)
-        // and creates again. No read before: this call is on the database's chain.
+        // An instance of this name being deleted keeps the name for minutes: AWS refuses this
+        // call as already there, and the adapter waits it out (`wait_leaving`).
         let out = retry::on(
             &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
             || async {

@@ -19,7 +19,10 @@ protocol's own shape); the GET answer's "rate_throttled" counts them per service
 instance create (TAP_EMULATOR_DB_BUSY_SECONDS for every account), so a test can make the
 second instance's call land inside the window however loaded the machine is; with
 {"db_delete_seconds": 5} its deleted Aurora clusters and instances stay `deleting`, their
-names taken, that long (TAP_EMULATOR_DB_DELETE_SECONDS for every account). DELETE
+names taken, that long in real seconds (TAP_EMULATOR_DB_DELETE_SECONDS, divided by the time
+scale, for every account), so a test can start a repair inside the window; with
+{"db_delete_ends_when_refused": 1} as well, such a deletion ends just after the create it
+refused (the caller's next look finds the name free). DELETE
 clears them;
 GET answers how many of each were injected. A refused call never reached moto, so a create
 retried after it makes nothing twice.
@@ -106,6 +109,12 @@ def _shape(environ, service, code, status, message):
 
 
 BUCKETS = {}
+
+
+def setting(account, key, default):
+    """The account's number `key` set with PUT (a window in seconds), else `default`."""
+    with LOCK:
+        return float((FAULTS.get(account) or {}).get(key, default))
 
 
 def over_rate(account, service):

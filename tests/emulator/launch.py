@@ -20,8 +20,10 @@ that moto 5.2 does not do by itself.
   (TAP_EMULATOR_NAT_DELETE_SECONDS, default 8), as AWS does for about a
   minute: a new NAT gateway for that address meets `Resource.AlreadyAssociated` until then.
 - RDS between a call and its result (patch_rds_lifecycle): deleted clusters and instances
-  stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS (default 1), listed, their names taken
-  and their subnet group in use; a modification makes them `modifying` for
+  stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS (default 1; an account's fault
+  {"db_delete_seconds": N} sets a window in real seconds a test can start a repair inside,
+  and {"db_delete_ends_when_refused": 1} ends it right after a create it refused), listed,
+  their names taken and their subnet group in use; a modification makes them `modifying` for
   TAP_EMULATOR_DB_MODIFY_SECONDS (default 1), a new class or engine version pending
   (PendingModifiedValues) until then, another modification or a deletion refused meanwhile.
 - ModifyDBSubnetGroup keeps the group (moto 5.2 loses it).
@@ -1281,13 +1283,15 @@ def patch_rds():
         if cluster:
             busy = self.__dict__.setdefault("_tap_cluster_busy", {})
             now = time.monotonic()
-            with faults.LOCK:
-                window = float((faults.FAULTS.get(self.account_id) or {}).get("db_busy_seconds", DB_BUSY_SECONDS))
+            window = faults.setting(self.account_id, "db_busy_seconds", DB_BUSY_SECONDS)
             if now - busy.get(cluster, -1e9) < window:
                 raise InvalidDBClusterStateFault(
                     f"Cannot create an instance in DB cluster {cluster}: another instance operation is in progress."
                 )
+            # A create refused (its name taken) starts no operation on the cluster.
+            made = keep_insights(original_create(self, db_kwargs), db_kwargs)
             busy[cluster] = now
+            return made
         return keep_insights(original_create(self, db_kwargs), db_kwargs)
 
     def modify_db_instance(self, db_instance_identifier, db_kwargs):
@@ -1331,7 +1335,7 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
     """What AWS does between a call and its result, where the product must cope with it:
 
     - Deleted clusters and instances stay `deleting` for TAP_EMULATOR_DB_DELETE_SECONDS
-      (default 1; an account's {"db_delete_seconds": N} fault, longer), listed by Describe*, their name taken (AlreadyExists) and their subnet
+      (default 1; an account's {"db_delete_seconds": N} fault sets its own), listed by Describe*, their name taken (AlreadyExists) and their subnet
       group in use until then (moto removes them at once).
     - ModifyDBInstance and ModifyDBCluster make the resource `modifying` for
       TAP_EMULATOR_DB_MODIFY_SECONDS (default 1); a new instance class or engine version
@@ -1361,10 +1365,7 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
         resource.__dict__["_tap_status"] = "deleting"
         if kind == "cluster":
             resource._status = "deleting"
-        with faults.LOCK:
-            window = float(
-                (faults.FAULTS.get(backend.account_id) or {}).get("db_delete_seconds", DB_DELETE_SECONDS)
-            )
+        window = faults.setting(backend.account_id, "db_delete_seconds", DB_DELETE_SECONDS)
         backend.__dict__.setdefault("_tap_leaving", {}).setdefault(kind, {})[name] = (
             resource,
             time.monotonic() + window,
@@ -1404,7 +1405,12 @@ def patch_rds_lifecycle(DBCluster, DBInstance, RDSBackend):
     original_create_instance = RDSBackend.create_db_instance
 
     def create_db_instance(self, db_kwargs):
-        if db_kwargs["db_instance_identifier"] in leaving(self, "db"):
+        name = db_kwargs["db_instance_identifier"]
+        if name in leaving(self, "db"):
+            if faults.setting(self.account_id, "db_delete_ends_when_refused", 0):
+                # The deletion ends just after this refusal: the caller's next look finds
+                # the name free and nothing going away.
+                del self.__dict__["_tap_leaving"]["db"][name]
             raise DBInstanceAlreadyExists()
         return original_create_instance(self, db_kwargs)
 

@@ -754,12 +754,29 @@ async fn a_cluster_deleted_out_of_band_comes_back_with_its_instances_and_what_re
 /// whole run waits for.
 #[tokio::test]
 async fn repair_waits_out_an_instance_still_deleting_and_makes_it_again() {
+    repair_after_an_out_of_band_delete(r#"{"db_delete_seconds": 10}"#).await;
+}
+
+/// The same, with the deletion ending just after the refusal: the next look finds nothing
+/// there and nothing going away, and the create is tried once more.
+#[tokio::test]
+async fn a_create_refused_by_a_deletion_that_ends_at_once_is_made_on_the_next_try() {
+    repair_after_an_out_of_band_delete(
+        r#"{"db_delete_seconds": 10, "db_delete_ends_when_refused": 1}"#,
+    )
+    .await;
+}
+
+/// Deletes the second instance of a converged environment out of band under the emulator's
+/// `faults` (how its deletion lasts), repairs at once: made again with one refused create.
+async fn repair_after_an_out_of_band_delete(faults: &str) {
     use crate::common::{local, reset_calls};
     let acct = converged().await;
     // 10 s: repair reads everything twice before its create (drift, then its own look),
-    // about 3 s on a busy machine; the default 1 s is over by then.
-    let faults = format!("/_tap/faults/{acct}");
-    emulator_admin("PUT", &faults, r#"{"db_delete_seconds": 10}"#).await;
+    // about 3 s on a busy machine; the default window (1 s over the time scale) is over by
+    // then.
+    let switch = format!("/_tap/faults/{acct}");
+    emulator_admin("PUT", &switch, faults).await;
     let rds = Rds::new(&sdk(&acct).await);
     let name = format!("{CLUSTER}-2");
     rds.delete_db_instance()
@@ -769,7 +786,7 @@ async fn repair_waits_out_an_instance_still_deleting_and_makes_it_again() {
         .unwrap();
     reset_calls(&acct).await;
     let r = local("repair", &[], &acct, None).await;
-    emulator_admin("DELETE", &faults, "").await;
+    emulator_admin("DELETE", &switch, "").await;
     assert_eq!(r.code, 0, "repair:\n{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("db-instance-2"), "created", "{}", r.stdout);
     let served = calls(&acct).await;
