@@ -4,7 +4,7 @@
 //! - Taking it: PutObject with `If-None-Match: *`, which S3 refuses (412) when the object
 //!   exists, so of two runs that start together exactly one gets it.
 //! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`; divided by
-//!   `TAP_TIME_SCALE` down to 30 s at most) every third of it with `If-Match: <its ETag>`;
+//!   `TAP_TIME_SCALE`, but to no less than 30 s) every third of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
@@ -40,9 +40,9 @@ pub fn lease() -> Duration {
 }
 
 /// The shortest a time scale makes a lease. The renewal's own call is not scaled: its
-/// latency, and on a throttled service its slot in the pace and the SDK's backoff between
-/// resends, are real seconds. At one S3 call a second they outlasted the 3 s that a 60 s
-/// lease at scale 30 left, and the run stopped itself with the lock "lost to nobody".
+/// latency and, on a throttled service, its slot in the pace are real seconds, and at one S3
+/// call a second they outlast a lease of a few seconds (the run would stop itself, its lock
+/// "lost to nobody").
 const SCALED_LEASE_FLOOR: u64 = 30;
 
 fn lease_at(secs: u64, scale: f64) -> Duration {
@@ -328,9 +328,9 @@ async fn renew(
 ) {
     let mut renewed = Instant::now();
     loop {
-        // A release stops it between renewals, never inside one: a renewal S3 stored but
+        // A release stops it between renewals, not inside one: a renewal S3 stored but
         // whose answer was dropped would leave the release the old ETag (refused, then a
-        // read and a second delete: two more round trips at the end of every such run).
+        // read and a second delete: two more round trips at the end of the run).
         tokio::select! {
             _ = tokio::time::sleep(renew_every()) => {}
             _ = stop.notified() => return,
@@ -384,15 +384,22 @@ async fn renew(
 }
 
 impl Lock {
-    /// Stops renewing (a renewal in flight is let finish, within its lease) and deletes the
-    /// lock if it is still this run's.
+    /// Stops renewing (a renewal in flight is let finish, for up to a third of the lease)
+    /// and deletes the lock if it is still this run's.
     pub async fn release(mut self, events: &dyn Events) {
         self.stop.notify_one();
-        let _ = (&mut self.renewer).await;
+        if tokio::time::timeout(renew_every(), &mut self.renewer)
+            .await
+            .is_err()
+        {
+            self.renewer.abort();
+            let _ = (&mut self.renewer).await;
+        }
         let mut etag = self.etag.lock().await.clone();
         let mut out = self.delete(&etag).await;
         if matches!(&out, Err(f) if f.code == "PreconditionFailed") {
-            // A renewal that timed out may have stored a newer version: still ours?
+            // A renewal that timed out or was cut short may have stored a newer version:
+            // still ours?
             if let Ok(Some((h, stored))) = read(&self.s3, &self.bucket).await {
                 if h.is(&self.me) {
                     etag = stored;
