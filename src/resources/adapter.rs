@@ -130,7 +130,7 @@ impl<R: Resource> Adapter<R> {
     /// by one being deleted), looks again with fresh reads: found, it is settled like an
     /// update (the create's later steps may not have run); not found, a lost create is made
     /// again, one going away is waited out ([`Resource::wait_leaving`]) and it is made again,
-    /// and "already there" is tried once more (a deletion may have ended since), then fails.
+    /// and "already there" fails.
     async fn create(&self, cx: &Cx, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let ncx = self.ncx(cx);
         let mut attempts = 0;
@@ -162,10 +162,10 @@ impl<R: Resource> Adapter<R> {
             let Some(have) = found else {
                 if f.code != ANSWER_LOST {
                     // There, but not found as this node's: one going away (a killed `down`
-                    // or someone asked to delete it) is waited out and made again. Else it
-                    // may have gone between the refusal and this look: one more create,
-                    // which a name held by something not ours refuses again.
-                    if self.spec.wait_leaving(&again).await? || attempts == 1 {
+                    // or someone asked to delete it) is waited out and made again; else not
+                    // ours. (Never a second create on a guess: a create of several calls may
+                    // have made its first thing before a later call was refused.)
+                    if self.spec.wait_leaving(&again).await? {
                         continue;
                     }
                     return Err(f);

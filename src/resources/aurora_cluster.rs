@@ -323,33 +323,41 @@ impl Resource for AuroraCluster {
         let sg = inputs.id(&self.security_group)?;
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
-        // A cluster of this name being deleted keeps the name for minutes: AWS refuses this
-        // call as already there, and the adapter waits it out (`wait_leaving`).
-        let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
-            rds.create_db_cluster()
-                .db_cluster_identifier(&name)
-                .engine(ENGINE)
-                .engine_version(&self.engine_version)
-                .database_name(&self.database_name)
-                .master_username(&self.master_username)
-                .manage_master_user_password(true)
-                .master_user_secret_kms_key_id(key_arn)
-                .storage_encrypted(true)
-                .kms_key_id(key_arn)
-                .db_subnet_group_name(subnet_group)
-                .vpc_security_group_ids(sg)
-                .backup_retention_period(self.backup_retention_days)
-                .preferred_backup_window(BACKUP_WINDOW)
-                .preferred_maintenance_window(MAINTENANCE_WINDOW)
-                .deletion_protection(self.deletion_protection)
-                .enable_cloudwatch_logs_exports("postgresql")
-                .copy_tags_to_snapshot(true)
-                .set_tags(Some(tags::rds(cx.tags())))
-                .send()
-                .await
-                .map_err(Failure::from)
-        })
-        .await?;
+        let send = || {
+            retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
+                rds.create_db_cluster()
+                    .db_cluster_identifier(&name)
+                    .engine(ENGINE)
+                    .engine_version(&self.engine_version)
+                    .database_name(&self.database_name)
+                    .master_username(&self.master_username)
+                    .manage_master_user_password(true)
+                    .master_user_secret_kms_key_id(key_arn)
+                    .storage_encrypted(true)
+                    .kms_key_id(key_arn)
+                    .db_subnet_group_name(subnet_group)
+                    .vpc_security_group_ids(sg)
+                    .backup_retention_period(self.backup_retention_days)
+                    .preferred_backup_window(BACKUP_WINDOW)
+                    .preferred_maintenance_window(MAINTENANCE_WINDOW)
+                    .deletion_protection(self.deletion_protection)
+                    .enable_cloudwatch_logs_exports("postgresql")
+                    .copy_tags_to_snapshot(true)
+                    .set_tags(Some(tags::rds(cx.tags())))
+                    .send()
+                    .await
+                    .map_err(Failure::from)
+            })
+        };
+        let out = match send().await {
+            // Its name is held by one being deleted (for minutes): waited out, or freed since
+            // the refusal, then made. Refused again, the adapter looks for what holds it.
+            Err(f) if f.code == "DBClusterAlreadyExistsFault" => {
+                wait_deleting(cx, &name).await?;
+                send().await?
+            }
+            other => other?,
+        };
         attrs_of(
             out.db_cluster()
                 .ok_or_else(|| Failure::missing("cluster"))?,

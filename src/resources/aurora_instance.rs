@@ -270,32 +270,40 @@ impl Resource for AuroraInstance {
         let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
         let rds = &cx.aws().rds;
-        // An instance of this name being deleted keeps the name for minutes: AWS refuses this
-        // call as already there, and the adapter waits it out (`wait_leaving`).
-        let out = retry::on(
-            &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
-            || async {
-                rds.create_db_instance()
-                    .db_instance_identifier(&name)
-                    .db_cluster_identifier(cluster)
-                    .engine(ENGINE)
-                    .db_instance_class(&self.instance_class)
-                    .availability_zone(&self.zone)
-                    .publicly_accessible(false)
-                    .enable_performance_insights(true)
-                    .performance_insights_kms_key_id(key_arn)
-                    .performance_insights_retention_period(7)
-                    .monitoring_interval(MONITORING_INTERVAL)
-                    .monitoring_role_arn(role_arn)
-                    .promotion_tier(if self.number == 1 { 0 } else { 1 })
-                    .copy_tags_to_snapshot(true)
-                    .set_tags(Some(tags::rds(cx.tags())))
-                    .send()
-                    .await
-                    .map_err(Failure::from)
-            },
-        )
-        .await?;
+        let send = || {
+            retry::on(
+                &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
+                || async {
+                    rds.create_db_instance()
+                        .db_instance_identifier(&name)
+                        .db_cluster_identifier(cluster)
+                        .engine(ENGINE)
+                        .db_instance_class(&self.instance_class)
+                        .availability_zone(&self.zone)
+                        .publicly_accessible(false)
+                        .enable_performance_insights(true)
+                        .performance_insights_kms_key_id(key_arn)
+                        .performance_insights_retention_period(7)
+                        .monitoring_interval(MONITORING_INTERVAL)
+                        .monitoring_role_arn(role_arn)
+                        .promotion_tier(if self.number == 1 { 0 } else { 1 })
+                        .copy_tags_to_snapshot(true)
+                        .set_tags(Some(tags::rds(cx.tags())))
+                        .send()
+                        .await
+                        .map_err(Failure::from)
+                },
+            )
+        };
+        let out = match send().await {
+            // Its name is held by one being deleted (for minutes): waited out, or freed since
+            // the refusal, then made. Refused again, the adapter looks for what holds it.
+            Err(f) if f.code == "DBInstanceAlreadyExists" => {
+                wait_deleting(cx, &name).await?;
+                send().await?
+            }
+            other => other?,
+        };
         attrs_of(
             out.db_instance()
                 .ok_or_else(|| Failure::missing("instance"))?,

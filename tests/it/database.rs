@@ -757,8 +757,8 @@ async fn repair_waits_out_an_instance_still_deleting_and_makes_it_again() {
     repair_after_an_out_of_band_delete(r#"{"db_delete_seconds": 10}"#).await;
 }
 
-/// The same, with the deletion ending just after the refusal: the next look finds nothing
-/// there and nothing going away, and the create is tried once more.
+/// The same, with the deletion ending just after the refusal: the name is found free, and
+/// the create is made again at once.
 #[tokio::test]
 async fn a_create_refused_by_a_deletion_that_ends_at_once_is_made_on_the_next_try() {
     repair_after_an_out_of_band_delete(
