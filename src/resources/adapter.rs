@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::declared::declared;
 use super::template::Attr;
-use super::{Cx, Duplicates, NodeCx, Resource};
+use super::{Cx, Duplicates, Leaving, NodeCx, Resource};
 use crate::aws::calls::ANSWER_LOST;
 use crate::aws::errors::ALREADY_EXISTS;
 use crate::aws::tags::Tags;
@@ -129,8 +129,8 @@ impl<R: Resource> Adapter<R> {
     /// it is there already (the SDK repeated one whose answer was lost, or its name is held
     /// by one being deleted), looks again with fresh reads: found, it is settled like an
     /// update (the create's later steps may not have run); not found, a lost create is made
-    /// again, one going away is waited out ([`Resource::wait_leaving`]) and it is made again,
-    /// and "already there" fails.
+    /// again, and so is one whose name was held by one going away, waited out or gone since
+    /// ([`Resource::wait_leaving`]); else "already there" fails.
     async fn create(&self, cx: &Cx, inputs: &Inputs<'_>) -> Result<Attrs, Failure> {
         let ncx = self.ncx(cx);
         let mut attempts = 0;
@@ -162,13 +162,14 @@ impl<R: Resource> Adapter<R> {
             let Some(have) = found else {
                 if f.code != ANSWER_LOST {
                     // There, but not found as this node's: one going away (a killed `down`
-                    // or someone asked to delete it) is waited out and made again; else not
-                    // ours. (Never a second create on a guess: a create of several calls may
-                    // have made its first thing before a later call was refused.)
-                    if self.spec.wait_leaving(&again).await? {
-                        continue;
+                    // or someone asked to delete it) is waited out, or its name is free
+                    // since, and it is made again; else not ours. Never a second create on
+                    // a guess: a create of several calls may have made its first thing
+                    // before a later call was refused.
+                    match self.spec.wait_leaving(&again).await? {
+                        Leaving::Waited | Leaving::NameFree => continue,
+                        Leaving::Nothing => return Err(f),
                     }
-                    return Err(f);
                 }
                 continue;
             };
@@ -437,7 +438,7 @@ impl<R: Resource> Task<Cx> for Adapter<R> {
     }
 
     async fn wait_leaving(&self, cx: &Cx) -> Result<bool, Failure> {
-        self.spec.wait_leaving(&self.ncx(cx)).await
+        Ok(self.spec.wait_leaving(&self.ncx(cx)).await? == Leaving::Waited)
     }
 
     fn outputs(&self, attrs: &Attrs) -> Vec<Output> {

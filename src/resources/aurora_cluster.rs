@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbCluster};
 use serde::{Deserialize, Serialize};
 
-use super::{output, NodeCx, Resource};
+use super::{output, Leaving, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{self, DB_CLUSTER_BUSY, NEW_KEY_NOT_VISIBLE};
 use crate::aws::tags;
@@ -121,13 +121,13 @@ fn attrs_of(c: &DbCluster) -> Result<Attrs, Failure> {
     Ok(a)
 }
 
-/// Waits until a cluster `name` being deleted is gone; true when there was one.
-async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
-    if describe(cx, name)
-        .await?
-        .is_none_or(|c| c.status() != Some("deleting"))
-    {
-        return Ok(false);
+/// Waits until the cluster `name` being deleted is gone. Its name is unique in the account
+/// and region: none of that name is [`Leaving::NameFree`].
+async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<Leaving, Failure> {
+    match describe(cx, name).await? {
+        None => return Ok(Leaving::NameFree),
+        Some(c) if c.status() != Some("deleting") => return Ok(Leaving::Nothing),
+        Some(_) => {}
     }
     cx.wait_gone(
         &format!("the earlier Aurora cluster {name}"),
@@ -139,7 +139,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
         },
     )
     .await?;
-    Ok(true)
+    Ok(Leaving::Waited)
 }
 
 #[async_trait]
@@ -211,7 +211,7 @@ impl Resource for AuroraCluster {
 
     /// A cluster a killed `down` (or anyone) asked to delete holds its subnet group, key and
     /// name until gone: `down` waits it out, and so does a create its name refused.
-    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<Leaving, Failure> {
         wait_deleting(cx, &cluster_name(cx.env_full())).await
     }
 
@@ -323,41 +323,33 @@ impl Resource for AuroraCluster {
         let sg = inputs.id(&self.security_group)?;
         let name = cluster_name(cx.env_full());
         let rds = &cx.aws().rds;
-        let send = || {
-            retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
-                rds.create_db_cluster()
-                    .db_cluster_identifier(&name)
-                    .engine(ENGINE)
-                    .engine_version(&self.engine_version)
-                    .database_name(&self.database_name)
-                    .master_username(&self.master_username)
-                    .manage_master_user_password(true)
-                    .master_user_secret_kms_key_id(key_arn)
-                    .storage_encrypted(true)
-                    .kms_key_id(key_arn)
-                    .db_subnet_group_name(subnet_group)
-                    .vpc_security_group_ids(sg)
-                    .backup_retention_period(self.backup_retention_days)
-                    .preferred_backup_window(BACKUP_WINDOW)
-                    .preferred_maintenance_window(MAINTENANCE_WINDOW)
-                    .deletion_protection(self.deletion_protection)
-                    .enable_cloudwatch_logs_exports("postgresql")
-                    .copy_tags_to_snapshot(true)
-                    .set_tags(Some(tags::rds(cx.tags())))
-                    .send()
-                    .await
-                    .map_err(Failure::from)
-            })
-        };
-        let out = match send().await {
-            // Its name is held by one being deleted (for minutes): waited out, or freed since
-            // the refusal, then made. Refused again, the adapter looks for what holds it.
-            Err(f) if f.code == "DBClusterAlreadyExistsFault" => {
-                wait_deleting(cx, &name).await?;
-                send().await?
-            }
-            other => other?,
-        };
+        // A cluster of this name being deleted keeps the name for minutes: AWS refuses this
+        // call as already there, and the adapter waits it out (`wait_leaving`).
+        let out = retry::on(&[&NEW_KEY_NOT_VISIBLE], || async {
+            rds.create_db_cluster()
+                .db_cluster_identifier(&name)
+                .engine(ENGINE)
+                .engine_version(&self.engine_version)
+                .database_name(&self.database_name)
+                .master_username(&self.master_username)
+                .manage_master_user_password(true)
+                .master_user_secret_kms_key_id(key_arn)
+                .storage_encrypted(true)
+                .kms_key_id(key_arn)
+                .db_subnet_group_name(subnet_group)
+                .vpc_security_group_ids(sg)
+                .backup_retention_period(self.backup_retention_days)
+                .preferred_backup_window(BACKUP_WINDOW)
+                .preferred_maintenance_window(MAINTENANCE_WINDOW)
+                .deletion_protection(self.deletion_protection)
+                .enable_cloudwatch_logs_exports("postgresql")
+                .copy_tags_to_snapshot(true)
+                .set_tags(Some(tags::rds(cx.tags())))
+                .send()
+                .await
+                .map_err(Failure::from)
+        })
+        .await?;
         attrs_of(
             out.db_cluster()
                 .ok_or_else(|| Failure::missing("cluster"))?,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::aurora_cluster::{cluster_name, rds_ready, ENGINE};
-use super::{NodeCx, Resource};
+use super::{Leaving, NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
 use crate::aws::retry::{
     self, DB_CLUSTER_BUSY, DB_INSTANCE_BUSY, NEW_KEY_NOT_VISIBLE, NEW_ROLE_RDS,
@@ -119,13 +119,13 @@ impl AuroraInstance {
     }
 }
 
-/// Waits until an instance `name` being deleted is gone; true when there was one.
-async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
-    if describe(cx, name)
-        .await?
-        .is_none_or(|i| i.db_instance_status() != Some("deleting"))
-    {
-        return Ok(false);
+/// Waits until the instance `name` being deleted is gone. Its name is unique in the account
+/// and region: none of that name is [`Leaving::NameFree`].
+async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<Leaving, Failure> {
+    match describe(cx, name).await? {
+        None => return Ok(Leaving::NameFree),
+        Some(i) if i.db_instance_status() != Some("deleting") => return Ok(Leaving::Nothing),
+        Some(_) => {}
     }
     cx.wait_gone(
         &format!("the earlier Aurora instance {name}"),
@@ -137,7 +137,7 @@ async fn wait_deleting(cx: &NodeCx<'_>, name: &str) -> Result<bool, Failure> {
         },
     )
     .await?;
-    Ok(true)
+    Ok(Leaving::Waited)
 }
 
 #[async_trait]
@@ -187,7 +187,7 @@ impl Resource for AuroraInstance {
 
     /// An instance a killed `down` (or anyone) asked to delete keeps its cluster, and its
     /// name, until gone: `down` waits it out, and so does a create its name refused.
-    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<Leaving, Failure> {
         wait_deleting(cx, &self.name(cx)).await
     }
 
@@ -270,40 +270,32 @@ impl Resource for AuroraInstance {
         let cluster = inputs.id(&self.cluster)?;
         let name = self.name(cx);
         let rds = &cx.aws().rds;
-        let send = || {
-            retry::on(
-                &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
-                || async {
-                    rds.create_db_instance()
-                        .db_instance_identifier(&name)
-                        .db_cluster_identifier(cluster)
-                        .engine(ENGINE)
-                        .db_instance_class(&self.instance_class)
-                        .availability_zone(&self.zone)
-                        .publicly_accessible(false)
-                        .enable_performance_insights(true)
-                        .performance_insights_kms_key_id(key_arn)
-                        .performance_insights_retention_period(7)
-                        .monitoring_interval(MONITORING_INTERVAL)
-                        .monitoring_role_arn(role_arn)
-                        .promotion_tier(if self.number == 1 { 0 } else { 1 })
-                        .copy_tags_to_snapshot(true)
-                        .set_tags(Some(tags::rds(cx.tags())))
-                        .send()
-                        .await
-                        .map_err(Failure::from)
-                },
-            )
-        };
-        let out = match send().await {
-            // Its name is held by one being deleted (for minutes): waited out, or freed since
-            // the refusal, then made. Refused again, the adapter looks for what holds it.
-            Err(f) if f.code == "DBInstanceAlreadyExists" => {
-                wait_deleting(cx, &name).await?;
-                send().await?
-            }
-            other => other?,
-        };
+        // An instance of this name being deleted keeps the name for minutes: AWS refuses this
+        // call as already there, and the adapter waits it out (`wait_leaving`).
+        let out = retry::on(
+            &[&DB_CLUSTER_BUSY, &NEW_ROLE_RDS, &NEW_KEY_NOT_VISIBLE],
+            || async {
+                rds.create_db_instance()
+                    .db_instance_identifier(&name)
+                    .db_cluster_identifier(cluster)
+                    .engine(ENGINE)
+                    .db_instance_class(&self.instance_class)
+                    .availability_zone(&self.zone)
+                    .publicly_accessible(false)
+                    .enable_performance_insights(true)
+                    .performance_insights_kms_key_id(key_arn)
+                    .performance_insights_retention_period(7)
+                    .monitoring_interval(MONITORING_INTERVAL)
+                    .monitoring_role_arn(role_arn)
+                    .promotion_tier(if self.number == 1 { 0 } else { 1 })
+                    .copy_tags_to_snapshot(true)
+                    .set_tags(Some(tags::rds(cx.tags())))
+                    .send()
+                    .await
+                    .map_err(Failure::from)
+            },
+        )
+        .await?;
         attrs_of(
             out.db_instance()
                 .ok_or_else(|| Failure::missing("instance"))?,

@@ -465,6 +465,18 @@ impl Duplicates {
     }
 }
 
+/// What [`Resource::wait_leaving`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// Nothing of this node's going away, as far as the kind can tell.
+    Nothing,
+    /// One was going away; it is gone now.
+    Waited,
+    /// Nothing holds its name now (a kind whose names are unique and read by name): a create
+    /// its name refused moments ago may go again, the deletion having ended in between.
+    NameFree,
+}
+
 /// One kind of AWS resource. What it reads of other nodes is declared once, in its spec:
 /// its [`Ref`] fields and the placeholders of its [`template::Template`]s
 /// ([`declared::declared`]). Each step may run twice, or be cancelled at any `.await`, and
@@ -606,11 +618,12 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Deletes it and waits until it is gone. A resource already gone is success.
     async fn delete(&self, cx: &NodeCx<'_>, have: &Self::Observed) -> Result<(), Failure>;
 
-    /// During `down`, when `observe` found nothing: waits out a deletion already under way
-    /// (a `down` killed after asking for it), so what this node stands on can go next. True
-    /// when it waited. Default: the kind has no slow deletion.
-    async fn wait_leaving(&self, _cx: &NodeCx<'_>) -> Result<bool, Failure> {
-        Ok(false)
+    /// When `observe` found nothing (`down`, or a create refused as already there): waits
+    /// out a deletion already under way (a killed `down`, or someone, asked for it), so what
+    /// this node stands on can go next, or its name is free again. Default: the kind has no
+    /// slow deletion.
+    async fn wait_leaving(&self, _cx: &NodeCx<'_>) -> Result<Leaving, Failure> {
+        Ok(Leaving::Nothing)
     }
 
     /// Deletion protection that stops `down` before it deletes anything, unless

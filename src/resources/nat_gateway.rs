@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGateway as AwsNat, NatGatewayState, ResourceType};
 use serde::{Deserialize, Serialize};
 
-use super::{NodeCx, Resource};
+use super::{Leaving, NodeCx, Resource};
 use crate::aws::ec2::of_env;
 use crate::aws::errors::OrAbsent;
 use crate::aws::tags;
@@ -241,7 +241,7 @@ impl Resource for NatGateway {
 
     /// Waits for this node's NAT gateways already `deleting` to be `deleted`: until then they
     /// hold their Elastic IP and their subnet.
-    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<Leaving, Failure> {
         let leaving: Vec<AwsNat> = tagged(cx)
             .await?
             .into_iter()
@@ -254,7 +254,11 @@ impl Resource for NatGateway {
             })
             .await?;
         }
-        Ok(!leaving.is_empty())
+        Ok(if leaving.is_empty() {
+            Leaving::Nothing
+        } else {
+            Leaving::Waited
+        })
     }
 
     /// Deletes and waits for `deleted`, so the Elastic IP and the subnet can go next.

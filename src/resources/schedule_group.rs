@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{NodeCx, Resource};
+use super::{Leaving, NodeCx, Resource};
 use crate::aws::errors::{CreatedBy, OrAbsent, OrExists};
 use crate::aws::tags;
 use crate::diff::{tags_changed, Change, Changes};
@@ -197,14 +197,14 @@ impl Resource for ScheduleGroup {
         self.wait_leaving(cx).await.map(|_| ())
     }
 
-    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<bool, Failure> {
+    async fn wait_leaving(&self, cx: &NodeCx<'_>) -> Result<Leaving, Failure> {
         if self.state(cx).await?.is_none() {
-            return Ok(false);
+            return Ok(Leaving::Nothing);
         }
         cx.wait_gone("schedule group", SCHEDULE_GROUP_DELETED, || async {
             Ok(self.state(cx).await?.map(|(_, s)| s))
         })
         .await?;
-        Ok(true)
+        Ok(Leaving::Waited)
     }
 }
