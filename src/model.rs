@@ -150,6 +150,7 @@ pub struct Inputs<'a> {
     values: &'a [(String, Option<Attrs>)],
     strict: bool,
     publisher: Option<&'a EarlyIds<'a>>,
+    to_exist_only: bool,
 }
 
 impl<'a> Inputs<'a> {
@@ -159,7 +160,23 @@ impl<'a> Inputs<'a> {
             values,
             strict,
             publisher: None,
+            to_exist_only: false,
         }
+    }
+
+    /// Asks a create for what makes the resource exist and be found again (its name, its
+    /// tags) and nothing more: the lock step needs only the state bucket, and each settings
+    /// call after it is one more write before the run can start. What a create leaves out
+    /// converges when the node is next looked at (the run looks at the state bucket again as
+    /// it starts it). A kind whose create is one call ignores it.
+    pub fn to_exist_only(mut self) -> Self {
+        self.to_exist_only = true;
+        self
+    }
+
+    /// See [`Inputs::to_exist_only`].
+    pub fn exist_only(&self) -> bool {
+        self.to_exist_only
     }
 
     /// Where [`Inputs::publish`] hands identifiers over (the executor's run of `up`).

@@ -108,7 +108,9 @@ impl Session {
         }
     }
 
-    /// Creates the state bucket through its own node (same spec, tags and settings).
+    /// Creates the state bucket through its own node (same spec and tags), as far as the
+    /// lock needs it: the bucket, named and tagged. Its settings are the node's to put when
+    /// the run starts it (it looks at the bucket again then), beside the other nodes' work.
     async fn make_state_bucket(&self) -> anyhow::Result<()> {
         let ix = self
             .graph
@@ -116,7 +118,7 @@ impl Session {
             .context("the graph has no state bucket (a bug in tap-provision)")?;
         let node = self.graph.node(ix);
         self.reporter.note(&format!(
-            "creating the state bucket s3://{} to hold the lock",
+            "creating the state bucket s3://{} to hold the lock (its settings follow as the run starts)",
             self.state_bucket()
         ));
         let plan = NodePlan {
@@ -124,7 +126,8 @@ impl Session {
             ignored: Vec::new(),
             new_attrs: true,
         };
-        let inputs = Inputs::new(STATE_BUCKET, &[], true);
+        // Only the bucket and its tags: its settings are written as the run starts it.
+        let inputs = Inputs::new(STATE_BUCKET, &[], true).to_exist_only();
         let attrs = node
             .payload
             .apply(&self.cx, &inputs, &None, &plan)
@@ -137,10 +140,11 @@ impl Session {
         Ok(())
     }
 
-    /// The state bucket the lock step made counts as created by this run.
+    /// The state bucket the lock step made counts as created by this run (its settings put
+    /// since, or already there).
     pub fn made_state_bucket(&self, report: &mut RunReport) {
         if let Some(n) = report.nodes.iter_mut().find(|n| n.node == STATE_BUCKET) {
-            if let Outcome::Unchanged(attrs) = &n.outcome {
+            if let Outcome::Unchanged(attrs) | Outcome::Updated(attrs, _) = &n.outcome {
                 n.outcome = Outcome::Created(attrs.clone());
             }
         }
@@ -148,6 +152,13 @@ impl Session {
 
     /// After an acting run: stores its report in the history, releases the lock.
     pub async fn finish(&self, held: Held, report: &RunReport) {
+        self.store_history(&held, report).await;
+        self.let_go(held).await;
+    }
+
+    /// Stores the report of a run that acted in the history (before it lets go of the lock:
+    /// a run that takes the lock next sees that this one finished).
+    pub async fn store_history(&self, held: &Held, report: &RunReport) {
         // Only a run that changed something (or failed trying, or was interrupted, maybe
         // inside a create it did not see ready) is history.
         let acted = report.interrupted
@@ -173,6 +184,10 @@ impl Session {
                     .warn(&format!("{f}; the run is not in `history`")),
             }
         }
+    }
+
+    /// Releases the lock, when `held` took it.
+    pub async fn let_go(&self, held: Held) {
         if let Some(lock) = held.lock {
             lock.release(self.reporter.as_ref()).await;
         }

@@ -38,21 +38,22 @@ pub async fn resolve(
         Some(r) => suffixes.iter().map(|s| recorded_zone(r, *s)).collect(),
         None => vec![None; suffixes.len()],
     };
+    let mut available = Vec::new();
     if built.iter().any(Option::is_none) {
         // Not in the record (none, lost, or one a killed `up` stored before its subnets):
-        // the subnets' tags.
-        let tagged = tagged_zones(aws, &scope.env_full).await?;
+        // the subnets' tags, and beside them the region's zones, which a zone no subnet
+        // has yet needs (all of them, on a first run): one round of reads, not two.
+        let (tagged, zones) = tokio::try_join!(
+            tagged_zones(aws, &scope.env_full),
+            region_zones(aws, &scope.region)
+        )?;
         for (i, s) in suffixes.iter().enumerate() {
             if built[i].is_none() {
                 built[i] = tagged.get(&subnet_id(TIER, *s)).cloned();
             }
         }
+        available = zones;
     }
-    let available = if built.iter().all(Option::is_some) {
-        Vec::new()
-    } else {
-        region_zones(aws, &scope.region).await?
-    };
     let names = choose(&built, &available).map_err(|why| {
         anyhow::anyhow!(
             "{}: network.availability_zones = {} in {}: {why}; nothing was changed. Ask for \

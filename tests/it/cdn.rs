@@ -325,11 +325,29 @@ async fn static_asset_drift_is_put_back() {
     let acct = converged().await;
     let live = Live::new(&acct).await;
     let bucket = static_bucket(&acct);
-    // By hand: the public access block removed, versioning suspended, a public statement
-    // added to the policy, compression and TLS 1.2 dropped at the distribution.
+    // By hand: the public access block removed, ACLs enabled again (object writer owns),
+    // versioning suspended, a public statement added to the policy, compression and TLS 1.2
+    // dropped at the distribution.
     live.s3
         .delete_public_access_block()
         .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    live.s3
+        .put_bucket_ownership_controls()
+        .bucket(&bucket)
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::ObjectWriter)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -423,6 +441,7 @@ async fn static_asset_drift_is_put_back() {
         w,
         BTreeMap::from([
             ("s3:PutPublicAccessBlock".to_string(), 1),
+            ("s3:PutBucketOwnershipControls".to_string(), 1),
             ("s3:PutBucketVersioning".to_string(), 1),
             ("s3:PutBucketPolicy".to_string(), 1),
             ("cloudfront:UpdateDistribution".to_string(), 1),
@@ -433,6 +452,17 @@ async fn static_asset_drift_is_put_back() {
     assert_eq!(
         config.default_cache_behavior().unwrap().compress(),
         Some(true)
+    );
+    let ownership = live
+        .s3
+        .get_bucket_ownership_controls()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ownership.ownership_controls().unwrap().rules()[0].object_ownership(),
+        &aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced
     );
     assert_eq!(
         policy(&live, &bucket).await["Statement"]

@@ -357,7 +357,7 @@ async fn losing_the_record_breaks_neither_up_nor_drift() {
             ("s3:CreateBucket", 1),
             ("s3:PutBucketTagging", 1),
             ("s3:PutPublicAccessBlock", 1),
-            ("s3:PutBucketOwnershipControls", 1),
+            // The ownership goes with CreateBucket.
             ("s3:PutBucketEncryption", 1),
             ("s3:PutBucketVersioning", 1),
             ("s3:PutBucketPolicy", 1),

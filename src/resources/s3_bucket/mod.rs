@@ -438,7 +438,8 @@ impl Resource for S3Bucket {
         });
         // A bucket made by an interrupted run is ours already (BucketAlreadyOwnedByYou);
         // one of that name in another account is an error that names the bucket.
-        cx.aws()
+        let made = cx
+            .aws()
             .s3
             .create_bucket()
             .bucket(&name)
@@ -451,8 +452,14 @@ impl Resource for S3Bucket {
         // Tags first, so the bucket is recognisable as the environment's at once; then the
         // settings, none of which holds data, so a repeat after an interruption is harmless.
         self.put_tags(cx, &name, &BTreeMap::new()).await?;
+        if inputs.exist_only() {
+            return Ok(self.attrs_of(cx));
+        }
         self.put_public_access_block(cx, &name).await?;
-        self.put_ownership(cx, &name).await?;
+        if made.is_none() {
+            // Made before, so the ownership given to this create did not apply.
+            self.put_ownership(cx, &name).await?;
+        }
         self.put_encryption(cx, inputs, &name).await?;
         self.put_versioning(cx, &name).await?;
         if self.owns_policy {
