@@ -69,7 +69,8 @@ FIXED_BEFORE = [
     ("write", "the run's start in the record: s3 PutObject"),
 ]
 FIXED_AFTER = [
-    ("write", "the record: s3 PutObject, and the run's history (PutObject) beside it"),
+    ("write", "the record: s3 PutObject"),
+    ("write", "the run's history: s3 PutObject"),
     ("write", "the lock's release: s3 DeleteObject If-Match"),
 ]
 

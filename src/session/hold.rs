@@ -34,8 +34,9 @@ impl Session {
     }
 
     /// Takes the environment's lock for `command` (see [`crate::lock`]), waiting up to
-    /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node, as
-    /// `up` would); otherwise the run goes on unlocked, as nothing else can be recording it.
+    /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node: the
+    /// bucket and its tags, its settings left to the run); otherwise the run goes on
+    /// unlocked, as nothing else can be recording it.
     pub async fn lock(
         &self,
         command: &str,
@@ -152,13 +153,6 @@ impl Session {
 
     /// After an acting run: stores its report in the history, releases the lock.
     pub async fn finish(&self, held: Held, report: &RunReport) {
-        self.store_history(&held, report).await;
-        self.let_go(held).await;
-    }
-
-    /// Stores the report of a run that acted in the history (before it lets go of the lock:
-    /// a run that takes the lock next sees that this one finished).
-    pub async fn store_history(&self, held: &Held, report: &RunReport) {
         // Only a run that changed something (or failed trying, or was interrupted, maybe
         // inside a create it did not see ready) is history.
         let acted = report.interrupted
@@ -184,10 +178,6 @@ impl Session {
                     .warn(&format!("{f}; the run is not in `history`")),
             }
         }
-    }
-
-    /// Releases the lock, when `held` took it.
-    pub async fn let_go(&self, held: Held) {
         if let Some(lock) = held.lock {
             lock.release(self.reporter.as_ref()).await;
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Pass, Session};
+use crate::error::Step;
 use crate::model::{Events, Outcome, RecordedIds, RunReport};
 use crate::record::{self, Record};
 use crate::stack::{StepGraph, STATE_BUCKET};
@@ -59,12 +60,15 @@ impl Session {
         before: Option<&Record>,
         how: Recording,
     ) {
+        // Gone, or not known to be there. A bucket whose settings could not be put (the
+        // lock step made it, the run puts them) is there, and takes the record.
         let state_bucket_gone = report.nodes.iter().any(|n| {
             n.node == STATE_BUCKET
-                && matches!(
-                    n.outcome,
-                    Outcome::Deleted | Outcome::Absent | Outcome::Failed(_) | Outcome::Skipped(_)
-                )
+                && match &n.outcome {
+                    Outcome::Deleted | Outcome::Absent | Outcome::Skipped(_) => true,
+                    Outcome::Failed(e) => e.step != Step::Update,
+                    _ => false,
+                }
         });
         if state_bucket_gone {
             return;

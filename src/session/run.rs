@@ -1,14 +1,15 @@
 //! The one sequence of every verb that acts (`up`, `repair`, `down`): look, decide, take the
 //! lock, look again when another run may have acted meanwhile (and decide again on that
-//! look), act on the last look with its own context, record and store the run's report
-//! (together), let go of the lock. A verb says only what it decides and how it acts ([`Verb`]).
+//! look), act on the last look with its own context, record, store the run's report, let go
+//! of the lock. A verb says only what it decides and how it acts ([`Verb`]).
 //!
 //! Nothing is written before the decision: a verb that finds something it cannot read or
 //! explain returns an error from [`Verb::decide`], and the run ends with no lock taken, no
-//! record written, no resource touched. One read comes after: the state bucket the lock
-//! step made on a new environment is looked at again when `act` starts its node (nothing
-//! waits on it); should that read fail, the node fails and the run with it, as a create
-//! that fails would.
+//! record written, no resource touched. The lock step on a new environment makes only the
+//! state bucket and its tags; its node is looked at again when `act` starts it (nothing
+//! waits on it) and puts the bucket's settings. Should that read or those writes fail, the
+//! node fails and the run with it, as a create that fails would; the record is still
+//! stored (the bucket is there), and the next `up` or `repair` puts the settings.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,13 +59,12 @@ pub trait Verb: Sync {
         cancel: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = (Arc<StepGraph>, RunReport)> + Send;
 
-    /// After the record and the run's report are stored, still holding the lock (`repair`'s
-    /// confirming look).
+    /// After the record is stored, still holding the lock (`repair`'s confirming look).
     fn before_release(
         &self,
         _s: &Session,
         _pass: &Pass,
-        _report: &RunReport,
+        _report: &mut RunReport,
     ) -> impl std::future::Future<Output = ()> + Send {
         async {}
     }
@@ -142,19 +142,15 @@ impl Session {
         if held.as_ref().is_some_and(|h| h.created_bucket) {
             self.made_state_bucket(&mut report);
         }
-        // Only under the lock: a run that only waited writes nothing. The record and the
-        // run's report in the history go together (neither needs the other), both before
-        // the lock is let go.
-        if let Some(h) = &held {
-            tokio::join!(
-                self.store_record(&graph, &report, pass.record.as_ref(), V::RECORDING),
-                self.store_history(h, &report)
-            );
+        // Only under the lock: a run that only waited writes nothing.
+        if held.is_some() {
+            self.store_record(&graph, &report, pass.record.as_ref(), V::RECORDING)
+                .await;
         }
-        verb.before_release(self, &pass, &report).await;
+        verb.before_release(self, &pass, &mut report).await;
         let locked = held.is_some();
         if let Some(held) = held {
-            self.let_go(held).await;
+            self.finish(held, &report).await;
         }
         Ok(Acted::Ran {
             pass,

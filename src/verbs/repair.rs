@@ -234,7 +234,7 @@ impl Verb for Repair {
     }
 
     /// Confirms with a fresh look, still holding the lock.
-    async fn before_release(&self, s: &Session, _pass: &Pass, _report: &RunReport) {
+    async fn before_release(&self, s: &Session, _pass: &Pass, _report: &mut RunReport) {
         let remaining = match s.look().await {
             Ok(again) => s
                 .compare(&again)

@@ -365,3 +365,76 @@ async fn two_conditional_creates_at_once_exactly_one_wins() {
         assert_eq!((won, refused), (1, 1), "round {round}: {results:?}");
     }
 }
+
+/// A new environment's lock step makes the state bucket and its tags only; the run puts its
+/// settings. Settings that cannot be put fail that node, not the record: the record is
+/// stored (the bucket is there), `drift` shows what is missing, the next `up` puts it.
+#[tokio::test]
+async fn the_state_buckets_settings_come_with_the_run_and_a_failed_one_keeps_the_record() {
+    let acct = account();
+    let live = Live::new(&acct).await;
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin(
+        "PUT",
+        &faults,
+        r#"{"deny": ["s3:PutBucketLifecycleConfiguration"]}"#,
+    )
+    .await;
+    let up = local("up", &["--yes"], &acct, None).await;
+    emulator_admin("DELETE", &faults, "").await;
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    let outcome = |r: &Run, node: &str| {
+        r.events_of("node_finished")
+            .into_iter()
+            .find(|e| e["node"] == node)
+            .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(outcome(&up, "state-bucket").as_deref(), Some("failed"));
+    assert!(
+        said(&up, "updating s3_bucket tap-local/state-bucket"),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(outcome(&up, "vpc").as_deref(), Some("created"));
+    // The record names what the run made, and the lock is let go.
+    let got = live
+        .s3
+        .get_object()
+        .bucket(live.bucket())
+        .key("tap-provision/applied.json")
+        .send()
+        .await
+        .expect("the applied record");
+    let record: Value =
+        serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert!(record["nodes"]["vpc"].is_object(), "{record}");
+    assert!(!lock_exists(&live).await);
+    // Everything else of the bucket is in; the lifecycle is drift until `up` puts it.
+    let versioning = live
+        .s3
+        .get_bucket_versioning()
+        .bucket(live.bucket())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+    let d = local("drift", &[], &acct, None).await;
+    assert_eq!(d.code, 2, "{}", d.stdout);
+    assert!(
+        crate::common::live::drifted(&d).contains("state-bucket"),
+        "{}",
+        d.stdout
+    );
+    reset_calls(&acct).await;
+    let again = local("up", &["--yes"], &acct, None).await;
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(outcome(&again, "state-bucket").as_deref(), Some("updated"));
+    live.s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(live.bucket())
+        .send()
+        .await
+        .expect("the lifecycle, put by the second up");
+    let d = local("drift", &[], &acct, None).await;
+    assert_eq!(d.code, 0, "{}", d.stdout);
+}

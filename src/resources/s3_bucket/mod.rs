@@ -457,7 +457,10 @@ impl Resource for S3Bucket {
         }
         self.put_public_access_block(cx, &name).await?;
         if made.is_none() {
-            // Made before, so the ownership given to this create did not apply.
+            // Made before (BucketAlreadyOwnedByYou), so the ownership given to this create
+            // did not apply. In us-east-1, CreateBucket answers a bucket already ours as if
+            // made now: one this tool made has had its ownership from its own create, and
+            // `diff` compares it, so the next look puts it right in any other case.
             self.put_ownership(cx, &name).await?;
         }
         self.put_encryption(cx, inputs, &name).await?;
