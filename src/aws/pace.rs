@@ -12,11 +12,14 @@
 //!   retry quota is unlimited, see `Clients::load`); a run fails for throttling only when AWS
 //!   refuses one call for minutes.
 //! - **It paces the service once the throttling is heavy** ([`Pacer`], in `pacer.rs`): half
-//!   of its last answers throttled. The calls are then spaced at a rate that is cut by 30 %
-//!   while a third of the answers at that rate are still throttled, and raised a little on
-//!   each success while calls queue; so it settles just above the limit and the bucket is
-//!   seldom empty. Scattered throttles (a busy account) seldom pace a service. Services that
-//!   were not throttled are never slowed.
+//!   of its last answers throttled. The calls are then spaced at the rate that went through
+//!   in the last second, cut by 30 % while a third of the answers at a rate are still
+//!   throttled, and raised a little on each success while calls queue: fast up to near the
+//!   pace last found too fast, slowly from there, and a tenth back at the first throttle after
+//!   a run of successes there. So it settles just under the limit: against a bucket of one
+//!   token, any pace between R and 2R gets only every other attempt through. Scattered
+//!   throttles (a busy account) seldom pace a service. Services that were not throttled are
+//!   never slowed.
 //! - **It hands a paced service's slots to the most urgent call first**: the one whose node
 //!   has the longest chain of work waiting on it ([`super::pacer::PRIORITY`], set by the
 //!   executor), so a security group that a database waits on is not sent after route-table

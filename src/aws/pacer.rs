@@ -16,8 +16,27 @@ const CUT: f64 = 0.7;
 /// rate r that is r successes a second, so the pace rises by a tenth each second whatever r,
 /// from a cut back to the limit in about 4 s.
 const GROW: f64 = 0.1;
-/// The first pace when few calls went out in the last second.
+/// The first pace when few calls went through in the last second.
 const FIRST_RATE: f64 = 1.0;
+/// From this share of the pace last found too fast ([`State::ceiling`]) to as much above
+/// it, the pace grows a tenth as fast and a lone throttle counts: a bucket of one token
+/// (R = 1) answers every other attempt at any pace between R and 2R, so the pace should
+/// reach the limit slowly and step back as soon as it crosses it, not after [`EVIDENCE`]
+/// answers.
+const NEAR: f64 = 0.9;
+/// Near the ceiling, a throttle after this many successes in a row is the limit crossed, not
+/// one of the throttles a busy account scatters at random (a fifth of the answers throttled
+/// at random: 8 successes then a throttle is 3 % of the answers).
+const QUIET: u32 = 8;
+/// A step back keeps this share of the pace.
+const STEP_BACK: f64 = 0.9;
+/// When at least this share of the answers that paced a service were throttled, what went
+/// through is taken for the limit ([`State::ceiling`]).
+const LIMIT_SHOWN: f64 = 0.75;
+/// A pace cut with at least this share of its answers throttled was above the limit since
+/// its start (a one-token bucket refuses half at any pace between R and 2R); with fewer, the
+/// throttles may be a busy account's, scattered at random, and no limit is assumed.
+const LIMIT_CROSSED: f64 = 0.5;
 /// An unpaced service is paced when at least this share of its last answers (at least
 /// [`EVIDENCE`] of them) are throttled: a bucket emptied by a burst. Stray throttles seldom
 /// reach it (a fifth of the answers throttled at random: 6 of 12 about 2 % of the time, 4 of
@@ -96,8 +115,8 @@ struct State {
     rate: Option<f64>,
     /// The next free slot.
     next: Option<Instant>,
-    /// Send times of the last second, while unpaced: the first rate is half of them.
-    recent: VecDeque<Instant>,
+    /// Times of the successful answers of the last second, while unpaced: the first rate.
+    passed: VecDeque<Instant>,
     /// Whether each of the last [`WINDOW`] answers was throttled, while unpaced.
     answers: VecDeque<bool>,
     /// How many times the pace was set or cut; the answers to attempts sent at the current
@@ -106,6 +125,12 @@ struct State {
     /// Answers, and throttled answers, to attempts sent at the current pace.
     seen: u32,
     throttled: u32,
+    /// Successes in a row at the current pace.
+    clean: u32,
+    /// The last pace found too fast: the limit is below it.
+    ceiling: Option<f64>,
+    /// The pace the current epoch started at.
+    epoch_rate: f64,
     /// Calls waiting for a slot once paced, the most urgent on top.
     waiting: BinaryHeap<Waiter>,
     /// The next waiter's arrival number.
@@ -139,27 +164,71 @@ impl Pacer {
                 if s.answers.len() > WINDOW {
                     s.answers.pop_front();
                 }
+                if !throttled {
+                    s.passed.push_back(now);
+                }
+                while s
+                    .passed
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+                {
+                    s.passed.pop_front();
+                }
                 let n = s.answers.len() as u32;
                 let t = s.answers.iter().filter(|a| **a).count() as u32;
                 if n >= EVIDENCE && f64::from(t) >= ENGAGE * f64::from(n) {
-                    let sent = s.recent.len() as f64;
-                    s.rate = Some((sent * 0.5).max(FIRST_RATE));
-                    s.recent.clear();
+                    // What the bucket let through in the last second (its burst and its
+                    // refill), not what was sent: a burst of a dozen calls against a bucket
+                    // of one token a second would otherwise start the pace at 6 a second,
+                    // and each cut to come down needs its own evidence.
+                    let passed = s.passed.len() as f64;
+                    s.rate = Some(passed.max(FIRST_RATE));
+                    // Nearly every call refused: a bucket emptied, its limit about what went
+                    // through (grown past slowly, stepped back from at once). Half refused
+                    // may be a busy account's scattered throttles: no limit is assumed.
+                    if f64::from(t) >= LIMIT_SHOWN * f64::from(n) {
+                        s.ceiling = s.rate;
+                    }
+                    s.passed.clear();
                     s.answers.clear();
                     s.start_epoch(now);
                 }
             }
             Some(rate) => {
                 s.seen += 1;
+                // About the pace last found too fast (a tenth either side); well above it,
+                // the limit is higher.
+                let near = s
+                    .ceiling
+                    .is_some_and(|c| rate >= NEAR * c && rate <= c / NEAR);
                 if throttled {
                     s.throttled += 1;
+                    let crossed = near && s.clean >= QUIET;
+                    s.clean = 0;
                     if heavy(s.throttled, s.seen) {
+                        // The limit is below the pace this epoch started at.
+                        if f64::from(s.throttled) >= LIMIT_CROSSED * f64::from(s.seen) {
+                            s.ceiling = Some(s.epoch_rate.min(rate));
+                        }
                         s.rate = Some((rate * CUT).max(MIN_RATE));
                         s.start_epoch(now);
+                    } else if crossed {
+                        // Just past the limit: back under it at once.
+                        s.ceiling = Some(rate);
+                        s.rate = Some((rate * STEP_BACK).max(MIN_RATE));
+                        s.start_epoch(now);
                     }
-                } else if s.next.is_some_and(|next| next > now) {
-                    // Calls queue for slots and this one went through: a little faster.
-                    s.rate = Some(rate + GROW);
+                } else {
+                    s.clean += 1;
+                    if s.next.is_some_and(|next| next > now) {
+                        // Calls queue for slots and this one went through: a little faster,
+                        // up to near the pace last found too fast, and slowly from there.
+                        s.rate = Some(match s.ceiling {
+                            Some(_) if near => rate + GROW / 10.0,
+                            Some(c) if rate < NEAR * c => (rate + GROW).min(NEAR * c),
+                            _ => rate + GROW,
+                        });
+                    }
                 }
             }
         }
@@ -260,14 +329,6 @@ impl State {
     /// The slot of an attempt sent at `now` ([`Pacer::reserve`]).
     fn reserve(&mut self, now: Instant) -> (Duration, u64) {
         let Some(rate) = self.rate else {
-            self.recent.push_back(now);
-            while self
-                .recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
-            {
-                self.recent.pop_front();
-            }
             return (Duration::ZERO, self.epoch);
         };
         // A queue longer than the longest wait sends at the cap, not all at once later.
@@ -283,6 +344,8 @@ impl State {
         self.epoch += 1;
         self.seen = 0;
         self.throttled = 0;
+        self.clean = 0;
+        self.epoch_rate = self.rate.unwrap_or(MIN_RATE);
         let rate = self.rate.unwrap_or(MIN_RATE);
         self.next = Some(now + Duration::from_secs_f64(1.0 / rate));
     }
@@ -309,16 +372,63 @@ mod tests {
     }
 
     #[test]
-    fn heavy_throttling_paces_at_half_the_burst() {
+    fn heavy_throttling_paces_at_what_the_bucket_let_through() {
         let p = Pacer::default();
         let t0 = Instant::now();
-        burst(&p, t0, 8, 6);
-        // Half of the 8 calls of the last second: 4/s, the first slot 250 ms on (the
-        // throttle that made half of 8 answers came last).
+        burst(&p, t0, 8, 4);
+        // 4 of the 8 calls of the last second went through: 4/s, the first slot 250 ms on.
         assert_eq!(p.rate(), Some(4.0));
         assert_eq!(p.reserve(t0).0, ms(250));
         assert_eq!(p.reserve(t0).0, ms(500));
         assert_eq!(p.reserve(t0 + ms(600)).0, ms(150));
+        // None went through: the slowest first pace, one a second (a burst of 8 sent would
+        // have made it 4 a second against a bucket that lets one through).
+        let q = Pacer::default();
+        burst(&q, t0, 8, 8);
+        assert_eq!(q.rate(), Some(FIRST_RATE));
+    }
+
+    /// Successes at `now` with calls queued behind them.
+    fn queued_successes(p: &Pacer, now: Instant, n: u32) {
+        for _ in 0..n {
+            p.reserve(now);
+            let e = p.reserve(now).1;
+            p.answered(now, e, false);
+        }
+    }
+
+    #[test]
+    fn near_the_limit_the_pace_creeps_and_steps_back_at_the_first_throttle_after_a_quiet_run() {
+        let p = Pacer::default();
+        let t0 = Instant::now();
+        // Six of eight refused: the two that went through are taken for the limit.
+        burst(&p, t0, 8, 6);
+        assert_eq!(p.rate(), Some(2.0));
+        // Near it, each success adds a hundredth of a call a second.
+        let now = t0 + Duration::from_secs(2);
+        queued_successes(&p, now, 3);
+        assert!((p.rate().unwrap() - 2.03).abs() < 1e-9);
+        // A throttle after 3 successes is not a crossing (stray throttles come that way).
+        let e = p.reserve(now).1;
+        p.answered(now, e, true);
+        assert!((p.rate().unwrap() - 2.03).abs() < 1e-9);
+        // After 8 in a row, one is: a tenth back, and that pace is the new ceiling.
+        queued_successes(&p, now, QUIET);
+        let crossed = p.rate().unwrap();
+        assert!((crossed - 2.11).abs() < 1e-9, "{crossed}");
+        let e = p.reserve(now).1;
+        p.answered(now, e, true);
+        assert!((p.rate().unwrap() - crossed * STEP_BACK).abs() < 1e-9);
+        // Heavy throttling cuts 30 %; the pace then grows fast only up to near the pace the
+        // cut epoch started at.
+        let later = now + Duration::from_secs(5);
+        let started = p.rate().unwrap();
+        burst(&p, later, 8, 8);
+        assert!((p.rate().unwrap() - started * CUT).abs() < 1e-9);
+        queued_successes(&p, later + Duration::from_secs(1), 20);
+        let near = NEAR * started;
+        let grown = p.rate().unwrap();
+        assert!(grown > near && grown < near + 0.2, "{grown} against {near}");
     }
 
     #[test]
@@ -339,21 +449,22 @@ mod tests {
         let p = Pacer::default();
         let t0 = Instant::now();
         let early: Vec<u64> = (0..20).map(|_| p.reserve(t0).1).collect();
-        for e in &early[..8] {
-            p.answered(t0, *e, true);
+        for (i, e) in early[..8].iter().enumerate() {
+            p.answered(t0, *e, i < 4);
         }
-        assert_eq!(p.rate(), Some(10.0));
+        assert_eq!(p.rate(), Some(4.0));
         // The rest of the burst answers throttled too: sent before the pace, they cut nothing.
         for e in &early[8..] {
             p.answered(t0 + ms(300), *e, true);
         }
-        assert_eq!(p.rate(), Some(10.0));
+        assert_eq!(p.rate(), Some(4.0));
         // At the pace: two throttles in eight answers are not heavy (the six successes, with
-        // calls queued, raise it a little); three in nine are.
+        // calls queued, raise it a little: half refused set no limit to creep to); three in
+        // nine are.
         let now = t0 + Duration::from_secs(3);
         burst(&p, now, 8, 2);
         let raised = p.rate().unwrap();
-        assert!((raised - 10.6).abs() < 1e-9, "{raised}");
+        assert!((raised - 4.6).abs() < 1e-9, "{raised}");
         let e = p.reserve(now).1;
         p.answered(now, e, true);
         assert!((p.rate().unwrap() - raised * CUT).abs() < 1e-9);
@@ -363,7 +474,7 @@ mod tests {
     fn never_below_the_floor_and_grows_only_while_calls_queue() {
         let p = Pacer::default();
         let t0 = Instant::now();
-        burst(&p, t0, 8, 8);
+        burst(&p, t0, 8, 4);
         assert_eq!(p.rate(), Some(4.0));
         for i in 1..20 {
             burst(&p, t0 + Duration::from_secs(10 * i), 8, 8);
@@ -385,7 +496,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_paced_slot_goes_to_the_most_urgent_call_then_the_earliest() {
         let p = Arc::new(Pacer::default());
-        burst(&p, now(), 8, 8);
+        burst(&p, now(), 8, 4);
         assert_eq!(p.rate(), Some(4.0));
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut calls = tokio::task::JoinSet::new();
@@ -422,7 +533,7 @@ mod tests {
     async fn a_cut_while_a_slot_comes_voids_it_and_a_drained_line_starts_again() {
         let p = Arc::new(Pacer::default());
         let t0 = now();
-        burst(&p, t0, 8, 8);
+        burst(&p, t0, 8, 4);
         assert_eq!(p.rate(), Some(4.0));
         let waiting = {
             let p = p.clone();
