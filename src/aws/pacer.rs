@@ -345,8 +345,8 @@ impl State {
         self.seen = 0;
         self.throttled = 0;
         self.clean = 0;
-        self.epoch_rate = self.rate.unwrap_or(MIN_RATE);
         let rate = self.rate.unwrap_or(MIN_RATE);
+        self.epoch_rate = rate;
         self.next = Some(now + Duration::from_secs_f64(1.0 / rate));
     }
 }

@@ -397,16 +397,7 @@ async fn the_state_buckets_settings_come_with_the_run_and_a_failed_one_keeps_the
     );
     assert_eq!(outcome(&up, "vpc").as_deref(), Some("created"));
     // The record names what the run made, and the lock is let go.
-    let got = live
-        .s3
-        .get_object()
-        .bucket(live.bucket())
-        .key("tap-provision/applied.json")
-        .send()
-        .await
-        .expect("the applied record");
-    let record: Value =
-        serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    let record = live.record().await;
     assert!(record["nodes"]["vpc"].is_object(), "{record}");
     assert!(!lock_exists(&live).await);
     // Everything else of the bucket is in; the lifecycle is drift until `up` puts it.

@@ -17,16 +17,7 @@ fn finished(r: &Run) -> BTreeSet<String> {
 
 /// The applied record's header nodes and its entries' node ids.
 async fn record(live: &Live) -> (BTreeSet<String>, BTreeSet<String>) {
-    let got = live
-        .s3
-        .get_object()
-        .bucket(live.bucket())
-        .key("tap-provision/applied.json")
-        .send()
-        .await
-        .expect("the applied record");
-    let bytes = got.body.collect().await.expect("its body").into_bytes();
-    let record: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let record = live.record().await;
     let header = record["applied"]["nodes"]
         .as_array()
         .map(|a| {

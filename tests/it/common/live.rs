@@ -89,6 +89,20 @@ impl Live {
         }
     }
 
+    /// The applied record, parsed.
+    pub async fn record(&self) -> serde_json::Value {
+        let got = self
+            .s3
+            .get_object()
+            .bucket(self.bucket())
+            .key("tap-provision/applied.json")
+            .send()
+            .await
+            .expect("the applied record");
+        let bytes = got.body.collect().await.expect("its body").into_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
     pub fn bucket(&self) -> String {
         format!("{ENV}-state-{}", self.account)
     }
