@@ -174,6 +174,13 @@ impl Cx {
         }
     }
 
+    /// Tells the nodes which of them the applied record names, read before the look
+    /// started ([`NodeCx::recorded`]); `names` empty when there is no record (a first run).
+    pub fn record_names(&self, names: std::collections::BTreeSet<String>) {
+        // Set once per look: a second call (none is made) keeps the first.
+        let _ = self.shared.get::<RecordNames>().0.set(names);
+    }
+
     /// The fields of `node` that `[repair] ignore` lists.
     pub fn ignored_fields<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.ignore.iter().filter_map(move |entry| {
@@ -184,6 +191,11 @@ impl Cx {
         })
     }
 }
+
+/// The nodes the applied record names (applied, or started by a run that stopped), when the
+/// run read the record before its look ([`Cx::record_names`]).
+#[derive(Default)]
+struct RecordNames(std::sync::OnceLock<std::collections::BTreeSet<String>>);
 
 /// The context one node's steps run in.
 pub struct NodeCx<'a> {
@@ -237,6 +249,17 @@ impl<'a> NodeCx<'a> {
 
     pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
         self.cx.shared.get::<T>()
+    }
+
+    /// Whether the applied record names this node, when the run read the record before this
+    /// look (`None` when it did not). Only a hint, for reads that cost less gathered with
+    /// others when the resources exist and less alone when they do not (a first run): never
+    /// what decides whether a resource exists.
+    pub fn recorded(&self) -> Option<bool> {
+        self.shared::<RecordNames>()
+            .0
+            .get()
+            .map(|names| names.contains(self.node))
     }
 
     /// The tags of `arn`: from the run's bulk read ([`crate::aws::bulk_tags`]) when it

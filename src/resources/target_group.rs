@@ -116,10 +116,15 @@ impl TargetGroup {
     /// DescribeTargetGroups takes 20 names. It answers not-found for all when one of them
     /// does not exist, so that answer is taken only for a read of one name; a read of several
     /// that found less than all (or failed) leaves each of its groups to read on its own,
-    /// which tells absent from an error.
+    /// which tells absent from an error. A group the applied record does not name (a first
+    /// run) is read alone at once: gathered with another absent one, it would take that
+    /// failed read, then its own.
     async fn describe_gathered(&self, cx: &NodeCx<'_>) -> Result<Option<AwsTg>, Failure> {
         let client = cx.aws().elb.clone();
         let name = self.name(cx);
+        if cx.recorded() == Some(false) {
+            return describe_one(&client, name).await;
+        }
         let gathered = gathering::ask(
             cx.shared::<Described>().0.clone(),
             "names",
@@ -133,12 +138,20 @@ impl TargetGroup {
         .await;
         match gathered {
             Some(found) => Ok(found),
-            None => Ok(describe_target_groups(&cx.aws().elb, vec![name.clone()])
-                .await?
-                .remove(&name)
-                .flatten()),
+            None => describe_one(&cx.aws().elb, name).await,
         }
     }
+}
+
+/// The target group named `name`, `None` when it does not exist.
+async fn describe_one(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    name: String,
+) -> Result<Option<AwsTg>, Failure> {
+    Ok(describe_target_groups(client, vec![name.clone()])
+        .await?
+        .remove(&name)
+        .flatten())
 }
 
 /// What DescribeTargetGroups says of `names`: each group it found; for a read of one name

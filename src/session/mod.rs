@@ -284,6 +284,14 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        if let Some(record) = &preloaded {
+            cx.record_names(
+                record
+                    .iter()
+                    .flat_map(|r| r.nodes.keys().chain(&r.started).cloned())
+                    .collect(),
+            );
+        }
         // The record, then (beside the graph's own reads, as soon as the record says so)
         // the retired nodes: a record that names a scheduled repair, or none at all, means
         // one may be there to remove.
