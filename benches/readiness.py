@@ -54,18 +54,18 @@ DEFAULT_BIN = os.path.expanduser("~/.cache/tap-provision/target/debug/tap-provis
 
 # The calls an `up` from empty makes besides its nodes' creates, one after another (kind of
 # call, what): its fixed costs. A first run in an account makes the state bucket before it
-# can take the lock: the bucket and its tags only. Its settings come with the run, beside the
-# other nodes (S3 refuses concurrent configuration writes on one bucket, OperationAborted,
+# can take the lock (its look found none, so it makes it before the first attempt): the
+# bucket and its tags only. Its settings come with the run, beside the other nodes (S3
+# refuses concurrent configuration writes on one bucket, OperationAborted,
 # terraform-provider-aws #7628 and #33552, so they go in turn, off the critical path).
 FIXED_BEFORE = [
     ("read", "identity: sts GetCallerIdentity"),
     ("read", "the applied record: s3 GetObject"),
     ("read", "the zones (prod names none): ec2 DescribeSubnets by tag, DescribeAvailabilityZones beside it"),
     ("read", "what exists: one round of batched describes"),
-    ("write", "the lock: s3 PutObject If-None-Match (NoSuchBucket on a first run)"),
     ("write", "the state bucket: s3 CreateBucket"),
     ("write", "the state bucket: s3 PutBucketTagging"),
-    ("write", "the lock again: s3 PutObject If-None-Match"),
+    ("write", "the lock: s3 PutObject If-None-Match"),
     ("write", "the run's start in the record: s3 PutObject"),
 ]
 FIXED_AFTER = [

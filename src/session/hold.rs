@@ -12,6 +12,7 @@ use crate::history::{self, RunEntry};
 use crate::lock::{self, Holder, Lock, LockError};
 use crate::model::{Action, Events, Inputs, NodePlan, Outcome, RunReport};
 use crate::record;
+use crate::resources::s3_bucket::made_now;
 use crate::stack::STATE_BUCKET;
 
 /// An acting run's hold on its environment ([`Session::lock`]).
@@ -35,13 +36,15 @@ impl Session {
 
     /// Takes the environment's lock for `command` (see [`crate::lock`]), waiting up to
     /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node: the
-    /// bucket and its tags, its settings left to the run); otherwise the run goes on
-    /// unlocked, as nothing else can be recording it.
+    /// bucket and its tags, its settings left to the run), before the first attempt when the
+    /// run's look found none (`seen_absent`: that attempt could only answer NoSuchBucket);
+    /// otherwise the run goes on unlocked, as nothing else can be recording it.
     pub async fn lock(
         &self,
         command: &str,
         timeout: Duration,
         make_bucket: bool,
+        seen_absent: bool,
     ) -> anyhow::Result<Held> {
         let (tx, cancel) = watch::channel(false);
         let tx = Arc::new(tx);
@@ -50,6 +53,10 @@ impl Session {
         let bucket = self.state_bucket();
         let events = self.reporter.clone() as Arc<dyn Events>;
         let mut created_bucket = false;
+        if make_bucket && seen_absent {
+            self.make_state_bucket().await?;
+            created_bucket = true;
+        }
         loop {
             let taken = lock::acquire(
                 &self.cx.aws.s3,
@@ -63,11 +70,13 @@ impl Session {
             return match taken {
                 Ok(lock) => Ok(Held {
                     // Another run may have acted since this one looked: it held the lock
-                    // first, or it finished (its report is stored before it lets go).
+                    // first, or it finished (its report is stored before it lets go). None
+                    // did in a bucket this run has just made where there was none.
                     waited: lock.waited
-                        || history::finished_since(&self.cx.aws.s3, &bucket, self.started)
-                            .await
-                            .unwrap_or(true),
+                        || (!(created_bucket && made_now(&self.cx, &bucket))
+                            && history::finished_since(&self.cx.aws.s3, &bucket, self.started)
+                                .await
+                                .unwrap_or(true)),
                     lock: Some(lock),
                     holder,
                     cancel,

@@ -96,7 +96,12 @@ impl Session {
                 .index_of(STATE_BUCKET)
                 .is_some_and(|ix| matches!(pass.observations[ix], Ok(None)));
             let held = self
-                .lock(V::NAME, verb.lock_timeout(), verb.makes_state_bucket())
+                .lock(
+                    V::NAME,
+                    verb.lock_timeout(),
+                    verb.makes_state_bucket(),
+                    bucket_was_absent,
+                )
                 .await?;
             // Made only the state bucket, on a new environment nobody else touched: its own
             // node is all there is to look at again, which it does when `act` starts it

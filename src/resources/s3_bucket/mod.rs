@@ -44,6 +44,22 @@ fields! {
     }
 }
 
+/// The buckets this run's creates made where none was: CreateBucket answered them as made,
+/// outside us-east-1 (where it answers a bucket already ours the same way).
+#[derive(Default)]
+struct MadeNow(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+/// Whether this run made bucket `name` where none was ([`MadeNow`]); false when it cannot
+/// tell (us-east-1).
+pub fn made_now(cx: &super::Cx, name: &str) -> bool {
+    cx.shared
+        .get::<MadeNow>()
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(name)
+}
+
 /// Default encryption of new objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -449,6 +465,15 @@ impl Resource for S3Bucket {
             .await
             .or_exists(CreatedBy::S3)
             .map_err(|f| f.context(format!("creating bucket {name}")))?;
+        // Outside us-east-1, a bucket already ours answers BucketAlreadyOwnedByYou: one
+        // answered as made was not there a moment ago.
+        if made.is_some() && region != "us-east-1" {
+            cx.shared::<MadeNow>()
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.clone());
+        }
         // Tags first, so the bucket is recognisable as the environment's at once; then the
         // settings, none of which holds data, so a repeat after an interruption is harmless.
         self.put_tags(cx, &name, &BTreeMap::new()).await?;
