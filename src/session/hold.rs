@@ -12,7 +12,7 @@ use crate::history::{self, RunEntry};
 use crate::lock::{self, Holder, Lock, LockError};
 use crate::model::{Action, Events, Inputs, NodePlan, Outcome, RunReport};
 use crate::record;
-use crate::resources::s3_bucket::made_now;
+use crate::resources::s3_bucket::found_made;
 use crate::stack::STATE_BUCKET;
 
 /// An acting run's hold on its environment ([`Session::lock`]).
@@ -37,8 +37,9 @@ impl Session {
     /// Takes the environment's lock for `command` (see [`crate::lock`]), waiting up to
     /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node: the
     /// bucket and its tags, its settings left to the run), before the first attempt when the
-    /// run's look found none (`seen_absent`: that attempt could only answer NoSuchBucket);
-    /// otherwise the run goes on unlocked, as nothing else can be recording it.
+    /// run's look found none (`seen_absent`: that attempt could only answer NoSuchBucket).
+    /// Without `make_bucket`, a missing bucket leaves the run unlocked, as nothing else can
+    /// be recording it.
     pub async fn lock(
         &self,
         command: &str,
@@ -52,10 +53,12 @@ impl Session {
         let holder = Holder::me(command, &self.identity, &self.cx.run_id);
         let bucket = self.state_bucket();
         let events = self.reporter.clone() as Arc<dyn Events>;
-        let mut created_bucket = false;
+        // Whether this run made the bucket (not found made by another run since it looked),
+        // and whether it tried: once.
+        let (mut created_bucket, mut tried) = (false, false);
         if make_bucket && seen_absent {
-            self.make_state_bucket().await?;
-            created_bucket = true;
+            created_bucket = self.make_state_bucket().await?;
+            tried = true;
         }
         loop {
             let taken = lock::acquire(
@@ -70,13 +73,11 @@ impl Session {
             return match taken {
                 Ok(lock) => Ok(Held {
                     // Another run may have acted since this one looked: it held the lock
-                    // first, or it finished (its report is stored before it lets go). None
-                    // did in a bucket this run has just made where there was none.
+                    // first, or it finished (its report is stored before it lets go).
                     waited: lock.waited
-                        || (!(created_bucket && made_now(&self.cx, &bucket))
-                            && history::finished_since(&self.cx.aws.s3, &bucket, self.started)
-                                .await
-                                .unwrap_or(true)),
+                        || history::finished_since(&self.cx.aws.s3, &bucket, self.started)
+                            .await
+                            .unwrap_or(true),
                     lock: Some(lock),
                     holder,
                     cancel,
@@ -91,9 +92,9 @@ impl Session {
                     self.env.env
                 ))
                 .into()),
-                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" && make_bucket && !created_bucket => {
-                    self.make_state_bucket().await?;
-                    created_bucket = true;
+                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" && make_bucket && !tried => {
+                    created_bucket = self.make_state_bucket().await?;
+                    tried = true;
                     continue;
                 }
                 Err(LockError::Interrupted) => {
@@ -121,7 +122,9 @@ impl Session {
     /// Creates the state bucket through its own node (same spec and tags), as far as the
     /// lock needs it: the bucket, named and tagged. Its settings are the node's to put when
     /// the run starts it (it looks at the bucket again then), beside the other nodes' work.
-    async fn make_state_bucket(&self) -> anyhow::Result<()> {
+    /// False when CreateBucket found it made already (by another run since this one
+    /// looked): then it writes nothing to it.
+    async fn make_state_bucket(&self) -> anyhow::Result<bool> {
         let ix = self
             .graph
             .index_of(STATE_BUCKET)
@@ -147,7 +150,7 @@ impl Session {
             .wait_ready(&self.cx, attrs)
             .await
             .map_err(|f| anyhow::Error::new(f).context("waiting for the state bucket"))?;
-        Ok(())
+        Ok(!found_made(&self.cx, &self.state_bucket()))
     }
 
     /// The state bucket the lock step made counts as created by this run (its settings put

@@ -429,3 +429,48 @@ async fn the_state_buckets_settings_come_with_the_run_and_a_failed_one_keeps_the
     let d = local("drift", &[], &acct, None).await;
     assert_eq!(d.code, 0, "{}", d.stdout);
 }
+
+/// The state bucket the look saw, gone before the lock's first attempt (NoSuchBucket): the
+/// lock step makes it, and the run looks again before it acts, as what it saw is stale.
+#[tokio::test]
+async fn a_state_bucket_gone_between_the_look_and_the_lock_is_made_again() {
+    let acct = account();
+    let live = Live::new(&acct).await;
+    // An empty bucket of the state bucket's name: the look finds it, with no record in it.
+    live.s3
+        .create_bucket()
+        .bucket(live.bucket())
+        .send()
+        .await
+        .expect("CreateBucket");
+    // The lock's first attempt is held (3 s, no second party comes) while the bucket goes.
+    let barrier = format!("/_tap/barrier/{acct}");
+    emulator_admin(
+        "PUT",
+        &barrier,
+        r#"{"operation": "s3:PutObject[lock]", "parties": 2, "seconds": 3}"#,
+    )
+    .await;
+    let delete = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while emulator_admin("GET", &barrier, "").await["arrived"] != 1 {
+            assert!(std::time::Instant::now() < deadline, "no lock attempt came");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        live.s3
+            .delete_bucket()
+            .bucket(live.bucket())
+            .send()
+            .await
+            .expect("DeleteBucket");
+    };
+    let (r, ()) = tokio::join!(local("up", &["--yes"], &acct, None), delete);
+    let met = emulator_admin("DELETE", &barrier, "").await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(said(&r, "creating the state bucket"), "{}", r.stderr);
+    // Refused for want of the bucket, then taken in the bucket made for it.
+    assert_eq!(met["statuses"], json!([404, 200]), "{met}");
+    assert!(live.record().await["nodes"]["vpc"]["ids"]["id"].is_string());
+    let d = local("drift", &[], &acct, None).await;
+    assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
+}

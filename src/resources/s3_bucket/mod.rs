@@ -44,16 +44,16 @@ fields! {
     }
 }
 
-/// The buckets this run's creates made where none was: CreateBucket answered them as made,
-/// outside us-east-1 (where it answers a bucket already ours the same way).
+/// The buckets this run's creates found made already, by this account (CreateBucket answered
+/// BucketAlreadyOwnedByYou: a run that made it before, perhaps one running now). us-east-1
+/// answers a bucket already ours as if made now, so none is found there.
 #[derive(Default)]
-struct MadeNow(std::sync::Mutex<std::collections::BTreeSet<String>>);
+struct FoundMade(std::sync::Mutex<std::collections::BTreeSet<String>>);
 
-/// Whether this run made bucket `name` where none was ([`MadeNow`]); false when it cannot
-/// tell (us-east-1).
-pub fn made_now(cx: &super::Cx, name: &str) -> bool {
+/// Whether a create of this run found bucket `name` made already ([`FoundMade`]).
+pub fn found_made(cx: &super::Cx, name: &str) -> bool {
     cx.shared
-        .get::<MadeNow>()
+        .get::<FoundMade>()
         .0
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -465,14 +465,18 @@ impl Resource for S3Bucket {
             .await
             .or_exists(CreatedBy::S3)
             .map_err(|f| f.context(format!("creating bucket {name}")))?;
-        // Outside us-east-1, a bucket already ours answers BucketAlreadyOwnedByYou: one
-        // answered as made was not there a moment ago.
-        if made.is_some() && region != "us-east-1" {
-            cx.shared::<MadeNow>()
+        if made.is_none() {
+            cx.shared::<FoundMade>()
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(name.clone());
+            // Asked only to exist, it does: its tags and settings are left to whoever made
+            // it (another run may be writing them now, and S3 refuses a second configuration
+            // write at once) or to the node's next look.
+            if inputs.exist_only() {
+                return Ok(self.attrs_of(cx));
+            }
         }
         // Tags first, so the bucket is recognisable as the environment's at once; then the
         // settings, none of which holds data, so a repeat after an interruption is harmless.
