@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use super::gathering::{ask, Gathering};
+use super::gathering::{ask, ask_at_once, Gathering};
 use super::GLOBAL_REGION;
 use crate::error::Failure;
 
@@ -33,6 +33,8 @@ const PER_CALL: usize = 100;
 pub const ACTION: &str = "tag:GetResources";
 
 type Tags = BTreeMap<String, String>;
+/// One ARN's answer read ahead, once there.
+type Cell = Arc<OnceCell<Option<Tags>>>;
 /// The run's bulk tag reads by the tagging API: the asks being gathered, the ARNs read
 /// ahead ([`prefetch`]), each answer kept for the first node that asks for it, and every ARN
 /// read ahead or asked for so far (not read ahead again).
@@ -46,7 +48,7 @@ pub struct BulkTags {
 /// ARN is either read ahead for the first node that asks, or asked by that node itself.
 #[derive(Default)]
 struct Ahead {
-    cells: HashMap<String, Arc<OnceCell<Option<Tags>>>>,
+    cells: HashMap<String, Cell>,
     asked: HashSet<String>,
 }
 
@@ -60,26 +62,65 @@ impl BulkTags {
 
 /// Asks now for the tags of `arns`, ARNs a look at the environment knows before its nodes
 /// find them (those its names give, as it starts; those the applied record keeps, once read):
-/// one GetResources per region, where nodes asking as their own reads answer would spread
-/// over one a level. Each answer is kept for the first [`of`] of its ARN, and only for it: a
+/// one GetResources per region, sent at once (all of them are known now: no waiting for
+/// others' asks), where nodes asking as their own reads answer would spread over one a level.
+/// Each answer is kept for the first [`of`] of its ARN, and only for it: a
 /// later ask reads again. An ARN already read ahead or asked for is left out. An ARN the
 /// answer leaves out (no such resource, or not yet) is left to the node's own read, as in
 /// [`of`]; a resource replaced since the record was written has another ARN, asked for anew.
 pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
-    for arn in arns {
-        let cell = Arc::new(OnceCell::new());
-        {
-            let mut ahead = bulk.ahead();
+    // Per region, the ARNs not asked for yet: asked at once, so they go out together now.
+    let mut groups: BTreeMap<&'static str, Vec<(String, Cell)>> = BTreeMap::new();
+    {
+        let mut ahead = bulk.ahead();
+        for arn in arns {
             if !ahead.asked.insert(arn.clone()) {
                 continue;
             }
+            let cell = Arc::new(OnceCell::new());
             ahead.cells.insert(arn.clone(), cell.clone());
+            groups
+                .entry(group_of(clients, &arn))
+                .or_default()
+                .push((arn, cell));
         }
-        let (bulk, clients) = (bulk.clone(), clients.clone());
-        // Each ARN asks at once, so all of them share the gathering's first call.
-        tokio::spawn(async move {
-            cell.get_or_init(|| gathered(bulk, &clients, &arn)).await;
+    }
+    for (group, asked) in groups {
+        let client = region_client(clients, group);
+        let (arns, cells): (Vec<String>, Vec<_>) = asked.into_iter().unzip();
+        let answers = ask_at_once(bulk.gathering.clone(), group, arns, PER_CALL, move |arns| {
+            let client = client.clone();
+            async move { get_resources(&client, arns).await }
         });
+        for ((_, answer), cell) in answers.into_iter().zip(cells) {
+            tokio::spawn(async move {
+                cell.get_or_init(|| async { answer.await.ok().flatten() })
+                    .await;
+            });
+        }
+    }
+}
+
+/// The gathering group of `arn`'s tagging API: the home region's, or us-east-1's.
+fn group_of(clients: &super::Clients, arn: &str) -> &'static str {
+    let home = clients
+        .tagging
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_string());
+    if is_global(arn, home.as_deref().unwrap_or_default()) {
+        GLOBAL_REGION
+    } else {
+        "home"
+    }
+}
+
+/// The tagging client that answers for `group` ([`group_of`]).
+fn region_client(clients: &super::Clients, group: &str) -> aws_sdk_resourcegroupstagging::Client {
+    if group == GLOBAL_REGION {
+        clients.us_east_1.tagging.clone()
+    } else {
+        clients.tagging.clone()
     }
 }
 
@@ -116,18 +157,8 @@ pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Opt
 
 /// The tags of `arn` from a read gathered with the other asks of the next few milliseconds.
 async fn gathered(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Option<Tags> {
-    let home = clients
-        .tagging
-        .config()
-        .region()
-        .map(|r| r.as_ref().to_string());
-    let global = is_global(arn, home.as_deref().unwrap_or_default());
-    let client = if global {
-        clients.us_east_1.tagging.clone()
-    } else {
-        clients.tagging.clone()
-    };
-    let group = if global { GLOBAL_REGION } else { "home" };
+    let group = group_of(clients, arn);
+    let client = region_client(clients, group);
     ask(bulk.gathering.clone(), group, arn, PER_CALL, move |arns| {
         let client = client.clone();
         async move { get_resources(&client, arns).await }

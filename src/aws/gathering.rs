@@ -15,6 +15,8 @@ use crate::error::Failure;
 const GATHER: Duration = Duration::from_millis(60);
 
 type Waiter<V> = oneshot::Sender<Option<V>>;
+/// Where one key's answer comes.
+pub type Answer<V> = oneshot::Receiver<Option<V>>;
 /// The asks of one group: each key with who waits for it.
 type Asks<V> = Vec<(String, Waiter<V>)>;
 
@@ -48,44 +50,162 @@ where
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
 {
-    let (tx, rx) = oneshot::channel();
-    let first = {
+    let (mut asked, first) = enqueue(&gathering, group, vec![key.to_string()]);
+    if first {
+        send_after(gathering, group, GATHER, per_call, read);
+    }
+    match asked.pop() {
+        Some((_, rx)) => rx.await.ok().flatten(),
+        None => None,
+    }
+}
+
+/// [`ask`] for `keys` known together (what a look knows before its nodes read): when they
+/// open their group's gathering, the read goes out at once rather than after the others'
+/// few milliseconds, and asks that come while it is out make the next read. Each key's
+/// answer comes on its receiver.
+pub fn ask_at_once<V, F, Fut>(
+    gathering: Arc<Gathering<V>>,
+    group: &str,
+    keys: Vec<String>,
+    per_call: usize,
+    read: F,
+) -> Vec<(String, Answer<V>)>
+where
+    V: Clone + Send + 'static,
+    F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
+{
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let (asked, first) = enqueue(&gathering, group, keys);
+    if first {
+        send_after(gathering, group, Duration::ZERO, per_call, read);
+    }
+    asked
+}
+
+/// Adds `keys` to `group`'s waiting asks: their receivers, and whether they opened the group
+/// (then the caller sends its read).
+fn enqueue<V>(
+    gathering: &Gathering<V>,
+    group: &str,
+    keys: Vec<String>,
+) -> (Vec<(String, Answer<V>)>, bool) {
+    let mut asks = gathering
+        .asks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let waiting = asks.entry(group.to_string()).or_default();
+    let first = waiting.is_empty();
+    let receivers = keys
+        .into_iter()
+        .map(|key| {
+            let (tx, rx) = oneshot::channel();
+            waiting.push((key.clone(), tx));
+            (key, rx)
+        })
+        .collect();
+    (receivers, first)
+}
+
+/// After `wait`, sends `group`'s waiting asks, `per_call` keys a read, and answers each.
+fn send_after<V, F, Fut>(
+    gathering: Arc<Gathering<V>>,
+    group: &str,
+    wait: Duration,
+    per_call: usize,
+    read: F,
+) where
+    V: Clone + Send + 'static,
+    F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
+{
+    // A task of its own: the node that asked first may be cancelled, the others wait.
+    let group = group.to_string();
+    tokio::spawn(async move {
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut asks = gathering
             .asks
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let waiting = asks.entry(group.to_string()).or_default();
-        waiting.push((key.to_string(), tx));
-        waiting.len() == 1
-    };
-    if first {
-        // A task of its own: the node that asked first may be cancelled, the others wait.
-        let group = group.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(GATHER).await;
-            let mut asks = gathering
-                .asks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&group)
-                .unwrap_or_default();
-            while !asks.is_empty() {
-                let rest = asks.split_off(asks.len().min(per_call));
-                let chunk = std::mem::replace(&mut asks, rest);
-                let mut keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
-                keys.sort();
-                keys.dedup();
-                let found = read(keys)
-                    .await
-                    .map_err(|e| {
-                        tracing::debug!(error = %e, "a gathered read failed; each of its keys is read on its own")
-                    })
-                    .ok();
-                for (key, waiter) in chunk {
-                    let _ = waiter.send(found.as_ref().and_then(|f| f.get(&key).cloned()));
-                }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&group)
+            .unwrap_or_default();
+        while !asks.is_empty() {
+            let rest = asks.split_off(asks.len().min(per_call));
+            let chunk = std::mem::replace(&mut asks, rest);
+            let mut keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+            keys.sort();
+            keys.dedup();
+            let found = read(keys)
+                .await
+                .map_err(|e| {
+                    tracing::debug!(error = %e, "a gathered read failed; each of its keys is read on its own")
+                })
+                .ok();
+            for (key, waiter) in chunk {
+                let _ = waiter.send(found.as_ref().and_then(|f| f.get(&key).cloned()));
             }
-        });
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{ask, ask_at_once, Gathering};
+    use crate::error::Failure;
+
+    type Reads = Arc<Mutex<Vec<(Duration, Vec<String>)>>>;
+
+    /// A read that notes when it went out and with which keys, and answers each key's length.
+    fn read(
+        reads: Reads,
+        start: tokio::time::Instant,
+    ) -> impl Fn(Vec<String>) -> std::future::Ready<Result<HashMap<String, usize>, Failure>>
+           + Send
+           + Sync
+           + 'static {
+        move |keys: Vec<String>| {
+            reads.lock().unwrap().push((start.elapsed(), keys.clone()));
+            std::future::ready(Ok(keys.into_iter().map(|k| (k.clone(), k.len())).collect()))
+        }
     }
-    rx.await.ok().flatten()
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_known_together_go_out_at_once_and_a_later_ask_waits_for_company() {
+        let gathering = Arc::new(Gathering::default());
+        let reads: Reads = Arc::default();
+        let start = tokio::time::Instant::now();
+        let keys = vec!["a".to_string(), "bb".to_string()];
+        let answers = ask_at_once(
+            gathering.clone(),
+            "home",
+            keys,
+            100,
+            read(reads.clone(), start),
+        );
+        let mut got = Vec::new();
+        for (key, rx) in answers {
+            got.push((key, rx.await.unwrap()));
+        }
+        assert_eq!(
+            got,
+            [("a".to_string(), Some(1)), ("bb".to_string(), Some(2))]
+        );
+        // One read of both, sent without waiting; an ask after it waits the gathering's time
+        // for others and makes a read of its own.
+        let later = ask(gathering, "home", "ccc", 100, read(reads.clone(), start)).await;
+        assert_eq!(later, Some(3));
+        let reads = reads.lock().unwrap().clone();
+        assert_eq!(reads.len(), 2, "{reads:?}");
+        assert_eq!(reads[0], (Duration::ZERO, vec!["a".into(), "bb".into()]));
+        assert_eq!(reads[1], (Duration::from_millis(60), vec!["ccc".into()]));
+    }
 }

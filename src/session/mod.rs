@@ -269,21 +269,24 @@ impl Session {
     pub async fn look(&self) -> anyhow::Result<Pass> {
         let cx = Arc::new(self.cx.fresh());
         let executor = self.executor_with(self.graph.clone(), cx.clone());
-        // The tags that nodes read in bulk for the ARNs their names give, asked for before
-        // any node reads (not after this run wrote: nodes then read their own, the tagging
-        // API may lag a write).
-        cx.read_tags_ahead(
-            self.graph
-                .nodes()
-                .iter()
-                .filter_map(|n| n.payload.tags_read_ahead(&cx))
-                .collect(),
-        );
         let preloaded = self
             .preloaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        // The tags that nodes read in bulk for the ARNs their names give, and for those the
+        // record keeps when it was read first, asked for together before any node reads (not
+        // after this run wrote: nodes then read their own, the tagging API may lag a write).
+        let mut ahead: Vec<String> = self
+            .graph
+            .nodes()
+            .iter()
+            .filter_map(|n| n.payload.tags_read_ahead(&cx))
+            .collect();
+        if let Some(Some(record)) = &preloaded {
+            ahead.extend(self.recorded_arns(record));
+        }
+        cx.read_tags_ahead(ahead);
         if let Some(record) = &preloaded {
             cx.record_names(
                 record
@@ -302,15 +305,9 @@ impl Session {
             };
             // The tags of what the record names, for the kinds that read theirs in bulk: one
             // call, where asking level by level as nodes find ARNs would take one a level.
+            // (Those of a record read first are asked for already, and not again.)
             if let Some(r) = &record {
-                cx.read_tags_ahead(
-                    self.graph
-                        .nodes()
-                        .iter()
-                        .filter(|n| n.payload.reads_tags_in_bulk())
-                        .filter_map(|n| r.ids(&n.id)?.arn.clone())
-                        .collect(),
-                );
+                cx.read_tags_ahead(self.recorded_arns(r));
             }
             let retired = match &self.retired {
                 Some(g)
@@ -352,6 +349,16 @@ impl Session {
             retired,
             look_at_start: Vec::new(),
         })
+    }
+
+    /// The ARNs `record` keeps for the nodes that read their tags in bulk.
+    fn recorded_arns(&self, record: &Record) -> Vec<String> {
+        self.graph
+            .nodes()
+            .iter()
+            .filter(|n| n.payload.reads_tags_in_bulk())
+            .filter_map(|n| record.ids(&n.id)?.arn.clone())
+            .collect()
     }
 
     /// Stops a command that would act when any node could not be read: what the tool cannot
