@@ -21,9 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::OnceCell;
-
-use super::gathering::{ask, ask_at_once, Gathering};
+use super::gathering::{ask, ask_at_once, Answer, Gathering};
 use super::GLOBAL_REGION;
 use crate::error::Failure;
 
@@ -33,8 +31,6 @@ const PER_CALL: usize = 100;
 pub const ACTION: &str = "tag:GetResources";
 
 type Tags = BTreeMap<String, String>;
-/// One ARN's answer read ahead, once there.
-type Cell = Arc<OnceCell<Option<Tags>>>;
 /// The run's bulk tag reads by the tagging API: the asks being gathered, the ARNs read
 /// ahead ([`prefetch`]), each answer kept for the first node that asks for it, and every ARN
 /// read ahead or asked for so far (not read ahead again).
@@ -48,7 +44,7 @@ pub struct BulkTags {
 /// ARN is either read ahead for the first node that asks, or asked by that node itself.
 #[derive(Default)]
 struct Ahead {
-    cells: HashMap<String, Cell>,
+    answers: HashMap<String, Answer<Tags>>,
     asked: HashSet<String>,
 }
 
@@ -62,42 +58,29 @@ impl BulkTags {
 
 /// Asks now for the tags of `arns`, ARNs a look at the environment knows before its nodes
 /// find them (those its names give, as it starts; those the applied record keeps, once read):
-/// one GetResources per region, sent at once (all of them are known now: no waiting for
-/// others' asks), where nodes asking as their own reads answer would spread over one a level.
+/// one GetResources per region (per 100 ARNs), sent at once when they open its gathering
+/// (all of them are known now: no waiting for others' asks), where nodes asking as their own
+/// reads answer would spread over one a level.
 /// Each answer is kept for the first [`of`] of its ARN, and only for it: a
 /// later ask reads again. An ARN already read ahead or asked for is left out. An ARN the
 /// answer leaves out (no such resource, or not yet) is left to the node's own read, as in
 /// [`of`]; a resource replaced since the record was written has another ARN, asked for anew.
 pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String>) {
-    // Per region, the ARNs not asked for yet: asked at once, so they go out together now.
-    let mut groups: BTreeMap<&'static str, Vec<(String, Cell)>> = BTreeMap::new();
-    {
-        let mut ahead = bulk.ahead();
-        for arn in arns {
-            if !ahead.asked.insert(arn.clone()) {
-                continue;
-            }
-            let cell = Arc::new(OnceCell::new());
-            ahead.cells.insert(arn.clone(), cell.clone());
-            groups
-                .entry(group_of(clients, &arn))
-                .or_default()
-                .push((arn, cell));
+    // Under the one lock, so that no node's ask finds an ARN asked for and no answer yet.
+    let mut ahead = bulk.ahead();
+    let mut groups: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for arn in arns {
+        if ahead.asked.insert(arn.clone()) {
+            groups.entry(group_of(clients, &arn)).or_default().push(arn);
         }
     }
-    for (group, asked) in groups {
+    for (group, arns) in groups {
         let client = region_client(clients, group);
-        let (arns, cells): (Vec<String>, Vec<_>) = asked.into_iter().unzip();
         let answers = ask_at_once(bulk.gathering.clone(), group, arns, PER_CALL, move |arns| {
             let client = client.clone();
             async move { get_resources(&client, arns).await }
         });
-        for ((_, answer), cell) in answers.into_iter().zip(cells) {
-            tokio::spawn(async move {
-                cell.get_or_init(|| async { answer.await.ok().flatten() })
-                    .await;
-            });
-        }
+        ahead.answers.extend(answers);
     }
 }
 
@@ -144,13 +127,10 @@ pub async fn of(bulk: Arc<BulkTags>, clients: &super::Clients, arn: &str) -> Opt
     let ahead = {
         let mut ahead = bulk.ahead();
         ahead.asked.insert(arn.to_string());
-        ahead.cells.remove(arn)
+        ahead.answers.remove(arn)
     };
     match ahead {
-        Some(cell) => cell
-            .get_or_init(|| gathered(bulk.clone(), clients, arn))
-            .await
-            .clone(),
+        Some(answer) => answer.await.ok().flatten(),
         None => gathered(bulk, clients, arn).await,
     }
 }
