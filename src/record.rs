@@ -76,6 +76,11 @@ impl Record {
     pub fn ids(&self, node: &str) -> Option<&RecordedIds> {
         self.nodes.get(node).and_then(|n| n.ids.as_ref())
     }
+
+    /// Every node the record names: applied, or started by a run that stopped.
+    pub fn named(&self) -> impl Iterator<Item = &String> {
+        self.nodes.keys().chain(&self.started)
+    }
 }
 
 /// Where the record lives: `s3://<bucket>/<KEY>`.

@@ -86,12 +86,11 @@ pub fn prefetch(bulk: &Arc<BulkTags>, clients: &super::Clients, arns: Vec<String
 
 /// The gathering group of `arn`'s tagging API: the home region's, or us-east-1's.
 fn group_of(clients: &super::Clients, arn: &str) -> &'static str {
-    let home = clients
-        .tagging
-        .config()
-        .region()
-        .map(|r| r.as_ref().to_string());
-    if is_global(arn, home.as_deref().unwrap_or_default()) {
+    // Always set: `Clients::load` gives every client the environment's region. Only the
+    // client an ARN is asked of depends on it; a read that fails answers none of its ARNs,
+    // and each node then reads its own tags, where the error stops the run.
+    let home = clients.tagging.config().region().map_or("", |r| r.as_ref());
+    if is_global(arn, home) {
         GLOBAL_REGION
     } else {
         "home"

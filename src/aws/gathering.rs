@@ -51,14 +51,16 @@ where
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
 {
-    let (mut asked, first) = enqueue(&gathering, group, vec![key.to_string()]);
-    if first {
-        send_after(gathering, group, GATHER, per_call, read);
-    }
-    match asked.pop() {
-        Some((_, rx)) => rx.await.ok().flatten(),
-        None => None,
-    }
+    let (_, answer) = ask_within(
+        gathering,
+        group,
+        vec![key.to_string()],
+        per_call,
+        read,
+        GATHER,
+    )
+    .pop()?;
+    answer.await.ok().flatten()
 }
 
 /// [`ask`] for `keys` known together (what a look knows before its nodes read): when they
@@ -77,53 +79,48 @@ where
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
 {
-    if keys.is_empty() {
-        return Vec::new();
-    }
-    let (asked, first) = enqueue(&gathering, group, keys);
-    if first {
-        send_after(gathering, group, Duration::ZERO, per_call, read);
-    }
-    asked
+    ask_within(gathering, group, keys, per_call, read, Duration::ZERO)
 }
 
-/// Adds `keys` to `group`'s waiting asks: their receivers, and whether they opened the group
-/// (then the caller sends its read).
-fn enqueue<V>(
-    gathering: &Gathering<V>,
-    group: &str,
-    keys: Vec<String>,
-) -> (Vec<(String, Answer<V>)>, bool) {
-    let mut asks = gathering
-        .asks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let waiting = asks.entry(group.to_string()).or_default();
-    let first = waiting.is_empty();
-    let receivers = keys
-        .into_iter()
-        .map(|key| {
-            let (tx, rx) = oneshot::channel();
-            waiting.push((key.clone(), tx));
-            (key, rx)
-        })
-        .collect();
-    (receivers, first)
-}
-
-/// After `wait`, sends `group`'s waiting asks, `per_call` keys a read, and answers each.
-fn send_after<V, F, Fut>(
+/// Adds `keys` to `group`'s waiting asks and answers their receivers. Keys that open the
+/// group send its read after `wait`, in a task of its own (the node that asked first may be
+/// cancelled, the others wait), `per_call` keys a read.
+fn ask_within<V, F, Fut>(
     gathering: Arc<Gathering<V>>,
     group: &str,
-    wait: Duration,
+    keys: Vec<String>,
     per_call: usize,
     read: F,
-) where
+    wait: Duration,
+) -> Vec<(String, Answer<V>)>
+where
     V: Clone + Send + 'static,
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HashMap<String, V>, Failure>> + Send,
 {
-    // A task of its own: the node that asked first may be cancelled, the others wait.
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let (answers, first) = {
+        let mut asks = gathering
+            .asks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let waiting = asks.entry(group.to_string()).or_default();
+        let first = waiting.is_empty();
+        let answers: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let (tx, rx) = oneshot::channel();
+                waiting.push((key.clone(), tx));
+                (key, rx)
+            })
+            .collect();
+        (answers, first)
+    };
+    if !first {
+        return answers;
+    }
     let group = group.to_string();
     tokio::spawn(async move {
         if !wait.is_zero() {
@@ -152,6 +149,7 @@ fn send_after<V, F, Fut>(
             }
         }
     });
+    answers
 }
 
 #[cfg(test)]

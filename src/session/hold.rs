@@ -15,6 +15,18 @@ use crate::record;
 use crate::resources::s3_bucket::found_made;
 use crate::stack::STATE_BUCKET;
 
+/// What the lock step does when the environment has no state bucket ([`Session::lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBucket {
+    /// The run goes on unlocked, as nothing else can be recording it.
+    RunUnlocked,
+    /// Makes it when the lock's attempt answers NoSuchBucket.
+    Make,
+    /// Makes it before the first attempt: the run's look found none, so that attempt could
+    /// only answer NoSuchBucket.
+    MakeFirst,
+}
+
 /// An acting run's hold on its environment ([`Session::lock`]).
 pub struct Held {
     lock: Option<Lock>,
@@ -35,17 +47,13 @@ impl Session {
     }
 
     /// Takes the environment's lock for `command` (see [`crate::lock`]), waiting up to
-    /// `timeout`. Without a state bucket, `make_bucket` makes it first (through its node: the
-    /// bucket and its tags, its settings left to the run), before the first attempt when the
-    /// run's look found none (`seen_absent`: that attempt could only answer NoSuchBucket).
-    /// Without `make_bucket`, a missing bucket leaves the run unlocked, as nothing else can
-    /// be recording it.
+    /// `timeout`. Without a state bucket, `no_bucket` says what to do: make it (through its
+    /// node: the bucket and its tags, its settings left to the run), or go on unlocked.
     pub async fn lock(
         &self,
         command: &str,
         timeout: Duration,
-        make_bucket: bool,
-        seen_absent: bool,
+        no_bucket: NoBucket,
     ) -> anyhow::Result<Held> {
         let (tx, cancel) = watch::channel(false);
         let tx = Arc::new(tx);
@@ -56,7 +64,7 @@ impl Session {
         // Whether this run made the bucket (not found made by another run since it looked),
         // and whether it tried: once.
         let (mut created_bucket, mut tried) = (false, false);
-        if make_bucket && seen_absent {
+        if no_bucket == NoBucket::MakeFirst {
             created_bucket = self.make_state_bucket().await?;
             tried = true;
         }
@@ -92,7 +100,7 @@ impl Session {
                     self.env.env
                 ))
                 .into()),
-                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" && make_bucket && !tried => {
+                Err(LockError::Aws(f)) if f.code.as_str() == "NoSuchBucket" && no_bucket != NoBucket::RunUnlocked && !tried => {
                     created_bucket = self.make_state_bucket().await?;
                     tried = true;
                     continue;

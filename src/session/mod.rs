@@ -10,7 +10,7 @@ mod recording;
 mod run;
 pub mod zones;
 
-pub use hold::{cancel_on_ctrl_c, Held};
+pub use hold::{cancel_on_ctrl_c, Held, NoBucket};
 pub use recording::Recording;
 pub use run::{Acted, Verb};
 
@@ -288,12 +288,7 @@ impl Session {
         }
         cx.read_tags_ahead(ahead);
         if let Some(record) = &preloaded {
-            cx.record_names(
-                record
-                    .iter()
-                    .flat_map(|r| r.nodes.keys().chain(&r.started).cloned())
-                    .collect(),
-            );
+            cx.record_names(record.iter().flat_map(|r| r.named().cloned()).collect());
         }
         // The record, then (beside the graph's own reads, as soon as the record says so)
         // the retired nodes: a record that names a scheduled repair, or none at all, means
@@ -311,12 +306,9 @@ impl Session {
             }
             let retired = match &self.retired {
                 Some(g)
-                    if record.as_ref().is_none_or(|r| {
-                        r.nodes
-                            .keys()
-                            .chain(&r.started)
-                            .any(|n| is_scheduled_repair(n))
-                    }) =>
+                    if record
+                        .as_ref()
+                        .is_none_or(|r| r.named().any(|n| is_scheduled_repair(n))) =>
                 {
                     Some(self.executor_with(g.clone(), cx.clone()).observe().await)
                 }

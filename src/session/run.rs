@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Held, Pass, Recording, Session};
+use super::{Held, NoBucket, Pass, Recording, Session};
 use crate::model::RunReport;
 use crate::stack::{StepGraph, STATE_BUCKET};
 
@@ -95,14 +95,12 @@ impl Session {
                 .graph
                 .index_of(STATE_BUCKET)
                 .is_some_and(|ix| matches!(pass.observations[ix], Ok(None)));
-            let held = self
-                .lock(
-                    V::NAME,
-                    verb.lock_timeout(),
-                    verb.makes_state_bucket(),
-                    bucket_was_absent,
-                )
-                .await?;
+            let no_bucket = match (verb.makes_state_bucket(), bucket_was_absent) {
+                (false, _) => NoBucket::RunUnlocked,
+                (true, false) => NoBucket::Make,
+                (true, true) => NoBucket::MakeFirst,
+            };
+            let held = self.lock(V::NAME, verb.lock_timeout(), no_bucket).await?;
             // Made only the state bucket, on a new environment nobody else touched: its own
             // node is all there is to look at again, which it does when `act` starts it
             // (nothing waits on it; its reads run beside the other nodes' work).
