@@ -6,6 +6,8 @@
 //! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`; divided by
 //!   `TAP_TIME_SCALE`, but to no less than 30 s) every third of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
+//!   Once the run is finishing (its steps done, its record and report being stored), it
+//!   renews only when a third of the lease is left ([`Lock::finishing`]).
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
 //!   has run out, or at once when its holder was on this host and that process is gone.
@@ -14,6 +16,7 @@
 //!
 //! `plan`, `drift` and `status` never take it: they only read.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +55,15 @@ fn lease_at(secs: u64, scale: f64) -> Duration {
 
 fn renew_every() -> Duration {
     lease() / 3
+}
+
+/// Whether a renewal that falls due goes out, with `left` of the lease left: always while
+/// the run acts; once it is finishing, only when a third of the lease or less is left (the
+/// margin a failed renewal is retried within), so its last writes and the release do not
+/// queue behind a renewal they are about to make useless, and a finish that drags on
+/// (S3 slow, retried) still keeps the lock.
+fn renews(finishing: bool, left: Duration, every: Duration) -> bool {
+    !finishing || left <= every
 }
 const POLL: Duration = Duration::from_secs(2);
 
@@ -165,6 +177,8 @@ pub struct Lock {
     renewer: tokio::task::JoinHandle<()>,
     /// Tells the renewer to stop once no renewal is in flight.
     stop: Arc<tokio::sync::Notify>,
+    /// Set once the run is finishing ([`Lock::finishing`]).
+    finishing: Arc<AtomicBool>,
 }
 
 enum Put {
@@ -299,13 +313,14 @@ pub async fn acquire(
     };
     let etag = Arc::new(Mutex::new(etag));
     let stop = Arc::new(tokio::sync::Notify::new());
+    let finishing = Arc::new(AtomicBool::new(false));
     let renewer = tokio::spawn(renew(
         s3.clone(),
         bucket.to_string(),
         me.clone(),
         etag.clone(),
         events,
-        (lost, stop.clone()),
+        (lost, stop.clone(), finishing.clone()),
     ));
     Ok(Lock {
         waited: contended,
@@ -315,6 +330,7 @@ pub async fn acquire(
         etag,
         renewer,
         stop,
+        finishing,
     })
 }
 
@@ -324,7 +340,11 @@ async fn renew(
     mut me: Holder,
     etag: Arc<Mutex<String>>,
     events: Arc<dyn Events>,
-    (lost, stop): (Arc<watch::Sender<bool>>, Arc<tokio::sync::Notify>),
+    (lost, stop, finishing): (
+        Arc<watch::Sender<bool>>,
+        Arc<tokio::sync::Notify>,
+        Arc<AtomicBool>,
+    ),
 ) {
     let mut renewed = Instant::now();
     loop {
@@ -335,12 +355,15 @@ async fn renew(
             _ = tokio::time::sleep(renew_every()) => {}
             _ = stop.notified() => return,
         }
+        let left = lease().saturating_sub(renewed.elapsed());
+        if !renews(finishing.load(Ordering::Relaxed), left, renew_every()) {
+            continue;
+        }
         me.expires = unix_now() + lease().as_secs();
         let current = etag.lock().await.clone();
         // A renewal still unanswered when the lease runs out counts as failed: another run
         // may take the lock from then on (throttle resends and network timeouts are longer
         // than a scaled lease).
-        let left = lease().saturating_sub(renewed.elapsed());
         let answer = tokio::time::timeout(left, put(&s3, &bucket, &me, Some(&current)))
             .await
             .unwrap_or_else(|_| {
@@ -384,6 +407,12 @@ async fn renew(
 }
 
 impl Lock {
+    /// The run's steps are done and what is left is storing its record and report, then the
+    /// release: from now on the lease is renewed only when it runs short ([`renews`]).
+    pub fn finishing(&self) {
+        self.finishing.store(true, Ordering::Relaxed);
+    }
+
     /// Stops renewing (a renewal in flight is let finish, for up to a third of the lease)
     /// and deletes the lock if it is still this run's.
     pub async fn release(mut self, events: &dyn Events) {
@@ -472,6 +501,19 @@ mod tests {
         assert_eq!(lease_at(20, 10.0), Duration::from_secs(20));
         assert_eq!(lease_at(3, 10.0), Duration::from_secs(3));
         assert_eq!(lease_at(1, 1.0), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_finishing_run_renews_only_when_a_third_of_the_lease_is_left() {
+        let every = Duration::from_secs(20);
+        // Acting: every renewal that falls due goes out.
+        assert!(renews(false, Duration::from_secs(40), every));
+        assert!(renews(false, Duration::from_secs(5), every));
+        // Finishing: not while two thirds are left, but still before the lease runs out.
+        assert!(!renews(true, Duration::from_secs(40), every));
+        assert!(!renews(true, Duration::from_millis(20_001), every));
+        assert!(renews(true, every, every));
+        assert!(renews(true, Duration::ZERO, every));
     }
 
     #[test]

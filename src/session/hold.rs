@@ -40,6 +40,16 @@ pub struct Held {
     pub created_bucket: bool,
 }
 
+impl Held {
+    /// The run's steps are done: its lock is renewed from now on only when it runs short
+    /// ([`Lock::finishing`]).
+    pub fn finishing(&self) {
+        if let Some(lock) = &self.lock {
+            lock.finishing();
+        }
+    }
+}
+
 impl Session {
     /// The state bucket: the applied record, the lock and the run history.
     pub fn state_bucket(&self) -> String {

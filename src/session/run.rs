@@ -142,6 +142,9 @@ impl Session {
         };
         stop_waits_on(cancel.clone(), self.cx.stop.clone());
         let (graph, mut report) = verb.act(self, &mut pass, plan, cancel).await;
+        if let Some(held) = &held {
+            held.finishing();
+        }
         if held.as_ref().is_some_and(|h| h.created_bucket) {
             self.made_state_bucket(&mut report);
         }

@@ -474,3 +474,89 @@ async fn a_state_bucket_gone_between_the_look_and_the_lock_is_made_again() {
     let d = local("drift", &[], &acct, None).await;
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
 }
+
+/// A run whose last writes drag on keeps its lock, renewed only when the lease runs short:
+/// under a 3 s lease (renewed every second while the run acts), `repair`'s history write is
+/// held 4 s at the emulator, and the lock is renewed once or twice in that time, not every
+/// second, and its lease never runs out; then it is released.
+#[tokio::test]
+async fn a_finishing_run_renews_its_lock_only_when_the_lease_runs_short() {
+    let acct = converged().await;
+    let live = Live::new(&acct).await;
+    shorten_retention(&live).await;
+    let barrier = format!("/_tap/barrier/{acct}");
+    emulator_admin(
+        "PUT",
+        &barrier,
+        r#"{"operation": "s3:PutObject[history]", "parties": 2, "seconds": 4}"#,
+    )
+    .await;
+    let mut cmd = crate::common::command(
+        &["repair", "--env", "local", "--json"],
+        &acct,
+        crate::common::endpoint(&acct),
+        &crate::common::repo(),
+    );
+    cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
+    cmd.env("TAP_TIME_SCALE", "1");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("repair");
+    let renewals = |calls: std::collections::BTreeMap<String, u64>| {
+        calls.get("s3:PutObject[lock]").copied().unwrap_or(0)
+    };
+    let held = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while emulator_admin("GET", &barrier, "").await["arrived"] != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no history write came"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let before = renewals(crate::common::calls(&acct).await);
+        // Until the held write gives up waiting for a second party (4 s): the lease as stored.
+        let mut lapsed = Vec::new();
+        while emulator_admin("GET", &barrier, "").await["broken"] != true {
+            let stored = live
+                .s3
+                .get_object()
+                .bucket(live.bucket())
+                .key(LOCK)
+                .send()
+                .await
+                .expect("the lock is held");
+            let stored = stored.body.collect().await.unwrap().into_bytes();
+            let holder: Value = serde_json::from_slice(&stored).expect("the lock's JSON");
+            let (expires, at) = (holder["expires"].as_u64().unwrap_or(0), now());
+            if expires < at {
+                lapsed.push((expires, at));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        (before, renewals(crate::common::calls(&acct).await), lapsed)
+    };
+    let (out, (before, after, lapsed)) = tokio::join!(child.wait_with_output(), held);
+    let out = out.expect("repair's output");
+    emulator_admin("DELETE", &barrier, "").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lapsed.is_empty(),
+        "the lease ran out (expires, now): {lapsed:?}"
+    );
+    // Every second would be 4 renewals; once a third of the lease is left, one or two.
+    assert!(
+        (1..=2).contains(&(after - before)),
+        "{} renewals in the 4 s the history write was held",
+        after - before
+    );
+    assert!(!lock_exists(&live).await, "released after the run");
+}
