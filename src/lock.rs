@@ -6,8 +6,8 @@
 //! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`; divided by
 //!   `TAP_TIME_SCALE`, but to no less than 30 s) every third of it with `If-Match: <its ETag>`;
 //!   a refused renewal means someone else took it over, and the run stops starting steps.
-//!   Once the run is finishing (its steps done, its record and report being stored), it
-//!   renews only when a third of the lease is left ([`Lock::finishing`]).
+//!   Once the run is finishing (its steps done; its record, `repair`'s confirming look and
+//!   its report left), it renews only from half the lease on ([`Lock::finishing`]).
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
 //!   has run out, or at once when its holder was on this host and that process is gone.
@@ -57,13 +57,25 @@ fn renew_every() -> Duration {
     lease() / 3
 }
 
-/// Whether a renewal that falls due goes out, with `left` of the lease left: always while
-/// the run acts; once it is finishing, only when a third of the lease or less is left (the
-/// margin a failed renewal is retried within), so its last writes and the release do not
-/// queue behind a renewal they are about to make useless, and a finish that drags on
-/// (S3 slow, retried) still keeps the lock.
-fn renews(finishing: bool, left: Duration, every: Duration) -> bool {
-    !finishing || left <= every
+/// Whether a renewal that falls due goes out, with `left` of `lease` left: always while the
+/// run acts (every third of the lease); once it is finishing, only when half the lease or
+/// less is left, so its last writes and the release do not queue behind a renewal they are
+/// about to make useless. The finishing renewer looks every sixth of the lease
+/// ([`renewer_nap`]), so a finish that drags on (S3 slow, throttled, `repair`'s confirming
+/// look) renews at half the lease left and, that failing, once more at a third left: the
+/// same two tries as while acting.
+fn renews(finishing: bool, left: Duration, lease: Duration) -> bool {
+    !finishing || left <= lease / 2
+}
+
+/// How long the renewer waits before it looks again: a third of the lease while the run
+/// acts, a sixth once it is finishing ([`renews`]).
+fn renewer_nap(finishing: bool) -> Duration {
+    if finishing {
+        renew_every() / 2
+    } else {
+        renew_every()
+    }
 }
 const POLL: Duration = Duration::from_secs(2);
 
@@ -352,11 +364,11 @@ async fn renew(
         // whose answer was dropped would leave the release the old ETag (refused, then a
         // read and a second delete: two more round trips at the end of the run).
         tokio::select! {
-            _ = tokio::time::sleep(renew_every()) => {}
+            _ = tokio::time::sleep(renewer_nap(finishing.load(Ordering::Relaxed))) => {}
             _ = stop.notified() => return,
         }
         let left = lease().saturating_sub(renewed.elapsed());
-        if !renews(finishing.load(Ordering::Relaxed), left, renew_every()) {
+        if !renews(finishing.load(Ordering::Relaxed), left, lease()) {
             continue;
         }
         me.expires = unix_now() + lease().as_secs();
@@ -407,8 +419,9 @@ async fn renew(
 }
 
 impl Lock {
-    /// The run's steps are done and what is left is storing its record and report, then the
-    /// release: from now on the lease is renewed only when it runs short ([`renews`]).
+    /// The run's steps are done and what is left is storing its record (`repair` looks again)
+    /// and its report, then the release: from now on the lease is renewed only from half of
+    /// it on ([`renews`]).
     pub fn finishing(&self) {
         self.finishing.store(true, Ordering::Relaxed);
     }
@@ -504,16 +517,31 @@ mod tests {
     }
 
     #[test]
-    fn a_finishing_run_renews_only_when_a_third_of_the_lease_is_left() {
-        let every = Duration::from_secs(20);
+    fn a_finishing_run_renews_from_half_the_lease_on_and_can_still_try_twice() {
+        let lease = Duration::from_secs(60);
         // Acting: every renewal that falls due goes out.
-        assert!(renews(false, Duration::from_secs(40), every));
-        assert!(renews(false, Duration::from_secs(5), every));
-        // Finishing: not while two thirds are left, but still before the lease runs out.
-        assert!(!renews(true, Duration::from_secs(40), every));
-        assert!(!renews(true, Duration::from_millis(20_001), every));
-        assert!(renews(true, every, every));
-        assert!(renews(true, Duration::ZERO, every));
+        assert!(renews(false, Duration::from_secs(40), lease));
+        assert!(renews(false, Duration::from_secs(5), lease));
+        // Finishing: not while more than half is left.
+        assert!(!renews(true, Duration::from_secs(40), lease));
+        assert!(!renews(true, Duration::from_millis(30_001), lease));
+        assert!(renews(true, Duration::from_secs(30), lease));
+        assert!(renews(true, Duration::ZERO, lease));
+        // Looking every sixth of the lease, the first renewal finishing goes out at half
+        // the lease left, and a failed one is retried a sixth later, within the rule that
+        // retries a failed renewal only while a third of the lease is still ahead.
+        let (lease, every) = (Duration::from_secs(30), Duration::from_secs(10));
+        let (mut elapsed, mut tries) = (every, Vec::new());
+        while elapsed < lease {
+            if renews(true, lease - elapsed, lease) {
+                tries.push(elapsed);
+                if elapsed + every >= lease {
+                    break; // a failure here is the lock lost
+                }
+            }
+            elapsed += every / 2;
+        }
+        assert_eq!(tries, [Duration::from_secs(15), Duration::from_secs(20)]);
     }
 
     #[test]

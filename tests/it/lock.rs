@@ -475,36 +475,42 @@ async fn a_state_bucket_gone_between_the_look_and_the_lock_is_made_again() {
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
 }
 
-/// A run whose last writes drag on keeps its lock, renewed only when the lease runs short:
-/// under a 3 s lease (renewed every second while the run acts), `repair`'s history write is
-/// held 4 s at the emulator, and the lock is renewed once or twice in that time, not every
-/// second, and its lease never runs out; then it is released.
-#[tokio::test]
-async fn a_finishing_run_renews_its_lock_only_when_the_lease_runs_short() {
-    let acct = converged().await;
-    let live = Live::new(&acct).await;
+/// What a `repair` under a lease of `lease` s did while its history write was held `hold` s at
+/// the emulator (its steps done, only its report and the release left): the lock's writes
+/// in that time, as the emulator counted them, and every moment the stored lease had run out
+/// (expires, now). With `deny_once`, the first renewal in that time is refused (AccessDenied),
+/// and the next goes through.
+struct Finish {
+    out: std::process::Output,
+    renewals: u64,
+    lapsed: Vec<(u64, u64)>,
+}
+
+async fn finish_held(acct: &str, lease: u64, hold: u64, deny_once: bool) -> Finish {
+    let live = Live::new(acct).await;
     shorten_retention(&live).await;
     let barrier = format!("/_tap/barrier/{acct}");
+    let faults = format!("/_tap/faults/{acct}");
     emulator_admin(
         "PUT",
         &barrier,
-        r#"{"operation": "s3:PutObject[history]", "parties": 2, "seconds": 4}"#,
+        &json!({"operation": "s3:PutObject[history]", "parties": 2, "seconds": hold}).to_string(),
     )
     .await;
     let mut cmd = crate::common::command(
         &["repair", "--env", "local", "--json"],
-        &acct,
-        crate::common::endpoint(&acct),
+        acct,
+        crate::common::endpoint(acct),
         &crate::common::repo(),
     );
-    cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
+    cmd.env("TAP_LOCK_LEASE_SECONDS", lease.to_string());
     cmd.env("TAP_TIME_SCALE", "1");
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("repair");
-    let renewals = |calls: std::collections::BTreeMap<String, u64>| {
+    let lock_writes = |calls: std::collections::BTreeMap<String, u64>| {
         calls.get("s3:PutObject[lock]").copied().unwrap_or(0)
     };
     let held = async {
@@ -516,47 +522,109 @@ async fn a_finishing_run_renews_its_lock_only_when_the_lease_runs_short() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let before = renewals(crate::common::calls(&acct).await);
-        // Until the held write gives up waiting for a second party (4 s): the lease as stored.
-        let mut lapsed = Vec::new();
+        let before = lock_writes(crate::common::calls(acct).await);
+        if deny_once {
+            emulator_admin("PUT", &faults, r#"{"deny": ["s3:PutObject[lock]"]}"#).await;
+        }
+        // Until the held write gives up waiting for a second party: the lease as stored.
+        let (mut lapsed, mut denied) = (Vec::new(), false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(hold + 30);
         while emulator_admin("GET", &barrier, "").await["broken"] != true {
-            let stored = live
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the held write never went"
+            );
+            if deny_once && !denied {
+                denied = emulator_admin("GET", &faults, "").await["injected"]["deny"] == 1;
+                if denied {
+                    emulator_admin("DELETE", &faults, "").await;
+                }
+            }
+            let stored = match live
                 .s3
                 .get_object()
                 .bucket(live.bucket())
                 .key(LOCK)
                 .send()
                 .await
-                .expect("the lock is held");
-            let stored = stored.body.collect().await.unwrap().into_bytes();
+            {
+                Ok(stored) => stored.body.collect().await.unwrap().into_bytes(),
+                // Released: the held write went between the two reads.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => break,
+                Err(e) => panic!("reading the lock: {e:?}"),
+            };
             let holder: Value = serde_json::from_slice(&stored).expect("the lock's JSON");
             let (expires, at) = (holder["expires"].as_u64().unwrap_or(0), now());
             if expires < at {
                 lapsed.push((expires, at));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        (before, renewals(crate::common::calls(&acct).await), lapsed)
+        assert_eq!(denied, deny_once, "the renewal to refuse never came");
+        (
+            lock_writes(crate::common::calls(acct).await) - before,
+            lapsed,
+        )
     };
-    let (out, (before, after, lapsed)) = tokio::join!(child.wait_with_output(), held);
-    let out = out.expect("repair's output");
+    let (out, (renewals, lapsed)) = tokio::join!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(hold + 90),
+            child.wait_with_output()
+        ),
+        held
+    );
+    let out = out.expect("repair ended").expect("repair's output");
     emulator_admin("DELETE", &barrier, "").await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        lapsed.is_empty(),
-        "the lease ran out (expires, now): {lapsed:?}"
-    );
-    // Every second would be 4 renewals; once a third of the lease is left, one or two.
-    assert!(
-        (1..=2).contains(&(after - before)),
-        "{} renewals in the 4 s the history write was held",
-        after - before
-    );
+    emulator_admin("DELETE", &faults, "").await;
     assert!(!lock_exists(&live).await, "released after the run");
+    Finish {
+        out,
+        renewals,
+        lapsed,
+    }
+}
+
+/// A run whose last writes drag on keeps its lock, renewed only from half its lease on:
+/// under a 3 s lease (renewed every second while the run acts), `repair`'s history write is
+/// held 6 s, and the lock is renewed every 1.5 s in that time, not every second, and its
+/// lease never runs out.
+#[tokio::test]
+async fn a_finishing_run_renews_its_lock_only_from_half_the_lease_on() {
+    let acct = converged().await;
+    let f = finish_held(&acct, 3, 6, false).await;
+    let stdout = String::from_utf8_lossy(&f.out.stdout);
+    let stderr = String::from_utf8_lossy(&f.out.stderr);
+    assert_eq!(f.out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        f.lapsed.is_empty(),
+        "the lease ran out (expires, now): {:?}",
+        f.lapsed
+    );
+    // Every second would be 5 or more; every 1.5 s, 3 or 4.
+    assert!(
+        (2..=4).contains(&f.renewals),
+        "{} renewals in the 6 s the history write was held",
+        f.renewals
+    );
+}
+
+/// A finishing run's renewal that fails is tried again before the lease runs out, as while
+/// the run acts: under a 6 s lease the first renewal while the history write is held is
+/// refused, the next goes through, and the run keeps its lock to the end.
+#[tokio::test]
+async fn a_finishing_runs_failed_renewal_is_tried_again_and_the_lock_kept() {
+    let acct = converged().await;
+    let f = finish_held(&acct, 6, 8, true).await;
+    let stdout = String::from_utf8_lossy(&f.out.stdout);
+    let stderr = String::from_utf8_lossy(&f.out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(f.out.status.code(), Some(0), "{all}");
+    assert!(all.contains("renewing the lock"), "{all}");
+    assert!(!all.contains("lost the lock"), "{all}");
+    assert!(
+        f.lapsed.is_empty(),
+        "the lease ran out (expires, now): {:?}",
+        f.lapsed
+    );
+    assert!(f.renewals >= 1, "{all}");
 }
