@@ -59,23 +59,29 @@ fn renew_every() -> Duration {
 
 /// Whether a renewal that falls due goes out, with `left` of `lease` left: always while the
 /// run acts (every third of the lease); once it is finishing, only when half the lease or
-/// less is left, so its last writes and the release do not queue behind a renewal they are
-/// about to make useless. The finishing renewer looks every sixth of the lease
-/// ([`renewer_nap`]), so a finish that drags on (S3 slow, throttled, `repair`'s confirming
-/// look) renews at half the lease left and, that failing, once more at a third left: the
-/// same two tries as while acting.
+/// less is left, so its release does not wait for a renewal it is about to make useless. The
+/// finishing renewer looks every sixth of the lease ([`nap`]), so a finish that drags on (S3
+/// slow, throttled, `repair`'s confirming look) renews from half the lease left on, and a
+/// failed renewal is tried again a sixth later while a sixth is still ahead ([`retries`]).
 fn renews(finishing: bool, left: Duration, lease: Duration) -> bool {
     !finishing || left <= lease / 2
 }
 
-/// How long the renewer waits before it looks again: a third of the lease while the run
-/// acts, a sixth once it is finishing ([`renews`]).
-fn renewer_nap(finishing: bool) -> Duration {
+/// How long the renewer waits before it looks again: a third of `lease` while the run acts,
+/// a sixth once it is finishing ([`renews`]).
+fn nap(finishing: bool, lease: Duration) -> Duration {
     if finishing {
-        renew_every() / 2
+        lease / 6
     } else {
-        renew_every()
+        lease / 3
     }
+}
+
+/// Whether a renewal that failed `elapsed` after the last one that went through is tried
+/// again at the renewer's next look: only when that look still comes before the lease runs
+/// out; past that, another run may take it over, so this one stops.
+fn retries(finishing: bool, elapsed: Duration, lease: Duration) -> bool {
+    elapsed + nap(finishing, lease) < lease
 }
 const POLL: Duration = Duration::from_secs(2);
 
@@ -364,7 +370,7 @@ async fn renew(
         // whose answer was dropped would leave the release the old ETag (refused, then a
         // read and a second delete: two more round trips at the end of the run).
         tokio::select! {
-            _ = tokio::time::sleep(renewer_nap(finishing.load(Ordering::Relaxed))) => {}
+            _ = tokio::time::sleep(nap(finishing.load(Ordering::Relaxed), lease())) => {}
             _ = stop.notified() => return,
         }
         let left = lease().saturating_sub(renewed.elapsed());
@@ -400,9 +406,13 @@ async fn renew(
                 Ok(Some((h, _))) => Some(h.describe()),
                 _ => Some("someone else".into()),
             },
-            // A failed renewal is tried again while the lease lasts; past that, another run
-            // may take it over, so this one stops.
-            Err(f) if renewed.elapsed() + renew_every() < lease() => {
+            Err(f)
+                if retries(
+                    finishing.load(Ordering::Relaxed),
+                    renewed.elapsed(),
+                    lease(),
+                ) =>
+            {
                 events.warn(&format!("renewing the lock: {f}"));
                 None
             }
@@ -516,8 +526,26 @@ mod tests {
         assert_eq!(lease_at(1, 1.0), Duration::from_secs(3));
     }
 
+    /// The renewer's looks over one lease from its last renewal that went through, every
+    /// renewal failing: when it tries (elapsed), and whether it then goes on.
+    fn tries(finishing: bool, lease: Duration) -> Vec<Duration> {
+        let (mut elapsed, mut tried) = (Duration::ZERO, Vec::new());
+        loop {
+            elapsed += nap(finishing, lease);
+            if elapsed >= lease {
+                return tried;
+            }
+            if renews(finishing, lease - elapsed, lease) {
+                tried.push(elapsed);
+                if !retries(finishing, elapsed, lease) {
+                    return tried; // the lock given up as lost
+                }
+            }
+        }
+    }
+
     #[test]
-    fn a_finishing_run_renews_from_half_the_lease_on_and_can_still_try_twice() {
+    fn a_finishing_run_renews_from_half_the_lease_on_and_still_tries_again() {
         let lease = Duration::from_secs(60);
         // Acting: every renewal that falls due goes out.
         assert!(renews(false, Duration::from_secs(40), lease));
@@ -527,21 +555,16 @@ mod tests {
         assert!(!renews(true, Duration::from_millis(30_001), lease));
         assert!(renews(true, Duration::from_secs(30), lease));
         assert!(renews(true, Duration::ZERO, lease));
-        // Looking every sixth of the lease, the first renewal finishing goes out at half
-        // the lease left, and a failed one is retried a sixth later, within the rule that
-        // retries a failed renewal only while a third of the lease is still ahead.
-        let (lease, every) = (Duration::from_secs(30), Duration::from_secs(10));
-        let (mut elapsed, mut tries) = (every, Vec::new());
-        while elapsed < lease {
-            if renews(true, lease - elapsed, lease) {
-                tries.push(elapsed);
-                if elapsed + every >= lease {
-                    break; // a failure here is the lock lost
-                }
-            }
-            elapsed += every / 2;
-        }
-        assert_eq!(tries, [Duration::from_secs(15), Duration::from_secs(20)]);
+        // Every renewal failing: acting tries at a third and two thirds of the lease;
+        // finishing from half on, a sixth apart, the last with a sixth still ahead.
+        let secs = |v: &[u64]| {
+            v.iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tries(false, lease), secs(&[20, 40]));
+        assert_eq!(tries(true, lease), secs(&[30, 40, 50]));
+        assert_eq!(tries(true, Duration::from_secs(30)).len(), 3);
     }
 
     #[test]
