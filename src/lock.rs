@@ -53,10 +53,6 @@ fn lease_at(secs: u64, scale: f64) -> Duration {
     Duration::from_secs(scaled.max(secs.min(SCALED_LEASE_FLOOR)).max(3))
 }
 
-fn renew_every() -> Duration {
-    lease() / 3
-}
-
 /// Whether a renewal that falls due goes out, with `left` of `lease` left: always while the
 /// run acts (every third of the lease); once it is finishing, only when half the lease or
 /// less is left, so its release does not wait for a renewal it is about to make useless. The
@@ -373,8 +369,10 @@ async fn renew(
             _ = tokio::time::sleep(nap(finishing.load(Ordering::Relaxed), lease())) => {}
             _ = stop.notified() => return,
         }
+        // Read once per look: this renewal's going out and its retry follow one rule.
+        let finishing_now = finishing.load(Ordering::Relaxed);
         let left = lease().saturating_sub(renewed.elapsed());
-        if !renews(finishing.load(Ordering::Relaxed), left, lease()) {
+        if !renews(finishing_now, left, lease()) {
             continue;
         }
         me.expires = unix_now() + lease().as_secs();
@@ -406,13 +404,7 @@ async fn renew(
                 Ok(Some((h, _))) => Some(h.describe()),
                 _ => Some("someone else".into()),
             },
-            Err(f)
-                if retries(
-                    finishing.load(Ordering::Relaxed),
-                    renewed.elapsed(),
-                    lease(),
-                ) =>
-            {
+            Err(f) if retries(finishing_now, renewed.elapsed(), lease()) => {
                 events.warn(&format!("renewing the lock: {f}"));
                 None
             }
@@ -440,7 +432,7 @@ impl Lock {
     /// and deletes the lock if it is still this run's.
     pub async fn release(mut self, events: &dyn Events) {
         self.stop.notify_one();
-        if tokio::time::timeout(renew_every(), &mut self.renewer)
+        if tokio::time::timeout(nap(false, lease()), &mut self.renewer)
             .await
             .is_err()
         {

@@ -41,7 +41,7 @@ pub struct Held {
 }
 
 impl Held {
-    /// The run's steps are done: its lock is renewed from now on only when it runs short
+    /// The run's steps are done: its lock is renewed from now on only from half its lease on
     /// ([`Lock::finishing`]).
     pub fn finishing(&self) {
         if let Some(lock) = &self.lock {

@@ -72,6 +72,35 @@ async fn lock_exists(live: &Live) -> bool {
     lock_in(live, false).await
 }
 
+/// The lock as stored (its holder's JSON), `None` once released (NoSuchKey).
+async fn stored_lock(live: &Live) -> Option<Value> {
+    match live
+        .s3
+        .get_object()
+        .bucket(live.bucket())
+        .key(LOCK)
+        .send()
+        .await
+    {
+        Ok(stored) => {
+            let bytes = stored.body.collect().await.unwrap().into_bytes();
+            Some(serde_json::from_slice(&bytes).expect("the lock's JSON"))
+        }
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+        Err(e) => panic!("reading the lock: {e:?}"),
+    }
+}
+
+/// Waits (up to a minute) until a call of the operation the account's barrier holds has
+/// come; `what` names it in the failure.
+async fn held_at(barrier: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while emulator_admin("GET", barrier, "").await["arrived"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "no {what} came");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn said(r: &Run, text: &str) -> bool {
     r.stdout.contains(text) || r.stderr.contains(text)
 }
@@ -300,16 +329,8 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
     assert!(stdout.contains("lost the lock"), "{stdout}");
     assert!(stdout.contains("ops@build-7.example.net"), "{stdout}");
     // The other run's lock is not released by this one.
-    let held = live
-        .s3
-        .get_object()
-        .bucket(live.bucket())
-        .key(LOCK)
-        .send()
-        .await
-        .expect("the lock is still there");
-    let held = held.body.collect().await.unwrap().into_bytes();
-    assert!(String::from_utf8_lossy(&held).contains("build-7.example.net"));
+    let held = stored_lock(&live).await.expect("the lock is still there");
+    assert!(held.to_string().contains("build-7.example.net"));
 
     // Once it is let go, `up` finishes what the stopped run left.
     let unlock = local("unlock", &["--force"], &acct, None).await;
@@ -452,11 +473,7 @@ async fn a_state_bucket_gone_between_the_look_and_the_lock_is_made_again() {
     )
     .await;
     let delete = async {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while emulator_admin("GET", &barrier, "").await["arrived"] != 1 {
-            assert!(std::time::Instant::now() < deadline, "no lock attempt came");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        held_at(&barrier, "lock attempt").await;
         live.s3
             .delete_bucket()
             .bucket(live.bucket())
@@ -514,14 +531,7 @@ async fn finish_held(acct: &str, lease: u64, hold: u64, deny_once: bool) -> Fini
         calls.get("s3:PutObject[lock]").copied().unwrap_or(0)
     };
     let held = async {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while emulator_admin("GET", &barrier, "").await["arrived"] != 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no history write came"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        held_at(&barrier, "history write").await;
         let before = lock_writes(crate::common::calls(acct).await);
         if deny_once {
             emulator_admin("PUT", &faults, r#"{"deny": ["s3:PutObject[lock]"]}"#).await;
@@ -541,20 +551,10 @@ async fn finish_held(acct: &str, lease: u64, hold: u64, deny_once: bool) -> Fini
                     emulator_admin("DELETE", &faults, "").await;
                 }
             }
-            let stored = match live
-                .s3
-                .get_object()
-                .bucket(live.bucket())
-                .key(LOCK)
-                .send()
-                .await
-            {
-                Ok(stored) => stored.body.collect().await.unwrap().into_bytes(),
-                // Released: the held write went between the two reads.
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => break,
-                Err(e) => panic!("reading the lock: {e:?}"),
+            // Released: the held write went between the two reads.
+            let Some(holder) = stored_lock(&live).await else {
+                break;
             };
-            let holder: Value = serde_json::from_slice(&stored).expect("the lock's JSON");
             let (expires, at) = (holder["expires"].as_u64().unwrap_or(0), now());
             if expires < at {
                 lapsed.push((expires, at));
