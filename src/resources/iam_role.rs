@@ -4,15 +4,18 @@
 //! The inline policy is a template in the spec ([`super::template`]), filled in when used,
 //! so the recorded spec says what was asked for in any account.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_iam::types::{EntityType, RoleDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::template::{render, Attr, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
+use crate::aws::gathering::{self, Gathering};
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes, Field as _};
@@ -163,66 +166,9 @@ impl IamRole {
         Ok(())
     }
 
-    fn path(&self) -> &str {
-        self.path.as_deref().unwrap_or("/")
-    }
-
-    fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
-        Attrs::id(self.name(cx)).with_arn(arn)
-    }
-}
-
-/// The role, with or without a path.
-const ROLES: &[&str] = &[
-    "arn:${partition}:iam::${account}:role/${env}-${suffix}",
-    "arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-${suffix}",
-];
-
-#[async_trait]
-impl Resource for IamRole {
-    type Observed = Observed;
-    const KIND: &'static str = "iam_role";
-    const GRANTS: &'static Grants = &Grants {
-        read: &[grant(
-            &[
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-            ],
-            On::Arns(ROLES),
-        )],
-        write: &[
-            grant(
-                &[
-                    "iam:CreateRole",
-                    "iam:PutRolePolicy",
-                    "iam:UpdateAssumeRolePolicy",
-                    "iam:DeleteRolePolicy",
-                    "iam:DetachRolePolicy",
-                    "iam:TagRole",
-                ],
-                On::Arns(ROLES),
-            ),
-            grant(&["iam:AttachRolePolicy"], On::AttachingOwnPolicies(ROLES)),
-        ],
-        delete: &[grant(
-            &[
-                "iam:DeleteRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:DeleteRole",
-            ],
-            On::Arns(ROLES),
-        )],
-    };
-    const FIELDS: &'static [&'static str] = Field::NAMES;
-    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
-
-    fn name_part(&self) -> Option<&str> {
-        Some(&self.suffix)
-    }
-
-    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+    /// The role by its name with IAM's own reads: the role, then its inline policy, the
+    /// names of all its inline policies and its attached policies.
+    async fn observe_one(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
         let iam = &cx.aws().iam;
         let name = self.name(cx);
         // The role first: where it is absent, its policies' three reads would each answer
@@ -285,6 +231,166 @@ impl Resource for IamRole {
             attached,
             tags: tags::from_iam(role.tags()),
         }))
+    }
+
+    fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
+    }
+
+    fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
+        Attrs::id(self.name(cx)).with_arn(arn)
+    }
+}
+
+/// The run's gathered reads of the account's roles: each name's role, `None` when absent.
+#[derive(Default)]
+struct Described(Arc<Gathering<Option<RoleDetail>>>);
+
+/// What GetAccountAuthorizationDetails says of the roles `names`: each one's details, `None`
+/// for each it does not list (every page read: the role does not exist).
+async fn account_roles(
+    iam: &aws_sdk_iam::Client,
+    names: Vec<String>,
+) -> Result<HashMap<String, Option<RoleDetail>>, Failure> {
+    let mut found: HashMap<String, Option<RoleDetail>> =
+        names.into_iter().map(|n| (n, None)).collect();
+    let pages = iam
+        .get_account_authorization_details()
+        .filter(EntityType::Role)
+        .max_items(1000)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| Failure::from(e).context("GetAccountAuthorizationDetails"))?;
+    for role in pages.iter().flat_map(|p| p.role_detail_list()) {
+        if let Some(slot) = role.role_name().and_then(|n| found.get_mut(n)) {
+            *slot = Some(role.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// The role as [`IamRole::observe_one`] reads it, from its details in the account's.
+fn observed_of(role: &RoleDetail) -> Result<Observed, Failure> {
+    let policy = role
+        .role_policy_list()
+        .iter()
+        .find(|p| p.policy_name() == Some(POLICY_NAME))
+        .and_then(|p| p.policy_document())
+        .map(decode_policy)
+        .transpose()?;
+    let mut inline: Vec<String> = role
+        .role_policy_list()
+        .iter()
+        .filter_map(|p| p.policy_name().map(String::from))
+        .collect();
+    inline.sort();
+    let mut attached: Vec<String> = role
+        .attached_managed_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(String::from))
+        .collect();
+    attached.sort();
+    Ok(Observed {
+        arn: role
+            .arn()
+            .ok_or_else(|| Failure::missing("role ARN"))?
+            .to_string(),
+        path: role.path().unwrap_or("/").to_string(),
+        trust: role
+            .assume_role_policy_document()
+            .map(decode_policy)
+            .transpose()?
+            .unwrap_or(Value::Null),
+        policy,
+        inline,
+        attached,
+        tags: tags::from_iam(role.tags()),
+    })
+}
+
+/// The role, with or without a path.
+const ROLES: &[&str] = &[
+    "arn:${partition}:iam::${account}:role/${env}-${suffix}",
+    "arn:${partition}:iam::${account}:role/${project}/${env_name}/${env}-${suffix}",
+];
+
+#[async_trait]
+impl Resource for IamRole {
+    type Observed = Observed;
+    const KIND: &'static str = "iam_role";
+    const GRANTS: &'static Grants = &Grants {
+        read: &[
+            grant(
+                &[
+                    "iam:GetRole",
+                    "iam:GetRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                ],
+                On::Arns(ROLES),
+            ),
+            grant(
+                &["iam:GetAccountAuthorizationDetails"],
+                On::Any("one read answers every role's policies and tags; it takes no resource"),
+            ),
+        ],
+        write: &[
+            grant(
+                &[
+                    "iam:CreateRole",
+                    "iam:PutRolePolicy",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:TagRole",
+                ],
+                On::Arns(ROLES),
+            ),
+            grant(&["iam:AttachRolePolicy"], On::AttachingOwnPolicies(ROLES)),
+        ],
+        delete: &[grant(
+            &[
+                "iam:DeleteRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRole",
+            ],
+            On::Arns(ROLES),
+        )],
+    };
+    const FIELDS: &'static [&'static str] = Field::NAMES;
+    const PUBLISHES: &'static [Attr] = &[Attr::Id, Attr::Arn];
+
+    fn name_part(&self) -> Option<&str> {
+        Some(&self.suffix)
+    }
+
+    /// Read with every other role the run observes at the same moment: one
+    /// GetAccountAuthorizationDetails answers all of them, where each role takes four reads
+    /// of its own ([`IamRole::observe_one`]). A role the applied record does not name (a first
+    /// run) is read on its own at once; so is each role of a gathered read that failed.
+    async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        if cx.recorded() == Some(false) {
+            return self.observe_one(cx).await;
+        }
+        let iam = cx.aws().iam.clone();
+        let gathered = gathering::ask(
+            cx.shared::<Described>().0.clone(),
+            "roles",
+            &self.name(cx),
+            usize::MAX,
+            move |names| {
+                let iam = iam.clone();
+                async move { account_roles(&iam, names).await }
+            },
+        )
+        .await;
+        match gathered {
+            Some(Some(role)) => observed_of(&role).map(Some),
+            Some(None) => Ok(None),
+            None => self.observe_one(cx).await,
+        }
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
@@ -452,5 +558,74 @@ mod tests {
             decode_policy("%7Bnot").unwrap_err().code,
             "UnreadablePolicy"
         );
+    }
+
+    /// A role's details in the account's read give what its own reads give: our policy by
+    /// its name, every inline policy's name and every attached policy, sorted, documents
+    /// decoded, and its tags.
+    #[test]
+    fn a_roles_details_read_as_its_own_reads() {
+        use aws_sdk_iam::types::{AttachedPolicy, PolicyDetail, Tag};
+        let doc = |action: &str| format!("%7B%22Action%22%3A%22{action}%22%7D");
+        let role = RoleDetail::builder()
+            .role_name("tap-prod-backup")
+            .arn("arn:aws:iam::111122223333:role/tap/prod/tap-prod-backup")
+            .path("/tap/prod/")
+            .assume_role_policy_document(doc("sts%3AAssumeRole"))
+            .role_policy_list(
+                PolicyDetail::builder()
+                    .policy_name("z-by-hand")
+                    .policy_document(doc("s3%3A*"))
+                    .build(),
+            )
+            .role_policy_list(
+                PolicyDetail::builder()
+                    .policy_name(POLICY_NAME)
+                    .policy_document(doc("backup%3AStartBackupJob"))
+                    .build(),
+            )
+            .attached_managed_policies(
+                AttachedPolicy::builder()
+                    .policy_arn("arn:aws:iam::aws:policy/b")
+                    .build(),
+            )
+            .attached_managed_policies(
+                AttachedPolicy::builder()
+                    .policy_arn("arn:aws:iam::aws:policy/a")
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("tap:node")
+                    .value("backup-role")
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let seen = observed_of(&role).unwrap();
+        assert_eq!(
+            seen.arn,
+            "arn:aws:iam::111122223333:role/tap/prod/tap-prod-backup"
+        );
+        assert_eq!(seen.path, "/tap/prod/");
+        assert_eq!(seen.trust["Action"], "sts:AssumeRole");
+        assert_eq!(seen.policy.unwrap()["Action"], "backup:StartBackupJob");
+        assert_eq!(seen.inline, [POLICY_NAME, "z-by-hand"]);
+        assert_eq!(
+            seen.attached,
+            ["arn:aws:iam::aws:policy/a", "arn:aws:iam::aws:policy/b"]
+        );
+        assert_eq!(
+            seen.tags.get("tap:node").map(String::as_str),
+            Some("backup-role")
+        );
+
+        let bare = RoleDetail::builder()
+            .role_name("tap-prod-backup")
+            .arn("arn:aws:iam::111122223333:role/tap-prod-backup")
+            .build();
+        let seen = observed_of(&bare).unwrap();
+        assert_eq!((seen.path.as_str(), seen.policy), ("/", None));
+        assert!(seen.inline.is_empty() && seen.attached.is_empty());
     }
 }

@@ -551,6 +551,59 @@ async fn without_the_bulk_tag_read_each_node_reads_its_own_tags_and_sees_no_drif
     );
 }
 
+/// IAM's reads of one role: what one GetAccountAuthorizationDetails answers for all of them.
+const ROLE_READS: [&str; 4] = [
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+];
+
+/// The roles a converged look observes are read together, in one call; where that call is
+/// refused, each role reads its own (four reads each) and the environment still shows no
+/// drift.
+#[tokio::test]
+async fn the_roles_are_read_in_one_call_and_each_on_its_own_where_that_is_refused() {
+    let acct = converged().await;
+    reset_calls(&acct).await;
+    let together = local("drift", &[], &acct, None).await;
+    assert_eq!(together.code, 0, "{}\n{}", together.stdout, together.stderr);
+    assert_eq!(together.event("drift_finished")["drifted"], 0);
+    let gathered = calls(&acct).await;
+    assert_eq!(
+        gathered.get("iam:GetAccountAuthorizationDetails"),
+        Some(&1),
+        "{gathered:?}"
+    );
+    for op in ROLE_READS {
+        assert_eq!(gathered.get(op), None, "{op}: {gathered:?}");
+    }
+
+    let faults = format!("/_tap/faults/{acct}");
+    emulator_admin(
+        "PUT",
+        &faults,
+        r#"{"deny": ["iam:GetAccountAuthorizationDetails"]}"#,
+    )
+    .await;
+    reset_calls(&acct).await;
+    let alone = local("drift", &[], &acct, None).await;
+    emulator_admin("DELETE", &faults, "").await;
+    assert_eq!(alone.code, 0, "{}\n{}", alone.stdout, alone.stderr);
+    assert_eq!(
+        alone.event("drift_finished")["drifted"],
+        0,
+        "{}",
+        alone.stdout
+    );
+    let each = calls(&acct).await;
+    let roles = each.get("iam:GetRole").copied().unwrap_or(0);
+    assert!(roles >= 2, "{each:?}");
+    for op in ROLE_READS {
+        assert_eq!(each.get(op), Some(&roles), "{op}: {each:?}");
+    }
+}
+
 /// A resource replaced by hand since the record was written has another ARN. The tags a look
 /// reads ahead for the ARN the record names are not taken for it: its own are read (in bulk),
 /// so a faithful copy is no drift, and the same copy with one tag value changed is.
