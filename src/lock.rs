@@ -197,7 +197,7 @@ pub struct Lock {
 
 enum Put {
     Done(String),
-    /// Refused: the object exists (If-None-Match) or changed (If-Match).
+    /// Refused: the object exists (If-None-Match), or changed or is gone (If-Match).
     Refused,
 }
 
@@ -223,11 +223,13 @@ async fn put(
         Ok(out) => Ok(Put::Done(out.e_tag().unwrap_or_default().to_string())),
         Err(e) => {
             let f = Failure::from(e);
-            // 412 when the condition fails; 409 when another conditional write raced it.
+            // 412 when the condition fails; 409 when another conditional write raced it; 404
+            // when If-Match finds no object (the lock released since it was read).
             if matches!(
                 f.code.as_str(),
                 "PreconditionFailed" | "ConditionalRequestConflict"
-            ) {
+            ) || (if_match.is_some() && f.code == "NoSuchKey")
+            {
                 Ok(Put::Refused)
             } else {
                 Err(f.context(format!("writing the lock s3://{bucket}/{KEY}")))
@@ -402,7 +404,9 @@ async fn renew(
                     None
                 }
                 Ok(Some((h, _))) => Some(h.describe()),
-                _ => Some("someone else".into()),
+                // Removed (`unlock --force`): the next run to come may take it.
+                Ok(None) => Some("nobody: it was removed".into()),
+                Err(_) => Some("someone else".into()),
             },
             Err(f) if retries(finishing_now, renewed.elapsed(), lease()) => {
                 events.warn(&format!("renewing the lock: {f}"));

@@ -6,7 +6,9 @@ account's first calls of that operation until `parties` of them have arrived (at
 at the lock's conditional write itself, not somewhere before it. GET answers {"arrived": n,
 "statuses": [...], "broken": bool}: how many met there, the HTTP status moto answered each
 (S3 answers a refused conditional write 412), and whether a held call gave up waiting for
-the others ("seconds" passed). DELETE disarms.
+the others ("seconds" passed). With "after": n, the first n calls of the operation go
+through untouched and the barrier holds those after them (a run's second lock write, not its
+first). DELETE disarms.
 """
 
 import json
@@ -25,6 +27,8 @@ def admin(environ, start_response):
             ARMED[account] = {
                 "operation": sent["operation"],
                 "parties": int(sent.get("parties", 2)),
+                "after": int(sent.get("after", 0)),
+                "passed": 0,
                 "barrier": threading.Barrier(int(sent.get("parties", 2)), timeout=float(sent.get("seconds", 30))),
                 "arrived": 0,
                 "statuses": [],
@@ -48,7 +52,12 @@ def enter(account, key, start_response):
     `start_response` to serve it with, which notes the status of a call that met there."""
     with LOCK:
         state = ARMED.get(account)
-        if state is None or state["operation"] != key or state["arrived"] >= state["parties"]:
+        if state is None or state["operation"] != key:
+            return start_response
+        if state["passed"] < state["after"]:
+            state["passed"] += 1
+            return start_response
+        if state["arrived"] >= state["parties"]:
             return start_response
         state["arrived"] += 1
         barrier = state["barrier"]

@@ -294,25 +294,73 @@ async fn an_expired_lease_or_a_dead_local_holder_is_taken_over() {
     assert!(!lock_exists(&live).await, "released after the run");
 }
 
+/// A lock released between the waiting run's read and its take-over: S3 answers the
+/// conditional write (If-Match) 404, and the run takes the lock anew rather than failing.
 #[tokio::test]
-async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_alone() {
-    let acct = account();
+async fn a_lock_released_just_before_its_take_over_is_taken_anew() {
+    let acct = converged().await;
+    let live = Live::new(&acct).await;
+    plant_lock(&live, "build-7.example.net", 4242, now() - 5).await;
+    shorten_retention(&live).await;
+    reset_calls(&acct).await;
+
+    // The run's first lock write (If-None-Match, refused) goes through; its take-over is held
+    // while the lock is removed, then let on with the test's own conditional write.
+    let barrier = format!("/_tap/barrier/{acct}");
+    emulator_admin(
+        "PUT",
+        &barrier,
+        r#"{"operation": "s3:PutObject[lock]", "parties": 2, "after": 1}"#,
+    )
+    .await;
+    let release = async {
+        held_at(&barrier, "take-over").await;
+        live.s3
+            .delete_object()
+            .bucket(live.bucket())
+            .key(LOCK)
+            .send()
+            .await
+            .expect("releasing the lock");
+        let _ = live
+            .s3
+            .put_object()
+            .bucket(live.bucket())
+            .key(LOCK)
+            .if_match("\"released\"")
+            .body(ByteStream::from_static(b"{}"))
+            .send()
+            .await;
+    };
+    let (r, ()) = tokio::join!(
+        local("repair", &["--lock-timeout", "0"], &acct, None),
+        release
+    );
+    let met = emulator_admin("DELETE", &barrier, "").await;
+    assert_eq!(met["statuses"], json!([404, 404]), "{met}");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!said(&r, "took over"), "{}", r.stdout);
+    assert_eq!(writes(&acct).await, ops(&[("logs:PutRetentionPolicy", 1)]));
+    assert!(!lock_exists(&live).await, "released after the run");
+}
+
+/// `up --env local` from empty on a 3 s lease, renewed every second (at scale 1, waits and
+/// the lease at their real length: the run outlasts a renewal), once it holds the lock.
+async fn up_holding_a_short_lease(acct: &str) -> (tokio::process::Child, Live) {
     let args = ["up", "--env", "local", "--yes", "--json"];
-    // A 3 s lease, renewed every second, so the take-over is noticed within the run.
     let mut cmd = crate::common::command(
         &args,
-        &acct,
-        crate::common::endpoint(&acct),
+        acct,
+        crate::common::endpoint(acct),
         &crate::common::repo(),
     );
     cmd.env("TAP_LOCK_LEASE_SECONDS", "3");
-    // At scale 1, waits and the lease at their real length: the run outlasts a renewal.
     cmd.env("TAP_TIME_SCALE", "1");
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("up");
-    let live = Live::new(&acct).await;
+    let live = Live::new(acct).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !lock_in(&live, true).await {
         assert!(
@@ -321,6 +369,34 @@ async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_a
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    (child, live)
+}
+
+/// The lock removed under a running run (`unlock --force`): its next renewal finds nothing to
+/// renew, and it starts no new step, saying so, rather than writing a lock nobody expects.
+#[tokio::test]
+async fn a_run_whose_lock_is_removed_starts_no_new_step() {
+    let acct = account();
+    let (child, live) = up_holding_a_short_lease(&acct).await;
+    live.s3
+        .delete_object()
+        .bucket(live.bucket())
+        .key(LOCK)
+        .send()
+        .await
+        .expect("removing the lock");
+    let out = child.wait_with_output().await.expect("up's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("lost the lock"), "{stdout}");
+    assert!(stdout.contains("to nobody: it was removed"), "{stdout}");
+    assert!(!lock_exists(&live).await, "no lock written again");
+}
+
+#[tokio::test]
+async fn a_run_whose_lock_is_taken_over_starts_no_new_step_and_leaves_the_lock_alone() {
+    let acct = account();
+    let (child, live) = up_holding_a_short_lease(&acct).await;
     // Someone takes it over (as `unlock --force` and another run would).
     plant_lock(&live, "build-7.example.net", 4242, now() + 600).await;
     let out = child.wait_with_output().await.expect("up's output");
