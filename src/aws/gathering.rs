@@ -1,7 +1,8 @@
 //! Reads gathered across the nodes of a run: the first ask of a kind of read waits a few
 //! milliseconds for the others, then one call answers them all (tags by ARN in bulk, ECS
-//! services, target groups, ELB tags), where each node would make its own. Keys known
-//! together ([`ask_at_once`]: the ARNs a look knows before its nodes read) go out at once.
+//! services, target groups, ELB tags, IAM roles), where each node would make its own. Keys
+//! known together ([`ask_at_once`]: the ARNs a look knows before its nodes read) go out at
+//! once.
 
 use std::collections::HashMap;
 use std::future::Future;

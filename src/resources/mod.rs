@@ -161,9 +161,14 @@ impl Cx {
         }
     }
 
+    /// Whether a node of this run acted on its resource yet.
+    pub fn wrote(&self) -> bool {
+        self.wrote.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether tags may be read in bulk ([`crate::aws::bulk_tags`]): until this run writes.
     pub fn tags_in_bulk(&self) -> bool {
-        !self.wrote.load(std::sync::atomic::Ordering::Relaxed)
+        !self.wrote()
     }
 
     /// Asks now for the tags of `arns` in bulk ([`crate::aws::bulk_tags::prefetch`]), ARNs

@@ -4,24 +4,23 @@
 //! The inline policy is a template in the spec ([`super::template`]), filled in when used,
 //! so the recorded spec says what was asked for in any account.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, RoleDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::template::{render, Attr, Template};
 use super::{NodeCx, Resource};
 use crate::aws::errors::OrAbsent;
-use crate::aws::gathering::{self, Gathering};
 use crate::aws::retry::{self, ROLE_DELETE_CONFLICT};
 use crate::aws::tags;
 use crate::diff::{fields, has, tags_changed, under, Change, Changes, Field as _};
 use crate::error::Failure;
 use crate::model::{Attrs, Inputs, Ref};
 use crate::policy::{grant, Grants, On};
+
+mod account;
 
 fields! {
     /// The fields an iam role is compared on, as `plan`, `drift` and `history` name them.
@@ -69,6 +68,33 @@ pub struct Observed {
     /// Managed policies attached to the role, by ARN: none are wanted.
     attached: Vec<String>,
     tags: BTreeMap<String, String>,
+}
+
+impl Observed {
+    /// The role as IAM answers it, by whichever read: its trust policy and ours (found by
+    /// its name) as documents, URL-encoded or not; every inline policy's name and attached
+    /// policy's ARN, in any order.
+    fn read(
+        arn: &str,
+        path: &str,
+        trust: Option<&str>,
+        policy: Option<&str>,
+        mut inline: Vec<String>,
+        mut attached: Vec<String>,
+        tags: &[aws_sdk_iam::types::Tag],
+    ) -> Result<Self, Failure> {
+        inline.sort();
+        attached.sort();
+        Ok(Observed {
+            arn: arn.to_string(),
+            path: path.to_string(),
+            trust: trust.map(decode_policy).transpose()?.unwrap_or(Value::Null),
+            policy: policy.map(decode_policy).transpose()?,
+            inline,
+            attached,
+            tags: tags::from_iam(tags),
+        })
+    }
 }
 
 /// The role's name, `<project>-<env>-<suffix>`.
@@ -208,29 +234,21 @@ impl IamRole {
             },
         )?;
         let role = role.role().ok_or_else(|| Failure::missing("role"))?;
-        let mut inline = inline.unwrap_or_default();
-        inline.sort();
-        let mut attached: Vec<String> = attached
+        let attached = attached
             .unwrap_or_default()
             .iter()
             .filter_map(|p| p.policy_arn().map(String::from))
             .collect();
-        attached.sort();
-        Ok(Some(Observed {
-            arn: role.arn().to_string(),
-            path: role.path().to_string(),
-            trust: role
-                .assume_role_policy_document()
-                .map(decode_policy)
-                .transpose()?
-                .unwrap_or(Value::Null),
-            policy: policy
-                .map(|p| decode_policy(p.policy_document()))
-                .transpose()?,
-            inline,
+        Observed::read(
+            role.arn(),
+            role.path(),
+            role.assume_role_policy_document(),
+            policy.as_ref().map(|p| p.policy_document()),
+            inline.unwrap_or_default(),
             attached,
-            tags: tags::from_iam(role.tags()),
-        }))
+            role.tags(),
+        )
+        .map(Some)
     }
 
     fn path(&self) -> &str {
@@ -240,74 +258,6 @@ impl IamRole {
     fn attrs_of(&self, cx: &NodeCx<'_>, arn: &str) -> Attrs {
         Attrs::id(self.name(cx)).with_arn(arn)
     }
-}
-
-/// The run's gathered reads of the account's roles: each name's role, `None` when absent.
-#[derive(Default)]
-struct Described(Arc<Gathering<Option<RoleDetail>>>);
-
-/// What GetAccountAuthorizationDetails says of the roles `names`: each one's details, `None`
-/// for each it does not list (every page read: the role does not exist).
-async fn account_roles(
-    iam: &aws_sdk_iam::Client,
-    names: Vec<String>,
-) -> Result<HashMap<String, Option<RoleDetail>>, Failure> {
-    let mut found: HashMap<String, Option<RoleDetail>> =
-        names.into_iter().map(|n| (n, None)).collect();
-    let pages = iam
-        .get_account_authorization_details()
-        .filter(EntityType::Role)
-        .max_items(1000)
-        .into_paginator()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| Failure::from(e).context("GetAccountAuthorizationDetails"))?;
-    for role in pages.iter().flat_map(|p| p.role_detail_list()) {
-        if let Some(slot) = role.role_name().and_then(|n| found.get_mut(n)) {
-            *slot = Some(role.clone());
-        }
-    }
-    Ok(found)
-}
-
-/// The role as [`IamRole::observe_one`] reads it, from its details in the account's.
-fn observed_of(role: &RoleDetail) -> Result<Observed, Failure> {
-    let policy = role
-        .role_policy_list()
-        .iter()
-        .find(|p| p.policy_name() == Some(POLICY_NAME))
-        .and_then(|p| p.policy_document())
-        .map(decode_policy)
-        .transpose()?;
-    let mut inline: Vec<String> = role
-        .role_policy_list()
-        .iter()
-        .filter_map(|p| p.policy_name().map(String::from))
-        .collect();
-    inline.sort();
-    let mut attached: Vec<String> = role
-        .attached_managed_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(String::from))
-        .collect();
-    attached.sort();
-    Ok(Observed {
-        arn: role
-            .arn()
-            .ok_or_else(|| Failure::missing("role ARN"))?
-            .to_string(),
-        path: role.path().unwrap_or("/").to_string(),
-        trust: role
-            .assume_role_policy_document()
-            .map(decode_policy)
-            .transpose()?
-            .unwrap_or(Value::Null),
-        policy,
-        inline,
-        attached,
-        tags: tags::from_iam(role.tags()),
-    })
 }
 
 /// The role, with or without a path.
@@ -366,31 +316,25 @@ impl Resource for IamRole {
         Some(&self.suffix)
     }
 
-    /// Read with every other role the run observes at the same moment: one
-    /// GetAccountAuthorizationDetails answers all of them, where each role takes four reads
-    /// of its own ([`IamRole::observe_one`]). A role the applied record does not name (a first
-    /// run) is read on its own at once; so is each role of a gathered read that failed.
+    /// Read with every other role the look observes at the same moment: one
+    /// GetAccountAuthorizationDetails answers all of them ([`account`]), where each role takes
+    /// four reads of its own ([`IamRole::observe_one`]). A role the applied record does not
+    /// name (a first run) is read on its own at once, and so is every role once this run
+    /// wrote (a repair's confirming look, a look for what a lost create made): the account's
+    /// read is for a look at what was there before the run.
     async fn observe(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
-        if cx.recorded() == Some(false) {
+        if cx.recorded() == Some(false) || cx.cx.wrote() {
             return self.observe_one(cx).await;
         }
-        let iam = cx.aws().iam.clone();
-        let gathered = gathering::ask(
-            cx.shared::<Described>().0.clone(),
-            "roles",
-            &self.name(cx),
-            usize::MAX,
-            move |names| {
-                let iam = iam.clone();
-                async move { account_roles(&iam, names).await }
-            },
-        )
-        .await;
-        match gathered {
-            Some(Some(role)) => observed_of(&role).map(Some),
-            Some(None) => Ok(None),
+        match account::role(cx, &self.name(cx)).await {
+            Some(found) => found,
             None => self.observe_one(cx).await,
         }
+    }
+
+    /// What an interrupted create left: read by the role's own reads, as after a write.
+    async fn observe_interrupted(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        self.observe_one(cx).await
     }
 
     fn planned_attrs(&self, cx: &NodeCx<'_>) -> Option<Attrs> {
@@ -558,74 +502,5 @@ mod tests {
             decode_policy("%7Bnot").unwrap_err().code,
             "UnreadablePolicy"
         );
-    }
-
-    /// A role's details in the account's read give what its own reads give: our policy by
-    /// its name, every inline policy's name and every attached policy, sorted, documents
-    /// decoded, and its tags.
-    #[test]
-    fn a_roles_details_read_as_its_own_reads() {
-        use aws_sdk_iam::types::{AttachedPolicy, PolicyDetail, Tag};
-        let doc = |action: &str| format!("%7B%22Action%22%3A%22{action}%22%7D");
-        let role = RoleDetail::builder()
-            .role_name("tap-prod-backup")
-            .arn("arn:aws:iam::111122223333:role/tap/prod/tap-prod-backup")
-            .path("/tap/prod/")
-            .assume_role_policy_document(doc("sts%3AAssumeRole"))
-            .role_policy_list(
-                PolicyDetail::builder()
-                    .policy_name("z-by-hand")
-                    .policy_document(doc("s3%3A*"))
-                    .build(),
-            )
-            .role_policy_list(
-                PolicyDetail::builder()
-                    .policy_name(POLICY_NAME)
-                    .policy_document(doc("backup%3AStartBackupJob"))
-                    .build(),
-            )
-            .attached_managed_policies(
-                AttachedPolicy::builder()
-                    .policy_arn("arn:aws:iam::aws:policy/b")
-                    .build(),
-            )
-            .attached_managed_policies(
-                AttachedPolicy::builder()
-                    .policy_arn("arn:aws:iam::aws:policy/a")
-                    .build(),
-            )
-            .tags(
-                Tag::builder()
-                    .key("tap:node")
-                    .value("backup-role")
-                    .build()
-                    .unwrap(),
-            )
-            .build();
-        let seen = observed_of(&role).unwrap();
-        assert_eq!(
-            seen.arn,
-            "arn:aws:iam::111122223333:role/tap/prod/tap-prod-backup"
-        );
-        assert_eq!(seen.path, "/tap/prod/");
-        assert_eq!(seen.trust["Action"], "sts:AssumeRole");
-        assert_eq!(seen.policy.unwrap()["Action"], "backup:StartBackupJob");
-        assert_eq!(seen.inline, [POLICY_NAME, "z-by-hand"]);
-        assert_eq!(
-            seen.attached,
-            ["arn:aws:iam::aws:policy/a", "arn:aws:iam::aws:policy/b"]
-        );
-        assert_eq!(
-            seen.tags.get("tap:node").map(String::as_str),
-            Some("backup-role")
-        );
-
-        let bare = RoleDetail::builder()
-            .role_name("tap-prod-backup")
-            .arn("arn:aws:iam::111122223333:role/tap-prod-backup")
-            .build();
-        let seen = observed_of(&bare).unwrap();
-        assert_eq!((seen.path.as_str(), seen.policy), ("/", None));
-        assert!(seen.inline.is_empty() && seen.attached.is_empty());
     }
 }
