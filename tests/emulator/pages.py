@@ -55,6 +55,7 @@ XML = {
     "rds:DescribeDBInstances": (("DescribeDBInstancesResult", "DBInstances"), "DBInstance", "Marker", "Marker", None),
     "iam:ListAttachedRolePolicies": (("ListAttachedRolePoliciesResult", "AttachedPolicies"), "member", "Marker", "Marker", "IsTruncated"),
     "iam:ListRolePolicies": (("ListRolePoliciesResult", "PolicyNames"), "member", "Marker", "Marker", "IsTruncated"),
+    "iam:GetAccountAuthorizationDetails": (("GetAccountAuthorizationDetailsResult", "RoleDetailList"), "member", "Marker", "Marker", "IsTruncated"),
     "sns:ListSubscriptionsByTopic": (("ListSubscriptionsByTopicResult", "Subscriptions"), "member", "NextToken", "NextToken", None),
     "cloudfront:ListDistributions": (("Items",), "DistributionSummary", "Marker", "NextMarker", "IsTruncated"),
     "cloudfront:ListOriginAccessControls": (("Items",), "OriginAccessControlSummary", "Marker", "NextMarker", "IsTruncated"),

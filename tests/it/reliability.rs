@@ -202,6 +202,7 @@ async fn with_every_list_one_item_a_page_a_converged_up_drift_and_down_are_right
         "ec2:DescribeSecurityGroups",
         "monitoring:DescribeAlarms",
         "application-autoscaling:DescribeScalingPolicies",
+        "iam:GetAccountAuthorizationDetails",
     ] {
         assert!(
             cut[op].as_u64().is_some_and(|n| n >= 1),
