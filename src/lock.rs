@@ -5,12 +5,14 @@
 //!   exists, so of two runs that start together exactly one gets it.
 //! - Keeping it: the holder renews its lease (60 s, or `TAP_LOCK_LEASE_SECONDS`; divided by
 //!   `TAP_TIME_SCALE`, but to no less than 30 s) every third of it with `If-Match: <its ETag>`;
-//!   a refused renewal means someone else took it over, and the run stops starting steps.
+//!   a refused renewal means someone else took it over or removed it (S3 answers `If-Match`
+//!   on a missing key 404), and the run stops starting steps.
 //!   Once the run is finishing (its steps done; its record, `repair`'s confirming look and
 //!   its report left), it renews only from half the lease on ([`Lock::finishing`]).
 //! - A held lock is waited for up to `--lock-timeout`, then the run exits naming the holder.
 //!   It is taken over (`If-Match` on the holder's ETag, so only one waiter wins) when its lease
-//!   has run out, or at once when its holder was on this host and that process is gone.
+//!   has run out, or at once when its holder was on this host and that process is gone; one
+//!   released in between (404) is taken anew with `If-None-Match`.
 //! - Releasing it: DeleteObject with `If-Match`, so a run never deletes a lock taken over
 //!   from it. `unlock --force` deletes it unconditionally, for people.
 //!
@@ -260,7 +262,7 @@ pub async fn read(
 }
 
 /// Takes the lock for `me`, waiting up to `timeout` while someone else holds it. When the
-/// lease cannot be renewed later (taken over), `lost` is set so the run stops.
+/// lease cannot be renewed later (taken over or removed), `lost` is set so the run stops.
 pub async fn acquire(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
