@@ -408,7 +408,10 @@ async fn renew(
                 Ok(Some((h, _))) => Some(h.describe()),
                 // Removed (`unlock --force`): the next run to come may take it.
                 Ok(None) => Some("nobody: it was removed".into()),
-                Err(_) => Some("someone else".into()),
+                // Unknown, so given up as lost all the same: the run stops starting steps.
+                Err(f) => Some(format!(
+                    "someone else, perhaps (reading it after the refusal failed: {f})"
+                )),
             },
             Err(f) if retries(finishing_now, renewed.elapsed(), lease()) => {
                 events.warn(&format!("renewing the lock: {f}"));

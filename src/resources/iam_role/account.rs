@@ -37,19 +37,11 @@ pub(super) async fn role(cx: &NodeCx<'_>, name: &str) -> Option<Result<Option<Ob
     Some(found.map(|r| observed_of(&r)).transpose())
 }
 
-/// What GetAccountAuthorizationDetails says of the roles `names`: each one's details, `None`
-/// for each it does not list (every page read: the role does not exist). Names compare as
-/// IAM compares them, case aside.
+/// What GetAccountAuthorizationDetails says of the roles `names` ([`pick`], every page read).
 async fn account_roles(
     iam: &aws_sdk_iam::Client,
     names: Vec<String>,
 ) -> Result<HashMap<String, Option<RoleDetail>>, Failure> {
-    let asked: HashMap<String, String> = names
-        .iter()
-        .map(|n| (n.to_lowercase(), n.clone()))
-        .collect();
-    let mut found: HashMap<String, Option<RoleDetail>> =
-        names.into_iter().map(|n| (n, None)).collect();
     let pages = iam
         .get_account_authorization_details()
         .filter(EntityType::Role)
@@ -59,8 +51,28 @@ async fn account_roles(
         .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|e| Failure::from(e).context("GetAccountAuthorizationDetails"))?;
-    for role in pages.iter().flat_map(|p| p.role_detail_list()) {
-        let name = role.role_name().map(str::to_lowercase).unwrap_or_default();
+    pick(pages.iter().flat_map(|p| p.role_detail_list()), names)
+}
+
+/// Each of `names` with its details among `listed` (the account's every role), `None` for
+/// each not listed: the role does not exist. Names compare as IAM compares them, case aside.
+/// A role listed without its name could be one asked for: the whole answer is then
+/// unreadable (an error: each role is read on its own), never "absent".
+fn pick<'a>(
+    listed: impl Iterator<Item = &'a RoleDetail>,
+    names: Vec<String>,
+) -> Result<HashMap<String, Option<RoleDetail>>, Failure> {
+    let asked: HashMap<String, String> = names
+        .iter()
+        .map(|n| (n.to_lowercase(), n.clone()))
+        .collect();
+    let mut found: HashMap<String, Option<RoleDetail>> =
+        names.into_iter().map(|n| (n, None)).collect();
+    for role in listed {
+        let name = role
+            .role_name()
+            .ok_or_else(|| Failure::missing("role name"))?
+            .to_lowercase();
         if let Some(asked) = asked.get(&name) {
             found.insert(asked.clone(), Some(role.clone()));
         }
@@ -90,18 +102,13 @@ fn observed_of(role: &RoleDetail) -> Result<Observed, Failure> {
         ),
         None => None,
     };
-    let attached = role
-        .attached_managed_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(String::from))
-        .collect();
     Observed::read(
         role.arn().ok_or_else(|| Failure::missing("role ARN"))?,
         role.path().unwrap_or("/"),
         role.assume_role_policy_document(),
         policy,
         inline,
-        attached,
+        role.attached_managed_policies(),
         role.tags(),
     )
 }
@@ -190,5 +197,37 @@ mod tests {
             .role_policy_list(PolicyDetail::builder().policy_name(POLICY_NAME).build())
             .build();
         assert!(observed_of(&role).is_err());
+    }
+
+    /// An attached policy listed without its ARN is an error, never one policy fewer.
+    #[test]
+    fn an_attached_policy_without_its_arn_is_an_error() {
+        let role = RoleDetail::builder()
+            .role_name("tap-prod-backup")
+            .arn("arn:aws:iam::111122223333:role/tap-prod-backup")
+            .attached_managed_policies(AttachedPolicy::builder().policy_name("by-hand").build())
+            .build();
+        assert!(observed_of(&role).is_err());
+    }
+
+    /// Each name asked for is found whatever its case, or absent when not listed; a role
+    /// listed without its name makes the whole answer an error.
+    #[test]
+    fn names_are_picked_case_aside_and_a_nameless_role_is_an_error() {
+        let role = |name: &str| RoleDetail::builder().role_name(name).build();
+        let listed = [role("TAP-prod-backup"), role("other-role")];
+        let names = vec!["tap-prod-backup".to_string(), "tap-prod-gone".to_string()];
+        let found = pick(listed.iter(), names.clone()).unwrap();
+        assert_eq!(
+            found["tap-prod-backup"]
+                .as_ref()
+                .and_then(|r| r.role_name()),
+            Some("TAP-prod-backup")
+        );
+        assert!(found["tap-prod-gone"].is_none());
+        assert_eq!(found.len(), 2);
+
+        let nameless = [role("tap-prod-backup"), RoleDetail::builder().build()];
+        assert!(pick(nameless.iter(), names).is_err());
     }
 }

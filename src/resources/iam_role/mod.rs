@@ -73,17 +73,26 @@ pub struct Observed {
 impl Observed {
     /// The role as IAM answers it, by whichever read: its trust policy and ours (found by
     /// its name) as documents, URL-encoded or not; every inline policy's name and attached
-    /// policy's ARN, in any order.
+    /// policy, in any order. An attached policy without its ARN is an answer the tool cannot
+    /// read: an error, never one policy fewer.
     fn read(
         arn: &str,
         path: &str,
         trust: Option<&str>,
         policy: Option<&str>,
         mut inline: Vec<String>,
-        mut attached: Vec<String>,
+        attached: &[aws_sdk_iam::types::AttachedPolicy],
         tags: &[aws_sdk_iam::types::Tag],
     ) -> Result<Self, Failure> {
         inline.sort();
+        let mut attached = attached
+            .iter()
+            .map(|p| {
+                p.policy_arn()
+                    .map(String::from)
+                    .ok_or_else(|| Failure::missing("attached policy ARN"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         attached.sort();
         Ok(Observed {
             arn: arn.to_string(),
@@ -234,18 +243,15 @@ impl IamRole {
             },
         )?;
         let role = role.role().ok_or_else(|| Failure::missing("role"))?;
-        let attached = attached
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(String::from))
-            .collect();
+        // `None` from either list: NoSuchEntity, the role deleted since GetRole answered (any
+        // other error stopped the read above); what is left then is read as no policies.
         Observed::read(
             role.arn(),
             role.path(),
             role.assume_role_policy_document(),
             policy.as_ref().map(|p| p.policy_document()),
             inline.unwrap_or_default(),
-            attached,
+            attached.as_deref().unwrap_or_default(),
             role.tags(),
         )
         .map(Some)
