@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::common::live::{deleted, drifted, set, Live};
 use crate::common::{
-    account, bookkeeping, calls, config_dir, converged, emulator_admin, local, ops, reset_calls,
-    run, writes, Run,
+    account, arm_barrier, bookkeeping, calls, config_dir, converged, emulator_admin, held_at,
+    local, ops, reset_calls, run, writes, Run,
 };
 
 #[tokio::test]
@@ -705,19 +705,10 @@ async fn a_scalable_target_gone_before_its_tag_read_is_deleted_not_untagged() {
     let faults = format!("/_tap/faults/{acct}");
     emulator_admin("PUT", &faults, r#"{"deny": ["tagging:GetResources"]}"#).await;
     // The two targets' tag reads wait there; the test's own read, third, lets them on.
-    let barrier = format!("/_tap/barrier/{acct}");
     let hold = r#"{"operation": "application-autoscaling:ListTagsForResource", "parties": 3}"#;
-    emulator_admin("PUT", &barrier, hold).await;
+    let barrier = arm_barrier(&acct, hold).await;
     let deregister = async {
-        let mut arrived = Value::Null;
-        for _ in 0..400 {
-            arrived = emulator_admin("GET", &barrier, "").await["arrived"].clone();
-            if arrived == 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert_eq!(arrived, 2, "both tag reads held");
+        held_at(&barrier, 2, "both tag reads").await;
         let targets = aas
             .describe_scalable_targets()
             .service_namespace(ServiceNamespace::Ecs)

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::common::live::Live;
 use crate::common::{
-    account, bookkeeping, converged, emulator_admin, local, ops, reset_calls, run, writes, Run,
+    account, arm_barrier, bookkeeping, converged, emulator_admin, held_at, local, ops, reset_calls,
+    run, writes, Run,
 };
 
 const FLOW_LOGS: &str = "/tap/tap-local/vpc-flow-logs";
@@ -91,16 +92,6 @@ async fn stored_lock(live: &Live) -> Option<Value> {
     }
 }
 
-/// Waits (up to a minute) until a call of the operation the account's barrier holds has
-/// come; `what` names it in the failure.
-async fn held_at(barrier: &str, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while emulator_admin("GET", barrier, "").await["arrived"] != 1 {
-        assert!(std::time::Instant::now() < deadline, "no {what} came");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 fn said(r: &Run, text: &str) -> bool {
     r.stdout.contains(text) || r.stderr.contains(text)
 }
@@ -114,10 +105,8 @@ async fn two_repairs_started_together_put_back_the_drift_once() {
 
     // Both meet at the lock's conditional write itself (the emulator holds the first of each
     // until the other has come): exactly one is refused, and its run waits for the lock.
-    let barrier = format!("/_tap/barrier/{acct}");
-    emulator_admin(
-        "PUT",
-        &barrier,
+    let barrier = arm_barrier(
+        &acct,
         r#"{"operation": "s3:PutObject[lock]", "parties": 2}"#,
     )
     .await;
@@ -306,15 +295,13 @@ async fn a_lock_released_just_before_its_take_over_is_taken_anew() {
 
     // The run's first lock write (If-None-Match, refused) goes through; its take-over is held
     // while the lock is removed, then let on with the test's own conditional write.
-    let barrier = format!("/_tap/barrier/{acct}");
-    emulator_admin(
-        "PUT",
-        &barrier,
+    let barrier = arm_barrier(
+        &acct,
         r#"{"operation": "s3:PutObject[lock]", "parties": 2, "after": 1}"#,
     )
     .await;
     let release = async {
-        held_at(&barrier, "take-over").await;
+        held_at(&barrier, 1, "take-over").await;
         live.s3
             .delete_object()
             .bucket(live.bucket())
@@ -541,15 +528,13 @@ async fn a_state_bucket_gone_between_the_look_and_the_lock_is_made_again() {
         .await
         .expect("CreateBucket");
     // The lock's first attempt is held (3 s, no second party comes) while the bucket goes.
-    let barrier = format!("/_tap/barrier/{acct}");
-    emulator_admin(
-        "PUT",
-        &barrier,
+    let barrier = arm_barrier(
+        &acct,
         r#"{"operation": "s3:PutObject[lock]", "parties": 2, "seconds": 3}"#,
     )
     .await;
     let delete = async {
-        held_at(&barrier, "lock attempt").await;
+        held_at(&barrier, 1, "lock attempt").await;
         live.s3
             .delete_bucket()
             .bucket(live.bucket())
@@ -582,14 +567,12 @@ struct Finish {
 async fn finish_held(acct: &str, lease: u64, hold: u64, deny_once: bool) -> Finish {
     let live = Live::new(acct).await;
     shorten_retention(&live).await;
-    let barrier = format!("/_tap/barrier/{acct}");
-    let faults = format!("/_tap/faults/{acct}");
-    emulator_admin(
-        "PUT",
-        &barrier,
+    let barrier = arm_barrier(
+        acct,
         &json!({"operation": "s3:PutObject[history]", "parties": 2, "seconds": hold}).to_string(),
     )
     .await;
+    let faults = format!("/_tap/faults/{acct}");
     let mut cmd = crate::common::command(
         &["repair", "--env", "local", "--json"],
         acct,
@@ -607,7 +590,7 @@ async fn finish_held(acct: &str, lease: u64, hold: u64, deny_once: bool) -> Fini
         calls.get("s3:PutObject[lock]").copied().unwrap_or(0)
     };
     let held = async {
-        held_at(&barrier, "history write").await;
+        held_at(&barrier, 1, "history write").await;
         let before = lock_writes(crate::common::calls(acct).await);
         if deny_once {
             emulator_admin("PUT", &faults, r#"{"deny": ["s3:PutObject[lock]"]}"#).await;

@@ -84,10 +84,8 @@ async fn up_builds_the_layer_and_a_second_up_changes_nothing() {
     // A node's dependents that need only its id start once its create call answers: the
     // emulator holds the ALB group's first rule call until the ECS group (which needs the
     // ALB group's id) makes its own. Published only after its rules, it would never come.
-    let barrier = format!("/_tap/barrier/{acct}");
-    crate::common::emulator_admin(
-        "PUT",
-        &barrier,
+    let barrier = crate::common::arm_barrier(
+        &acct,
         r#"{"operation": "ec2:AuthorizeSecurityGroupIngress", "parties": 2, "seconds": 20}"#,
     )
     .await;

@@ -338,8 +338,13 @@ impl Resource for IamRole {
         }
     }
 
-    /// What an interrupted create left: read by the role's own reads, as after a write.
+    /// What an interrupted create left, where `observe` read the account's roles (a look
+    /// before any write): read by the role's own reads. Where `observe` made those reads
+    /// itself (after a write: a lost create's look), it has nothing to add.
     async fn observe_interrupted(&self, cx: &NodeCx<'_>) -> Result<Option<Observed>, Failure> {
+        if cx.recorded() == Some(false) || cx.cx.wrote() {
+            return Ok(None);
+        }
         self.observe_one(cx).await
     }
 

@@ -501,6 +501,24 @@ pub fn nodes_of_local() -> std::collections::BTreeSet<String> {
     graph.nodes().iter().map(|n| n.id.clone()).collect()
 }
 
+/// Arms the account's barrier (tests/emulator/barrier.py) with `settings` (its JSON); the
+/// barrier's path, to read (`GET`: who arrived, their statuses) and disarm (`DELETE`).
+pub async fn arm_barrier(acct: &str, settings: &str) -> String {
+    let barrier = format!("/_tap/barrier/{acct}");
+    emulator_admin("PUT", &barrier, settings).await;
+    barrier
+}
+
+/// Waits (up to a minute) until `arrived` calls are held at the account's `barrier`;
+/// `what` names them in the failure.
+pub async fn held_at(barrier: &str, arrived: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while emulator_admin("GET", barrier, "").await["arrived"] != arrived {
+        assert!(std::time::Instant::now() < deadline, "no {what} came");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// One raw HTTP/1.0 request to the emulator's test-side switches; the JSON answer.
 pub async fn emulator_admin(method: &str, path: &str, body: &str) -> Value {
     // Every switch is per account (`/_tap/<switch>/<account>`): the emulator holding it.
